@@ -1,0 +1,104 @@
+"""`python app.py export dpo|battles|leaderboard --out FILE`: training data, Arena battles, rankings."""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from playground.errors import PlaygroundError
+
+NAME = "export"
+GROUPINGS = ("model", "mode", "model+mode")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register `export` on the CLI's subparsers."""
+    p = subparsers.add_parser(
+        NAME,
+        help="export DPO pairs (TRL JSONL), Arena battles JSON or the leaderboard",
+        description="dpo: decisive votes as TRL DPOTrainer pairs (+ <out>.meta.jsonl metadata); "
+        "battles: every voted battle in Chatbot Arena's JSON shape; leaderboard: .csv, .json or .md.",
+    )
+    p.add_argument("what", choices=("dpo", "battles", "leaderboard"), help="what to export")
+    p.add_argument("--out", type=Path, required=True, help="file to write (replaced if it exists)")
+    p.add_argument("--format", choices=("standard", "conversational"), default="standard",
+                   help="dpo: plain-text prompt or chat messages (default standard; conversational keeps turns)")
+    p.add_argument("--model", help="only battles where either side is this model")
+    p.add_argument("--mode", help="only battles where either side used this prompting mode")
+    p.add_argument("--since", help="only votes at or after this time (ISO date/time, UTC if no zone, or epoch seconds)")
+    p.add_argument("--until", help="only votes before this time; a bare date includes that whole day")
+    p.add_argument("--anonymous-only", action="store_true", help="only blind (anonymous) battles")
+    p.add_argument("--no-dedupe", action="store_true", help="dpo: keep exact duplicate (prompt, chosen, rejected) pairs")
+    p.add_argument("--by", choices=GROUPINGS, default="model", help="leaderboard: what a contestant is (default model)")
+    p.add_argument("--rounds", type=int, default=1000, help="leaderboard: bootstrap rounds for the CIs (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="leaderboard: bootstrap seed (default 0)")
+    p.add_argument("--length-control", action="store_true", help="leaderboard: add length-controlled ratings")
+
+
+def parse_when(text: str | None, *, end_of_day: bool = False) -> float | None:
+    """'2025-01-31', '2025-01-31T12:00', '...+02:00' or epoch seconds -> epoch seconds (naive = UTC).
+
+    With `end_of_day`, a bare date means the end of that day, so `--until 2025-01-31` includes it.
+    """
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise PlaygroundError(f"cannot read the time {text!r}: use an ISO date such as 2025-01-31 "
+                              "(optionally with T12:00 and a zone) or epoch seconds") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if end_of_day and len(text.strip()) == 10:
+        moment += timedelta(days=1)
+    return moment.timestamp()
+
+
+def require_database(path: Path) -> None:
+    """Exports read an existing database; opening a missing path would silently create an empty one."""
+    if not Path(path).exists():
+        raise PlaygroundError(f"no database at {path}: vote in the Arena or import battles first "
+                              "(or point --db at your database)")
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    from playground import export  # heavy imports only when used
+    from playground.ranking import RankingError
+    from storage import open_database
+
+    window = {"since": parse_when(args.since), "until": parse_when(args.until, end_of_day=True)}
+    require_database(settings.db_path)
+    db = open_database(settings.db_path)
+    try:
+        if args.what == "dpo":
+            result = export.export_dpo(db, args.out, format=args.format, model=args.model, mode=args.mode,
+                                       anonymous_only=args.anonymous_only, dedupe=not args.no_dedupe, **window)
+            print(f"wrote {result.written} DPO pairs ({args.format}) to {result.path} and metadata to "
+                  f"{result.meta_path}; {result.duplicates} duplicates dropped, {result.skipped} votes unusable "
+                  "(no user turn or an empty answer)")
+        elif args.what == "battles":
+            result = export.export_arena_battles(db, args.out, model=args.model, mode=args.mode,
+                                                 anonymous_only=args.anonymous_only, **window)
+            print(f"wrote {result.written} battles to {result.path}")
+        else:
+            if args.model or args.mode:
+                raise PlaygroundError("--model/--mode do not apply to the leaderboard; use --by to group contestants")
+            result = export.export_leaderboard(db, args.out, by=args.by, rounds=args.rounds, seed=args.seed,
+                                               anonymous_only=args.anonymous_only,
+                                               length_control=args.length_control, **window)
+            print(f"wrote the leaderboard ({result.written} contestants) to {result.path}")
+    except RankingError as exc:
+        print(f"nothing to export: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    if result.written == 0:
+        print("nothing matched: no votes with these filters", file=sys.stderr)
+        return 1
+    return 0

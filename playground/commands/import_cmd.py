@@ -1,0 +1,51 @@
+"""`app.py import battles FILE [--db PATH]`: load Chatbot Arena battles into the database."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from playground.errors import PlaygroundError
+
+NAME = "import"
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the `import` sub-command on the CLI's subparsers."""
+    parser = subparsers.add_parser(
+        NAME,
+        help="import Chatbot Arena battles (JSON array or JSONL) into the database",
+        description="Import Chatbot Arena battles: rows with model_a, model_b, winner "
+        "(model_a | model_b | tie | tie (bothbad)) and optional conversation_a/b, tstamp, "
+        "anony, question_id. Bad rows are listed and skipped; importing a file twice adds "
+        "nothing the second time.",
+    )
+    parser.add_argument("kind", choices=["battles"], help="what the file holds")
+    parser.add_argument("file", type=Path, help="a .json (array) or .jsonl file")
+    parser.add_argument(
+        "--db", dest="import_db", type=Path, default=None,
+        help="database to import into (default: the configured database)",
+    )
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    """Import, print a summary and every bad row. 0 if the file gave usable rows, else 1."""
+    from storage import import_arena_battles, open_database  # heavy imports only when used
+
+    db_path = getattr(args, "import_db", None) or settings.db_path
+    try:
+        db = open_database(db_path)
+        try:
+            report = import_arena_battles(db, args.file)
+        finally:
+            db.close()
+    except PlaygroundError as exc:
+        print(f"error: {exc}")
+        return 1
+    for error in report.errors:
+        print(f"skipped {error}")
+    print(
+        f"{report.path}: imported {report.imported} battles into {db_path}, "
+        f"{report.already_imported} already imported, {len(report.errors)} bad rows skipped"
+    )
+    return 0 if report.imported or report.already_imported else 1

@@ -1,0 +1,79 @@
+"""`python app.py leaderboard`: Bradley-Terry ratings with 95% CIs, online Elo and counts."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from playground.commands.export_cmd import GROUPINGS, parse_when, require_database
+
+NAME = "leaderboard"
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register `leaderboard` on the CLI's subparsers."""
+    p = subparsers.add_parser(NAME, help="rank contestants from the votes (Bradley-Terry + bootstrap CIs)")
+    p.add_argument("--by", choices=GROUPINGS, default="model", help="what a contestant is (default model)")
+    p.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds for the CIs (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--anonymous-only", action="store_true", help="only blind (anonymous) battles")
+    p.add_argument("--since", help="only votes at or after this time (ISO or epoch seconds)")
+    p.add_argument("--until", help="only votes before this time; a bare date includes that day")
+    p.add_argument("--both-bad", choices=("tie", "exclude"), default="tie",
+                   help="count 'both bad' votes as ties (default, as Chatbot Arena) or leave them out")
+    p.add_argument("--length-control", action="store_true", help="add ratings controlled for answer length")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list (warnings go to stderr)")
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    from playground.leaderboard import build_leaderboard, load_battles, rows_as_dicts
+    from playground.errors import PlaygroundError
+    from storage import open_database
+
+    since, until = parse_when(args.since), parse_when(args.until, end_of_day=True)
+    try:
+        require_database(settings.db_path)
+        db = open_database(settings.db_path)
+        try:
+            battles = load_battles(db, by=args.by, anonymous_only=args.anonymous_only, since=since, until=until,
+                                   with_lengths=args.length_control)
+        finally:
+            db.close()
+        board = build_leaderboard(battles, rounds=args.rounds, seed=args.seed, both_bad=args.both_bad,
+                                  length_control=args.length_control)
+    except PlaygroundError as exc:  # no database, no battles, unreadable file: nothing to rank
+        print(f"{exc}", file=sys.stderr)
+        return 1
+    rows = rows_as_dicts(board)
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        print(format_table(rows))
+        print(f"\n{board.n_battles} battles; rating = Bradley-Terry on the Elo scale (mean 1000), "
+              f"95% bootstrap CI over {board.rounds} rounds; rank = 1 + contestants whose CI is entirely above.")
+    for warning in board.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Aligned text table for the terminal."""
+    header = ["RANK", "CONTESTANT", "RATING", "95% CI", "ELO", "BATTLES", "W/L/T", "WIN%"]
+    has_lc = bool(rows) and "rating_lc" in rows[0]
+    header += ["RATING(LC)", "RANK(LC)"] if has_lc else []
+    table = [header]
+    for r in rows:
+        line = [_num(r["rank"]), r["contestant"], _num(r["rating"]), f"{_num(r['ci_low'])}..{_num(r['ci_high'])}",
+                _num(r["elo"]), str(r["battles"]), f"{r['wins']}/{r['losses']}/{r['ties']}",
+                _num(None if r["win_rate"] is None else 100 * r["win_rate"], 1)]
+        table.append(line + ([_num(r["rating_lc"]), _num(r["rank_lc"])] if has_lc else []))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+
+
+def _num(value: float | int | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.{digits}f}"

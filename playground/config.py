@@ -1,0 +1,42 @@
+"""One frozen settings object, built once from flags and environment, passed explicitly."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else default
+
+
+def default_threads() -> int:
+    """All cores: one decode at a time uses the whole CPU (see compare.py)."""
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how the app runs. Never mutated: use `with_overrides`."""
+
+    data_dir: Path = field(default_factory=lambda: _env_path("PLAYGROUND_DATA", Path("data")))
+    db_path: Path = field(default_factory=lambda: _env_path("PLAYGROUND_DB", Path("data") / "playground.db"))
+    models_dir: Path = field(default_factory=lambda: _env_path("PLAYGROUND_MODELS", Path("models")))
+    presets_dir: Path = field(default_factory=lambda: _env_path("PLAYGROUND_PRESETS", REPO_ROOT / "presets"))
+    host: str = "127.0.0.1"
+    port: int = 7860
+    threads: int = field(default_factory=default_threads)
+    n_ctx: int = 2048
+    device: str = "cpu"
+    default_model: str = "smollm2-135m-instruct"
+    memory_budget_mb: int = 8192
+    share: bool = False
+    auth: tuple[tuple[str, str], ...] = ()
+    allow_hub_download: bool = True
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        """A copy with some fields changed (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

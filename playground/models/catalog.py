@@ -1,0 +1,168 @@
+"""The catalog: every model the app can use, from bundled packages, the models folder and the Hub."""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable
+
+from playground.errors import ModelError, PlaygroundError, UnknownModelError
+from playground.models.bundled import BUNDLED
+from playground.models.gguf_meta import GGUFInfo, gguf_info
+from playground.models.spec import ModelSpec
+
+GGUF_BACKENDS = ("llama_cpp", "transformers")
+HF_BACKENDS = ("transformers",)
+
+
+@dataclass
+class Catalog:
+    """Models by id, plus the files that could not be read (shown, never fatal)."""
+
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, spec: ModelSpec) -> ModelSpec:
+        spec_id, n = spec.id, 2
+        while spec_id in self.models:
+            spec_id, n = f"{spec.id}-{n}", n + 1
+        spec = replace(spec, id=spec_id) if spec_id != spec.id else spec
+        self.models[spec.id] = spec
+        return spec
+
+    def ids(self) -> list[str]:
+        return list(self.models)
+
+    def __iter__(self):
+        return iter(self.models.values())
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def get(self, model_id: str) -> ModelSpec:
+        """The spec for an id; a `hf:` reference not listed yet becomes a hub entry."""
+        if model_id in self.models:
+            return self.models[model_id]
+        if model_id.startswith("hf:"):
+            return self.add(hub_spec(model_id))
+        close = difflib.get_close_matches(model_id, self.models, n=3, cutoff=0.4)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise UnknownModelError(
+            f"unknown model '{model_id}'.{hint} Run `python app.py models` to list the models, "
+            "or use a Hub reference like hf:owner/repo/file.gguf.")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "model"
+
+
+def spec_from_gguf(model_id: str, display_name: str, source: str, info: GGUFInfo, note: str = "",
+                   hub_ref: str | None = None) -> ModelSpec:
+    """A catalog entry whose metadata comes from the GGUF header."""
+    return ModelSpec(
+        id=model_id, display_name=display_name, source=source, backends=GGUF_BACKENDS,
+        path=info.path, format="gguf", hub_ref=hub_ref, n_params=info.n_params,
+        quantization=info.quantization, context_length=info.context_length, is_chat=info.is_chat,
+        architecture=info.architecture, file_size=info.file_size, note=note)
+
+
+def spec_from_hf_folder(model_id: str, display_name: str, source: str, folder: Path,
+                        hub_ref: str | None = None, note: str = "") -> ModelSpec:
+    """A catalog entry whose metadata comes from config.json and the safetensors headers."""
+    from playground.models.hf_meta import read_hf_folder
+
+    meta = read_hf_folder(folder)
+    return ModelSpec(
+        id=model_id, display_name=meta.get("display_name") or display_name, source=source,
+        backends=HF_BACKENDS, path=folder, format="hf", hub_ref=hub_ref,
+        n_params=meta.get("n_params"), quantization=meta.get("quantization"),
+        context_length=meta.get("context_length"), is_chat=meta.get("is_chat"),
+        architecture=meta.get("architecture"), note=note)
+
+
+def _bundled(catalog: Catalog) -> None:
+    for pkg in BUNDLED:
+        try:
+            path = pkg.locate(pkg.package)
+        except Exception as exc:  # a broken optional package must not stop the app
+            catalog.problems.append(f"bundled model {pkg.pip_name}: {exc}")
+            continue
+        if path is None:
+            continue
+        try:
+            catalog.add(spec_from_gguf(pkg.model_id, pkg.display_name, "bundled", gguf_info(path), pkg.note))
+        except ModelError as exc:
+            catalog.problems.append(f"bundled model {pkg.pip_name}: {exc}")
+
+
+def _is_hf_folder(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def _local(catalog: Catalog, models_dir: Path) -> None:
+    if not models_dir.is_dir():
+        return
+    for path in sorted(models_dir.rglob("*.gguf")):
+        rel = path.relative_to(models_dir)
+        try:
+            info = gguf_info(path)
+        except ModelError as exc:
+            catalog.problems.append(str(exc))
+            continue
+        catalog.add(spec_from_gguf(slug(str(rel.with_suffix(""))), f"{rel} (local)", "local", info))
+    for config in sorted(models_dir.rglob("config.json")):
+        folder = config.parent
+        if not _is_hf_folder(folder):
+            continue
+        rel = folder.relative_to(models_dir)
+        try:
+            catalog.add(spec_from_hf_folder(slug(str(rel)), f"{rel} (local)", "local", folder))
+        except PlaygroundError as exc:
+            catalog.problems.append(str(exc))
+
+
+def hub_spec(ref: str) -> ModelSpec:
+    """A Hub reference as a catalog entry: metadata from the cached files, or unknown."""
+    from playground.models.hub import cached_path, parse_hub_ref
+
+    hub = parse_hub_ref(ref)
+    path = cached_path(hub)
+    name = f"{hub.repo_id}{'/' + hub.filename if hub.filename else ''} (hub)"
+    if path is not None and hub.filename:
+        return spec_from_gguf(hub.id, name, "hub", gguf_info(path), hub_ref=ref)
+    if path is not None:
+        return spec_from_hf_folder(hub.id, name, "hub", path, hub_ref=ref)
+    backends = GGUF_BACKENDS if hub.filename else HF_BACKENDS
+    return ModelSpec(id=hub.id, display_name=name, source="hub", backends=backends, path=None,
+                     format="gguf" if hub.filename else "hf", hub_ref=ref,
+                     note="not downloaded yet")
+
+
+def _hub(catalog: Catalog, hub_file: Path, extra_refs: Iterable[str]) -> None:
+    try:
+        from playground.models.hub import load_hub_catalog
+    except ImportError:
+        return
+    if hub_file.is_file():
+        try:
+            for spec in load_hub_catalog(hub_file):
+                catalog.add(spec)
+        except PlaygroundError as exc:
+            catalog.problems.append(str(exc))
+    for ref in extra_refs:
+        try:
+            catalog.get(ref)
+        except PlaygroundError as exc:
+            catalog.problems.append(str(exc))
+
+
+def build_catalog(models_dir: Path, presets_dir: Path | None = None,
+                  hub_refs: Iterable[str] = (), include_hub: bool = True) -> Catalog:
+    """Scan everything once; unreadable files land in `problems`, never raise."""
+    catalog = Catalog()
+    _bundled(catalog)
+    _local(catalog, Path(models_dir))
+    if include_hub and presets_dir is not None:
+        _hub(catalog, Path(presets_dir) / "hub_models.yaml", hub_refs)
+    return catalog
