@@ -26,7 +26,7 @@ class SamplePath:
     """One sampled reasoning path of self-consistency."""
 
     text: str
-    answer: str | None
+    answer: str | None = None
     n_output_tokens: int = 0
     finish_reason: str | None = None
 

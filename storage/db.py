@@ -35,15 +35,15 @@ def open_database(path: str | Path) -> Database:
     path = Path(path).expanduser()
     _check_path(path)
     conn = _connect(path)
-    db = Database(conn, execute_plugins=False)
     try:
+        db = Database(conn, execute_plugins=False)
         _configure(db)
         apply_migrations(db)
     except sqlite3.Error as exc:
-        db.close()
+        conn.close()
         raise explain_error(path, exc, "open the database") from exc
     except BaseException:
-        db.close()
+        conn.close()
         raise
     return db
 

@@ -24,7 +24,6 @@ from storage.records import check_conversation, iso_utc
 
 ARENA_WINNERS = {"model_a": "left", "model_b": "right", "tie": "tie", "tie (bothbad)": "both_bad"}
 BATCH_ROWS = 2_000
-INSERT_BATCH = 1_000  # rows per INSERT statement (generations: 23 columns, under SQLite's 32,766 variables)
 _SNIFF_BYTES = 8_192
 
 
@@ -313,10 +312,24 @@ def _insert_battles(db: Database, battles: list[_ArenaBattle]) -> None:
             "session_id": battle.session_id, "created_at": created_at, "tstamp": battle.tstamp,
         })
         battle_id += 1
-    for table, rows in (("generations", generations), ("battles", battle_rows), ("votes", votes)):
-        columns = list(rows[0])
-        sql = "INSERT INTO {} ({}) VALUES ({})".format(table, ", ".join(columns), ", ".join("?" * len(columns)))
-        db.conn.executemany(sql, [[r[c] for c in columns] for r in rows])
+    _insert_rows(db, "generations", generations)
+    _insert_rows(db, "battles", battle_rows)
+    _insert_rows(db, "votes", votes)
+
+
+def _insert_rows(db: Database, table: str, rows: list[dict[str, Any]]) -> None:
+    """One prepared INSERT, executemany'd: the rows are already validated plain values.
+
+    Why not `insert_all`: its per-value conversion took half the import time (100k Arena rows:
+    36 s against 18 s on the same machine); the schema still comes from the migrations.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
+        table, ", ".join(f'"{c}"' for c in columns), ", ".join("?" * len(columns))
+    )
+    db.conn.executemany(sql, [[row[c] for c in columns] for row in rows])
 
 
 def _generation(generation_id: int, battle: _ArenaBattle, created_at: str, model: str,

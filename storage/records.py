@@ -9,7 +9,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -62,10 +62,10 @@ class VoteResult:
     vote_id: int
     battle_id: int
     winner: str
-    duplicate: bool = field(default=False)
+    duplicate: bool = False
 
 
-def now_times(created_at: str | None = None, tstamp: float | None = None) -> tuple[str, float]:
+def resolve_times(created_at: str | None = None, tstamp: float | None = None) -> tuple[str, float]:
     """(ISO-8601 UTC text, epoch seconds) for the same instant, filling whichever is missing."""
     if tstamp is None:
         tstamp = _parse_iso(created_at) if created_at else time.time()
@@ -115,7 +115,7 @@ def upsert_model(
         "model_id": model_id, "display_name": display_name, "backend": backend,
         "path": str(path), "sha256": sha256 or "", "n_params": n_params,
         "quantization": quantization, "context_length": context_length,
-        "is_chat": int(bool(is_chat)), "created_at": now_times()[0],
+        "is_chat": int(bool(is_chat)), "created_at": resolve_times()[0],
     }
     with storage_errors(db, "register model"), write_transaction(db):
         db["models"].insert(row, ignore=True)
@@ -133,9 +133,10 @@ def generation_row(rec: GenerationRecord) -> dict[str, Any]:
     _require_text("model_id", rec.model_id)
     if rec.source not in GENERATION_SOURCES:
         raise StorageError(f"generation source {rec.source!r} is not one of {GENERATION_SOURCES}")
-    if not isinstance(rec.output, str):
-        raise StorageError(f"generation output must be text, got {type(rec.output).__name__}")
-    created_at, tstamp = now_times(rec.created_at, rec.tstamp)
+    for name in ("output", "mode"):
+        if not isinstance(getattr(rec, name), str):
+            raise StorageError(f"generation {name} must be text, got {getattr(rec, name)!r}")
+    created_at, tstamp = resolve_times(rec.created_at, rec.tstamp)
     row = {f.name: getattr(rec, f.name) for f in dataclasses.fields(rec)}
     row.update(
         created_at=created_at,
@@ -217,7 +218,7 @@ def create_battle(
             return existing
         left = _battle_ready_generation(db, left_generation_id, "left")
         right = _battle_ready_generation(db, right_generation_id, "right")
-        created_at, tstamp = now_times()
+        created_at, tstamp = resolve_times()
         row = {
             "created_at": created_at, "tstamp": tstamp, "session_id": session_id,
             "left_generation_id": left_generation_id,
@@ -289,7 +290,7 @@ def record_vote(
             return VoteResult(int(first[0]), battle_id, first[1], duplicate=True)
         if db.execute("SELECT 1 FROM battles WHERE id = ?", [battle_id]).fetchone() is None:
             raise VoteRefused(f"battle {battle_id} does not exist; the vote was not stored")
-        created_at, tstamp = now_times()
+        created_at, tstamp = resolve_times()
         row = {
             "battle_id": battle_id, "winner": winner, "note": note,
             "session_id": session_id, "created_at": created_at, "tstamp": tstamp,

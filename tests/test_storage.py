@@ -368,7 +368,7 @@ def test_parent_that_is_a_file_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("content", [
     os.urandom(4096),
     b"this is a text file, not a database\n" * 100,
-])
+], ids=["random-bytes", "text-file"])
 def test_corrupt_file_is_refused(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "broken.db"
     path.write_bytes(content)

@@ -86,6 +86,9 @@ class LlamaCppModel:
         text, emitted, n_out, finish = "", 0, 0, "length"
         cut: int | None = None
         with self._lock:
+            # No KV-prefix reuse: re-evaluating only a suffix changes the batch split, and with it
+            # the floating-point sums, so greedy output could differ from run to run.
+            self.llm.reset()
             self.llm.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
             gen = self.llm.generate(tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
                                     temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty)

@@ -137,7 +137,7 @@ def check_model_path(spec: ModelSpec) -> Path:
     if spec.format == "gguf":
         if not path.is_file():
             raise ModelError(f"{path} is not a file: a GGUF model is one .gguf file")
-        _check_gguf_magic(path)
+        _check_gguf_file(path)
         return path
     if not path.is_dir():
         raise ModelError(f"{path} is not a folder: a Hugging Face model is a folder with config.json "
@@ -151,7 +151,9 @@ def check_model_path(spec: ModelSpec) -> Path:
     return path
 
 
-def _check_gguf_magic(path: Path) -> None:
+def _check_gguf_file(path: Path) -> None:
+    """Fail fast, with the catalog's precise message, on a foreign or truncated GGUF file
+    (transformers would spend seconds parsing before failing with a less helpful error)."""
     try:
         with open(path, "rb") as fh:
             magic = fh.read(4)
@@ -159,6 +161,11 @@ def _check_gguf_magic(path: Path) -> None:
         raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
     if magic != GGUF_MAGIC:
         raise ModelError(f"{path} is not a GGUF file (it does not start with 'GGUF'): re-download it")
+    try:
+        from playground.models.gguf_meta import gguf_info
+    except ImportError:
+        return
+    gguf_info(path)        # raises ModelError naming the path for truncated or corrupt headers
 
 
 def _load_tokenizer_and_model(spec: ModelSpec, path: Path, device: str) -> tuple[Any, Any]:
@@ -250,12 +257,19 @@ class TransformersModel:
     backend: str = "transformers"
     last_error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _prefix: list[int] = field(default_factory=list, repr=False)
+    _prefix: list[int] = field(default_factory=list, repr=False)   # ids the tokenizer adds (BOS)
     _eos: set[int] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self._prefix = _bos_prefix(self.tokenizer)
         self._eos = _eos_ids(self.model, self.tokenizer)
+
+    @property
+    def bos_text(self) -> str:
+        """What the tokenizer would put before text by itself ("" when it adds nothing)."""
+        if not self._prefix:
+            return ""
+        return "".join(self.tokenizer.convert_ids_to_tokens(self._prefix))
 
     # -- text and tokens --
 
@@ -271,14 +285,10 @@ class TransformersModel:
         return str(text)
 
     def encode(self, text: str) -> list[int]:
-        """Token ids the model sees for text: special tokens in the text are parsed, and the
-        tokenizer's BOS is added only if the text does not already start with it (chat templates
-        such as Llama 3's write it themselves, so it is never doubled)."""
-        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        prefix = self._prefix
-        if prefix and ids[:len(prefix)] != prefix:
-            ids = prefix + ids
-        return ids
+        """Exactly the tokens of this text: special tokens written in it are parsed, nothing is
+        added (no BOS: the engine prepends `bos_text` where the model wants one, and chat
+        templates such as Llama 3's write it themselves, so it is never doubled)."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))

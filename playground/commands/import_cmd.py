@@ -22,17 +22,14 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("kind", choices=["battles"], help="what the file holds")
     parser.add_argument("file", type=Path, help="a .json (array) or .jsonl file")
-    parser.add_argument(
-        "--db", dest="import_db", type=Path, default=None,
-        help="database to import into (default: the configured database)",
-    )
+    # --db comes from the CLI's common options and arrives as settings.db_path
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     """Import, print a summary and every bad row. 0 if the file gave usable rows, else 1."""
     from storage import import_arena_battles, open_database  # heavy imports only when used
 
-    db_path = getattr(args, "import_db", None) or settings.db_path
+    db_path = settings.db_path
     try:
         db = open_database(db_path)
         try:

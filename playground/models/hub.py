@@ -380,13 +380,13 @@ def _file_fields(ref: HubRef, local: Path) -> dict[str, Any]:
 
 
 def _gguf_fields(path: Path) -> dict[str, Any]:
-    """GGUF metadata through the catalog's reader (playground.models.gguf_meta) when it exists."""
+    """GGUF metadata through the catalog's header reader (cached per path, mtime and size)."""
     fields: dict[str, Any] = {"file_size": path.stat().st_size}
     try:
-        from playground.models.gguf_meta import read_gguf_info
+        from playground.models.gguf_meta import gguf_info
     except ImportError:
         return fields
-    info = read_gguf_info(path)
+    info = gguf_info(path)
     for key in ("n_params", "quantization", "context_length", "is_chat", "architecture", "file_size"):
         value = info.get(key) if isinstance(info, dict) else getattr(info, key, None)
         if value is not None:

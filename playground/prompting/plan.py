@@ -42,6 +42,8 @@ class PromptPlan:
     preset_id: str | None = None
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"PromptPlan.mode must be one of {MODES}, got {self.mode!r}")
         if (self.messages is None) == (self.text is None):
             raise ValueError("PromptPlan needs exactly one of messages (chat models) or text (base models)")
         if self.n_samples < 1:

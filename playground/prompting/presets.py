@@ -225,7 +225,8 @@ def _optional_text(data: dict[str, Any], path: str, name: str) -> str | None:
 def _exemplar(item: Any, path: str, index: int) -> Exemplar:
     where = f"items[{index}]."
     if not isinstance(item, dict):
-        raise PresetError(path, f"items[{index}]", f"expected a mapping with question/answer/reasoning, got {type(item).__name__}")
+        raise PresetError(path, f"items[{index}]",
+                          f"expected a mapping with question/answer/reasoning, got {type(item).__name__}")
     _check_fields(item, path, _ITEM_FIELDS, where)
     question = _text(item, path, "question", where=where)
     answer = _short_answer(item, path, where)
@@ -332,7 +333,8 @@ def _resolve_exemplars(preset: PromptPreset, sets: dict[str, ExemplarSet]) -> Pr
     available = min(MAX_SHOTS, len(exemplars.items))
     shots = available if preset.shots == _SHOTS_UNSET else preset.shots
     if shots > len(exemplars.items):
-        raise PresetError(preset.path, "shots", f"{shots} shots but set '{exemplars.id}' has {len(exemplars.items)} items")
+        raise PresetError(preset.path, "shots",
+                          f"{shots} shots but set '{exemplars.id}' has {len(exemplars.items)} items")
     return _with_shots(preset, shots)
 
 
@@ -341,7 +343,9 @@ def _with_shots(preset: PromptPreset, shots: int) -> PromptPreset:
 
 
 def _yaml_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml") and p.is_file()) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
 def load_presets(presets_dir: Path) -> PresetLibrary:
@@ -356,7 +360,8 @@ def load_presets(presets_dir: Path) -> PresetLibrary:
             continue
         if exemplar_set.id in library.exemplars:
             first = library.exemplars[exemplar_set.id].path
-            library.errors.append(PresetError(str(path), "id", f"duplicate exemplar set id '{exemplar_set.id}' (also in {first})"))
+            library.errors.append(
+                PresetError(str(path), "id", f"duplicate exemplar set id '{exemplar_set.id}' (also in {first})"))
             continue
         library.exemplars[exemplar_set.id] = exemplar_set
     for path in _yaml_files(root / "prompting"):

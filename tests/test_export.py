@@ -1,0 +1,229 @@
+"""export: TRL DPO JSONL (both formats, checked with `datasets`), sidecar, filters, Arena round trip."""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from datasets import load_dataset
+
+import storage
+from playground.commands import export_cmd
+from playground.errors import PlaygroundError
+from playground.export import export_arena_battles, export_dpo, export_leaderboard, meta_path_for, render_plain
+
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+def add_battle(db, left, right, winner, *, tstamp, question="What is 2 + 2?", left_output=None, right_output=None,
+               left_mode="zero_shot", right_mode="few_shot", anonymous=True, history=None):
+    """A battle through the storage API; `history` = earlier (user, left answer, right answer) turns."""
+    outputs = {"left": left_output if left_output is not None else f"{left} says 4",
+               "right": right_output if right_output is not None else f"{right} says four"}
+    ids = []
+    for side, model, mode in (("left", left, left_mode), ("right", right, right_mode)):
+        conversation = []
+        for user, left_answer, right_answer in history or []:
+            conversation += [{"role": "user", "content": user},
+                             {"role": "assistant", "content": left_answer if side == "left" else right_answer}]
+        conversation.append({"role": "user", "content": question})
+        ids.append(storage.insert_generation(db, storage.GenerationRecord(
+            model_id=model, conversation=conversation, output=outputs[side], mode=mode, session_id="sess")))
+    battle = storage.create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=anonymous,
+                                   session_id="sess")
+    storage.record_vote(db, battle_id=battle, winner=winner, session_id="sess")
+    db.execute("UPDATE votes SET tstamp = ? WHERE battle_id = ?", [tstamp, battle])
+    db.conn.commit()
+    return battle
+
+
+@pytest.fixture()
+def db(tmp_path):
+    """12 votes: 7 decisive with distinct content, 1 exact duplicate pair, 1 with an empty answer,
+    1 multi-turn, plus 1 tie and 1 both_bad (never exported as pairs)."""
+    database = storage.open_database(tmp_path / "playground.db")
+    add_battle(database, "alpha", "beta", "left", tstamp=T0 + 0, question="q0")
+    add_battle(database, "beta", "gamma", "right", tstamp=T0 + 1, question="q1", anonymous=False)
+    add_battle(database, "gamma", "alpha", "left", tstamp=T0 + 2, question="q2", left_mode="instruction")
+    add_battle(database, "alpha", "gamma", "right", tstamp=T0 + 3, question="q3")
+    add_battle(database, "beta", "alpha", "left", tstamp=T0 + 4, question="q4", anonymous=False)
+    add_battle(database, "alpha", "beta", "tie", tstamp=T0 + 5, question="q5")
+    add_battle(database, "beta", "gamma", "both_bad", tstamp=T0 + 6, question="q6")
+    add_battle(database, "alpha", "beta", "left", tstamp=T0 + 7, question="q0")  # same pair text as the first
+    add_battle(database, "gamma", "beta", "right", tstamp=T0 + 8, question="q8", right_output="")  # unusable
+    add_battle(database, "alpha", "beta", "right", tstamp=T0 + 9, question="and times 3?",
+               history=[("What is 2 + 2?", "alpha: 4", "beta: four")], left_output="12", right_output="twelve")
+    add_battle(database, "gamma", "beta", "left", tstamp=T0 + 10, question="q10")
+    add_battle(database, "beta", "gamma", "right", tstamp=T0 + 11, question="q11", left_mode="")
+    yield database
+    database.close()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def load(path: Path, tmp_path: Path):
+    return load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf-cache"))
+
+
+def test_dpo_standard_loads_in_datasets_with_exactly_the_trl_columns(db, tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    result = export_dpo(db, out)
+    assert (result.written, result.duplicates, result.skipped) == (8, 1, 1)
+    data = load(out, tmp_path)
+    assert data.column_names == ["prompt", "chosen", "rejected"]
+    assert len(data) == 8
+    assert all(set(row) == {"prompt", "chosen", "rejected"} for row in read_jsonl(out))
+    first = data[0]
+    assert first == {"prompt": "q0", "chosen": "alpha says 4", "rejected": "beta says four"}
+    multi = next(row for row in data if row["chosen"] == "twelve")
+    assert multi["prompt"] == "User: What is 2 + 2?\n\nAssistant: beta: four\n\nUser: and times 3?"
+    assert multi["rejected"] == "12"
+
+
+def test_dpo_conversational_prompt_ends_with_a_user_turn(db, tmp_path):
+    out = tmp_path / "chat.jsonl"
+    export_dpo(db, out, format="conversational")
+    data = load(out, tmp_path)
+    assert data.column_names == ["prompt", "chosen", "rejected"]
+    for row in data:
+        assert row["prompt"][-1]["role"] == "user"
+        assert [m["role"] for m in row["chosen"]] == ["assistant"] == [m["role"] for m in row["rejected"]]
+    multi = next(row for row in data if row["chosen"][0]["content"] == "twelve")
+    assert multi["prompt"] == [  # the chosen (right) side's history
+        {"role": "user", "content": "What is 2 + 2?"},
+        {"role": "assistant", "content": "beta: four"},
+        {"role": "user", "content": "and times 3?"},
+    ]
+
+
+def test_ties_and_both_bad_are_never_pairs_and_the_sidecar_lines_up(db, tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    export_dpo(db, out, dedupe=False)
+    pairs, meta = read_jsonl(out), read_jsonl(meta_path_for(out))
+    assert meta_path_for(out).name == "pairs.jsonl.meta.jsonl"
+    assert len(pairs) == len(meta) == 9  # 12 votes - tie - both_bad - the vote with an empty answer
+    assert {m["winner"] for m in meta} == {"left", "right"}
+    assert all(m["chosen_model"] == (m["left_model"] if m["winner"] == "left" else m["right_model"]) for m in meta)
+    for pair, m in zip(pairs, meta):
+        assert pair["chosen"].startswith(m["chosen_model"]) or pair["chosen"] in ("twelve", "12")
+    assert [m["tstamp"] for m in meta] == sorted(m["tstamp"] for m in meta)
+    assert {"vote_id", "battle_id", "chosen_mode", "rejected_mode", "session_id", "anonymous"} <= set(meta[0])
+
+
+def test_dedupe_drops_only_exact_duplicates(db, tmp_path):
+    deduped = export_dpo(db, tmp_path / "a.jsonl")
+    kept = export_dpo(db, tmp_path / "b.jsonl", dedupe=False)
+    assert kept.written == deduped.written + 1 and deduped.duplicates == 1
+    lines = (tmp_path / "b.jsonl").read_text().splitlines()
+    assert len(lines) - len(set(lines)) == 1
+    assert len(set(lines)) == deduped.written
+
+
+def test_dpo_filters(db, tmp_path):
+    def models_of(**filters):
+        out = tmp_path / "f.jsonl"
+        export_dpo(db, out, dedupe=False, **filters)
+        return read_jsonl(meta_path_for(out))
+
+    assert all("gamma" in (m["left_model"], m["right_model"]) for m in models_of(model="gamma"))
+    assert len(models_of(model="gamma")) == 5  # 6 decisive votes, one with an empty answer
+    assert [m["left_mode"] for m in models_of(mode="instruction")] == ["instruction"]
+    assert {m["tstamp"] for m in models_of(since=T0 + 2, until=T0 + 4)} == {T0 + 2, T0 + 3}
+    assert all(m["anonymous"] for m in models_of(anonymous_only=True))
+    assert len(models_of(anonymous_only=True)) == 7  # 10 decisive - 2 named battles - 1 empty answer
+    assert models_of(model="nobody") == []
+
+
+def test_render_plain():
+    assert render_plain([{"role": "user", "content": "hi"}]) == "hi"
+    assert render_plain([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]) == (
+        "System: be brief\n\nUser: hi")
+
+
+def test_unwritable_path_is_a_clear_error(db, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    target = blocker / "pairs.jsonl"
+    with pytest.raises(PlaygroundError, match="cannot write the export to .*not-a-folder/pairs.jsonl"):
+        export_dpo(db, target)
+    with pytest.raises(PlaygroundError, match="is a folder"):
+        export_arena_battles(db, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder", "playground.db", "playground.db-shm",
+                                                          "playground.db-wal"]
+
+
+def test_arena_battles_round_trip_through_the_importer(db, tmp_path):
+    out = tmp_path / "battles.json"
+    assert export_arena_battles(db, out).written == 12
+    rows = json.loads(out.read_text())
+    assert rows[0]["winner"] == "model_a" and rows[5]["winner"] == "tie" and rows[6]["winner"] == "tie (bothbad)"
+    assert rows[0]["conversation_a"] == [{"role": "user", "content": "q0"}, {"role": "assistant", "content": "alpha says 4"}]
+    assert rows[9]["turn"] == 2 and rows[1]["anony"] is False
+    assert {"question_id", "model_a", "model_b", "winner", "conversation_a", "conversation_b", "turn", "anony",
+            "tstamp"} <= set(rows[0])
+
+    fresh = storage.open_database(tmp_path / "fresh.db")
+    report = storage.import_arena_battles(fresh, out)
+    assert (report.imported, report.errors) == (12, [])
+    sql = ("SELECT b.left_model, b.right_model, v.winner, b.anonymous, v.tstamp, gl.output, gr.output, "
+           "gl.conversation, gr.conversation FROM votes v JOIN battles b ON b.id = v.battle_id "
+           "JOIN generations gl ON gl.id = b.left_generation_id JOIN generations gr ON gr.id = b.right_generation_id")
+    before = Counter(tuple(r) for r in db.execute(sql))
+    after = Counter(tuple(r) for r in fresh.execute(sql))
+    assert after == before
+    reexport = tmp_path / "again.json"
+    export_arena_battles(fresh, reexport)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("question_id", "judge")} for r in rows]  # noqa: E731
+    assert strip(json.loads(reexport.read_text())) == strip(rows)
+    fresh.close()
+
+
+def test_leaderboard_files(db, tmp_path):
+    for name in ("lb.csv", "lb.json", "lb.md"):
+        assert export_leaderboard(db, tmp_path / name, rounds=50).written == 3
+    assert (tmp_path / "lb.csv").read_text().startswith("rank,contestant,rating,ci_low,ci_high")
+    assert len(json.loads((tmp_path / "lb.json").read_text())["rows"]) == 3
+    assert (tmp_path / "lb.md").read_text().startswith("| Rank |")
+    with pytest.raises(PlaygroundError, match=r"\.csv, \.json or \.md"):
+        export_leaderboard(db, tmp_path / "lb.xlsx")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def cli_args(what, out, **overrides):
+    args = dict(what=what, out=out, format="standard", model=None, mode=None, since=None, until=None,
+                anonymous_only=False, no_dedupe=False, by="model", rounds=50, seed=0, length_control=False)
+    args.update(overrides)
+    return argparse.Namespace(**args)
+
+
+class Settings:
+    def __init__(self, db_path):
+        self.db_path = db_path
+
+
+def test_cli_export_commands(db, tmp_path, capsys):
+    settings = Settings(tmp_path / "playground.db")
+    assert export_cmd.run(cli_args("dpo", tmp_path / "p.jsonl", format="conversational"), settings) == 0
+    assert "wrote 8 DPO pairs (conversational)" in capsys.readouterr().out
+    assert export_cmd.run(cli_args("battles", tmp_path / "b.json", since="2023-11-14T22:13:25"), settings) == 0
+    assert len(json.loads((tmp_path / "b.json").read_text())) == 7
+    assert export_cmd.run(cli_args("leaderboard", tmp_path / "l.md", by="mode"), settings) == 0
+    assert "instruction" in (tmp_path / "l.md").read_text()
+    assert export_cmd.run(cli_args("dpo", tmp_path / "none.jsonl", model="nobody"), settings) == 1
+    assert "nothing matched" in capsys.readouterr().err
+
+
+def test_parse_when():
+    assert export_cmd.parse_when("1700000000") == T0
+    assert export_cmd.parse_when("2023-11-14T22:13:20Z") == T0
+    assert export_cmd.parse_when("2023-11-14T23:13:20+01:00") == T0
+    assert export_cmd.parse_when("2023-11-14") == T0 - (22 * 3600 + 13 * 60 + 20)
+    assert export_cmd.parse_when("2023-11-14", end_of_day=True) == export_cmd.parse_when("2023-11-15")
+    with pytest.raises(PlaygroundError, match="ISO date"):
+        export_cmd.parse_when("last tuesday")

@@ -1,0 +1,273 @@
+"""Importing Chatbot Arena battles: JSON and JSONL, bad rows, re-imports, unusable files, CLI."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from playground.commands import import_cmd
+from playground.cli import main
+from playground.config import Settings
+from playground.errors import PlaygroundError
+from storage import ImportFileError, count_votes, import_arena_battles, open_database
+
+ROWS = [
+    {
+        "question_id": "q1", "model_a": "vicuna-13b", "model_b": "koala-13b",
+        "winner": "model_a", "anony": True, "tstamp": 1682351591.1322,
+        "conversation_a": [
+            {"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": "4"},
+        ],
+        "conversation_b": [
+            {"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": "Four."},
+        ],
+    },
+    {
+        "question_id": "q2", "model_a": "koala-13b", "model_b": "alpaca-13b",
+        "winner": "model_b", "anony": False, "tstamp": 1682351600,
+        "conversation_a": [
+            {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Name a colour"},
+            {"role": "assistant", "content": "Blue"},
+        ],
+        "conversation_b": [
+            {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hey"},
+            {"role": "user", "content": "Name a colour"},
+            {"role": "assistant", "content": "Red"},
+        ],
+    },
+    {"model_a": "vicuna-13b", "model_b": "alpaca-13b", "winner": "tie"},
+    {"model_a": "alpaca-13b", "model_b": "vicuna-13b", "winner": "tie (bothbad)",
+     "tstamp": 1682351700.5},
+]
+WINNERS = ["left", "right", "tie", "both_bad"]
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    database = open_database(tmp_path / "playground.db")
+    yield database
+    database.close()
+
+
+def write_json(path: Path, rows: list) -> Path:
+    path.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    return path
+
+
+def write_jsonl(path: Path, lines: list) -> Path:
+    text = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def assert_rows_imported(db: Database) -> None:
+    assert (db["generations"].count, db["battles"].count, count_votes(db)) == (8, 4, 4)
+    votes = db.execute(
+        "SELECT v.winner, b.left_model, b.right_model, b.anonymous, b.source, b.session_id, "
+        "b.tstamp, v.tstamp FROM votes v JOIN battles b ON b.id = v.battle_id ORDER BY b.id"
+    ).fetchall()
+    assert [v[0] for v in votes] == WINNERS
+    assert [(v[1], v[2]) for v in votes] == [(r["model_a"], r["model_b"]) for r in ROWS]
+    assert [v[3] for v in votes] == [1, 0, 1, 1]  # anony defaults to true
+    assert {v[4] for v in votes} == {"import"}
+    assert [v[5] for v in votes] == ["import:q1", "import:q2", "import", "import"]
+    assert votes[0][6] == votes[0][7] == 1682351591.1322
+    assert votes[3][6] == 1682351700.5
+
+
+def generation(db: Database, battle_no: int, side: str) -> dict:
+    battle = list(db["battles"].rows_where("id = ?", [battle_no]))[0]
+    return db["generations"].get(battle[f"{side}_generation_id"])
+
+
+def test_json_array_round_trip(db: Database, tmp_path: Path) -> None:
+    report = import_arena_battles(db, write_json(tmp_path / "battles.json", ROWS))
+    assert (report.imported, report.already_imported, report.errors) == (4, 0, [])
+    assert_rows_imported(db)
+
+
+def test_jsonl_round_trip(db: Database, tmp_path: Path) -> None:
+    report = import_arena_battles(db, write_jsonl(tmp_path / "battles.jsonl", ROWS))
+    assert (report.imported, report.errors) == (4, [])
+    assert_rows_imported(db)
+
+
+def test_conversation_is_split_at_the_last_user_turn(db: Database, tmp_path: Path) -> None:
+    import_arena_battles(db, write_jsonl(tmp_path / "battles.jsonl", ROWS))
+    left = generation(db, 2, "left")
+    assert json.loads(left["conversation"]) == ROWS[1]["conversation_a"][:3]
+    assert left["output"] == "Blue"
+    assert generation(db, 2, "right")["output"] == "Red"
+    assert (left["source"], left["backend"], left["mode"]) == ("import", "import", "")
+    bare = generation(db, 3, "left")
+    assert (json.loads(bare["conversation"]), bare["output"]) == ([], "")
+
+
+def test_bad_rows_are_reported_by_line_and_skipped(db: Database, tmp_path: Path) -> None:
+    lines = [
+        ROWS[0],                                                         # line 1
+        '{"model_a": "x", "model_b": "y", "winner": ',                   # line 2: bad JSON
+        "",                                                              # line 3: blank
+        {"model_a": "x", "winner": "model_a"},                           # line 4: no model_b
+        {"model_a": "x", "model_b": "y", "winner": "model_c"},           # line 5
+        {"model_a": "x", "model_b": "y", "winner": "tie", "tstamp": "yesterday"},  # line 6
+        {"model_a": "x", "model_b": "y", "winner": "tie", "anony": "yes"},        # line 7
+        {"model_a": "x", "model_b": "y", "winner": "tie",
+         "conversation_a": [{"role": "user", "content": 5}]},           # line 8
+        {"model_a": 3, "model_b": "y", "winner": "tie"},                 # line 9
+        ["model_a", "model_b"],                                          # line 10
+        {"model_a": "x", "model_b": "y", "winner": "tie",
+         "conversation_b": [{"role": "assistant", "content": "hi"}]},   # line 11
+        ROWS[2],                                                         # line 12
+    ]
+    report = import_arena_battles(db, write_jsonl(tmp_path / "mixed.jsonl", lines))
+    assert report.imported == 2
+    found = {error.location: error.message for error in report.errors}
+    assert list(found) == [f"line {n}" for n in (2, 4, 5, 6, 7, 8, 9, 10, 11)]
+    assert "not valid JSON" in found["line 2"]
+    assert "model_b" in found["line 4"]
+    assert "model_c" in found["line 5"] and "tie (bothbad)" in found["line 5"]
+    assert "tstamp" in found["line 6"]
+    assert "anony" in found["line 7"]
+    assert "conversation_a" in found["line 8"]
+    assert "model_a" in found["line 9"]
+    assert "JSON object" in found["line 10"]
+    assert "no user message" in found["line 11"]
+    assert (db["battles"].count, count_votes(db), db["generations"].count) == (2, 2, 4)
+
+
+def test_bad_rows_in_a_json_array_are_reported_by_index(db: Database, tmp_path: Path) -> None:
+    rows = [ROWS[0], {"model_a": "x"}, None, ROWS[2]]
+    report = import_arena_battles(db, write_json(tmp_path / "mixed.json", rows))
+    assert report.imported == 2
+    assert [str(e) for e in report.errors] == [
+        "index 1: missing key 'model_b'",
+        "index 2: a battle must be a JSON object, got null",
+    ]
+
+
+def test_importing_the_same_file_twice_adds_nothing(db: Database, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "battles.jsonl", ROWS + [ROWS[2]])  # a genuine repeat
+    first = import_arena_battles(db, path)
+    again = import_arena_battles(db, path)
+    assert (first.imported, first.already_imported) == (5, 0)
+    assert (again.imported, again.already_imported) == (0, 5)
+    assert count_votes(db) == 5
+    grown = import_arena_battles(db, write_jsonl(path, ROWS + [ROWS[2], ROWS[2]]))
+    assert (grown.imported, grown.already_imported) == (1, 5)
+
+
+@pytest.mark.parametrize("content, problem", [
+    pytest.param(b"", "is empty", id="empty"),
+    (b"  \n\n\t", "is empty"),
+    (bytes(range(256)) * 8, "binary"),
+    (b"\xff\xfe\x00n\x00o\x00", "binary"),
+    ("caf\xe9\n".encode("latin-1"), "not UTF-8"),
+    (b'[{"model_a": "x", ', "not valid JSON"),
+    (b"model_a,model_b,winner\nx,y,tie\n", "no JSON on any line"),
+])
+def test_unusable_files_raise_naming_the_path(db: Database, tmp_path: Path, content: bytes,
+                                              problem: str) -> None:
+    path = tmp_path / "battles.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(ImportFileError, match=problem) as info:
+        import_arena_battles(db, path)
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, PlaygroundError)
+    assert count_votes(db) == 0
+
+
+def test_missing_file_raises_naming_the_path(db: Database, tmp_path: Path) -> None:
+    with pytest.raises(ImportFileError, match="does not exist") as info:
+        import_arena_battles(db, tmp_path / "nope.json")
+    assert str(tmp_path / "nope.json") in str(info.value)
+
+
+def test_utf8_bom_is_accepted(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(ROWS).encode())
+    assert import_arena_battles(db, path).imported == 4
+
+
+def test_many_rows_import_in_batches_quickly(db: Database, tmp_path: Path) -> None:
+    n = 20_000
+    models = [f"model-{i}" for i in range(10)]
+    rows = [{"model_a": models[i % 10], "model_b": models[(i + 1) % 10],
+             "winner": ["model_a", "model_b", "tie", "tie (bothbad)"][i % 4], "tstamp": i}
+            for i in range(n)]
+    path = write_jsonl(tmp_path / "many.jsonl", rows)
+    began = time.perf_counter()
+    report = import_arena_battles(db, path)
+    elapsed = time.perf_counter() - began
+    assert (report.imported, report.errors) == (n, [])
+    assert (db["generations"].count, db["battles"].count, count_votes(db)) == (2 * n, n, n)
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert elapsed < 30, f"{n} rows took {elapsed:.1f} s"
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def cli(*argv: str) -> int:
+    """`python app.py ...` in-process, through the real dispatcher and settings."""
+    return main(list(argv))
+
+
+def test_cli_imports_and_lists_bad_rows(tmp_path: Path, capsys) -> None:
+    path = write_jsonl(tmp_path / "b.jsonl", [ROWS[0], {"model_a": "x"}, ROWS[2]])
+    db_path = tmp_path / "cli.db"
+    assert import_cmd.NAME == "import"
+    assert cli("import", "battles", str(path), "--db", str(db_path)) == 0
+    out = capsys.readouterr().out
+    assert "imported 2 battles" in out and "1 bad rows skipped" in out
+    assert "line 2: missing key 'model_b'" in out
+    db = open_database(db_path)
+    try:
+        assert count_votes(db) == 2
+    finally:
+        db.close()
+
+
+def test_cli_run_uses_the_settings_database(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "b.json", ROWS)
+    args = argparse.Namespace(command="import", kind="battles", file=path)
+    assert import_cmd.run(args, Settings(db_path=tmp_path / "configured.db")) == 0
+    db = open_database(tmp_path / "configured.db")
+    try:
+        assert count_votes(db) == 4
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("content", [b"", os.urandom(64) + b"\x00"], ids=["empty", "binary"])
+def test_cli_unusable_file_exits_1(tmp_path: Path, capsys, content: bytes) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(content)
+    assert cli("import", "battles", str(path), "--db", str(tmp_path / "x.db")) == 1
+    assert str(path) in capsys.readouterr().out
+
+
+def test_cli_file_with_only_bad_rows_exits_1(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "b.jsonl", [{"model_a": "x"}, {"winner": "tie"}])
+    assert cli("import", "battles", str(path), "--db", str(tmp_path / "x.db")) == 1
+
+
+def test_cli_reimport_exits_0(tmp_path: Path, capsys) -> None:
+    path = write_json(tmp_path / "b.json", ROWS)
+    db = str(tmp_path / "x.db")
+    assert cli("import", "battles", str(path), "--db", db) == 0
+    assert cli("import", "battles", str(path), "--db", db) == 0
+    assert "imported 0 battles" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_cli_rejects_unknown_kind(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        cli("import", "models", str(tmp_path / "b.json"))
