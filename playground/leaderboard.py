@@ -12,6 +12,8 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -76,19 +78,8 @@ def vote_filter_sql(
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def _label_sql(by: str, side: str) -> str:
-    """SQL for a contestant label: model, mode, or 'model + mode' (just the model when mode is empty)."""
-    model, mode = f"b.{side}_model", f"coalesce(b.{side}_mode, '')"
-    if by == "model":
-        return model
-    if by == "mode":
-        return f"CASE WHEN {mode} = '' THEN '{NO_MODE}' ELSE {mode} END"
-    if by == "model+mode":
-        return f"CASE WHEN {mode} = '' THEN {model} ELSE {model} || ' + ' || {mode} END"
-    raise RankingError(f"unknown grouping {by!r}: choose one of {', '.join(GROUPINGS)}")
-
-
 _WINNER_CODE_SQL = "CASE v.winner " + " ".join(f"WHEN '{w}' THEN {i}" for i, w in enumerate(WINNERS)) + " END"
+_ROW_DTYPE = np.dtype([("code", np.int64), ("tstamp", np.float64), ("left_len", np.int64), ("right_len", np.int64)])
 
 
 def load_battles(
@@ -100,12 +91,23 @@ def load_battles(
     until: float | None = None,
     with_lengths: bool = True,
 ) -> Battles:
-    """Every voted battle in vote-time order (ties broken by vote id), one query, no per-row objects kept.
+    """Every voted battle in vote-time order (ties by vote id), read as numbers, not Python rows.
 
-    `tstamp` is the vote's time (when the judgement was made), which is also what `since`/`until`
-    filter on. Answer lengths are `length(output)` in characters; `with_lengths=False` skips the
-    generations join (faster) when length control is not needed.
+    Contestant labels: model (`left_model`), mode (empty mode -> '(no mode)') or 'model + mode'
+    (empty mode -> just the model). `tstamp` is the vote's time (when the judgement was made),
+    which is also what `since`/`until` filter on. Answer lengths are `length(output)` in
+    characters; `with_lengths=False` skips the generations join when length control is not needed.
+
+    Why it is shaped like this (1M battles in about a second): small DISTINCT queries list the
+    models and modes; the main query maps each to its integer code in SQL (a binary search
+    written as nested CASE) and packs left, right and winner into one integer, so SQLite hands
+    back four numbers per battle that `np.fromiter` stores directly. The main query scans votes
+    in rowid order (no sort in SQLite) and a stable numpy argsort puts it in time order. All
+    queries run in one read transaction, so a vote arriving in between cannot go unlabelled.
     """
+    if by not in _GROUP_COLUMNS:
+        raise RankingError(f"unknown grouping {by!r}: choose one of {', '.join(GROUPINGS)}")
+    columns = _GROUP_COLUMNS[by]
     where, params = vote_filter_sql(anonymous_only=anonymous_only, since=since, until=until)
     lengths = "coalesce(length(gl.output), 0), coalesce(length(gr.output), 0)" if with_lengths else "0, 0"
     joins = (
@@ -114,22 +116,120 @@ def load_battles(
         if with_lengths
         else ""
     )
-    sql = (
-        f"SELECT {_label_sql(by, 'left')}, {_label_sql(by, 'right')}, {_WINNER_CODE_SQL}, v.tstamp, {lengths} "
-        f"FROM votes v JOIN battles b ON b.id = v.battle_id {joins} {where} ORDER BY v.tstamp, v.id"
-    )
-    rows = db.execute(sql, params).fetchall()
-    if not rows:
-        return Battles.from_codes((), np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.int8), np.zeros(0))
-    left, right, winner, tstamp, left_len, right_len = zip(*rows)
-    del rows
-    lookup: dict[str, int] = {}
-    codes = np.fromiter((lookup.setdefault(x, len(lookup)) for x in left + right), np.intp, count=2 * len(left))
-    n = len(left)
-    extra = {"left_len": np.array(left_len, float), "right_len": np.array(right_len, float)} if with_lengths else {}
-    return Battles.from_codes(
-        list(lookup), codes[:n], codes[n:], np.array(winner, np.int8), np.array(tstamp, float), **extra
-    )
+    with _read_snapshot(db):
+        values = {column: _distinct_values(db, column) for column in columns}
+        packed, packed_params = _packed_code_sql(columns, values)
+        sql = (
+            f"SELECT coalesce({packed}, -1), v.tstamp, {lengths} "
+            f"FROM votes v JOIN battles b ON b.id = v.battle_id {joins} {where} ORDER BY v.id"
+        )
+        table = np.fromiter(db.execute(sql, packed_params + params), dtype=_ROW_DTYPE)
+    if (table["code"] < 0).any():
+        raise RankingError("a battle's contestant changed while reading the votes; load the leaderboard again")
+    order = np.argsort(table["tstamp"], kind="stable")
+    if np.any(order != np.arange(len(order))):
+        table = table[order]
+    return _battles_from_table(table, by, columns, values, with_lengths)
+
+
+_GROUP_COLUMNS: dict[str, tuple[str, ...]] = {"model": ("model",), "mode": ("mode",), "model+mode": ("model", "mode")}
+
+
+def _column_sql(column: str, side: str) -> str:
+    return f"b.{side}_model" if column == "model" else f"coalesce(b.{side}_mode, '')"
+
+
+def _distinct_values(db: Database, column: str) -> list[str]:
+    """Sorted distinct values of a contestant column over both sides (the model one uses an index)."""
+    rows = db.execute(f"SELECT DISTINCT {_column_sql(column, 'left')}, {_column_sql(column, 'right')} FROM battles b")
+    return sorted({value for row in rows for value in row})
+
+
+@contextmanager
+def _read_snapshot(db: Database) -> Iterator[None]:
+    """One read transaction (a WAL snapshot) unless the caller already holds one."""
+    if db.conn.in_transaction:
+        yield
+        return
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        db.conn.rollback()
+
+
+def _packed_code_sql(columns: tuple[str, ...], values: dict[str, list[str]]) -> tuple[str, list[str]]:
+    """SQL for (((left digits) ... right digits) * 4 + winner), each digit a value's index."""
+    expr, params = "0", []
+    for side in ("left", "right"):
+        for column in columns:
+            digit, digit_params = _code_sql(_column_sql(column, side), values[column])
+            expr = f"({expr}) * {max(len(values[column]), 1)} + ({digit})"
+            params += digit_params
+    return f"({expr}) * 4 + {_WINNER_CODE_SQL}", params
+
+
+def _code_sql(expr: str, names: list[str]) -> tuple[str, list[str]]:
+    """SQL mapping a value to its index in sorted `names`: nested CASE, log2(n) comparisons a row.
+
+    A leaf checks equality and yields NULL otherwise (the whole code becomes -1), so a value
+    missing from `names` can never be counted as somebody else.
+    """
+    if not names:
+        return "NULL", []
+
+    def build(lo: int, hi: int) -> tuple[str, list[str]]:
+        if hi - lo == 1:
+            return f"CASE WHEN {expr} = ? THEN {lo} END", [names[lo]]
+        mid = (lo + hi) // 2
+        below, below_params = build(lo, mid)
+        above, above_params = build(mid, hi)
+        return f"CASE WHEN {expr} < ? THEN {below} ELSE {above} END", [names[mid], *below_params, *above_params]
+
+    return build(0, len(names))
+
+
+def _battles_from_table(
+    table: np.ndarray, by: str, columns: tuple[str, ...], values: dict[str, list[str]], with_lengths: bool
+) -> Battles:
+    """Unpack the codes, build labels for the (model, mode) combinations that occur, drop the rest."""
+    code, winner = np.divmod(table["code"], 4)
+    digits: dict[tuple[str, str], np.ndarray] = {}
+    for side in ("right", "left"):
+        for column in reversed(columns):
+            code, digits[side, column] = np.divmod(code, max(len(values[column]), 1))
+    keys = {side: _combined_key(digits, side, columns, values) for side in ("left", "right")}
+    used, inverse = np.unique(np.concatenate([keys["left"], keys["right"]]), return_inverse=True)
+    labels = [_label(by, _key_values(int(key), columns, values)) for key in used]
+    names, label_code = np.unique(np.asarray(labels, dtype=object), return_inverse=True)  # merges equal labels
+    contestant = label_code[inverse]
+    n = len(table)
+    lengths = {"left_len": table["left_len"], "right_len": table["right_len"]} if with_lengths else {}
+    return Battles.from_codes(list(names), contestant[:n], contestant[n:], winner, table["tstamp"], **lengths)
+
+
+def _combined_key(digits, side: str, columns: tuple[str, ...], values: dict[str, list[str]]) -> np.ndarray:
+    key = np.zeros(len(digits[side, columns[0]]), np.int64)
+    for column in columns:
+        key = key * max(len(values[column]), 1) + digits[side, column]
+    return key
+
+
+def _key_values(key: int, columns: tuple[str, ...], values: dict[str, list[str]]) -> dict[str, str]:
+    found = {}
+    for column in reversed(columns):
+        key, digit = divmod(key, max(len(values[column]), 1))
+        found[column] = values[column][digit]
+    return found
+
+
+def _label(by: str, parts: dict[str, str]) -> str:
+    """The contestant's name: the model, the mode, or 'model + mode' (the model alone when mode is empty)."""
+    if by == "model":
+        return parts["model"]
+    if by == "mode":
+        return parts["mode"] or NO_MODE
+    return f"{parts['model']} + {parts['mode']}" if parts["mode"] else parts["model"]
 
 
 # ----------------------------------------------------------------------------- the table

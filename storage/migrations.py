@@ -119,3 +119,38 @@ def apply_migrations(db: Database) -> None:
         return
     with write_transaction(db):
         migrations.apply(db)
+
+
+@migrations()
+def m004_lab_tables(db: Database) -> None:
+    """lab_runs and lab_results: the emergence lab's batch evaluations (see playground/lab.py)."""
+    db["lab_runs"].create(
+        {
+            "id": int, "created_at": str, "tstamp": float, "name": str, "task_file": str,
+            "task_hash": str, "n_items": int, "model_id": str, "model_n_params": int,
+            "backend": str, "device": str, "mode": str, "preset": str, "family": str,
+            "shots": int, "samples": int, "sampling": str, "seed": int, "status": str,
+            "items_per_s": float, "config_key": str, "error": str,
+        },
+        pk="id",
+        not_null=["created_at", "tstamp", "task_file", "task_hash", "n_items", "model_id", "mode",
+                  "status", "config_key"],
+        if_not_exists=True,
+    )
+    db["lab_runs"].create_index(["config_key"], if_not_exists=True)
+    db["lab_runs"].create_index(["tstamp"], if_not_exists=True)
+    db["lab_runs"].create_index(["model_id", "mode"], if_not_exists=True)
+    db["lab_results"].create(
+        {
+            "id": int, "run_id": int, "item_index": int, "question": str, "gold": str,
+            "prompt": str, "output": str, "extracted": str, "correct": int,
+            "gold_logprob_mean": float, "gold_n_tokens": int, "n_prompt_tokens": int,
+            "n_output_tokens": int, "total_s": float, "finish_reason": str, "error": str,
+            "created_at": str, "tstamp": float,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "lab_runs", "id")],
+        not_null=["run_id", "item_index", "question", "gold", "correct", "created_at", "tstamp"],
+        if_not_exists=True,
+    )
+    db["lab_results"].create_index(["run_id", "item_index"], unique=True, if_not_exists=True)

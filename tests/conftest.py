@@ -62,3 +62,50 @@ def smol(app_ctx):
     spec = app_ctx.catalog.get("smollm2-135m-instruct")
     with app_ctx.cache.use(spec, "llama_cpp", "cpu") as model:
         yield model
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    from tests.browser_support import ensure_chromium
+
+    path, why = ensure_chromium()
+    if path is None:
+        pytest.skip(why)
+    return path
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Screenshots of what a person sees (kept as CI artifacts under the pytest temp folder)."""
+    folder = Path(os.environ.get("PLAYGROUND_SCREENSHOTS", "")) or tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory, bundled_gguf):
+    """The real app, started once for the browser tests, on a temporary database."""
+    from tests.browser_support import AppProcess
+
+    app = AppProcess(tmp_path_factory.mktemp("live") / "playground.db")
+    yield app
+    app.close()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.browser_support import CHROMIUM_ARGS
+
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    yield pg
+    context.close()

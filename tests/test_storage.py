@@ -32,7 +32,8 @@ from storage import (
 from storage.migrations import migrations
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ALL_MIGRATIONS = ["m001_initial_schema", "m002_query_indexes", "m003_battles_import_key"]
+STORAGE_MIGRATIONS = ["m001_initial_schema", "m002_query_indexes", "m003_battles_import_key"]
+ALL_MIGRATIONS = [m.name for m in migrations.pending(Database(memory=True))]  # + other modules'
 
 
 @pytest.fixture
@@ -72,6 +73,7 @@ def test_first_open_creates_parent_dir_file_and_full_schema(db_path: Path) -> No
     try:
         assert db_path.is_file()
         assert {"models", "generations", "battles", "votes"} <= set(db.table_names())
+        assert ALL_MIGRATIONS[:3] == STORAGE_MIGRATIONS  # append-only: these never move
         assert applied_names(db) == ALL_MIGRATIONS
     finally:
         db.close()
@@ -92,7 +94,7 @@ def test_opening_twice_is_a_no_op(db_path: Path) -> None:
 def test_older_schema_is_migrated_on_open_and_keeps_its_rows(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     old = Database(db_path)
-    migrations.apply(old, stop_before="m002_query_indexes")
+    migrations.apply(old, stop_before=ALL_MIGRATIONS[1:])
     assert applied_names(old) == ["m001_initial_schema"]
     assert "import_key" not in old["battles"].columns_dict
     battle_id = make_battle(old)  # the old schema is still writable through the API

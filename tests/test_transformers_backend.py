@@ -38,9 +38,14 @@ def gguf_spec(path: Path, **changes: object) -> ModelSpec:
 
 @pytest.fixture(scope="module")
 def smol_tf(bundled_gguf: Path) -> TransformersModel:
-    model = TransformersBackend().load(gguf_spec(bundled_gguf), device="cpu", threads=2, n_ctx=2048)
+    # One torch thread: on a busy 2-core machine two OpenMP threads wait on each other and a
+    # 0.5 s generation can take 10 s; one thread keeps the timings stable. set_num_threads is
+    # process-wide, so the previous value is restored for the tests that run after this module.
+    before = torch.get_num_threads()
+    model = TransformersBackend().load(gguf_spec(bundled_gguf), device="cpu", threads=1, n_ctx=2048)
     yield model
     model.close()
+    torch.set_num_threads(before)
 
 
 def collect(model: TransformersModel, prompt: str, sampling: SamplingParams,
@@ -82,8 +87,6 @@ def test_greedy_stream_fields_and_length(smol_tf: TransformersModel) -> None:
     assert final.ttft_s is not None and 0 < final.ttft_s <= final.elapsed_s
     text = "".join(c.text for c in chunks)
     assert text.strip() and "<|im_end|>" not in text
-    again = "".join(c.text for c in collect(smol_tf, prompt, SamplingParams(max_new_tokens=8)))
-    assert again == text                             # greedy is deterministic
 
 
 def test_eos_gives_stop(smol_tf: TransformersModel) -> None:
@@ -95,12 +98,12 @@ def test_eos_gives_stop(smol_tf: TransformersModel) -> None:
 
 def test_same_seed_same_sample(smol_tf: TransformersModel) -> None:
     prompt = smol_tf.render_chat(POEM)
-    hot = SamplingParams(temperature=1.2, top_p=0.95, top_k=50, min_p=0.01, max_new_tokens=10, seed=7)
+    hot = SamplingParams(temperature=1.5, top_p=0.98, top_k=100, min_p=0.01, max_new_tokens=6, seed=7)
     first = "".join(c.text for c in collect(smol_tf, prompt, hot))
     second = "".join(c.text for c in collect(smol_tf, prompt, hot))
-    others = {"".join(c.text for c in collect(smol_tf, prompt, hot.with_changes(seed=s))) for s in (8, 9)}
+    other = "".join(c.text for c in collect(smol_tf, prompt, hot.with_changes(seed=8)))
     assert first == second
-    assert others - {first}, "different seeds should give a different sample"
+    assert other != first, "a different seed should give a different sample"
 
 
 def test_stop_string_stops_and_is_hidden(smol_tf: TransformersModel) -> None:
@@ -150,7 +153,7 @@ def test_compute_lock_interleaves_two_panes(smol_tf: TransformersModel) -> None:
     times: dict[int, list[float]] = {0: [], 1: []}
 
     def run(i: int) -> None:
-        for chunk in panes[i].stream(prompt, SamplingParams(max_new_tokens=16)):
+        for chunk in panes[i].stream(prompt, SamplingParams(max_new_tokens=10)):
             times[i].append(time.perf_counter())
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
@@ -162,6 +165,24 @@ def test_compute_lock_interleaves_two_panes(smol_tf: TransformersModel) -> None:
     assert times[1][0] < times[0][-1] and times[0][0] < times[1][-1]   # overlapping, not one after the other
     assert lock.acquire(blocking=False)
     lock.release()
+
+
+def test_generation_failure_ends_with_error_then_raises(smol_tf: TransformersModel) -> None:
+    class Broken:
+        config = smol_tf.model.config
+        generation_config = smol_tf.model.generation_config
+
+        def generate(self, **kwargs: object) -> None:
+            raise RuntimeError("boom")
+
+    broken = TransformersModel(spec=smol_tf.spec, device="cpu", context_length=2048,
+                               tokenizer=smol_tf.tokenizer, model=Broken())
+    chunks: list[Chunk] = []
+    with pytest.raises(ModelError, match="boom"):
+        for chunk in broken.stream("Hello", SamplingParams(max_new_tokens=4)):
+            chunks.append(chunk)
+    assert [c.finish_reason for c in chunks] == ["error"]
+    assert broken.last_error == "RuntimeError: boom"
 
 
 def test_continuation_logprob(smol_tf: TransformersModel) -> None:
@@ -190,7 +211,7 @@ def test_gpu_request_falls_back_with_warning(bundled_gguf: Path, smol_tf: Transf
         return smol_tf.tokenizer, smol_tf.model
 
     monkeypatch.setattr("playground.backends.transformers_backend._load_tokenizer_and_model", fake_load)
-    model = TransformersBackend().load(gguf_spec(bundled_gguf), device="cuda", threads=2, n_ctx=512)
+    model = TransformersBackend().load(gguf_spec(bundled_gguf), device="cuda", threads=1, n_ctx=512)
     assert loaded == ["cpu"] and model.device == "cpu"
     assert model.warnings == ["CUDA requested but not available: running on CPU"]
 
@@ -214,7 +235,7 @@ def test_truncated_gguf_names_the_path(tmp_path: Path, bundled_gguf: Path) -> No
     with open(bundled_gguf, "rb") as src, open(broken, "wb") as dst:
         dst.write(src.read(2_000_000))
     with pytest.raises(ModelError, match=str(broken)):
-        TransformersBackend().load(gguf_spec(broken), device="cpu", threads=2, n_ctx=512)
+        TransformersBackend().load(gguf_spec(broken), device="cpu", threads=1, n_ctx=512)
 
 
 def test_foreign_file_and_missing_paths(tmp_path: Path) -> None:
@@ -246,19 +267,22 @@ def test_corrupt_gguf_header_names_the_path(tmp_path: Path, bundled_gguf: Path) 
         TransformersBackend().load(gguf_spec(broken), device="cpu", threads=1, n_ctx=64)
 
 
-def test_gguf_transformers_cannot_read_gives_model_error(tmp_path: Path, bundled_gguf: Path) -> None:
+def test_gguf_transformers_cannot_read_gives_model_error(tmp_path: Path) -> None:
     """A well-formed GGUF that transformers rejects (unknown architecture) fails as a ModelError
     naming the path and pointing to the llama_cpp backend."""
+    import numpy as np
+    from gguf import GGUFWriter
+
     odd = tmp_path / "odd-arch.gguf"
-    shutil.copyfile(bundled_gguf, odd)
-    head = odd.read_bytes()[:4096]
-    value_at = head.index(b"general.architecture") + len(b"general.architecture") + 4 + 8
-    assert head[value_at:value_at + 5] == b"llama"
-    with open(odd, "r+b") as fh:
-        fh.seek(value_at)
-        fh.write(b"zzzzz")
+    writer = GGUFWriter(odd, "zzzzz")
+    writer.add_context_length(64)
+    writer.add_tensor("token_embd.weight", np.zeros((8, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
     with pytest.raises(ModelError, match=str(odd)) as err:
-        TransformersBackend().load(gguf_spec(odd), device="cpu", threads=2, n_ctx=64)
+        TransformersBackend().load(gguf_spec(odd), device="cpu", threads=1, n_ctx=64)
     assert "llama_cpp backend" in str(err.value)
 
 

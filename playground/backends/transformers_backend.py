@@ -74,9 +74,9 @@ class TransformersBackend:
         """Load spec on device (falls back to CPU with a warning); n_ctx 0 = the model's own limit."""
         path = check_model_path(spec)
         used, warning = resolve_device(device, self.name)
+        tokenizer, model = _load_tokenizer_and_model(spec, path, used)
         if threads and threads > 0:
             torch.set_num_threads(threads)   # process-wide, see the module docstring
-        tokenizer, model = _load_tokenizer_and_model(spec, path, used)
         model_ctx = _model_context_length(model) or spec.context_length or 2048
         context = min(n_ctx, model_ctx) if n_ctx and n_ctx > 0 else model_ctx
         return TransformersModel(spec=spec, device=used, context_length=context, tokenizer=tokenizer,
@@ -299,7 +299,9 @@ class TransformersModel:
                cancel: threading.Event | None = None) -> Iterator[Chunk]:
         """Generate from the exact prompt text; chunks as text arrives, the last with finish_reason.
 
-        Raises ContextOverflowError at once (before any chunk) if the prompt does not fit.
+        Raises ContextOverflowError at once (before any chunk) if the prompt does not fit. If
+        generation itself fails, the last chunk has finish_reason "error" and the next step of
+        the iteration raises ModelError with the cause (also kept in `last_error`).
         """
         start = time.perf_counter()
         ids = self.encode(prompt)
@@ -348,6 +350,9 @@ class TransformersModel:
                 ttft = now
             reason = self._finish_reason(error, stop_filter, interrupt, streamer, max_new)
             yield Chunk(tail, n_prompt, streamer.n_output, ttft, now, reason)
+            if error is not None:     # Chunk has no message field: the reason follows as an exception
+                raise ModelError(f"{self.spec.display_name} failed while generating ({self.last_error}); "
+                                 "the partial answer above is kept") from error
         finally:
             interrupt.halt.set()       # a consumer that stops early must not leave the model decoding
             worker.join()

@@ -23,7 +23,7 @@ def _chat_pane(ctx: AppContext, model_id: str, backend: str, device: str, preset
     sampling = ctx.sampling(preset, temperature=temperature, max_new_tokens=int(max_tokens) if max_tokens else None)
     return PaneSpec(model_id=model_id, mode="zero_shot", backend=backend or None, device=device or "cpu",
                     preset_id="general-zero-shot" if "general-zero-shot" in ctx.presets.prompting else None,
-                    system_prompt=system.strip() or None, sampling=sampling)
+                    system_prompt=(system or "").strip() or None, sampling=sampling)
 
 
 def stream_reply(ctx: AppContext, state: dict[str, Any], message: str, model_id: str, backend: str,
@@ -47,6 +47,8 @@ def stream_reply(ctx: AppContext, state: dict[str, Any], message: str, model_id:
             yield shown, state, format_metrics(result), notices_markdown(result), result.exact_prompt, ""
     except PlaygroundError as exc:
         result.error = str(exc)
+    except Exception as exc:  # a bug must show up in the page, not as a silent spinner
+        result.error = f"internal error: {type(exc).__name__}: {exc}"
     finally:
         ctx.runs.finish(run_id)
     if result.error:

@@ -1,0 +1,91 @@
+"""Real-browser testing: Debian's Chromium driven by Playwright, against the real app process.
+
+No browser is downloaded: Playwright is pointed at /usr/bin/chromium, which this module installs
+with apt-get when it is missing and we are root (the CI path). Elsewhere tests skip, saying why.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def ensure_chromium() -> tuple[str | None, str]:
+    """Path to Chromium, installing Debian's package if we can; or (None, why not)."""
+    path = find_chromium()
+    if path:
+        return path, ""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return None, "Chromium is not installed and cannot be installed here (need root and apt-get)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"]):
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        if done.returncode != 0:
+            return None, f"installing Chromium failed: {' '.join(cmd)}: {done.stderr[-500:]}"
+    path = find_chromium()
+    return (path, "") if path else (None, "apt-get installed chromium but no binary was found")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the app exited with code {proc.returncode} before serving {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+class AppProcess:
+    """`python app.py` on a free port with its own database; stopped on close."""
+
+    def __init__(self, db: Path, extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = db
+        self.log = Path(tempfile.mkstemp(prefix="app-", suffix=".log")[1])
+        cmd = [sys.executable, "app.py", "--port", str(self.port), "--db", str(db), *(extra or [])]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+                                     env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})})
+        try:
+            wait_http(self.url, proc=self.proc)
+        except Exception:
+            self.close()
+            raise RuntimeError(f"app did not start; its log:\n{self.log.read_text()[-3000:]}") from None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -1,0 +1,52 @@
+"""The real UI in headless Chromium: chat streams, the pane grid answers, a vote is stored."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def open_app(page, live_app):
+    page.goto(live_app.url)
+    page.locator("#chat-input textarea").wait_for(timeout=60_000)
+
+
+def test_chat_streams_an_answer_with_figures(page, live_app, screenshot_dir):
+    open_app(page, live_app)
+    box = page.locator("#chat-input textarea")
+    box.fill("What is the capital of France?")
+    box.press("Enter")
+    page.locator("#chat-metrics").get_by_text("finish:").wait_for(timeout=120_000)
+    metrics = page.locator("#chat-metrics").inner_text()
+    assert "prompt" in metrics and "tok/s" in metrics and "first token" in metrics
+    bot = page.locator("#chat-bot")
+    assert "What is the capital of France?" in bot.inner_text()
+    assert len(bot.inner_text().strip()) > len("What is the capital of France?") + 5
+    page.get_by_text("Exact prompt sent").first.click()
+    page.locator("#chat-prompt").get_by_text("<|im_start|>assistant").first.wait_for(timeout=10_000)
+    page.screenshot(path=str(screenshot_dir / "chat.png"), full_page=True)
+
+
+def test_grid_two_panes_stream_and_vote(page, live_app, screenshot_dir):
+    open_app(page, live_app)
+    page.get_by_role("tab", name="Playground").click()
+    box = page.locator("#grid-input textarea")
+    box.fill("Sam has 2 cats and gets 3 more. How many cats does Sam have?")
+    page.locator("#grid-send").click()
+    for i in (1, 2):
+        page.locator(f"#pane-{i}-metrics").get_by_text("finish:").wait_for(timeout=180_000)
+    page.locator("#grid-status").get_by_text("All panes finished").wait_for(timeout=30_000)
+    for i in (1, 2):
+        assert "Sam has 2 cats" in page.locator(f"#pane-{i}-chat").inner_text()
+    page.screenshot(path=str(screenshot_dir / "grid.png"), full_page=True)
+    page.locator("#vote-right").click()
+    page.locator("#vote-status").get_by_text("Saved").wait_for(timeout=30_000)
+    page.locator("#vote-right").click()          # a second click must not count twice
+    page.locator("#vote-status").get_by_text("not counted twice").wait_for(timeout=30_000)
+    with sqlite3.connect(live_app.db) as db:
+        votes = db.execute("select winner from votes").fetchall()
+        battle = db.execute("select left_mode, right_mode, anonymous from battles").fetchall()
+    assert votes == [("right",)]
+    assert battle == [("zero_shot", "few_shot_cot", 0)]
