@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from storage import (GenerationRecord, VoteResult, create_battle, insert_generation, open_database,
-                     record_vote, upsert_model)
+                     record_vote, upsert_model, write_transaction)
 
 from playground.engine import PaneResult
 from playground.models.spec import ModelSpec
@@ -59,8 +59,9 @@ def save_generation(db_path: Path, *, session_id: str, spec: ModelSpec, backend:
 
 def save_vote(db_path: Path, *, left_generation_id: int, right_generation_id: int, winner: str,
               session_id: str, anonymous: bool, source: str, note: str | None = None) -> VoteResult:
-    """One battle (created once per pair) and its vote; a repeated click returns the first vote."""
-    with closing(open_database(db_path)) as db:
+    """One battle (created once per pair) and its vote, in one transaction; a repeated click
+    returns the first vote."""
+    with closing(open_database(db_path)) as db, write_transaction(db):
         battle_id = create_battle(db, left_generation_id=left_generation_id,
                                   right_generation_id=right_generation_id, anonymous=anonymous,
                                   session_id=session_id, source=source)

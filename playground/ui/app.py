@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import importlib
 
+from typing import Any
+
 import gradio as gr
 
 from playground.context import AppContext
+from playground.ui.common import model_choices
 
 # (tab title, module under playground.ui); each module has build(ctx)
 TABS: tuple[tuple[str, str], ...] = (
@@ -39,4 +42,20 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
                 continue
             with gr.Tab(title, id=module_name, elem_id=f"tab-{module_name}"):
                 module.build(ctx)
+        _refresh_model_pickers_on_load(ctx, demo)
     return demo
+
+
+def _refresh_model_pickers_on_load(ctx: AppContext, demo: gr.Blocks) -> None:
+    """Every single-model picker (elem_id ending in '-model') gets the current catalog on page load,
+    so a model downloaded or dropped into ./models shows up after a reload."""
+    pickers = [b for b in demo.blocks.values()
+               if isinstance(b, gr.Dropdown) and (b.elem_id or "").endswith("-model")]
+    if not pickers:
+        return
+
+    def choices() -> list[Any]:
+        options = model_choices(ctx)
+        return [gr.update(choices=options) for _ in pickers]
+
+    demo.load(choices, None, pickers, queue=False)

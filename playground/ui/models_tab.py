@@ -1,0 +1,69 @@
+"""The Models tab: the catalog as a table, Hub downloads with progress, a re-scan button."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import gradio as gr
+
+from playground.context import AppContext
+from playground.errors import PlaygroundError
+
+COLUMNS = ["id", "name", "kind", "params", "quantisation", "context", "backends", "source", "status"]
+
+
+def catalog_rows(ctx: AppContext) -> list[list[Any]]:
+    return [[s.id, s.display_name, s.kind, s.params_label(), s.quantization or "?", s.context_length or "?",
+             ", ".join(s.backends), s.source, "ready" if s.available else (s.note or "missing")]
+            for s in ctx.catalog]
+
+
+def problems_markdown(ctx: AppContext) -> str:
+    if not ctx.catalog.problems:
+        return ""
+    return "**Files that could not be used:**\n\n" + "\n".join(f"- {p}" for p in ctx.catalog.problems)
+
+
+def refresh(ctx: AppContext) -> tuple[list[list[Any]], str]:
+    ctx.refresh_catalog()
+    return catalog_rows(ctx), problems_markdown(ctx)
+
+
+def download_hub_model(ctx: AppContext, ref: str, progress: gr.Progress | None = None) -> tuple[list[list[Any]], str]:
+    """Fetch an hf: reference into the Hugging Face cache and add it to the catalog."""
+    ref = (ref or "").strip()
+    if not ref.startswith("hf:"):
+        return catalog_rows(ctx), "⚠️ Enter a Hub reference like `hf:owner/repo/file.gguf` or `hf:owner/repo`."
+    report = (lambda message, fraction: progress(fraction, desc=message)) if progress is not None else None
+    try:
+        spec = ctx.catalog.get(ref)
+        spec = ctx.ensure_local(spec, progress=report)
+    except PlaygroundError as exc:
+        return catalog_rows(ctx), f"❌ {exc}"
+    return catalog_rows(ctx), (f"✅ {spec.id} is ready ({spec.params_label()} parameters, {spec.kind}). "
+                               "Reload the page to pick it in the other tabs.")
+
+
+def build(ctx: AppContext) -> None:
+    """Lay out the Models tab."""
+    from playground.devices import gpu_summary
+
+    gr.Markdown(f"Models are read from bundled packages, `{ctx.settings.models_dir}` (every `*.gguf` and "
+                "Hugging Face folder), and the Hugging Face Hub cache. Accelerators: " + gpu_summary())
+    table = gr.Dataframe(catalog_rows(ctx), headers=COLUMNS, interactive=False, elem_id="models-table",
+                         wrap=True)
+    problems = gr.Markdown(problems_markdown(ctx), elem_id="models-problems")
+    rescan = gr.Button("Re-scan models", elem_id="models-rescan")
+    with gr.Group():
+        gr.Markdown("### Add a model from the Hugging Face Hub")
+        with gr.Row():
+            ref = gr.Textbox(placeholder="hf:bartowski/Qwen2.5-1.5B-Instruct-GGUF/Qwen2.5-1.5B-Instruct-Q4_K_M.gguf",
+                             show_label=False, scale=5, elem_id="models-hub-ref")
+            fetch = gr.Button("Download", scale=1, elem_id="models-hub-download")
+        message = gr.Markdown(elem_id="models-message")
+    rescan.click(partial(refresh, ctx), None, [table, problems])
+
+    def on_fetch(text: str, progress: gr.Progress = gr.Progress()) -> tuple:
+        return download_hub_model(ctx, text, progress)
+
+    fetch.click(on_fetch, [ref], [table, message])
