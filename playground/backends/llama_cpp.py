@@ -43,6 +43,7 @@ class LlamaCppModel:
     warnings: list[str] = field(default_factory=list)
     backend: str = "llama_cpp"
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _primed: list[int] | None = None   # the prompt whose tokens[:-1] are in the KV cache
 
     @property
     def bos_text(self) -> str:
@@ -63,6 +64,23 @@ class LlamaCppModel:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
+
+    def _prefill(self, tokens: list[int]) -> None:
+        """Evaluate all prompt tokens but the last, unless exactly this prompt is already in the KV cache.
+
+        `Llama.generate` then always decodes the last prompt token alone, so the arithmetic is the
+        same whether the prompt was cached or not: greedy output never depends on what ran before
+        (re-using a partial prefix would change the batch split and, with it, the float sums).
+        A repeated prompt (regenerate, self-consistency samples) skips the prefill entirely.
+        """
+        if tokens == self._primed:
+            return
+        self._primed = None
+        self.llm.reset()
+        if len(tokens) > 1:
+            with self.compute_lock or nullcontext():
+                self.llm.eval(tokens[:-1])
+        self._primed = list(tokens)
 
     def _step(self, gen: Iterator[int]) -> int | None:
         with self.compute_lock or nullcontext():
@@ -86,9 +104,7 @@ class LlamaCppModel:
         text, emitted, n_out, finish = "", 0, 0, "length"
         cut: int | None = None
         with self._lock:
-            # No KV-prefix reuse: re-evaluating only a suffix changes the batch split, and with it
-            # the floating-point sums, so greedy output could differ from run to run.
-            self.llm.reset()
+            self._prefill(tokens)
             self.llm.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
             gen = self.llm.generate(tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
                                     temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty)
@@ -142,6 +158,7 @@ class LlamaCppModel:
         total = 0.0
         with self._lock, self.compute_lock or nullcontext():
             llm = self.llm
+            self._primed = None
             llm.reset()
             llm._ctx.kv_cache_clear()
             if shared > 1:

@@ -61,6 +61,13 @@ def result_json(pane: PaneSpec, result: PaneResult, backend: str) -> dict:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     ctx = AppContext.create(settings)
+    try:
+        return _ask(ctx, args)
+    finally:
+        ctx.cache.clear()   # free models now, not in interpreter shutdown (llama.cpp dislikes that)
+
+
+def _ask(ctx: AppContext, args: argparse.Namespace) -> int:
     pane = pane_from_args(ctx, args)
     backend = pane.backend or ctx.catalog.get(pane.model_id).backends[0]
     result, shown = PaneResult(), 0
