@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from playground.backends.base import LoadedModel
 from playground.errors import ContextOverflowError
@@ -99,11 +99,25 @@ def check_context(model: LoadedModel, prompt: str, sampling: SamplingParams) -> 
     return n_prompt, sampling, None
 
 
+def _replace_status(result: PaneResult, shown: list[str], lines: Sequence[str] | None) -> None:
+    """A backend may put status lines on a chunk (`notices`, e.g. a remote server's queue position
+    or a retry); each set replaces the lines the same generation showed before."""
+    if lines is None:
+        return
+    for line in shown:
+        if line in result.notices:
+            result.notices.remove(line)
+    shown[:] = [line for line in lines if line not in result.notices]
+    result.notices.extend(shown)
+
+
 def _stream_into(model: LoadedModel, prompt: str, sampling: SamplingParams, cancel: threading.Event | None,
                  result: PaneResult, start: float, attr: str) -> Iterator[PaneResult]:
     """Stream one generation, appending to result.<attr> and updating counts as chunks come."""
     base_tokens = result.n_output_tokens
+    shown: list[str] = []
     for chunk in model.stream(prompt, sampling, cancel):
+        _replace_status(result, shown, getattr(chunk, "notices", None))
         setattr(result, attr, getattr(result, attr) + chunk.text)
         result.n_output_tokens = base_tokens + chunk.n_output_tokens
         if result.ttft_s is None and chunk.text:
@@ -172,7 +186,7 @@ def _self_consistency(model: LoadedModel, plan: PromptPlan, sampling: SamplingPa
         path = SamplePath(text="")
         result.samples.append(path)
         base_tokens = result.n_output_tokens
-        holder = PaneResult(n_output_tokens=base_tokens, ttft_s=result.ttft_s)
+        holder = PaneResult(n_output_tokens=base_tokens, ttft_s=result.ttft_s, notices=result.notices)
         for update in _stream_into(model, result.exact_prompt, sampling.with_changes(seed=seed),
                                    cancel, holder, start, "output"):
             path.text = update.output

@@ -36,6 +36,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    remote = p.add_argument_group("remote server (OpenAI-compatible; no catalog entry needed)")
+    remote.add_argument("--base-url", default=None,
+                        help="e.g. http://127.0.0.1:8000/v1; --model is then the server's model name "
+                             "(default: the first it lists)")
+    remote.add_argument("--api-key-env", default=None, help="name of the env var holding the server's API key")
+    remote.add_argument("--remote-base-model", action="store_true",
+                        help="the served model is a base model: plain-text frames to /v1/completions")
 
 
 def pane_from_args(ctx: AppContext, args: argparse.Namespace) -> PaneSpec:
@@ -67,7 +74,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ctx.cache.clear()   # free models now, not in interpreter shutdown (llama.cpp dislikes that)
 
 
+def _remote_model_id(ctx: AppContext, args: argparse.Namespace) -> str:
+    """--base-url: build the catalog entry on the fly (asks the server's /v1/models first)."""
+    from playground.models.remote import add_remote_model
+
+    spec = add_remote_model(ctx.catalog, args.base_url, args.model, api_key_env=args.api_key_env,
+                            is_chat=not args.remote_base_model)
+    return spec.id
+
+
 def _ask(ctx: AppContext, args: argparse.Namespace) -> int:
+    if getattr(args, "base_url", None):
+        args.model = _remote_model_id(ctx, args)
     pane = pane_from_args(ctx, args)
     backend = pane.backend or ctx.catalog.get(pane.model_id).backends[0]
     result, shown = PaneResult(), 0

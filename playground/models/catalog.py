@@ -165,4 +165,14 @@ def build_catalog(models_dir: Path, presets_dir: Path | None = None,
     _local(catalog, Path(models_dir))
     if include_hub and presets_dir is not None:
         _hub(catalog, Path(presets_dir) / "hub_models.yaml", hub_refs)
+    if presets_dir is not None:
+        _remote(catalog, Path(presets_dir))
     return catalog
+
+
+def _remote(catalog: Catalog, presets_dir: Path) -> None:
+    """Models on OpenAI-compatible servers (presets/remote_models.yaml); a server that is down
+    becomes a problem line. Run-time additions: playground.models.remote.add_remote_model."""
+    from playground.models.remote import add_declared_models
+
+    add_declared_models(catalog, presets_dir)

@@ -116,7 +116,7 @@ def build(ctx: AppContext) -> None:
     inputs = [state, box, model, backend, device, preset, system, temperature, max_tokens]
     outputs = [chatbot, state, metrics, notices, prompt, box]
     handler = partial(stream_reply, ctx)
-    gr.on([send.click, box.submit], handler, inputs, outputs, concurrency_limit=None)
+    gr.on([send.click, box.submit], handler, inputs, outputs, concurrency_limit=None, api_name="chat_send")
     stop_btn.click(partial(stop, ctx), [state], None, queue=False)
     hidden_question = gr.State("")
     regen.click(pop_last_turn, [state], [state, hidden_question]).then(

@@ -304,14 +304,16 @@ def build(ctx: AppContext) -> None:
             yield [st2, msg, ""] + _flatten_views(views)
 
     send_inputs = [state, question, n_panes, family, *flat_controls]
-    gr.on([send.click, question.submit], on_send, send_inputs, [state, status, vote_status, *flat_outputs])
+    gr.on([send.click, question.submit], on_send, send_inputs, [state, status, vote_status, *flat_outputs],
+          api_name="grid_send")
     stop_btn.click(partial(stop, ctx), [state], None, queue=False)
     clear_btn.click(lambda st: [{**new_grid_state(), "session_id": st["session_id"]}, "", ""] +
                     [[] if j % 6 == 0 else "" for j in range(MAX_PANES * 6)],
                     [state], [state, status, vote_status, *flat_outputs])
     n_panes.change(lambda n: [gr.update(visible=i < int(n)) for i in range(MAX_PANES)], [n_panes], columns)
     for winner, button in vote_buttons.items():
-        button.click(partial(_vote_click, ctx, winner), [state, pane_a, pane_b, note], [vote_status])
+        button.click(partial(_vote_click, ctx, winner), [state, pane_a, pane_b, note], [vote_status],
+                     api_name=f"grid_vote_{winner}")
 
     pane_models = [c[0] for c in controls]
     pane_modes = [c[3] for c in controls]
