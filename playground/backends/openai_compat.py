@@ -67,6 +67,8 @@ class ServerOptions:
     read_timeout_s: float = 120.0   # longest silence allowed between two streamed pieces
     retries: int = 3                # extra attempts, only before the first token
     backoff_s: float = 0.5          # first retry delay; doubles each attempt
+    tokenize_timeout_s: float = 5.0 # then the count is estimated (llama-cpp-python's server makes
+                                    # a tokenize call wait until the running generation ends)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,6 +176,10 @@ class SlotGate:
 # one server
 
 
+class ServerTimeout(PlaygroundError):
+    """The server did not answer in time."""
+
+
 class _Retryable(Exception):
     """A failure worth another attempt (nothing was streamed yet)."""
 
@@ -268,7 +274,7 @@ class RemoteServer:
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout):
                 raise _Retryable(connection_problem(self.base_url, exc)) from None
-            raise PlaygroundError(f"no answer from {url} within {read_s or self.options.read_timeout_s:g} s") from None
+            raise ServerTimeout(f"no answer from {url} within {read_s or self.options.read_timeout_s:g} s") from None
         except httpx.TransportError as exc:
             raise _Retryable(connection_problem(self.base_url, exc)) from None
         if response.status_code in RETRY_STATUSES:
@@ -425,6 +431,7 @@ class OpenAICompatModel:
     bos_text: str = ""               # the server adds what the model needs
     warnings: list[str] = field(default_factory=list)
     _chat_tokenize: bool = True      # False once /tokenize refused chat messages
+    _local: threading.local = field(default_factory=threading.local)   # per pane thread: last count estimated?
 
     @property
     def raw_continuation(self) -> bool:
@@ -445,28 +452,38 @@ class OpenAICompatModel:
         messages = parse_chat_form(text)
         if messages is None:
             return self._count_text(text)
+        joined = "\n".join(f"{m['role']}\n{m['content']}" for m in messages)
+        overhead = CHAT_OVERHEAD_TOKENS * len(messages) + 3
         if self.tokenizer == "vllm" and self._chat_tokenize:
-            try:
-                data = self._tokenize({"messages": messages, "add_generation_prompt": True})
-                return _token_count(data)
+            try:   # vLLM applies the chat template itself: exact
+                return _token_count(self._tokenize({"messages": messages, "add_generation_prompt": True}))
+            except ServerTimeout:
+                self._local.estimated = True
+                return estimate_tokens(joined) + overhead
             except PlaygroundError:
                 self._chat_tokenize = False
-        joined = "\n".join(f"{m['role']}\n{m['content']}" for m in messages)
-        return self._count_text(joined) + CHAT_OVERHEAD_TOKENS * len(messages) + 3
+        return self._count_text(joined) + overhead
 
     def _count_text(self, text: str) -> int:
-        if self.tokenizer == "vllm":
-            return _token_count(self._tokenize({"prompt": text, "content": text}))
-        if self.tokenizer == "llama_cpp_python":
-            data = self.server.request_json("POST", f"{self.server.root_url}/extras/tokenize",
-                                            api_key_env=self.spec.api_key_env,
-                                            body={"model": self.model_name, "input": text})
-            return _token_count(data)
+        """Exact from the server; when it is too busy to answer in time, an estimate that the next
+        stream on this pane's thread reports as such."""
+        try:
+            if self.tokenizer == "vllm":
+                return _token_count(self._tokenize({"prompt": text, "content": text}))
+            if self.tokenizer == "llama_cpp_python":
+                data = self.server.request_json("POST", f"{self.server.root_url}/extras/tokenize",
+                                                api_key_env=self.spec.api_key_env,
+                                                body={"model": self.model_name, "input": text},
+                                                read_s=self.server.options.tokenize_timeout_s)
+                return _token_count(data)
+        except ServerTimeout:
+            self._local.estimated = True
         return estimate_tokens(text)
 
     def _tokenize(self, fields: dict[str, Any]) -> Any:
         return self.server.request_json("POST", f"{self.server.root_url}/tokenize", api_key_env=self.spec.api_key_env,
-                                        body={"model": self.model_name, **fields})
+                                        body={"model": self.model_name, **fields},
+                                        read_s=self.server.options.tokenize_timeout_s)
 
     # streaming -------------------------------------------------------------------------------
 
@@ -481,6 +498,9 @@ class OpenAICompatModel:
         start = time.perf_counter()
         n_prompt = estimate_tokens(prompt)
         status: list[str] = []
+        if getattr(self._local, "estimated", False):
+            self._local.estimated = False
+            status.append(f"the prompt's token count is an estimate: {self.url} was too busy to tokenize it")
         if not (yield from self._wait_for_slot(start, cancel, n_prompt)):
             yield RemoteChunk("", n_prompt, 0, None, time.perf_counter() - start, "cancelled", notices=())
             return
@@ -809,6 +829,9 @@ class OpenAICompatBackend:
         if tokenizer == "estimate":
             warnings.append(f"token counts for {spec.id} are estimates (4 characters per token): the server "
                             "has no tokenize endpoint")
+        elif tokenizer == "llama_cpp_python" and spec.is_chat:
+            warnings.append("chat prompt token counts are approximate: this server tokenizes text, "
+                            "not chat messages (its template adds a few tokens per message)")
         context = spec.context_length or _context_from_listing(entry or {}) or max_len
         if not context:
             context = DEFAULT_CONTEXT

@@ -1,0 +1,101 @@
+"""Run every benchmark in bench/ and write docs/benchmarks.md.
+
+Each benchmark measures its own baseline in the same run and reports ratios to it, so the
+figures compare like with like on whatever machine runs this. `--quick` uses smaller sizes.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, machine_info  # noqa: E402
+
+# (module, title, what it compares, full-size kwargs, quick kwargs)
+BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
+    ("bench_app", "Streaming: app vs raw llama-cpp-python",
+     "tokens/s and time to first token through the app's engine vs `Llama.create_completion(stream=True)`",
+     {"reps": 7, "max_tokens": 128}, {"reps": 3, "max_tokens": 64}),
+    ("bench_grid", "Pane grid vs sequential",
+     "four prompting modes on one model, all at once vs one after another",
+     {"reps": 3, "max_tokens": 48}, {"reps": 1, "max_tokens": 32}),
+    ("bench_votes", "Votes per second",
+     "8 concurrent writers vs 1 sequential writer, battle + vote per transaction, zero lost",
+     {"threads": 8, "votes_per_thread": 1000}, {"threads": 8, "votes_per_thread": 250}),
+    ("bench_ranking", "Ranking on 1M battles",
+     "Bradley-Terry fit + 1,000-round bootstrap and online Elo vs a per-battle fit in the style of Arena's code",
+     {"n_battles": 1_000_000, "n_contestants": 20, "with_db": True},
+     {"n_battles": 200_000, "n_contestants": 20, "with_db": False}),
+    ("bench_export", "DPO export",
+     "100,000 votes streamed to JSONL vs one query per vote", {"n_votes": 100_000}, {"n_votes": 20_000}),
+    ("bench_lab", "Lab items/s", "the bundled model on GSM8K items, app vs raw llama-cpp-python", {}, {}),
+    ("bench_remote", "Remote server vs in-process",
+     "llama-cpp-python's OpenAI-compatible server vs in-process llama-cpp-python; 4 concurrent users", {}, {}),
+)
+
+
+def run_one(module_name: str, kwargs: dict) -> tuple[str, dict | None, float]:
+    """Import and run one benchmark, capturing what it prints."""
+    out = io.StringIO()
+    start = time.perf_counter()
+    figures = None
+    with contextlib.redirect_stdout(out):
+        try:
+            module = importlib.import_module(module_name)
+            figures = module.main(**kwargs)
+            if hasattr(module, "report") and figures is not None:
+                print(module.report(figures))
+        except ModuleNotFoundError as exc:
+            print(f"(not available: {exc})")
+        except Exception:
+            print(traceback.format_exc())
+    return out.getvalue().strip(), figures, time.perf_counter() - start
+
+
+def render(results: list[tuple[str, str, str, str, dict | None, float]], quick: bool) -> str:
+    info = machine_info()
+    lines = ["# Benchmarks", "",
+             "Written by `python bench/run.py`" + (" --quick" if quick else "") +
+             f" on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Every figure is compared with a baseline "
+             "measured in the same run on the same machine; wall times are noisy when the machine is shared, "
+             "ratios much less so.", "", "## Machine", "",
+             "| | |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in info.items()], ""]
+    for name, title, what, text, figures, seconds in results:
+        lines += [f"## {title}", "", f"{what} (`bench/{name}.py`, {seconds:.0f} s).", "", "```", text or "(no output)",
+                  "```", ""]
+        if figures:
+            lines += ["| figure | value |", "| --- | --- |"]
+            for key, value in figures.items():
+                shown = f"{value:,.4g}" if isinstance(value, float) else str(value)
+                lines.append(f"| {key} | {shown} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (minutes instead of tens of minutes)")
+    parser.add_argument("--only", nargs="*", help="run only these benchmark modules")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    results = []
+    for name, title, what, full, quick in BENCHES:
+        if args.only and name not in args.only:
+            continue
+        print(f"== {title} ({name})", flush=True)
+        text, figures, seconds = run_one(name, quick if args.quick else full)
+        print(text, flush=True)
+        results.append((name, title, what, text, figures, seconds))
+    args.out.write_text(render(results, args.quick), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
