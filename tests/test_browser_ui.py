@@ -50,3 +50,16 @@ def test_grid_two_panes_stream_and_vote(page, live_app, screenshot_dir):
         battle = db.execute("select left_mode, right_mode, anonymous from battles").fetchall()
     assert votes == [("right",)]
     assert battle == [("zero_shot", "few_shot_cot", 0)]
+
+
+def test_chat_stop_button_ends_generation(page, live_app):
+    open_app(page, live_app)
+    page.locator("#chat-clear").click()
+    box = page.locator("#chat-input textarea")
+    box.fill("Write a very long story about a lighthouse keeper and the sea, with many chapters.")
+    box.press("Enter")
+    page.locator("#chat-metrics").get_by_text("generating").wait_for(timeout=60_000)
+    page.locator("#chat-stop").click()
+    page.locator("#chat-metrics").get_by_text("finish: cancelled").wait_for(timeout=10_000)
+    out_tokens = int(page.locator("#chat-metrics").inner_text().split("output ")[1].split(" ")[0])
+    assert out_tokens < 256

@@ -51,8 +51,10 @@ NO_BATTLES_MESSAGE = (
     "**No battles yet.** Vote on answer pairs in the **Playground** or **Arena** tab, or import Arena "
     "battles with `python app.py import battles FILE`, then press **Refresh**."
 )
-TABLE_HEADERS = ["Rank", "Contestant", "Rating", "95% CI", "Elo", "Battles", "W / L / T", "Win rate"]
+TABLE_HEADERS = ["Rank", "Contestant", "Rating", "95% CI", "Elo", "Battles", "W / L / T", "Win rate %"]
+TABLE_TYPES = ["number", "str", "number", "str", "number", "number", "str", "number"]
 LC_HEADERS = ["Rating (LC)", "95% CI (LC)", "Rank (LC)"]
+LC_TYPES = ["number", "str", "number"]
 PLOTS = ("ratings", "winrate", "counts", "predicted")
 BOARD_FILES = {"csv": "leaderboard.csv", "json": "leaderboard.json", "md": "leaderboard.md"}
 DATA_FILES = ("dpo", "dpo_meta", "dpo_conv", "dpo_conv_meta", "battles")
@@ -219,40 +221,45 @@ def leaderboard_view(db_path: str | Path, filters: BoardFilters, out_dir: str | 
 
 
 def empty_table(length_control: bool) -> pd.DataFrame:
-    return pd.DataFrame(columns=TABLE_HEADERS + (LC_HEADERS if length_control else []))
+    return pd.DataFrame(columns=table_headers(length_control))
 
 
 def board_table(board: Leaderboard) -> pd.DataFrame:
-    """One row per contestant, best first; numbers rounded for reading, '–' where there is none."""
+    """One row per contestant, best first. Numbers stay numbers (the table sorts by them), rounded
+    for reading; an unrated contestant has empty rating cells (the warnings say why)."""
     has_lc = board.length_control is not None
     rows = []
     for r in board.rows:
-        row = [_int(r.rank), r.contestant, _round(r.rating), _ci(r.ci_low, r.ci_high), _round(r.elo), r.battles,
-               f"{r.wins} / {r.losses} / {r.ties}", _percent(r.win_rate)]
+        row = [r.rank, r.contestant, _round(r.rating), _ci(r.ci_low, r.ci_high), _round(r.elo), r.battles,
+               f"{r.wins} / {r.losses} / {r.ties}", _round(100 * r.win_rate, 1)]
         if has_lc:
-            row += [_round(r.rating_lc), _ci(r.ci_low_lc, r.ci_high_lc), _int(r.rank_lc)]
+            row += [_round(r.rating_lc), _ci(r.ci_low_lc, r.ci_high_lc), r.rank_lc]
         rows.append(row)
-    return pd.DataFrame(rows, columns=TABLE_HEADERS + (LC_HEADERS if has_lc else []))
+    return pd.DataFrame(rows, columns=table_headers(has_lc), dtype=object)
+
+
+def table_headers(length_control: bool) -> list[str]:
+    return TABLE_HEADERS + (LC_HEADERS if length_control else [])
+
+
+def table_update(table: pd.DataFrame) -> Any:
+    """The table with a column type each, so the browser sorts numbers as numbers."""
+    types = TABLE_TYPES + (LC_TYPES if len(table.columns) > len(TABLE_HEADERS) else [])
+    return gr.update(value=table, datatype=types)
 
 
 def _missing(value: float | None) -> bool:
     return value is None or math.isnan(value)
 
 
-def _round(value: float | None) -> str:
-    return "–" if _missing(value) else f"{value:.0f}"
-
-
-def _int(value: int | None) -> str:
-    return "–" if value is None else str(value)
+def _round(value: float | None, digits: int = 0) -> int | float | None:
+    if _missing(value):
+        return None
+    return round(value, digits) if digits else int(round(value))
 
 
 def _ci(low: float | None, high: float | None) -> str:
     return "–" if _missing(low) or _missing(high) else f"{low:.0f} – {high:.0f}"
-
-
-def _percent(value: float | None) -> str:
-    return "–" if _missing(value) else f"{100 * value:.1f}%"
 
 
 def diagnostics_markdown(board: Leaderboard) -> str:
@@ -411,7 +418,7 @@ def build(ctx: AppContext) -> None:
                            elem_id="lb-rounds", scale=1)
         refresh_btn = gr.Button("Refresh", variant="primary", elem_id="lb-refresh", scale=1)
     message = gr.Markdown(elem_id="lb-message")
-    table = gr.Dataframe(empty_table(False), interactive=False, wrap=True, label="Leaderboard",
+    table = gr.Dataframe(empty_table(False), datatype=TABLE_TYPES, interactive=False, wrap=True, label="Leaderboard",
                          elem_id="lb-table", max_height=520)
     diagnostics = gr.Markdown(elem_id="lb-warnings")
     with gr.Row():
@@ -502,7 +509,7 @@ def refresh_outputs(view: TabView, export_filters: ExportFilters) -> list[Any]:
     """Component updates in `build`'s output order (after the state folder)."""
     board = view.board
     updates = [
-        board.table,
+        table_update(board.table),
         board.diagnostics,
         *(board.figures[name] for name in PLOTS),
         *download_updates(board.files, tuple(BOARD_FILES)),
