@@ -30,6 +30,8 @@ COMMON_OPTIONS: tuple[tuple[str, dict], ...] = (
     ("--presets-dir", dict(type=Path, help="presets folder (default: the app's presets/)")),
     ("--threads", dict(type=int, help="CPU threads per model (default: all cores)")),
     ("--n-ctx", dict(type=int, help="context size in tokens (default 2048, capped by the model)")),
+    ("--memory-budget", dict(type=int, metavar="MB", help="memory for loaded models before the least "
+                             "recently used is unloaded (default 8192)")),
 )
 
 
@@ -56,7 +58,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     get = lambda name: getattr(args, name, None)  # noqa: E731
     return Settings().with_overrides(
         db_path=get("db"), models_dir=get("models_dir"), presets_dir=get("presets_dir"),
-        threads=get("threads"), n_ctx=get("n_ctx"), host=get("host"), port=get("port"))
+        threads=get("threads"), n_ctx=get("n_ctx"), host=get("host"), port=get("port"),
+        memory_budget_mb=get("memory_budget"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
