@@ -96,3 +96,21 @@ def test_stop_all_cancels_every_pane(app_ctx):
     assert all(r.done for r in final)
     assert all(r.finish_reason == "cancelled" for r in final)
     assert all(r.n_output_tokens < 1500 for r in final)
+
+
+def test_same_model_panes_stream_side_by_side_and_match_solo_runs(app_ctx):
+    """Panes on one model run at once (one context each on shared weights), and each gives
+    exactly the answer it gives alone: greedy output never depends on what runs beside it."""
+    sampling = SamplingParams(max_new_tokens=24)
+    panes = [PaneSpec(model_id="smollm2-135m-instruct", mode=m, shots=1, sampling=sampling)
+             for m in ("zero_shot", "few_shot", "instruction")]
+    solo = [_final(run_pane(app_ctx, p, QUESTION)).answer_text for p in panes]
+    loads = app_ctx.cache.loads
+    side_by_side = False
+    final = None
+    for final in run_panes(app_ctx, panes, QUESTION, min_interval_s=0.0):
+        streaming = [r for r in final if r.answer_text and not r.done]
+        side_by_side = side_by_side or len(streaming) >= 2
+    assert [r.answer_text for r in final] == solo
+    assert side_by_side, "same-model panes should stream at the same time"
+    assert app_ctx.cache.loads == loads

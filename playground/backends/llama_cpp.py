@@ -1,8 +1,20 @@
 """llama.cpp through llama-cpp-python: GGUF models on CPU or GPU.
 
-Generation is our own short loop over `Llama.generate` (the token generator that
-`create_completion` itself wraps) so we know the exact token count at every chunk, can stop
-within one token when cancelled, and can hand the CPU to another model between tokens.
+One loaded model (weights, tokenizer) serves several generations at once through *slots*: each
+slot is its own llama.cpp context (its own KV cache) on the shared weights, so panes on the same
+model stream side by side without loading the model twice. Each slot runs the plain
+single-sequence computation a solo run would, token by token:
+
+- the prompt minus its last token is decoded in `n_batch` chunks, then the last token alone, then
+  one token per step: the same batch splits every time, so a greedy answer never depends on what
+  ran before or beside it (batching sequences together would change the float sums);
+- a slot remembers its last prompt; the identical prompt again (Regenerate, self-consistency
+  samples) keeps the prefilled KV cache and skips the prefill;
+- the per-device compute lock is held around each decode, so slots and other models on the same
+  CPU take turns instead of oversubscribing the cores.
+
+Our own token loop (rather than `create_completion`) gives the exact token count at every chunk,
+stops within one token when cancelled, and cuts stop strings without ever showing them.
 """
 from __future__ import annotations
 
@@ -11,9 +23,9 @@ import math
 import random
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -23,6 +35,9 @@ from playground.models.gguf_meta import GGUFInfo, gguf_info
 from playground.models.spec import ModelSpec
 from playground.sampling import SamplingParams
 
+DEFAULT_SLOTS = 4
+PENALTY_LAST_N = 64   # llama.cpp's default window for the repeat penalty
+
 
 def _stop_cut(text: str, stops: Sequence[str], search_from: int) -> int | None:
     """Index of the earliest stop string in text at or after search_from, or None."""
@@ -31,19 +46,56 @@ def _stop_cut(text: str, stops: Sequence[str], search_from: int) -> int | None:
 
 
 @dataclass
+class _Slot:
+    """One llama.cpp context on the shared weights, and the prompt its KV cache holds."""
+
+    ctx: Any        # llama_cpp._internals.LlamaContext
+    batch: Any      # llama_cpp._internals.LlamaBatch
+    primed: list[int] | None = None
+
+
+def _make_sampler(sampling: SamplingParams, n_vocab: int) -> Any:
+    """The sampler chain llama-cpp-python builds for `generate`, from our SamplingParams."""
+    from llama_cpp._internals import LlamaSampler
+
+    sampler = LlamaSampler()
+    if sampling.repeat_penalty != 1.0:
+        sampler.add_penalties(n_vocab, PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0)
+    if sampling.temperature <= 0:
+        sampler.add_greedy()
+        return sampler
+    seed = sampling.seed if sampling.seed is not None else random.randrange(2**31)
+    if sampling.top_k > 0:
+        sampler.add_top_k(sampling.top_k)
+    sampler.add_top_p(sampling.top_p, 1)
+    sampler.add_min_p(sampling.min_p, 1)
+    sampler.add_temp(sampling.temperature)
+    sampler.add_dist(seed)
+    return sampler
+
+
+@dataclass
 class LlamaCppModel:
-    """A loaded GGUF model. One generation at a time (a Llama context is not thread-safe)."""
+    """A loaded GGUF model; up to `max_slots` generations at once on one copy of the weights."""
 
     spec: ModelSpec
     info: GGUFInfo
-    llm: object
+    llm: Any                         # llama_cpp.Llama: weights, tokenizer, and slot 0's context
     device: str
     context_length: int
     compute_lock: threading.Lock | None = None
+    max_slots: int = DEFAULT_SLOTS
     warnings: list[str] = field(default_factory=list)
     backend: str = "llama_cpp"
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _primed: list[int] | None = None   # the prompt whose tokens[:-1] are in the KV cache
+    _slots: list[_Slot] = field(default_factory=list)
+    _free: list[_Slot] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _closed: bool = False
+
+    def __post_init__(self) -> None:
+        slot = _Slot(ctx=self.llm._ctx, batch=self.llm._batch)
+        self._slots.append(slot)
+        self._free.append(slot)
 
     @property
     def bos_text(self) -> str:
@@ -65,26 +117,72 @@ class LlamaCppModel:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
-    def _prefill(self, tokens: list[int]) -> None:
-        """Evaluate all prompt tokens but the last, unless exactly this prompt is already in the KV cache.
+    # --- slots ---------------------------------------------------------------------------------
 
-        `Llama.generate` then always decodes the last prompt token alone, so the arithmetic is the
-        same whether the prompt was cached or not: greedy output never depends on what ran before
-        (re-using a partial prefix would change the batch split and, with it, the float sums).
-        A repeated prompt (regenerate, self-consistency samples) skips the prefill entirely.
-        """
-        if tokens == self._primed:
-            return
-        self._primed = None
-        self.llm.reset()
-        if len(tokens) > 1:
+    def _new_slot(self) -> _Slot:
+        from llama_cpp._internals import LlamaBatch, LlamaContext
+
+        ctx = LlamaContext(model=self.llm._model, params=self.llm.context_params, verbose=False)
+        batch = LlamaBatch(n_tokens=self.llm.n_batch, embd=0, n_seq_max=1, verbose=False)
+        return _Slot(ctx=ctx, batch=batch)
+
+    @contextmanager
+    def _slot(self, prompt: Sequence[int] | None = None) -> Iterator[_Slot]:
+        """Borrow a slot, preferring one that already holds this prompt; make one if all are busy."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise PlaygroundError(f"{self.spec.id} was unloaded")
+                if self._free:
+                    slot = next((s for s in self._free if prompt is not None and s.primed == list(prompt)),
+                                self._free[-1])
+                    self._free.remove(slot)
+                    break
+                if len(self._slots) < self.max_slots:
+                    slot = None
+                    break
+                self._cond.wait()
+        if slot is None:
+            try:
+                slot = self._new_slot()
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(f"could not create another llama.cpp context for {self.spec.id}: {exc}") from None
+            with self._cond:
+                self._slots.append(slot)
+        try:
+            yield slot
+        finally:
+            with self._cond:
+                self._free.append(slot)
+                self._cond.notify()
+
+    def _decode(self, slot: _Slot, tokens: Sequence[int], n_past: int, logits_all: bool = False) -> None:
+        """Decode tokens at positions n_past.. in n_batch chunks, each under the compute lock."""
+        n_batch = self.llm.n_batch
+        for i in range(0, len(tokens), n_batch):
+            chunk = list(tokens[i: i + n_batch])
+            slot.batch.set_batch(batch=chunk, n_past=n_past + i, logits_all=logits_all)
             with self.compute_lock or nullcontext():
-                self.llm.eval(tokens[:-1])
-        self._primed = list(tokens)
+                slot.ctx.decode(slot.batch)
 
-    def _step(self, gen: Iterator[int]) -> int | None:
+    def _next_token(self, slot: _Slot, sampler: Any, token: int, pos: int) -> int:
+        """Decode one token and sample the next, in one turn of the compute lock."""
+        slot.batch.set_batch(batch=[token], n_past=pos, logits_all=False)
         with self.compute_lock or nullcontext():
-            return next(gen, None)
+            slot.ctx.decode(slot.batch)
+            return sampler.sample(slot.ctx, -1)
+
+    def _prefill(self, slot: _Slot, tokens: list[int]) -> None:
+        """KV cache := tokens[:-1], computed the same way every time (see the module docstring)."""
+        if slot.primed == tokens:
+            slot.ctx.kv_cache_seq_rm(-1, len(tokens) - 1, -1)   # drop the last answer, keep the prompt
+            return
+        slot.primed = None
+        slot.ctx.kv_cache_clear()
+        self._decode(slot, tokens[:-1], 0)
+        slot.primed = list(tokens)
+
+    # --- generation ----------------------------------------------------------------------------
 
     def stream(self, prompt: str, sampling: SamplingParams,
                cancel: threading.Event | None = None) -> Iterator[Chunk]:
@@ -92,6 +190,8 @@ class LlamaCppModel:
 
         tokens = self.tokenize(prompt)
         n_prompt = len(tokens)
+        if not tokens:
+            raise PlaygroundError("the prompt is empty")
         max_new = min(sampling.max_new_tokens, self.context_length - n_prompt)
         if max_new < 1:
             raise PlaygroundError(f"the prompt is {n_prompt} tokens, the context holds {self.context_length}")
@@ -103,21 +203,20 @@ class LlamaCppModel:
         ttft: float | None = None
         text, emitted, n_out, finish = "", 0, 0, "length"
         cut: int | None = None
-        with self._lock:
-            self._prefill(tokens)
-            self.llm.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
-            gen = self.llm.generate(tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
-                                    temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty)
+        with self._slot(tokens) as slot:
+            sampler = _make_sampler(sampling, self.llm.n_vocab())
             try:
+                self._prefill(slot, tokens)
+                next_input, pos = tokens[-1], n_prompt - 1
                 while n_out < max_new:
                     if cancel is not None and cancel.is_set():
                         finish = "cancelled"
                         break
-                    token = self._step(gen)
-                    if token is None or llama_cpp.llama_vocab_is_eog(vocab, token):
+                    token = self._next_token(slot, sampler, next_input, pos)
+                    if llama_cpp.llama_vocab_is_eog(vocab, token):
                         finish = "stop"
                         break
-                    n_out += 1
+                    next_input, pos, n_out = token, pos + 1, n_out + 1
                     text += decoder.decode(self.llm.detokenize([token]))
                     cut = _stop_cut(text, stops, max(0, emitted - hold)) if stops else None
                     end = cut if cut is not None else len(text) - hold
@@ -132,17 +231,20 @@ class LlamaCppModel:
                         yield Chunk(piece, n_prompt, n_out, ttft, time.perf_counter() - start)
                     if cut is not None:
                         break
+            except RuntimeError as exc:   # llama_decode failed (e.g. out of KV space)
+                slot.primed = None
+                raise PlaygroundError(f"llama.cpp failed while generating with {self.spec.id}: {exc}") from None
             finally:
-                gen.close()
-            tail = ""
-            if cut is None:   # flush what was held back for stop-string matching
-                tail = text[emitted:] + decoder.decode(b"", final=True)
-                tail_cut = _stop_cut(tail, stops, 0) if stops else None
-                tail = tail[:tail_cut] if tail_cut is not None else tail
+                sampler.close()
+        tail = ""
+        if cut is None:   # flush what was held back for stop-string matching
+            tail = text[emitted:] + decoder.decode(b"", final=True)
+            tail_cut = _stop_cut(tail, stops, 0) if stops else None
+            tail = tail[:tail_cut] if tail_cut is not None else tail
         yield Chunk(tail, n_prompt, n_out, ttft, time.perf_counter() - start, finish_reason=finish)
 
     def continuation_logprob(self, prompt: str, continuation: str) -> tuple[float, int]:
-        """One batch decode of prompt + continuation; log-softmax at each continuation position."""
+        """One decode of prompt + continuation with logits at every continuation position."""
         p_tokens = self.tokenize(prompt)
         full = self.tokenize(prompt + continuation)
         shared = 0
@@ -155,37 +257,46 @@ class LlamaCppModel:
         if len(full) > self.context_length:
             raise PlaygroundError(f"prompt + continuation ({len(full)} tokens) exceed the context "
                                   f"of {self.context_length}")
+        n_vocab, n_batch = self.llm.n_vocab(), self.llm.n_batch
         total = 0.0
-        with self._lock, self.compute_lock or nullcontext():
-            llm = self.llm
-            self._primed = None
-            llm.reset()
-            llm._ctx.kv_cache_clear()
-            if shared > 1:
-                llm.eval(full[: shared - 1])
-            rows_in = full[shared - 1: -1]       # each row predicts the next token
-            n_vocab = llm.n_vocab()
-            for i in range(0, len(rows_in), llm.n_batch):
-                batch = rows_in[i: i + llm.n_batch]
-                llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=True)
-                llm._ctx.decode(llm._batch)
-                logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch), n_vocab)).astype(np.float64)
+        with self._slot() as slot:
+            slot.primed = None
+            slot.ctx.kv_cache_clear()
+            self._decode(slot, full[: shared - 1], 0)
+            rows_in = full[shared - 1: -1]       # row i predicts cont[i]
+            for i in range(0, len(rows_in), n_batch):
+                batch = rows_in[i: i + n_batch]
+                slot.batch.set_batch(batch=batch, n_past=shared - 1 + i, logits_all=True)
+                with self.compute_lock or nullcontext():
+                    slot.ctx.decode(slot.batch)
+                    logits = np.ctypeslib.as_array(slot.ctx.get_logits(), shape=(len(batch), n_vocab))
+                    logits = logits.astype(np.float64)
                 targets = np.asarray(cont[i: i + len(batch)])
                 peak = logits.max(axis=1, keepdims=True)
                 log_z = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1))
                 total += float((logits[np.arange(len(batch)), targets] - log_z).sum())
-                llm.n_tokens += len(batch)
-            llm.reset()
-            llm._ctx.kv_cache_clear()
+            slot.ctx.kv_cache_clear()
         if not math.isfinite(total):
             raise PlaygroundError("log-probability is not finite (numerical problem in the model output)")
         return total, len(cont)
 
+    @property
+    def n_slots(self) -> int:
+        return len(self._slots)
+
     def close(self) -> None:
-        with self._lock:
-            closer = getattr(self.llm, "close", None)
-            if closer:
-                closer()
+        """Free every context, then the weights (waits for generations in flight to end)."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._free) == len(self._slots), timeout=30)
+            self._closed = True
+            extra = self._slots[1:]
+            self._slots, self._free = self._slots[:1], []
+        for slot in extra:
+            slot.batch.close()
+            slot.ctx.close()
+        closer = getattr(self.llm, "close", None)
+        if closer:
+            closer()
 
 
 class LlamaCppBackend:
