@@ -66,3 +66,8 @@ def save_vote(db_path: Path, *, left_generation_id: int, right_generation_id: in
                                   right_generation_id=right_generation_id, anonymous=anonymous,
                                   session_id=session_id, source=source)
         return record_vote(db, battle_id=battle_id, winner=winner, session_id=session_id, note=note or None)
+
+
+def session_id_for(session_uuid: str, username: str | None = None) -> str:
+    """The id stored on every row: the browser session's uuid, prefixed by the login under --auth."""
+    return f"user:{username}/{session_uuid}" if username else session_uuid

@@ -77,7 +77,8 @@ def chromium() -> str:
 @pytest.fixture(scope="session")
 def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Screenshots of what a person sees (kept as CI artifacts under the pytest temp folder)."""
-    folder = Path(os.environ.get("PLAYGROUND_SCREENSHOTS", "")) or tmp_path_factory.mktemp("screenshots")
+    chosen = os.environ.get("PLAYGROUND_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -39,8 +39,10 @@ def arena_row(k: int, model_a: str, model_b: str, winner: str) -> dict:
     question = f"imported question {k}"
     return {"question_id": f"q{k}", "model_a": model_a, "model_b": model_b, "winner": winner, "anony": True,
             "tstamp": IMPORTED_T + k, "turn": 1,
-            "conversation_a": [{"role": "user", "content": question}, {"role": "assistant", "content": f"{model_a} A{k}"}],
-            "conversation_b": [{"role": "user", "content": question}, {"role": "assistant", "content": f"{model_b} B{k}"}]}
+            "conversation_a": [{"role": "user", "content": question},
+                               {"role": "assistant", "content": f"{model_a} A{k}"}],
+            "conversation_b": [{"role": "user", "content": question},
+                               {"role": "assistant", "content": f"{model_b} B{k}"}]}
 
 
 # 18 local votes among alpha > beta > gamma (some ties, both_bad, named battles) + 6 imported with delta.
@@ -169,7 +171,8 @@ def test_length_control_adds_columns_and_the_coefficient(db_path, out_dir):
     v = view(db_path, out_dir, length_control=True)
     assert list(v.board.table.columns) == lt.TABLE_HEADERS + lt.LC_HEADERS
     assert v.board.table["Rating (LC)"].notna().all()
-    assert "**Length control:**" in v.board.diagnostics and "rating points per standard deviation" in v.board.diagnostics
+    assert "**Length control:**" in v.board.diagnostics
+    assert "rating points per standard deviation" in v.board.diagnostics
 
 
 def test_bad_filters_are_messages_and_keep_the_table(db_path, out_dir):
@@ -297,6 +300,16 @@ def test_download_updates_enable_only_buttons_with_files(tmp_path):
     on, off = lt.download_updates({"csv": present, "json": None}, ("csv", "json"))
     assert on["interactive"] is True and on["value"] == str(present)
     assert off["interactive"] is False and off["value"] is None
+
+
+def test_request_folder_lives_only_for_the_request():
+    with lt.request_dir() as folder:
+        (folder / "pairs.jsonl").write_text("{}\n")
+    assert not folder.exists()
+    with pytest.raises(RuntimeError):
+        with lt.request_dir() as folder:
+            raise RuntimeError("boom")
+    assert not folder.exists()
 
 
 def test_build_lays_out_every_named_component(tmp_path):

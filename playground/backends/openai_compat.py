@@ -332,6 +332,7 @@ class _EventStream:
                  timeout: httpx.Timeout) -> None:
         self._events: "queue.Queue[tuple[str, Any]]" = queue.Queue()
         self._stop = threading.Event()
+        self._guard = threading.Lock()     # abort() touches the socket only while the body is read
         self._response: httpx.Response | None = None
         self._thread = threading.Thread(target=self._run, args=(client, url, headers, body, timeout),
                                         daemon=True, name="openai-compat-stream")
@@ -342,26 +343,33 @@ class _EventStream:
         try:
             with client.stream("POST", url, json=body, headers={**headers, "Accept": "text/event-stream"},
                                timeout=timeout) as response:
-                self._response = response
-                if response.status_code >= 400:
-                    response.read()
-                    self._events.put(("status", (response.status_code, response.text,
-                                                 response.headers.get("retry-after"))))
-                    return
-                for line in response.iter_lines():
-                    if self._stop.is_set():
-                        return
-                    if line.startswith("data:"):
-                        data = line[5:].strip()
-                        self._events.put(("done", None) if data == "[DONE]" else ("data", data))
-                        if data == "[DONE]":
-                            return
-                    elif line.startswith("error:"):
-                        self._events.put(("data", json.dumps({"error": line[6:].strip()})))
-                self._events.put(("eof", None))
+                with self._guard:
+                    self._response = response
+                try:
+                    self._read(response)
+                finally:
+                    with self._guard:   # from here httpx may hand the connection to another request
+                        self._response = None
         except Exception as exc:  # reported to the pane's thread, which decides what it means
             if not self._stop.is_set():
                 self._events.put(("error", exc))
+
+    def _read(self, response: httpx.Response) -> None:
+        if response.status_code >= 400:
+            response.read()
+            self._events.put(("status", (response.status_code, response.text, response.headers.get("retry-after"))))
+            return
+        for line in response.iter_lines():
+            if self._stop.is_set():
+                return
+            if line.startswith("data:"):
+                data = line[5:].strip()
+                self._events.put(("done", None) if data == "[DONE]" else ("data", data))
+                if data == "[DONE]":
+                    return
+            elif line.startswith("error:"):
+                self._events.put(("data", json.dumps({"error": line[6:].strip()})))
+        self._events.put(("eof", None))
 
     def next(self, timeout: float) -> tuple[str, Any] | None:
         try:
@@ -370,15 +378,17 @@ class _EventStream:
             return None
 
     def abort(self) -> None:
+        """Stop reading; if the body is still being read, shut its socket down (wakes the reader)."""
         self._stop.set()
-        response = self._response
-        stream = response.extensions.get("network_stream") if response is not None else None
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        with self._guard:
+            response = self._response
+            stream = response.extensions.get("network_stream") if response is not None else None
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,7 +519,7 @@ class OpenAICompatModel:
             if waited >= 0.5:
                 status.append(f"waited {waited:.1f} s for a free slot on {self.url} "
                               f"(at most {self.server.gate.limit} requests at once)")
-                yield RemoteChunk("", n_prompt, 0, None, waited, notices=tuple(status))
+            yield RemoteChunk("", n_prompt, 0, None, waited, notices=tuple(status))   # replaces the queue line
             yield from self._generate(path, body, cancel, start, n_prompt, status)
         finally:
             self.server.gate.release()
@@ -590,8 +600,9 @@ class OpenAICompatModel:
                         yield RemoteChunk(piece, n_prompt, p.pieces, p.ttft, time.perf_counter() - start)
                     continue
                 break   # done or eof
-        finally:
+        except BaseException:   # errors, and the consumer closing this generator
             stream.abort()
+            raise
         yield self._final_chunk(url, n_prompt, start, status, p)
 
     def _raise_status(self, url: str, body: dict[str, Any], status_code: int, text: str,

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from playground.errors import PlaygroundError, PresetError
 from playground.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from playground.models.catalog import Catalog
 
 REMOTE_FILE = "remote_models.yaml"
 REMOTE_BACKENDS = ("openai_compat",)
@@ -99,8 +102,8 @@ def list_server_models(base_url: str, api_key_env: str | None = None,
     return [m for m in data if isinstance(m, dict) and m.get("id")]
 
 
-def add_remote_model(catalog, base_url: str, model: str | None = None, *, model_id: str | None = None,
-                     display_name: str | None = None, api_key_env: str | None = None,
+def add_remote_model(catalog: "Catalog", base_url: str, model: str | None = None, *,
+                     model_id: str | None = None, display_name: str | None = None, api_key_env: str | None = None,
                      is_chat: bool | None = None, context_length: int | None = None,
                      max_concurrency: int | None = None, timeout_s: float | None = None,
                      check: bool = True) -> ModelSpec:
@@ -133,7 +136,7 @@ def add_remote_model(catalog, base_url: str, model: str | None = None, *, model_
     return catalog.add(spec)
 
 
-def discover_remote_models(catalog, base_url: str, *, api_key_env: str | None = None,
+def discover_remote_models(catalog: "Catalog", base_url: str, *, api_key_env: str | None = None,
                            is_chat: bool | None = None, max_concurrency: int | None = None,
                            timeout_s: float | None = None, id_prefix: str | None = None) -> list[ModelSpec]:
     """Add every model the server lists; PlaygroundError when it cannot be reached."""
@@ -198,7 +201,7 @@ def _strictest_limits(entries: list[RemoteEntry]) -> dict[str, int]:
     return limits
 
 
-def add_declared_models(catalog, presets_dir: Path) -> None:
+def add_declared_models(catalog: "Catalog", presets_dir: Path) -> None:
     """The catalog step for presets/remote_models.yaml: problems are recorded, never raised."""
     path = Path(presets_dir) / REMOTE_FILE
     if not path.is_file():

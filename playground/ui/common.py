@@ -4,12 +4,19 @@ from __future__ import annotations
 import html
 import uuid
 
+import gradio as gr
+
 from playground.context import AppContext
 from playground.engine import PaneResult
 
 
 def new_session_id() -> str:
     return uuid.uuid4().hex
+
+
+def login_name(request: "gr.Request | None") -> str | None:
+    """The user name under --auth, else None (Gradio sets request.username after login)."""
+    return getattr(request, "username", None) or None
 
 
 def model_choices(ctx: AppContext, chat_only: bool = False) -> list[tuple[str, str]]:

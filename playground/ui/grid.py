@@ -18,8 +18,8 @@ from playground.engine import PaneResult
 from playground.errors import PlaygroundError
 from playground.prompting.extract import split_reasoning
 from playground.prompting.plan import MODES
-from playground.recording import save_generation, save_vote
-from playground.ui.common import (backend_choices, device_choices, format_metrics, model_choices,
+from playground.recording import save_generation, save_vote, session_id_for
+from playground.ui.common import (backend_choices, device_choices, format_metrics, login_name, model_choices,
                                   new_session_id, notices_markdown)
 
 MAX_PANES = 6
@@ -129,7 +129,7 @@ def _record(ctx: AppContext, state: dict[str, Any], index: int, spec: PaneSpec, 
     model = ctx.catalog.get(spec.model_id)
     backend = spec.backend or model.backends[0]
     conversation = list(state["histories"][index]) + [{"role": "user", "content": question}]
-    return save_generation(ctx.settings.db_path, session_id=state["session_id"], spec=model, backend=backend,
+    return save_generation(ctx.settings.db_path, session_id=_session(state), spec=model, backend=backend,
                            device=spec.device, mode=spec.mode, preset=spec.preset_id, conversation=conversation,
                            result=result, sampling=spec.sampling)
 
@@ -192,13 +192,18 @@ def vote_on_pair(ctx: AppContext, state: dict[str, Any], pane_a: int, pane_b: in
         return "⚠️ Both panes need a finished answer (ask a question first)."
     try:
         vote = save_vote(ctx.settings.db_path, left_generation_id=left, right_generation_id=right,
-                         winner=winner, session_id=state["session_id"], anonymous=False,
+                         winner=winner, session_id=_session(state), anonymous=False,
                          source="playground", note=note)
     except PlaygroundError as exc:
         return f"❌ Vote not saved: {exc}"
     if vote.duplicate:
         return f"This pair was already judged ({WINNER_LABELS[vote.winner]}, vote #{vote.vote_id}): not counted twice."
     return f"✅ Saved: pane {a + 1} vs pane {b + 1} — {WINNER_LABELS[winner]} (vote #{vote.vote_id})."
+
+
+def _session(state: dict[str, Any]) -> str:
+    """The id on stored rows: the session's uuid, with the login name under --auth."""
+    return session_id_for(state["session_id"], state.get("user"))
 
 
 def stop(ctx: AppContext, state: dict[str, Any]) -> None:
@@ -298,8 +303,9 @@ def build(ctx: AppContext) -> None:
     flat_controls = [c for pane in controls for c in pane]
     flat_outputs = [c for pane in outputs for c in pane]
 
-    def on_send(st: dict[str, Any], q: str, n: str, fam: str, *values: Any) -> Iterator[list[Any]]:
+    def on_send(request: gr.Request, st: dict[str, Any], q: str, n: str, fam: str, *values: Any) -> Iterator[list[Any]]:
         configs = [PaneConfig(*values[i * 8:(i + 1) * 8]) for i in range(MAX_PANES)]
+        st = {**st, "user": login_name(request)}
         for st2, views, msg in grid_run(ctx, st, q, int(n), fam, configs):
             yield [st2, msg, ""] + _flatten_views(views)
 
@@ -312,7 +318,7 @@ def build(ctx: AppContext) -> None:
                     [state], [state, status, vote_status, *flat_outputs])
     n_panes.change(lambda n: [gr.update(visible=i < int(n)) for i in range(MAX_PANES)], [n_panes], columns)
     for winner, button in vote_buttons.items():
-        button.click(partial(_vote_click, ctx, winner), [state, pane_a, pane_b, note], [vote_status],
+        button.click(_vote_handler(ctx, winner), [state, pane_a, pane_b, note], [vote_status],
                      api_name=f"grid_vote_{winner}")
 
     pane_models = [c[0] for c in controls]
@@ -331,8 +337,11 @@ def build(ctx: AppContext) -> None:
                      layout_outputs)
 
 
-def _vote_click(ctx: AppContext, winner: str, state: dict[str, Any], a: str, b: str, note: str) -> str:
-    return vote_on_pair(ctx, state, int(a), int(b), winner, note)
+def _vote_handler(ctx: AppContext, winner: str):
+    """A click handler for one verdict (a closure: Gradio sees gr.Request only on plain functions)."""
+    def on_vote(state: dict[str, Any], a: str, b: str, note: str, request: gr.Request) -> str:
+        return vote_on_pair(ctx, {**state, "user": login_name(request)}, int(a), int(b), winner, note)
+    return on_vote
 
 
 def _backend_update(ctx: AppContext, model_id: str) -> tuple:

@@ -4,8 +4,7 @@ The logic is in plain functions that tests call without a browser:
 `leaderboard_view` (filters -> table, diagnostics, figures and the leaderboard files),
 `export_view` (export filters -> DPO JSONL, sidecars and Arena battles files) and `refresh`,
 which runs both. Every call opens its own database connection and writes its files to a fresh
-temporary folder, because Gradio copies returned files into its cache and serves them from
-there; the session's `gr.State` remembers the folder only to delete it once it is replaced.
+temporary folder, deleted as soon as Gradio has copied the files into its cache (see `request_dir`).
 `build` lays out the components and wires them to these functions.
 """
 from __future__ import annotations
@@ -13,7 +12,8 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -58,6 +58,13 @@ LC_TYPES = ["number", "str", "number"]
 PLOTS = ("ratings", "winrate", "counts", "predicted")
 BOARD_FILES = {"csv": "leaderboard.csv", "json": "leaderboard.json", "md": "leaderboard.md"}
 DATA_FILES = ("dpo", "dpo_meta", "dpo_conv", "dpo_conv_meta", "battles")
+HEATMAP_GUIDE = (
+    "**Reading the heatmaps.** Each cell is the row contestant against the column contestant. *Observed win "
+    "rate* is the share of points the row took in their battles (a tie counts half; blank where they never "
+    "met); *predicted win rate* is what the ratings imply for that pair. Where the two disagree strongly, the "
+    "pair either met only a few times (see *battle counts*) or their results do not fit a single strength "
+    "scale (e.g. A beats B, B beats C, C beats A)."
+)
 _OWN_LINES = ("Position bias:", "Length control:")  # warnings shown as their own diagnostic lines
 
 
@@ -208,14 +215,17 @@ def leaderboard_view(db_path: str | Path, filters: BoardFilters, out_dir: str | 
             return BoardView(message="**No battles match these filters.** Widen the date range or untick "
                                      "'Anonymous battles only'.", table=empty_table(filters.length_control))
         board = build_leaderboard(battles, rounds=rounds, both_bad=both_bad, length_control=filters.length_control)
+        files = write_board_files(board, Path(out_dir))
     except PlaygroundError as exc:
         return BoardView(message=f"❌ {exc}")
+    except OSError as exc:  # the temporary folder is full or gone
+        return BoardView(message=f"❌ Cannot write the leaderboard files to {out_dir}: {exc.strerror or exc}.")
     return BoardView(
         message=f"Ranked {len(board.rows)} contestants from {board.n_battles} battles.",
         table=board_table(board),
         diagnostics=diagnostics_markdown(board),
         figures=board_figures(board),
-        files=write_board_files(board, Path(out_dir)),
+        files=files,
         board=board,
     )
 
@@ -298,8 +308,32 @@ def length_control_line(board: Leaderboard) -> str:
 
 
 def board_figures(board: Leaderboard) -> dict[str, Figure]:
-    return {"ratings": ratings_figure(board), "winrate": win_rate_figure(board),
-            "counts": battle_count_figure(board), "predicted": predicted_win_rate_figure(board)}
+    figures = {"ratings": ratings_figure(board), "winrate": win_rate_figure(board),
+               "counts": battle_count_figure(board), "predicted": predicted_win_rate_figure(board)}
+    return {name: readable(figure) for name, figure in figures.items()}
+
+
+def readable(figure: Figure, min_width: float = 5.5) -> Figure:
+    """Fit the figures to the tab: with few contestants a heatmap is narrower than its title, and
+    black cell labels vanish on the darkest colours, so titles get 10 pt and labels a contrasting colour."""
+    figure.set_figwidth(max(figure.get_figwidth(), min_width))
+    for ax in figure.axes:
+        ax.title.set_fontsize(10)
+        if ax.images:
+            _contrast_cell_labels(ax)
+    return figure
+
+
+def _contrast_cell_labels(ax: Any) -> None:
+    image = ax.images[0]
+    for text in ax.texts:
+        try:
+            value = float(text.get_text())
+        except ValueError:
+            continue
+        red, green, blue, _ = image.cmap(image.norm(value))
+        text.set_color("white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black")
+        text.set_fontsize(8)
 
 
 def write_board_files(board: Leaderboard, out_dir: Path) -> dict[str, Path | None]:
@@ -383,13 +417,20 @@ def refresh(db_path: str | Path, filters: BoardFilters, export_filters: ExportFi
     return TabView(board=board, exports=exports, models=models, modes=modes)
 
 
-def new_request_dir() -> Path:
-    """A fresh folder per request: concurrent users never overwrite each other's files."""
-    return Path(tempfile.mkdtemp(prefix="playground-leaderboard-"))
+@contextmanager
+def request_dir() -> Iterator[Path]:
+    """A fresh folder for one request's files (concurrent users never overwrite each other's), removed
+    when the block ends. Handlers yield their outputs inside the block: Gradio copies returned files
+    into its own cache before it resumes the generator, so the folder is gone once the response is out,
+    for browsers and API clients alike."""
+    path = Path(tempfile.mkdtemp(prefix="playground-leaderboard-"))
+    try:
+        yield path
+    finally:
+        remove_dir(path)
 
 
-def remove_dir(path: str | None) -> None:
-    """Delete a request folder once it is replaced or the session ends (Gradio serves its own copies)."""
+def remove_dir(path: str | Path | None) -> None:
     if path:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -399,7 +440,6 @@ def remove_dir(path: str | None) -> None:
 
 def build(ctx: AppContext) -> None:
     """Lay out the Leaderboard tab and compute it whenever the tab is opened."""
-    folder = gr.State(None, delete_callback=remove_dir)
     gr.Markdown("Ratings from every stored vote. Change a filter, then press **Refresh** "
                 "(the table is also recomputed each time this tab is opened).")
     with gr.Row(equal_height=True):
@@ -421,40 +461,40 @@ def build(ctx: AppContext) -> None:
     table = gr.Dataframe(empty_table(False), datatype=TABLE_TYPES, interactive=False, wrap=True, label="Leaderboard",
                          elem_id="lb-table", max_height=520)
     diagnostics = gr.Markdown(elem_id="lb-warnings")
-    with gr.Row():
-        plot_ratings = gr.Plot(label="Ratings with 95% CI", format="png", elem_id="lb-plot-ratings")
-        plot_predicted = gr.Plot(label="Predicted win rate", format="png", elem_id="lb-plot-predicted")
-    with gr.Row():
-        plot_winrate = gr.Plot(label="Observed win rate", format="png", elem_id="lb-plot-winrate")
-        plot_counts = gr.Plot(label="Battle counts", format="png", elem_id="lb-plot-counts")
-    downloads = _download_section()
+    downloads = _download_section()  # above the plots: near the table and the message it reports to
+    with gr.Column(visible=False, elem_id="lb-plots") as plot_area:  # shown once there is something to draw
+        plot_ratings = _plot("Ratings with 95% CI", "lb-plot-ratings")
+        with gr.Row():  # two per row: with ten contestants three in a row would be unreadable
+            plot_winrate = _plot("Observed win rate", "lb-plot-winrate")
+            plot_predicted = _plot("Predicted win rate", "lb-plot-predicted")
+        with gr.Row():
+            plot_counts = _plot("Battle counts", "lb-plot-counts")
+            gr.Markdown(HEATMAP_GUIDE, elem_id="lb-heatmap-guide")
 
     board_inputs = [by, anonymous, since, until, both_bad, rounds, length]
     export_inputs = [downloads.model, downloads.mode, downloads.dedupe]
     plots = [plot_ratings, plot_winrate, plot_counts, plot_predicted]
 
-    def on_refresh(old: str | None, *values: Any) -> list[Any]:
-        out_dir = new_request_dir()
+    def on_refresh(*values: Any) -> Iterator[list[Any]]:
         export_filters = ExportFilters(*values[7:])
-        view = refresh(ctx.settings.db_path, BoardFilters(*values[:7]), export_filters, out_dir)
-        remove_dir(old)
-        return [str(out_dir), *refresh_outputs(view, export_filters)]
+        with request_dir() as out_dir:
+            view = refresh(ctx.settings.db_path, BoardFilters(*values[:7]), export_filters, out_dir)
+            yield refresh_outputs(view, export_filters)
 
-    def on_export(old: str | None, *values: Any) -> list[Any]:
-        out_dir = new_request_dir()
-        view = export_view(ctx.settings.db_path, BoardFilters(*values[:7]), ExportFilters(*values[7:]), out_dir)
-        remove_dir(old)
-        return [str(out_dir), view.message or "Downloads updated for the new export filters.",
-                *download_updates(view.files, DATA_FILES)]
+    def on_export(*values: Any) -> Iterator[list[Any]]:
+        with request_dir() as out_dir:
+            view = export_view(ctx.settings.db_path, BoardFilters(*values[:7]), ExportFilters(*values[7:]), out_dir)
+            yield [view.message or "Downloads updated for the new export filters.",
+                   *download_updates(view.files, DATA_FILES)]
 
-    board_outputs = [table, diagnostics, *plots, *downloads.board_buttons]
-    gr.on(_refresh_triggers(refresh_btn, [since.submit, until.submit, rounds.submit, by.input, both_bad.input,
-                                          anonymous.input, length.input]),
-          on_refresh, [folder, *board_inputs, *export_inputs],
-          [folder, message, *board_outputs, downloads.model, downloads.mode, *downloads.data_buttons],
+    board_outputs = [table, diagnostics, plot_area, *plots, *downloads.board_buttons]
+    triggers = _refresh_triggers(refresh_btn, [since.submit, until.submit, rounds.submit, by.input, both_bad.input,
+                                               anonymous.input, length.input])
+    gr.on(triggers, on_refresh, [*board_inputs, *export_inputs],
+          [message, *board_outputs, downloads.model, downloads.mode, *downloads.data_buttons],
           trigger_mode="always_last", api_name="leaderboard_refresh")
     gr.on([downloads.model.input, downloads.mode.input, downloads.dedupe.input], on_export,
-          [folder, *board_inputs, *export_inputs], [folder, message, *downloads.data_buttons],
+          [*board_inputs, *export_inputs], [message, *downloads.data_buttons],
           trigger_mode="always_last", api_visibility="private")
 
 
@@ -487,18 +527,23 @@ def _download_section() -> _Downloads:
                              _button("Leaderboard Markdown", "lb-download-md")]
         gr.Markdown("**Training data and battles** (same date range and anonymous-only setting; DPO pairs come "
                     "from decisive votes, in TRL's format, with per-pair metadata in the `.meta.jsonl` sidecar):")
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True):  # ids must not end in '-model': ui/app.py fills those with the catalog
             model = gr.Dropdown([("any model", ANY)], value=ANY, label="Model (either side)",
-                                elem_id="lb-export-model")
-            mode = gr.Dropdown([("any mode", ANY)], value=ANY, label="Mode (either side)", elem_id="lb-export-mode")
+                                elem_id="lb-model-filter")
+            mode = gr.Dropdown([("any mode", ANY)], value=ANY, label="Mode (either side)", elem_id="lb-mode-filter")
             dedupe = gr.Checkbox(value=True, label="Drop duplicate pairs", elem_id="lb-dedupe")
         with gr.Row():
             data_buttons = [_button("DPO JSONL (standard)", "lb-download-dpo"),
-                            _button("sidecar .meta.jsonl", "lb-download-dpo-meta"),
+                            _button("standard sidecar (.meta.jsonl)", "lb-download-dpo-meta"),
                             _button("DPO JSONL (conversational)", "lb-download-dpo-conv"),
-                            _button("sidecar .meta.jsonl", "lb-download-dpo-conv-meta"),
+                            _button("conversational sidecar (.meta.jsonl)", "lb-download-dpo-conv-meta"),
                             _button("Arena battles JSON", "lb-download-battles")]
     return _Downloads(model, mode, dedupe, board_buttons, data_buttons)
+
+
+def _plot(label: str, elem_id: str) -> gr.Plot:
+    """No label badge: it would cover the figure's own title."""
+    return gr.Plot(label=label, show_label=False, format="png", elem_id=elem_id, min_width=300)
 
 
 def _button(label: str, elem_id: str) -> gr.DownloadButton:
@@ -506,11 +551,12 @@ def _button(label: str, elem_id: str) -> gr.DownloadButton:
 
 
 def refresh_outputs(view: TabView, export_filters: ExportFilters) -> list[Any]:
-    """Component updates in `build`'s output order (after the state folder)."""
+    """Component updates in `build`'s output order."""
     board = view.board
     updates = [
         table_update(board.table),
         board.diagnostics,
+        gr.update(visible=any(f is not None for f in board.figures.values())),
         *(board.figures[name] for name in PLOTS),
         *download_updates(board.files, tuple(BOARD_FILES)),
         _choices_update("any model", view.models, export_filters.model),
@@ -524,8 +570,8 @@ def refresh_outputs(view: TabView, export_filters: ExportFilters) -> list[Any]:
 
 def download_updates(files: dict[str, Path | None], keys: tuple[str, ...]) -> list[Any]:
     """A button per file: enabled with its file, or disabled and empty when there is nothing to offer."""
-    return [gr.update(value=str(files[k]), interactive=True) if files.get(k) else gr.update(value=None, interactive=False)
-            for k in keys]
+    return [gr.update(value=str(files[k]), interactive=True) if files.get(k)
+            else gr.update(value=None, interactive=False) for k in keys]
 
 
 def _choices_update(any_label: str, values: list[str], current: str) -> Any:

@@ -1,0 +1,354 @@
+"""The Arena tab: blind battles between two contestants drawn from a pool, judged, then revealed.
+
+The battle logic is in `playground.arena`; the handlers here (`arena_send`, `arena_new_round`,
+`arena_vote`) turn it into views and are what tests call without a browser. `build` only lays
+out components and wires them. Per-user state (session uuid, the round) lives in gr.State.
+"""
+from __future__ import annotations
+
+import html
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import gradio as gr
+
+from playground.arena import (SIDE_NAMES, SIDES, WINNER_LABELS, ArenaError, Contestant, Revealed, Round,
+                              begin_turn, build_pool, can_vote, cast_vote, draw_round, record_answer, reveal,
+                              session_id_for)
+from playground.compare import PaneSpec, run_panes
+from playground.context import AppContext
+from playground.engine import PaneResult
+from playground.errors import PlaygroundError
+from playground.prompting.plan import MODE_TITLES, MODES
+from playground.recording import save_generation
+from playground.ui.common import format_metrics, model_choices, new_session_id, notices_markdown
+
+DEFAULT_MODES = ("zero_shot", "instruction")
+DEFAULT_FAMILY = "general"
+DEFAULT_SAMPLING = "balanced"
+DEFAULT_MAX_TOKENS = 256
+VOTE_BUTTONS = {"left": "← A is better", "right": "B is better →", "tie": "Tie", "both_bad": "Both are bad"}
+HELLO = "Ask a question: two anonymous models answer side by side. Vote, and see who was who."
+
+
+@dataclass(frozen=True)
+class PoolChoice:
+    """The pool controls: which models and modes compete, and the settings both sides share."""
+
+    models: tuple[str, ...]
+    modes: tuple[str, ...] = ()
+    family: str = DEFAULT_FAMILY
+    max_new_tokens: int = DEFAULT_MAX_TOKENS
+    sampling: str | None = DEFAULT_SAMPLING
+
+
+@dataclass
+class ArenaView:
+    """What the tab shows; `None` chat/metrics mean "leave as is"."""
+
+    status: str
+    reveal: str = ""
+    can_vote: bool = False
+    chats: list[list[dict[str, Any]]] | None = None
+    metrics: list[str] | None = None
+    notices: list[str] | None = None
+
+
+def new_arena_state() -> dict[str, Any]:
+    """A session's arena state: its uuid (stored on every row) and the current round."""
+    return {"session_uuid": new_session_id(), "round": None, "run_id": None}
+
+
+def _round(state: dict[str, Any]) -> Round | None:
+    return Round.from_dict(state["round"]) if state.get("round") else None
+
+
+def pool_summary(models: Sequence[str] | None, modes: Sequence[str] | None) -> str:
+    """One line about the pool, or why it cannot make a battle."""
+    try:
+        pool = build_pool(models or (), modes or ())
+    except ArenaError as exc:
+        return f"⚠️ {exc}"
+    n = len(pool)
+    names = ", ".join(f"`{c.key}`" for c in pool)
+    rule = "" if modes else f" (models only, each in {MODE_TITLES['zero_shot'].lower()})"
+    return f"**Pool:** {n} contestants{rule}, {n * (n - 1) // 2} possible pairs: {names}"
+
+
+def contestant_pane(ctx: AppContext, contestant: Contestant, choice: PoolChoice) -> PaneSpec:
+    """How a contestant runs: its mode with the family's preset, the sampling both sides share."""
+    mode = contestant.run_mode
+    preset = next((p.id for p in ctx.presets.prompting.values() if p.mode == mode and p.family == choice.family),
+                  None)
+    sampling = ctx.sampling(choice.sampling or None, max_new_tokens=int(choice.max_new_tokens))
+    return PaneSpec(model_id=contestant.model_id, mode=mode, device=ctx.settings.device, preset_id=preset,
+                    sampling=sampling)
+
+
+# ---------------------------------------------------------------- views
+
+
+def side_messages(rnd: Round, side: str, question: str = "", live: PaneResult | None = None) -> list[dict[str, Any]]:
+    """The side's transcript, plus the turn being streamed."""
+    state = rnd.side(side)
+    messages = [dict(m) for m in state.transcript]
+    if not state.done and question:
+        messages.append({"role": "user", "content": question})
+        if live is not None and live.answer_text:
+            messages.append({"role": "assistant", "content": live.answer_text})
+    return messages
+
+
+def reveal_markdown(revealed: Sequence[Revealed]) -> str:
+    """Who was who, each with the exact prompts it was sent (one per turn)."""
+    lines = ["### Who was who"]
+    for r in revealed:
+        title = MODE_TITLES.get(r.mode, r.mode)
+        lines.append(f"- **{r.name}** was **{html.escape(r.model_id)}** · {html.escape(title)} (`{r.mode}`)")
+    for r in revealed:
+        turns = len(r.prompts)
+        body = "\n\n".join(_fenced(f"turn {i}", p) for i, p in enumerate(r.prompts, 1)) or "(no prompt was sent)"
+        lines.append(f"<details><summary>Exact prompt{'s' if turns != 1 else ''} {r.name} sent "
+                     f"({html.escape(r.key)}, {turns} turn{'s' if turns != 1 else ''})</summary>\n\n{body}\n\n</details>")
+    return "\n\n".join(lines)
+
+
+def _fenced(caption: str, text: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"*{caption}*\n\n{fence}text\n{text}\n{fence}"
+
+
+def round_view(rnd: Round | None, status: str, question: str = "",
+               live: Sequence[PaneResult | None] | None = None) -> ArenaView:
+    """Everything the tab shows for a round; identities appear only once it is voted."""
+    if rnd is None:
+        return ArenaView(status=status, chats=[[], []], metrics=["", ""], notices=["", ""])
+    live = live or [None, None]
+    chats = [side_messages(rnd, s, question, r) for s, r in zip(SIDES, live)]
+    metrics = [format_metrics(r) if r is not None else "" for r in live]
+    notices = [notices_markdown(r) if r is not None else "" for r in live]
+    for i, s in enumerate(SIDES):
+        error = html.escape(rnd.side(s).error or "")
+        if error and error not in notices[i]:   # e.g. "not saved": the pane itself did not fail
+            notices[i] = (notices[i] + "\n\n" if notices[i] else "") + f"❌ **Error:** {error}"
+    return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0], chats=chats,
+                     metrics=metrics, notices=notices)
+
+
+def message_view(rnd: Round | None, status: str) -> ArenaView:
+    """A message about the round that leaves the answers on screen as they are."""
+    return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0])
+
+
+def _reveal_text(rnd: Round | None) -> str:
+    return reveal_markdown(reveal(rnd)) if rnd is not None and rnd.status == "voted" else ""
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def arena_new_round(ctx: AppContext, state: dict[str, Any], choice: PoolChoice,
+                    rng: random.Random | None = None) -> tuple[dict[str, Any], ArenaView]:
+    """Abandon the current round (stopping its answers) and draw a new pair from the pool."""
+    ctx.runs.cancel(state.get("run_id"))
+    state = {**state, "round": None, "run_id": None}
+    try:
+        pool = build_pool(choice.models, choice.modes)
+        rnd = draw_round(ctx.settings.db_path, pool, rng or random.Random())
+    except PlaygroundError as exc:
+        return state, round_view(None, f"⚠️ {exc}")
+    state["round"] = rnd.to_dict()
+    return state, round_view(rnd, "New round: two new anonymous contestants are ready. Ask a question.")
+
+
+def arena_send(ctx: AppContext, state: dict[str, Any], question: str, choice: PoolChoice,
+               username: str | None = None, rng: random.Random | None = None
+               ) -> Iterator[tuple[dict[str, Any], ArenaView]]:
+    """One turn: both contestants answer at once (a new pair is drawn if there is no round).
+
+    Yields (state, view) while streaming; each finished answer is stored with the session id.
+    """
+    question = (question or "").strip()
+    rnd = _round(state)
+    if not question:
+        yield state, message_view(rnd, "⚠️ Type a question first.")
+        return
+    try:
+        if rnd is None:
+            rnd = draw_round(ctx.settings.db_path, build_pool(choice.models, choice.modes), rng or random.Random())
+        specs = [contestant_pane(ctx, rnd.side(s).contestant, choice) for s in SIDES]
+        histories = [list(rnd.side(s).history) for s in SIDES]
+        rnd = begin_turn(rnd, question)
+    except PlaygroundError as exc:
+        yield state, message_view(_round(state), f"⚠️ {exc}")
+        return
+    session_id = session_id_for(state["session_uuid"], username)
+    run_id, cancel = ctx.runs.start()
+    state = {**state, "round": rnd.to_dict(), "run_id": run_id}
+    yield state, round_view(rnd, "⏳ Both models are answering…", question, [PaneResult(), PaneResult()])
+    results: list[PaneResult] = []
+    try:
+        for results in run_panes(ctx, specs, question, histories, cancel):
+            for side, spec, history, result in zip(SIDES, specs, histories, results):
+                if result.done and not rnd.side(side).done:
+                    _finish_side(ctx, rnd, side, spec, history, question, result, session_id)
+            done = sum(r.done for r in results)
+            state = {**state, "round": rnd.to_dict()}
+            yield state, round_view(rnd, f"⏳ {done}/2 answers complete…", question, results)
+    finally:
+        ctx.runs.finish(run_id)
+    state = {**state, "round": rnd.to_dict(), "run_id": None}
+    yield state, round_view(rnd, _after_turn_status(rnd), question, results)
+
+
+def _finish_side(ctx: AppContext, rnd: Round, side: str, spec: PaneSpec, history: list[dict[str, str]],
+                 question: str, result: PaneResult, session_id: str) -> None:
+    """Store a side's finished answer (unless it failed empty) and record it in the round."""
+    generation_id, error = None, result.error
+    if result.answer_text or not result.error:
+        try:
+            model = ctx.catalog.get(spec.model_id)
+            generation_id = save_generation(
+                ctx.settings.db_path, session_id=session_id, spec=model, backend=spec.backend or model.backends[0],
+                device=spec.device, mode=spec.mode, preset=spec.preset_id,
+                conversation=history + [{"role": "user", "content": question}], result=result,
+                sampling=spec.sampling)
+        except PlaygroundError as exc:
+            error = error or f"the answer could not be saved: {exc}"
+    record_answer(rnd, side, question, result.answer_text, result.exact_prompt, generation_id, error)
+
+
+def _after_turn_status(rnd: Round) -> str:
+    ok, why = can_vote(rnd)
+    if ok:
+        return "✅ Both answers are complete. Vote below, or ask a follow-up (the vote covers the conversation)."
+    return f"⚠️ {why[0].upper()}{why[1:]}."
+
+
+def arena_vote(ctx: AppContext, state: dict[str, Any], winner: str, note: str = "",
+               username: str | None = None) -> tuple[dict[str, Any], ArenaView]:
+    """Judge the round: store battle + vote (once), then reveal who was who."""
+    rnd = _round(state)
+    if rnd is None:
+        return state, message_view(None, "⚠️ Ask a question first: both models answer, then you vote.")
+    try:
+        rnd, result = cast_vote(ctx.settings.db_path, rnd, winner, session_id_for(state["session_uuid"], username),
+                                (note or "").strip() or None)
+    except PlaygroundError as exc:
+        return state, message_view(rnd, f"⚠️ Vote not saved: {exc}")
+    state = {**state, "round": rnd.to_dict()}
+    if result.duplicate:
+        message = (f"You already voted in this round ({WINNER_LABELS[result.winner]}, vote #{result.vote_id}): "
+                   "not counted twice. Press New round for a new pair.")
+    else:
+        message = (f"✅ Vote saved: {WINNER_LABELS[result.winner]} (vote #{result.vote_id}). "
+                   "Press New round for a new pair.")
+    return state, message_view(rnd, message)
+
+
+# ---------------------------------------------------------------- layout
+
+
+def build(ctx: AppContext) -> None:
+    """Lay out the Arena tab and wire it to the handlers."""
+    state = gr.State(new_arena_state)
+    default_models = [ctx.settings.default_model] if ctx.settings.default_model in ctx.catalog.models else []
+    families = sorted({p.family for p in ctx.presets.prompting.values()}) or [DEFAULT_FAMILY]
+    gr.Markdown("Blind battle: two contestants are drawn from your pool (pairs with fewer battles first) "
+                "and shown as **Model A** and **Model B**. Who was who is revealed after your vote.")
+    with gr.Accordion("Contestant pool", open=True):
+        with gr.Row():
+            models = gr.Dropdown(model_choices(ctx), value=default_models, multiselect=True, label="Models",
+                                 elem_id="arena-models", scale=3)
+            modes = gr.CheckboxGroup([(MODE_TITLES[m], m) for m in MODES], value=list(DEFAULT_MODES),
+                                     label="Prompting modes (none checked: models only, zero-shot)",
+                                     elem_id="arena-modes", scale=4)
+        with gr.Row():
+            family = gr.Dropdown(families, value=DEFAULT_FAMILY if DEFAULT_FAMILY in families else families[0],
+                                 label="Task family (prompting presets)", elem_id="arena-family")
+            sampling = gr.Dropdown(list(ctx.sampling_presets), label="Sampling preset (both sides)",
+                                   value=DEFAULT_SAMPLING if DEFAULT_SAMPLING in ctx.sampling_presets else None,
+                                   elem_id="arena-sampling")
+            max_tokens = gr.Slider(8, 1024, value=DEFAULT_MAX_TOKENS, step=8, label="Max new tokens",
+                                   elem_id="arena-max-tokens")
+        pool_info = gr.Markdown(pool_summary(default_models, DEFAULT_MODES), elem_id="arena-pool")
+    with gr.Row(equal_height=False):
+        sides = []
+        for side in SIDES:
+            with gr.Column(min_width=320):
+                chat = gr.Chatbot(label=SIDE_NAMES[side], height=380, elem_id=f"arena-{side}-chat",
+                                  buttons=["copy"])
+                metrics = gr.Markdown(elem_id=f"arena-{side}-metrics")
+                notices = gr.Markdown(elem_id=f"arena-{side}-notices")
+                sides.append((chat, metrics, notices))
+    with gr.Row():
+        question = gr.Textbox(placeholder="Ask both anonymous models… (Enter sends; follow-ups keep the pair)",
+                              show_label=False, scale=6, elem_id="arena-input")
+        send = gr.Button("Send", variant="primary", scale=1, elem_id="arena-send")
+        new_round = gr.Button("New round", scale=1, elem_id="arena-new-round")
+    status = gr.Markdown(HELLO, elem_id="arena-status")
+    note = gr.Textbox(label="Note (optional, saved with your vote)", elem_id="arena-note")
+    with gr.Row():
+        buttons = {w: gr.Button(label, interactive=False, elem_id=f"arena-vote-{w}") for w, label in VOTE_BUTTONS.items()}
+    revealed = gr.Markdown(elem_id="arena-reveal")
+
+    chats = [s[0] for s in sides]
+    metric_boxes = [s[1] for s in sides]
+    notice_boxes = [s[2] for s in sides]
+    pool_inputs = [models, modes, family, max_tokens, sampling]
+    round_outputs = [state, *chats, *metric_boxes, *notice_boxes, status, revealed, *buttons.values()]
+
+    def on_send(st: dict[str, Any], question: str, models: list[str], modes: list[str], family: str,
+                max_new_tokens: float, sampling: str, request: gr.Request) -> Iterator[list[Any]]:
+        cleared = False
+        pool = _choice(models, modes, family, max_new_tokens, sampling)
+        for st2, view in arena_send(ctx, st, question, pool, _username(request)):
+            clear = not cleared and st2.get("run_id") is not None   # the turn started: empty the box
+            cleared |= clear
+            yield [*_view_outputs(st2, view), "" if clear else gr.skip()]
+
+    def on_new_round(st: dict[str, Any], models: list[str], modes: list[str], family: str, max_new_tokens: float,
+                     sampling: str) -> list[Any]:
+        return _view_outputs(*arena_new_round(ctx, st, _choice(models, modes, family, max_new_tokens, sampling)))
+
+    send_event = gr.on([send.click, question.submit], on_send, [state, question, *pool_inputs],
+                       [*round_outputs, question], api_name="arena_send")
+    new_round.click(on_new_round, [state, *pool_inputs], round_outputs, api_name="arena_new_round",
+                    cancels=[send_event])
+    for winner, button in buttons.items():
+        button.click(_vote_handler(ctx, winner), [state, note], [state, status, revealed, *buttons.values()],
+                     api_name=f"arena_vote_{winner}")
+    gr.on([models.change, modes.change], pool_summary, [models, modes], [pool_info], queue=False,
+          api_visibility="private")
+
+
+def _vote_handler(ctx: AppContext, winner: str):
+    """A click handler for one verdict button (gets the login name through gr.Request)."""
+    def on_vote(st: dict[str, Any], note: str, request: gr.Request) -> list[Any]:
+        st2, view = arena_vote(ctx, st, winner, note, _username(request))
+        return [st2, view.status, view.reveal, *_vote_buttons(view.can_vote)]
+    return on_vote
+
+
+def _username(request: gr.Request | None) -> str | None:
+    return getattr(request, "username", None) or None
+
+
+def _choice(models: Sequence[str] | None, modes: Sequence[str] | None, family: str | None,
+            max_tokens: float | None, sampling: str | None) -> PoolChoice:
+    return PoolChoice(models=tuple(models or ()), modes=tuple(modes or ()), family=family or DEFAULT_FAMILY,
+                      max_new_tokens=int(max_tokens or DEFAULT_MAX_TOKENS), sampling=sampling or None)
+
+
+def _vote_buttons(enabled: bool) -> list[Any]:
+    return [gr.update(interactive=enabled) for _ in VOTE_BUTTONS]
+
+
+def _view_outputs(state: dict[str, Any], view: ArenaView) -> list[Any]:
+    def kept(values: list[Any] | None) -> list[Any]:
+        return values if values is not None else [gr.skip(), gr.skip()]
+    return [state, *kept(view.chats), *kept(view.metrics), *kept(view.notices), view.status, view.reveal,
+            *_vote_buttons(view.can_vote)]

@@ -1,0 +1,84 @@
+"""The Arena tab in headless Chromium: a blind round streams, voting opens, the vote reveals who was who.
+
+It starts its own app on a fresh database: the shared `live_app` is also voted on by other
+browser tests, some of which count every vote in it.
+"""
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+
+import pytest
+
+from tests.browser_support import AppProcess
+
+pytestmark = pytest.mark.browser
+
+VOTES = ("left", "right", "tie", "both_bad")
+SECRETS = ("smollm2", "zero_shot", "instruction", "Zero-shot")   # none may show before the vote
+
+
+@pytest.fixture(scope="module")
+def arena_app(tmp_path_factory, bundled_gguf):
+    app = AppProcess(tmp_path_factory.mktemp("arena-live") / "playground.db")
+    yield app
+    app.close()
+
+
+def battle_text(page) -> str:
+    """What the battle area shows (not the pool picker, which lists the contestants by design)."""
+    ids = ["arena-left-chat", "arena-right-chat", "arena-left-metrics", "arena-right-metrics",
+           "arena-left-notices", "arena-right-notices", "arena-status", "arena-reveal"]
+    return "\n".join(page.locator(f"#{i}").inner_text() for i in ids)
+
+
+def vote_enabled(page, winner: str) -> bool:
+    return page.locator(f"#arena-vote-{winner}").is_enabled()
+
+
+def test_arena_blind_round_vote_and_reveal(page, arena_app, screenshot_dir):
+    page.goto(arena_app.url)
+    page.get_by_role("tab", name="Arena").click()
+    page.locator("#arena-input textarea").wait_for(timeout=60_000)
+    page.locator("#arena-pool").get_by_text("2 contestants").wait_for(timeout=10_000)
+    tokens = page.locator("#arena-max-tokens input[type=number]")
+    tokens.fill("24")
+    tokens.press("Enter")
+    assert not any(vote_enabled(page, w) for w in VOTES)
+
+    box = page.locator("#arena-input textarea")
+    box.fill("What is the capital of France?")
+    page.locator("#arena-send").click()
+    page.locator("#arena-status").get_by_text("Both answers are complete").wait_for(timeout=180_000)
+    for side in ("left", "right"):
+        assert "What is the capital of France?" in page.locator(f"#arena-{side}-chat").inner_text()
+        assert "finish:" in page.locator(f"#arena-{side}-metrics").inner_text()
+    assert page.locator("#arena-left-chat").get_by_text("Model A").count() >= 1
+    assert page.locator("#arena-right-chat").get_by_text("Model B").count() >= 1
+    shown = battle_text(page)
+    assert not [s for s in SECRETS if s in shown], shown
+    assert all(vote_enabled(page, w) for w in VOTES)
+
+    page.locator("#arena-note").locator("textarea").fill("A was shorter")
+    page.locator("#arena-vote-left").dblclick()            # a double click must store one vote
+    reveal = page.locator("#arena-reveal")
+    reveal.get_by_text("Who was who").wait_for(timeout=30_000)
+    status = page.locator("#arena-status").inner_text()
+    assert "Vote saved: A is better" in status or "not counted twice" in status, status
+    text = reveal.inner_text()
+    assert "Model A was smollm2-135m-instruct" in text and "Model B was smollm2-135m-instruct" in text
+    assert "smollm2-135m-instruct + zero_shot" in text and "smollm2-135m-instruct + instruction" in text
+    assert not any(vote_enabled(page, w) for w in VOTES)
+    page.screenshot(path=str(screenshot_dir / "arena.png"), full_page=True)
+
+    reveal.get_by_text("Exact prompt Model A sent").click()
+    reveal.get_by_text("<|im_start|>assistant").first.wait_for(timeout=10_000)
+    with closing(sqlite3.connect(arena_app.db)) as db:
+        votes = db.execute("SELECT v.winner, v.note, b.anonymous, b.source, b.session_id = v.session_id "
+                           "FROM votes v JOIN battles b ON b.id = v.battle_id").fetchall()
+    assert votes == [("left", "A was shorter", 1, "arena", 1)]
+
+    page.locator("#arena-new-round").click()
+    page.locator("#arena-status").get_by_text("two new anonymous contestants").wait_for(timeout=30_000)
+    assert page.locator("#arena-reveal").inner_text().strip() == ""
+    assert "capital of France" not in page.locator("#arena-left-chat").inner_text()
