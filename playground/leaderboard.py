@@ -289,6 +289,11 @@ def build_leaderboard(
     """Rank by Bradley-Terry with Arena's CI-aware rank (1 + contestants whose CI is entirely above)."""
     if len(battles) == 0:
         raise RankingError(NO_BATTLES)
+    battles, self_battles = drop_self_battles(battles)
+    if len(battles) == 0:
+        raise RankingError(f"all {self_battles} battle(s) compare a contestant with itself under this grouping "
+                           "(e.g. two prompting modes of one model, grouped by model): group by mode or "
+                           "model+mode to rank them")
     bt = fit_bradley_terry(battles, both_bad=both_bad, prior=prior, rounds=rounds, seed=seed)
     elo = online_elo(battles, both_bad=both_bad)
     tally = tally_battles(battles)
@@ -302,7 +307,7 @@ def build_leaderboard(
     bias = position_bias(battles)
     return Leaderboard(
         rows=rows,
-        warnings=_warnings(bt, tally, both_bad, prior, bias, lc),
+        warnings=_self_battle_warning(self_battles) + _warnings(bt, tally, both_bad, prior, bias, lc),
         position_bias=bias,
         names=tuple(bt.names[k] for k in order),
         win_rate=win_rate_matrix(tally, both_bad)[np.ix_(idx, idx)],
@@ -315,6 +320,26 @@ def build_leaderboard(
         both_bad=both_bad,
         prior=prior,
     )
+
+
+def drop_self_battles(battles: Battles) -> tuple[Battles, int]:
+    """Battles whose two sides are the same contestant carry no information about the ranking
+    (they appear when, say, two modes of one model are grouped by model); returns the rest and
+    how many were dropped."""
+    keep = battles.left != battles.right
+    dropped = int((~keep).sum())
+    if dropped == 0:
+        return battles, 0
+    lengths = (battles.left_len[keep], battles.right_len[keep]) if battles.has_lengths else (None, None)
+    return Battles(battles.left[keep], battles.right[keep], battles.winner[keep], battles.tstamp[keep],
+                   *lengths), dropped
+
+
+def _self_battle_warning(dropped: int) -> list[str]:
+    if not dropped:
+        return []
+    return [f"{dropped} battle(s) compared a contestant with itself under this grouping and were left out "
+            "(group by mode or model+mode to rank prompting modes of one model)"]
 
 
 def _or_minus_inf(value: float) -> float:

@@ -218,3 +218,16 @@ def test_cli_without_battles_exits_1_with_a_message(tmp_path, capsys):
     assert leaderboard_cmd.run(cli_args(), Settings(tmp_path / "missing.db")) == 1
     assert "no database at" in capsys.readouterr().err
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_self_battles_are_left_out_with_a_warning():
+    """Two modes of one model grouped by model: a contestant against itself says nothing."""
+    from playground.leaderboard import build_leaderboard
+    from playground.ranking import Battles, RankingError
+
+    battles = Battles.from_rows([("a", "a", "left", 1.0), ("a", "b", "left", 2.0), ("b", "a", "tie", 3.0)])
+    board = build_leaderboard(battles, rounds=50)
+    assert board.n_battles == 2
+    assert any("compared a contestant with itself" in w for w in board.warnings)
+    with pytest.raises(RankingError, match="group by mode or model\\+mode"):
+        build_leaderboard(Battles.from_rows([("a", "a", "left", 1.0)]), rounds=10)

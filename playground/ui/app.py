@@ -47,10 +47,10 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
 
 
 def _refresh_model_pickers_on_load(ctx: AppContext, demo: gr.Blocks) -> None:
-    """Every single-model picker (elem_id ending in '-model') gets the current catalog on page load,
-    so a model downloaded or dropped into ./models shows up after a reload."""
+    """Every model picker (elem_id ending in '-model' or '-models') gets the current catalog on page
+    load, so a model downloaded or dropped into ./models shows up after a reload."""
     pickers = [b for b in demo.blocks.values()
-               if isinstance(b, gr.Dropdown) and (b.elem_id or "").endswith("-model")]
+               if isinstance(b, gr.Dropdown) and (b.elem_id or "").endswith(("-model", "-models"))]
     if not pickers:
         return
 
