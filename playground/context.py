@@ -67,7 +67,11 @@ class AppContext:
     def refresh_catalog(self) -> Catalog:
         """Re-scan bundled packages, the models folder and the Hub cache (new files appear)."""
         extra = [s.hub_ref for s in self.catalog if s.source == "hub" and s.hub_ref]
-        self.catalog = build_catalog(self.settings.models_dir, self.settings.presets_dir, extra)
+        remote = [s for s in self.catalog if s.source == "remote"]
+        catalog = build_catalog(self.settings.models_dir, self.settings.presets_dir, extra)
+        for spec in remote:            # added at run time: keep them
+            catalog.models.setdefault(spec.id, spec)
+        self.catalog = catalog
         return self.catalog
 
     def sampling(self, preset_id: str | None, **overrides: object) -> SamplingParams:

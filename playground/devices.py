@@ -23,6 +23,8 @@ def resolve_device(requested: str, backend: str) -> tuple[str, str | None]:
         return _resolve_llama_cpp(wanted)
     if backend == "transformers":
         return _resolve_torch(wanted)
+    if backend == "openai_compat":
+        return "remote", None          # the server decides where it runs
     if wanted == "cpu":
         return "cpu", None
     return "cpu", f"device '{requested}' is not supported by backend '{backend}': running on CPU"

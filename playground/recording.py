@@ -51,7 +51,7 @@ def save_generation(db_path: Path, *, session_id: str, spec: ModelSpec, backend:
         finish_reason=result.finish_reason, error=result.error)
     with closing(open_database(db_path)) as db:
         upsert_model(db, model_id=spec.id, display_name=spec.display_name, backend=backend,
-                     path=str(spec.path or spec.hub_ref or ""), sha256=sha, n_params=spec.n_params,
+                     path=str(spec.path or spec.hub_ref or spec.base_url or ""), sha256=sha, n_params=spec.n_params,
                      quantization=spec.quantization, context_length=spec.context_length,
                      is_chat=bool(spec.is_chat))
         return insert_generation(db, rec)

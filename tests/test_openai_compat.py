@@ -252,3 +252,22 @@ def test_cli_ask_json(server, tmp_path):
     assert data["exact_prompt"].startswith(CHAT_HEADER) and "What is 2+2?" in data["exact_prompt"]
     assert data["answer"].strip() and data["finish_reason"] in ("stop", "length")
     assert data["n_output_tokens"] > 0 and data["n_prompt_tokens"] > 0
+
+
+def test_models_tab_adds_a_served_model_that_then_answers(remote_ctx, server):
+    """The Models tab's 'Add' handler against the real server, then a pane on the new entry."""
+    from playground.compare import PaneSpec, run_pane
+    from playground.sampling import SamplingParams
+    from playground.ui.models_tab import add_remote
+
+    rows, message = add_remote(remote_ctx, server.url, "", "")
+    assert message.startswith("✅"), message
+    remote = [s for s in remote_ctx.catalog if s.source == "remote"]
+    assert len(remote) == 1 and any(r[0] == remote[0].id for r in rows)
+    assert remote_ctx.refresh_catalog().models.get(remote[0].id) is not None   # a re-scan keeps it
+    result = None
+    for result in run_pane(remote_ctx, PaneSpec(model_id=remote[0].id, device="gpu",
+                                                 sampling=SamplingParams(max_new_tokens=6)), "Say hi"):
+        pass
+    assert result.error is None and result.answer_text
+    assert not any("CPU" in n for n in result.notices)       # the server picks its own device

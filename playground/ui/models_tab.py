@@ -44,6 +44,22 @@ def download_hub_model(ctx: AppContext, ref: str, progress: gr.Progress | None =
                                "Reload the page to pick it in the other tabs.")
 
 
+def add_remote(ctx: AppContext, base_url: str, model: str, api_key_env: str) -> tuple[list[list[Any]], str]:
+    """Add a model served by an OpenAI-compatible server (vLLM, TGI, llama.cpp server, Ollama)."""
+    from playground.models.remote import add_remote_model
+
+    base_url = (base_url or "").strip()
+    if not base_url.startswith(("http://", "https://")):
+        return catalog_rows(ctx), "⚠️ Enter the server's base URL, e.g. `http://127.0.0.1:8000/v1`."
+    try:
+        spec = add_remote_model(ctx.catalog, base_url, (model or "").strip() or None,
+                                api_key_env=(api_key_env or "").strip() or None)
+    except PlaygroundError as exc:
+        return catalog_rows(ctx), f"❌ {exc}"
+    note = f" ({spec.note})" if spec.note else ""
+    return catalog_rows(ctx), f"✅ {spec.id} added{note}. Reload the page to pick it in the other tabs."
+
+
 def build(ctx: AppContext) -> None:
     """Lay out the Models tab."""
     from playground.devices import gpu_summary
@@ -61,7 +77,19 @@ def build(ctx: AppContext) -> None:
                              show_label=False, scale=5, elem_id="models-hub-ref")
             fetch = gr.Button("Download", scale=1, elem_id="models-hub-download")
         message = gr.Markdown(elem_id="models-message")
+    with gr.Group():
+        gr.Markdown("### Add a model from an OpenAI-compatible server")
+        with gr.Row():
+            url = gr.Textbox(placeholder="http://127.0.0.1:8000/v1", label="Base URL", scale=3,
+                             elem_id="models-remote-url")
+            name = gr.Textbox(placeholder="(empty: the first model the server lists)", label="Model name",
+                              scale=2, elem_id="models-remote-name")
+            key_env = gr.Textbox(placeholder="e.g. OPENAI_API_KEY", label="API key environment variable",
+                                 scale=2, elem_id="models-remote-key-env")
+            add = gr.Button("Add", scale=1, elem_id="models-remote-add")
+        remote_message = gr.Markdown(elem_id="models-remote-message")
     rescan.click(partial(refresh, ctx), None, [table, problems])
+    add.click(partial(add_remote, ctx), [url, name, key_env], [table, remote_message])
 
     def on_fetch(text: str, progress: gr.Progress = gr.Progress()) -> tuple:
         return download_hub_model(ctx, text, progress)
