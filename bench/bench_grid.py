@@ -17,7 +17,8 @@ from playground.context import AppContext
 from playground.sampling import SamplingParams
 
 MODES = ("zero_shot", "few_shot", "zero_shot_cot", "instruction")
-QUESTION = "A baker makes 24 rolls and sells 17. How many rolls are left?"
+QUESTION = "A baker makes {n} rolls and sells 17. How many rolls are left?"   # a new question each run:
+# neither side may profit from prompts that an earlier run left in a KV cache
 
 
 def panes(max_tokens: int) -> list[PaneSpec]:
@@ -25,23 +26,23 @@ def panes(max_tokens: int) -> list[PaneSpec]:
     return [PaneSpec(model_id="smollm2-135m-instruct", mode=m, shots=2, sampling=sampling) for m in MODES]
 
 
-def grid_once(ctx: AppContext, max_tokens: int) -> tuple[float, float]:
+def grid_once(ctx: AppContext, max_tokens: int, n: int = 20) -> tuple[float, float]:
     """(wall seconds, seconds until every pane had its first token)."""
     start = time.perf_counter()
     first: dict[int, float] = {}
-    for states in run_panes(ctx, panes(max_tokens), QUESTION, min_interval_s=0.0):
+    for states in run_panes(ctx, panes(max_tokens), QUESTION.format(n=n), min_interval_s=0.0):
         for i, r in enumerate(states):
             if i not in first and r.answer_text:
                 first[i] = time.perf_counter() - start
     return time.perf_counter() - start, max(first.values()) if first else float("nan")
 
 
-def sequential_once(ctx: AppContext, max_tokens: int) -> tuple[float, float]:
+def sequential_once(ctx: AppContext, max_tokens: int, n: int = 20) -> tuple[float, float]:
     start = time.perf_counter()
     first = []
     for pane in panes(max_tokens):
         seen = False
-        for r in run_pane(ctx, pane, QUESTION):
+        for r in run_pane(ctx, pane, QUESTION.format(n=n)):
             if not seen and r.answer_text:
                 first.append(time.perf_counter() - start)
                 seen = True
@@ -52,9 +53,9 @@ def main(reps: int = 3, max_tokens: int = 48) -> dict:
     ctx = AppContext.create(Settings())
     grid_once(ctx, 4)                                  # load and warm up
     grid, seq = [], []
-    for _ in range(reps):
-        seq.append(sequential_once(ctx, max_tokens))
-        grid.append(grid_once(ctx, max_tokens))
+    for rep in range(reps):
+        seq.append(sequential_once(ctx, max_tokens, 30 + 2 * rep))
+        grid.append(grid_once(ctx, max_tokens, 31 + 2 * rep))
     ctx.cache.clear()
     f = {"reps": reps, "max_tokens": max_tokens, "panes": len(MODES),
          "grid_wall_s": median([g[0] for g in grid]), "sequential_wall_s": median([s[0] for s in seq]),

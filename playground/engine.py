@@ -46,6 +46,7 @@ class PaneResult:
     n_output_tokens: int = 0
     ttft_s: float | None = None
     total_s: float = 0.0
+    last_token_s: float | None = None   # when the last token arrived (tokens/s stops there)
     finish_reason: str | None = None
     error: str | None = None
     notices: list[str] = field(default_factory=list)
@@ -53,7 +54,7 @@ class PaneResult:
 
     @property
     def tokens_per_s(self) -> float | None:
-        decode = self.total_s - (self.ttft_s or 0.0)
+        decode = (self.last_token_s or self.total_s) - (self.ttft_s or 0.0)
         if self.n_output_tokens < 2 or decode <= 0:
             return None
         return (self.n_output_tokens - 1) / decode
@@ -123,6 +124,8 @@ def _stream_into(model: LoadedModel, prompt: str, sampling: SamplingParams, canc
         if result.ttft_s is None and chunk.text:
             result.ttft_s = time.perf_counter() - start   # as the user sees it: from the click
         result.total_s = time.perf_counter() - start
+        if chunk.text:
+            result.last_token_s = result.total_s
         if chunk.finish_reason:
             result.finish_reason = chunk.finish_reason
         yield result

@@ -7,7 +7,7 @@ go first when a new load would exceed the budget.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -18,6 +18,68 @@ from playground.errors import PlaygroundError
 from playground.models.spec import ModelSpec
 
 CacheKey = tuple[str, str, str]
+
+
+class CoreShare:
+    """The CPU cores of one device, lent to generations in arrival order.
+
+    `with share:` (or `acquire()`) takes every core: a prompt prefill, or a transformers step.
+    A llama.cpp decode step takes `fair_share()` cores: all of them when it runs alone, one each
+    when two run, so two panes decode side by side on one thread each instead of taking turns
+    with two threads (measured on 2 cores: 2 x 64 tok/s against 106 tok/s for one context; and a
+    context's idle worker threads spin, so taking turns costs even more). More generations than
+    cores queue, first come first served (`threading.Lock` would let the releasing thread take
+    it straight back).
+    """
+
+    def __init__(self, cores: int) -> None:
+        self.cores = max(1, cores)
+        self._free = self.cores
+        self._active = 0
+        self._queue: deque[object] = deque()
+        self._cond = threading.Condition(threading.Lock())
+
+    def enter(self) -> None:
+        """A generation starts (it counts towards the fair share)."""
+        with self._cond:
+            self._active += 1
+
+    def leave(self) -> None:
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+    def fair_share(self) -> int:
+        with self._cond:
+            return max(1, self.cores // max(1, self._active))
+
+    def acquire(self, n: int | None = None) -> int:
+        """Wait for n cores (default: all), in arrival order; returns how many were taken."""
+        n = min(self.cores, n or self.cores)
+        me = object()
+        with self._cond:
+            self._queue.append(me)
+            self._cond.wait_for(lambda: self._queue[0] is me and self._free >= n)
+            self._queue.popleft()
+            self._free -= n
+            self._cond.notify_all()      # the next in line may fit in what is left
+        return n
+
+    def release(self, n: int | None = None) -> None:
+        with self._cond:
+            self._free = min(self.cores, self._free + (n or self.cores))
+            self._cond.notify_all()
+
+    def has_waiters(self) -> bool:
+        with self._cond:
+            return bool(self._queue)
+
+    def __enter__(self) -> "CoreShare":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @dataclass
@@ -38,13 +100,13 @@ class ModelCache:
     _entries: "OrderedDict[CacheKey, _Entry]" = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _key_locks: dict[CacheKey, threading.Lock] = field(default_factory=dict)
-    _device_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _device_locks: dict[str, CoreShare] = field(default_factory=dict)
     loads: int = 0
 
-    def device_lock(self, device: str) -> threading.Lock:
-        """One decode at a time per device: each uses every thread, panes interleave by token."""
+    def device_lock(self, device: str) -> CoreShare:
+        """The cores of a device, shared by every model on it (see CoreShare)."""
         with self._lock:
-            return self._device_locks.setdefault(device, threading.Lock())
+            return self._device_locks.setdefault(device, CoreShare(self.threads))
 
     def _key_lock(self, key: CacheKey) -> threading.Lock:
         with self._lock:

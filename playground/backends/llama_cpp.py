@@ -36,6 +36,7 @@ from playground.models.spec import ModelSpec
 from playground.sampling import SamplingParams
 
 DEFAULT_SLOTS = 4
+TURN_S = 0.05        # how long a generation keeps its cores while others wait (see _Turn)
 PENALTY_LAST_N = 64   # llama.cpp's default window for the repeat penalty
 
 
@@ -43,6 +44,35 @@ def _stop_cut(text: str, stops: Sequence[str], search_from: int) -> int | None:
     """Index of the earliest stop string in text at or after search_from, or None."""
     hits = [i for i in (text.find(s, search_from) for s in stops) if i >= 0]
     return min(hits) if hits else None
+
+
+class _Turn:
+    """A generation's claim on the CPU between decode steps: it keeps its cores for up to
+    TURN_S while others wait (as long as it likes when none does), and re-balances when the
+    number of generations on the device changes. Threads of the context follow the claim."""
+
+    def __init__(self, share: Any, ctx: Any) -> None:
+        self.share, self.ctx = share, ctx
+        self.held, self.since, self.threads = 0, 0.0, 0
+
+    def take(self) -> None:
+        if self.share is None:
+            return
+        fair = self.share.fair_share()
+        if self.held and (self.held != fair or
+                          (time.perf_counter() - self.since >= TURN_S and self.share.has_waiters())):
+            self.give_back()
+        if not self.held:
+            self.held = self.share.acquire(fair)
+            self.since = time.perf_counter()
+            if self.held != self.threads:
+                self.ctx.set_n_threads(self.held, self.share.cores)
+                self.threads = self.held
+
+    def give_back(self) -> None:
+        if self.held:
+            self.share.release(self.held)
+            self.held = 0
 
 
 @dataclass
@@ -83,7 +113,7 @@ class LlamaCppModel:
     llm: Any                         # llama_cpp.Llama: weights, tokenizer, and slot 0's context
     device: str
     context_length: int
-    compute_lock: threading.Lock | None = None
+    compute_lock: Any = None   # a backends.cache.CoreShare
     max_slots: int = DEFAULT_SLOTS
     warnings: list[str] = field(default_factory=list)
     backend: str = "llama_cpp"
@@ -165,12 +195,12 @@ class LlamaCppModel:
             with self.compute_lock or nullcontext():
                 slot.ctx.decode(slot.batch)
 
-    def _next_token(self, slot: _Slot, sampler: Any, token: int, pos: int) -> int:
-        """Decode one token and sample the next, in one turn of the compute lock."""
+    def _next_token(self, slot: _Slot, sampler: Any, token: int, pos: int, turn: _Turn) -> int:
+        """Decode one token and sample the next, inside this generation's turn on the CPU."""
         slot.batch.set_batch(batch=[token], n_past=pos, logits_all=False)
-        with self.compute_lock or nullcontext():
-            slot.ctx.decode(slot.batch)
-            return sampler.sample(slot.ctx, -1)
+        turn.take()
+        slot.ctx.decode(slot.batch)
+        return sampler.sample(slot.ctx, -1)
 
     def _prefill(self, slot: _Slot, tokens: list[int]) -> None:
         """KV cache := tokens[:-1], computed the same way every time (see the module docstring)."""
@@ -205,6 +235,9 @@ class LlamaCppModel:
         cut: int | None = None
         with self._slot(tokens) as slot:
             sampler = _make_sampler(sampling, self.llm.n_vocab())
+            turn = _Turn(self.compute_lock, slot.ctx)
+            if self.compute_lock is not None:
+                self.compute_lock.enter()
             try:
                 self._prefill(slot, tokens)
                 next_input, pos = tokens[-1], n_prompt - 1
@@ -212,7 +245,7 @@ class LlamaCppModel:
                     if cancel is not None and cancel.is_set():
                         finish = "cancelled"
                         break
-                    token = self._next_token(slot, sampler, next_input, pos)
+                    token = self._next_token(slot, sampler, next_input, pos, turn)
                     if llama_cpp.llama_vocab_is_eog(vocab, token):
                         finish = "stop"
                         break
@@ -235,6 +268,9 @@ class LlamaCppModel:
                 slot.primed = None
                 raise PlaygroundError(f"llama.cpp failed while generating with {self.spec.id}: {exc}") from None
             finally:
+                turn.give_back()
+                if self.compute_lock is not None:
+                    self.compute_lock.leave()
                 sampler.close()
         tail = ""
         if cut is None:   # flush what was held back for stop-string matching
@@ -312,7 +348,8 @@ class LlamaCppBackend:
         return int((spec.file_size or 0) * 1.2) + 64 * 1024 * 1024
 
     def load(self, spec: ModelSpec, *, device: str, threads: int, n_ctx: int,
-             compute_lock: threading.Lock | None = None) -> LlamaCppModel:
+             compute_lock: Any = None) -> LlamaCppModel:
+        """compute_lock: the device's backends.cache.CoreShare (None: no sharing)."""
         from llama_cpp import Llama
 
         if spec.path is None:
