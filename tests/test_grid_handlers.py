@@ -34,7 +34,8 @@ def test_round_then_named_vote_with_the_login_name(app_ctx):
     assert "not counted twice" in vote_on_pair(app_ctx, state, 1, 2, "left")
     with sqlite3.connect(app_ctx.settings.db_path) as db:
         rows = db.execute("select v.winner, v.note, v.session_id, b.anonymous, b.source from votes v "
-                          "join battles b on b.id = v.battle_id where v.session_id like 'user:alice/%'").fetchall()
+                          "join battles b on b.id = v.battle_id where v.session_id = ?",
+                          (f"user:alice/{state['session_id']}",)).fetchall()
     assert rows == [("tie", "both fine", f"user:alice/{state['session_id']}", 0, "playground")]
 
 
