@@ -60,8 +60,9 @@ def plot_accuracy(rows: Sequence[SummaryRow], title: str = "Accuracy vs model si
     for label, series in lines.items():
         xs = [r.n_params for r in series]
         ys = [100 * (r.accuracy or 0.0) for r in series]
-        low = [y - 100 * (r.ci_low or 0.0) for y, r in zip(ys, series)]
-        high = [100 * (r.ci_high or 0.0) - y for y, r in zip(ys, series)]
+        # clamped: at 0% or 100% the Wilson bound equals the estimate up to rounding
+        low = [max(0.0, y - 100 * (r.ci_low or 0.0)) for y, r in zip(ys, series)]
+        high = [max(0.0, 100 * (r.ci_high or 0.0) - y) for y, r in zip(ys, series)]
         ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4, label=label)
     if lines:
         ax.set_ylim(-2, 102)

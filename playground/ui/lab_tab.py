@@ -1,0 +1,168 @@
+"""The Lab tab: a task set across models x prompting modes, accuracy and log-likelihood vs size.
+
+`run_lab_view` does the work as a plain generator (testable without a browser); `build` lays out
+the components. The run id lives in gr.State so Cancel can stop a run between items; a cancelled
+or crashed run resumes where it stopped (finished items are stored one by one).
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import gradio as gr
+import pandas as pd
+from matplotlib.figure import Figure
+
+from playground.config import REPO_ROOT
+from playground.context import AppContext
+from playground.errors import PlaygroundError
+from playground.lab import (DEFAULT_MODES, ITEM_COLUMNS, LabConfig, LabProgress, load_items, prepare_lab,
+                            run_lab, summarize, summary_dicts, write_csv)
+from playground.lab_plots import plot_accuracy, plot_logprob
+from playground.prompting.plan import MODES
+from playground.ui.common import model_choices
+from storage import open_database
+
+UPLOAD = "(uploaded file)"
+SUMMARY_SHOWN = ["model_id", "n_params", "mode", "n", "accuracy", "ci_low", "ci_high", "mean_logprob",
+                 "items_per_s", "status"]
+ITEMS_SHOWN = ["model_id", "mode", "item_index", "question", "gold", "extracted", "correct", "gold_logprob_mean"]
+
+
+@dataclass
+class LabView:
+    """What the tab shows after (or during) a run."""
+
+    status: str
+    summary: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SUMMARY_SHOWN))
+    items: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ITEMS_SHOWN))
+    accuracy: Figure | None = None
+    logprob: Figure | None = None
+    summary_csv: Path | None = None
+    items_csv: Path | None = None
+
+
+def shipped_task_files(presets_dir: Path) -> dict[str, Path]:
+    return {p.name: p for p in sorted((presets_dir / "tasks").glob("*.jsonl"))}
+
+
+def task_path(ctx: AppContext, choice: str | None, upload: str | None) -> Path:
+    if upload:
+        return Path(upload)
+    files = shipped_task_files(ctx.settings.presets_dir)
+    if not choice or choice not in files:
+        raise PlaygroundError("pick a task set, or upload a JSONL file (GSM8K lines, or input/target lines)")
+    return files[choice]
+
+
+def _progress_text(p: LabProgress) -> str:
+    speed = f"{p.items_per_s:.2f} items/s" if p.items_per_s else "-- items/s"
+    eta = f", about {p.eta_s:.0f} s left" if p.eta_s is not None else ""
+    return f"{p.done}/{p.total} items · {speed}{eta} · {p.run_label}"
+
+
+def results_view(db_path: Path, run_ids: Sequence[int], status: str) -> LabView:
+    """Summary, plots, drill-down and CSVs for some stored runs."""
+    with open_database(db_path) as db:
+        rows = summarize(db, run_ids)
+        items = load_items(db, run_ids)
+    summary = pd.DataFrame(summary_dicts(rows))
+    out = Path(tempfile.mkdtemp(prefix="lab-"))
+    return LabView(
+        status=status,
+        summary=summary[[c for c in SUMMARY_SHOWN if c in summary.columns]] if len(summary) else LabView("").summary,
+        items=pd.DataFrame(items)[ITEMS_SHOWN] if items else LabView("").items,
+        accuracy=plot_accuracy(rows), logprob=plot_logprob(rows),
+        summary_csv=write_csv(summary_dicts(rows), out / "lab-summary.csv"),
+        items_csv=write_csv(items, out / "lab-items.csv", ITEM_COLUMNS))
+
+
+def run_lab_view(ctx: AppContext, state: dict[str, Any], choice: str | None, upload: str | None,
+                 models: Sequence[str], modes: Sequence[str], limit: float | None, seed: float | None,
+                 shots: float | None, max_tokens: float | None,
+                 progress: Callable[..., None] | None = None) -> Iterator[tuple[dict[str, Any], LabView]]:
+    """Validate, run (resuming stored items), then show the results. Yields (state, view)."""
+    try:
+        config = LabConfig(task_path=task_path(ctx, choice, upload), models=tuple(models or ()),
+                           modes=tuple(modes or ()), limit=int(limit) if limit else None, seed=int(seed or 0),
+                           shots=int(shots) if shots is not None else None,
+                           max_tokens=int(max_tokens) if max_tokens else None)
+        job = prepare_lab(ctx, config)
+    except PlaygroundError as exc:
+        yield state, LabView(status=f"❌ {exc}")
+        return
+    run_id, cancel = ctx.runs.start()
+    state = {**state, "run_id": run_id}
+    skipped = f" ({len(job.tasks.errors)} malformed line(s) skipped: {job.tasks.errors[0]}…)" if job.tasks.errors else ""
+    yield state, LabView(status=f"Running {len(job.items)} items × {len(job.runs)} runs{skipped}…")
+
+    def report(p: LabProgress) -> None:
+        if progress is not None:
+            progress((p.done, max(p.total, 1)), desc=_progress_text(p))
+
+    try:
+        outcome = run_lab(ctx, job, ctx.settings.db_path, cancel=cancel, on_progress=report)
+    except PlaygroundError as exc:
+        yield {**state, "run_id": None}, LabView(status=f"❌ {exc}")
+        return
+    finally:
+        ctx.runs.finish(run_id)
+    done = "Cancelled: finished items are stored; run again to resume." if outcome.cancelled else "Done."
+    errors = "".join(f"\n\n❌ {e}" for e in outcome.errors)
+    status = f"{done} {outcome.ran} item(s) run, {outcome.skipped} already stored.{skipped}{errors}"
+    yield {**state, "run_id": None}, results_view(ctx.settings.db_path, outcome.run_ids, status)
+
+
+def _outputs(view: LabView) -> list[Any]:
+    return [view.status, view.summary, view.accuracy, view.logprob, view.items,
+            gr.update(value=str(view.summary_csv) if view.summary_csv else None, interactive=bool(view.summary_csv)),
+            gr.update(value=str(view.items_csv) if view.items_csv else None, interactive=bool(view.items_csv))]
+
+
+def build(ctx: AppContext) -> None:
+    """Lay out the Lab tab."""
+    state = gr.State(lambda: {"run_id": None})
+    files = list(shipped_task_files(ctx.settings.presets_dir))
+    default_model = [ctx.settings.default_model] if ctx.settings.default_model in ctx.catalog.models else []
+    gr.Markdown("Run a task set across models × prompting modes. Each item is scored by exact match of the "
+                "extracted answer and by the mean log-probability of the gold answer: accuracy can jump "
+                "with scale while log-likelihood improves smoothly. Finished items are stored, so a run "
+                "resumes where it stopped.")
+    with gr.Row():
+        tasks = gr.Dropdown(files, value=files[0] if files else None, label="Task set", elem_id="lab-tasks", scale=2)
+        upload = gr.File(label="…or upload JSONL (GSM8K or input/target)", file_types=[".jsonl"],
+                         type="filepath", elem_id="lab-upload", scale=2)
+        models = gr.Dropdown(model_choices(ctx), value=default_model, multiselect=True, label="Models",
+                             elem_id="lab-models", scale=3)
+    modes = gr.CheckboxGroup(list(MODES), value=list(DEFAULT_MODES), label="Prompting modes", elem_id="lab-modes")
+    with gr.Row():
+        limit = gr.Number(value=5, precision=0, minimum=1, label="Items (limit)", elem_id="lab-limit")
+        seed = gr.Number(value=0, precision=0, label="Seed", elem_id="lab-seed")
+        shots = gr.Slider(0, 8, value=2, step=1, label="Shots (few-shot modes)", elem_id="lab-shots")
+        max_tokens = gr.Slider(16, 512, value=96, step=16, label="Max new tokens", elem_id="lab-max-tokens")
+    with gr.Row():
+        run = gr.Button("Run", variant="primary", elem_id="lab-run")
+        cancel = gr.Button("Cancel", elem_id="lab-cancel")
+    status = gr.Markdown(elem_id="lab-status")
+    summary = gr.Dataframe(label="Accuracy (95% Wilson CI) and gold log-likelihood per model × mode",
+                           interactive=False, elem_id="lab-summary")
+    with gr.Row():
+        plot_acc = gr.Plot(label="Accuracy vs model size", elem_id="lab-plot-accuracy")
+        plot_lp = gr.Plot(label="Gold log-likelihood vs model size", elem_id="lab-plot-logprob")
+    with gr.Accordion("Per-item drill-down", open=False):
+        items = gr.Dataframe(interactive=False, wrap=True, elem_id="lab-items")
+    with gr.Row():
+        dl_summary = gr.DownloadButton("Summary CSV", interactive=False, elem_id="lab-download-summary")
+        dl_items = gr.DownloadButton("Items CSV", interactive=False, elem_id="lab-download-items")
+
+    def on_run(st: dict[str, Any], choice: str, up: str | None, ms: list[str], mds: list[str], lim: float,
+               sd: float, sh: float, mt: float, progress: gr.Progress = gr.Progress()) -> Iterator[list[Any]]:
+        for st2, view in run_lab_view(ctx, st, choice, up, ms, mds, lim, sd, sh, mt, progress):
+            yield [st2, *_outputs(view)]
+
+    run.click(on_run, [state, tasks, upload, models, modes, limit, seed, shots, max_tokens],
+              [state, status, summary, plot_acc, plot_lp, items, dl_summary, dl_items], api_name="lab_run")
+    cancel.click(lambda st: ctx.runs.cancel(st.get("run_id")) and None, [state], None, queue=False)
