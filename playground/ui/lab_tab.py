@@ -27,7 +27,7 @@ from playground.ui.common import model_choices
 from storage import open_database
 
 UPLOAD = "(uploaded file)"
-SUMMARY_SHOWN = ["model_id", "n_params", "mode", "n", "accuracy", "ci_low", "ci_high", "mean_logprob",
+SUMMARY_SHOWN = ["model_id", "n_params", "mode", "n", "accuracy %", "ci_low %", "ci_high %", "mean_logprob",
                  "items_per_s", "status"]
 ITEMS_SHOWN = ["model_id", "mode", "item_index", "question", "gold", "extracted", "correct", "gold_logprob_mean"]
 
@@ -69,7 +69,7 @@ def results_view(db_path: Path, run_ids: Sequence[int], status: str) -> LabView:
     with open_database(db_path) as db:
         rows = summarize(db, run_ids)
         items = load_items(db, run_ids)
-    summary = pd.DataFrame(summary_dicts(rows))
+    summary = _readable(pd.DataFrame(summary_dicts(rows)))
     out = Path(tempfile.mkdtemp(prefix="lab-"))
     return LabView(
         status=status,
@@ -78,6 +78,17 @@ def results_view(db_path: Path, run_ids: Sequence[int], status: str) -> LabView:
         accuracy=plot_accuracy(rows), logprob=plot_logprob(rows),
         summary_csv=write_csv(summary_dicts(rows), out / "lab-summary.csv"),
         items_csv=write_csv(items, out / "lab-items.csv", ITEM_COLUMNS))
+
+
+def _readable(summary: pd.DataFrame) -> pd.DataFrame:
+    """Percentages with one decimal, log-probs with three: the CSV keeps full precision."""
+    if summary.empty:
+        return summary
+    for column in ("accuracy", "ci_low", "ci_high"):
+        if column in summary:
+            summary[column] = (summary[column].astype(float) * 100).round(1)
+    return summary.round({"mean_logprob": 3, "items_per_s": 2}).rename(
+        columns={"accuracy": "accuracy %", "ci_low": "ci_low %", "ci_high": "ci_high %"})
 
 
 def run_lab_view(ctx: AppContext, state: dict[str, Any], choice: str | None, upload: str | None,
