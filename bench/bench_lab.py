@@ -1,0 +1,78 @@
+"""Lab throughput: the bundled model on GSM8K items, zero-shot and few-shot CoT, app vs raw.
+
+App: `playground.lab.run_lab` (prompt building, generation, answer extraction, one SQLite write
+per item; the gold log-likelihood metric off so both sides generate only). Baseline in the same
+run: the exact prompts the lab sent, through raw llama-cpp-python `create_completion` with the
+same greedy settings. Also prints the accuracy table.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from common import REPO, bundled_gguf
+
+from playground.config import Settings
+from playground.context import AppContext
+from playground.lab import LabConfig, format_summary, load_items, prepare_lab, run_lab, summarize
+from storage import open_database
+
+GSM8K = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+
+
+def main(items: int = 10, max_tokens: int = 128, shots: int = 4) -> dict:
+    from llama_cpp import Llama
+
+    if not GSM8K.is_file():
+        raise SystemExit(f"{GSM8K} not found (the GSM8K test split beside the repo)")
+    with tempfile.TemporaryDirectory() as tmp:
+        tasks = Path(tmp) / "gsm8k.jsonl"
+        tasks.write_text("\n".join(GSM8K.read_text(encoding="utf-8").splitlines()[:items]) + "\n", encoding="utf-8")
+        settings = Settings(db_path=Path(tmp) / "lab.db")
+        ctx = AppContext.create(settings)
+        figures: dict = {"items": items, "max_tokens": max_tokens, "shots": shots}
+        raw = Llama(model_path=str(bundled_gguf()), n_ctx=settings.n_ctx, n_threads=settings.threads,
+                    n_threads_batch=settings.threads, verbose=False)
+        for mode in ("zero_shot", "few_shot_cot"):
+            job = prepare_lab(ctx, LabConfig(task_path=tasks, models=("smollm2-135m-instruct",), modes=(mode,),
+                                             shots=shots, max_tokens=max_tokens, logprob=False))
+            start = time.perf_counter()
+            outcome = run_lab(ctx, job, settings.db_path)
+            app_s = time.perf_counter() - start
+            with open_database(settings.db_path) as db:
+                prompts = [r["prompt"] for r in load_items(db, outcome.run_ids)]
+                rows = summarize(db, outcome.run_ids)
+            start = time.perf_counter()
+            for prompt in prompts:
+                tokens = raw.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+                raw.create_completion(tokens, max_tokens=max_tokens, temperature=0.0, top_k=0, top_p=1.0,
+                                      min_p=0.0, repeat_penalty=1.0)
+            raw_s = time.perf_counter() - start
+            figures[f"{mode}_app_items_per_s"] = items / app_s
+            figures[f"{mode}_raw_items_per_s"] = items / raw_s
+            figures[f"{mode}_ratio"] = raw_s / app_s
+            figures[f"{mode}_accuracy"] = rows[0].accuracy if rows else float("nan")
+            print(format_summary(rows))
+        raw.close()
+        ctx.cache.clear()
+    return figures
+
+
+def report(f: dict) -> str:
+    lines = [f"GSM8K, first {f['items']} items, bundled SmolLM2-135M, greedy, {f['max_tokens']} new tokens max"]
+    for mode in ("zero_shot", "few_shot_cot"):
+        lines.append(f"  {mode}: app {f[mode + '_app_items_per_s']:.2f} items/s, raw llama-cpp-python "
+                     f"{f[mode + '_raw_items_per_s']:.2f} items/s -> ratio {f[mode + '_ratio']:.2f}; "
+                     f"accuracy {100 * f[mode + '_accuracy']:.0f}%")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--shots", type=int, default=4)
+    a = parser.parse_args()
+    print(report(main(a.items, a.max_tokens, a.shots)))
