@@ -20,6 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import Timing, timed  # noqa: E402,F401  (bench/ is on sys.path when run)
+
 import numpy as np  # noqa: E402
 
 from playground.export import _DPO_COLUMNS, dpo_metadata, dpo_pair, export_arena_battles, export_dpo  # noqa: E402
@@ -30,24 +32,6 @@ MODES = ["zero_shot", "few_shot", "zero_shot_cot", "instruction"]
 TEXT = " ".join(f"word{k % 97} is followed by token{k % 13}, then a comma." for k in range(400))
 
 
-@dataclass(frozen=True)
-class Timing:
-    """Median wall and CPU seconds over the repeats, and the last result."""
-
-    wall: float
-    cpu: float
-    result: Any
-
-
-def timed(fn: Callable[[], Any], repeat: int = 3) -> Timing:
-    """CPU time is reported next to wall time: this 2-core machine is shared, wall time is noisy."""
-    walls, cpus, result = [], [], None
-    for _ in range(repeat):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        result = fn()
-        walls.append(time.perf_counter() - start)
-        cpus.append(time.process_time() - start_cpu)
-    return Timing(statistics.median(walls), statistics.median(cpus), result)
 
 
 def fill_database(path: Path, n_votes: int, seed: int = 0) -> float:

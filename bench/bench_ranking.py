@@ -25,6 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import Timing, timed  # noqa: E402,F401  (bench/ is on sys.path when run)
+
 import numpy as np  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
@@ -50,24 +52,6 @@ def synthetic_battles(n_battles: int, n_contestants: int, seed: int = 0) -> tupl
     return Battles.from_codes(names, left, right, winner, tstamp, lengths[0], lengths[1]), true
 
 
-@dataclass(frozen=True)
-class Timing:
-    """Median wall and CPU seconds over the repeats, and the last result."""
-
-    wall: float
-    cpu: float
-    result: Any
-
-
-def timed(fn: Callable[[], Any], repeat: int = 3) -> Timing:
-    """CPU time is reported next to wall time: this 2-core machine is shared, wall time is noisy."""
-    walls, cpus, result = [], [], None
-    for _ in range(repeat):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        result = fn()
-        walls.append(time.perf_counter() - start)
-        cpus.append(time.process_time() - start_cpu)
-    return Timing(statistics.median(walls), statistics.median(cpus), result)
 
 
 def arena_style_mle(battles: Battles) -> np.ndarray:

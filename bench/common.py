@@ -7,7 +7,10 @@ import os
 import platform
 import statistics
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -40,3 +43,23 @@ def machine_info() -> dict[str, str]:
         pass
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu,
             "cores": str(os.cpu_count()), "load average": load}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median wall and CPU seconds over the repeats, and the last result."""
+
+    wall: float
+    cpu: float
+    result: Any
+
+
+def timed(fn: Callable[[], Any], repeat: int = 3) -> Timing:
+    """CPU time is reported next to wall time: this 2-core machine is shared, wall time is noisy."""
+    walls, cpus, result = [], [], None
+    for _ in range(repeat):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - start_cpu)
+    return Timing(statistics.median(walls), statistics.median(cpus), result)
