@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from playground.lab import Z_95, SummaryRow
+from playground.lab import Z_95, SummaryRow, params_label
 
 FIGSIZE = (7.0, 4.5)
 DPI = 120
+XPAD = 2.5    # the x axis spans at least min/XPAD .. max*XPAD, so one model still shows a log scale
+DODGE = 0.03   # lines are shifted by this share of a decade so their error bars do not hide each other
 
 
 def _series_key(row: SummaryRow, many_tasks: bool) -> str:
@@ -31,6 +34,12 @@ def _series(rows: Sequence[SummaryRow], value: Callable[[SummaryRow], float | No
     return {k: sorted(v, key=lambda r: r.n_params or 0) for k, v in lines.items()}
 
 
+def _dodged(xs: Sequence[float], line: int, n_lines: int) -> list[float]:
+    """x positions nudged in log space: same-size models under several modes stay readable."""
+    factor = 10 ** (DODGE * (line - (n_lines - 1) / 2))
+    return [x * factor for x in xs]
+
+
 def _empty(ax, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="grey")
     ax.set_xticks([])
@@ -43,6 +52,10 @@ def _finish(fig: Figure, ax, rows: Sequence[SummaryRow], plotted: int, title: st
     ax.set_ylabel(ylabel)
     if plotted:
         ax.set_xscale("log")
+        sizes = [r.n_params for r in rows if r.n_params]
+        ax.set_xlim(min(sizes) / XPAD, max(sizes) * XPAD)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: params_label(int(round(x)))))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("parameters (log scale)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small", loc="best")
@@ -57,8 +70,8 @@ def plot_accuracy(rows: Sequence[SummaryRow], title: str = "Accuracy vs model si
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
     ax = fig.add_subplot()
     lines = _series(rows, lambda r: r.accuracy)
-    for label, series in lines.items():
-        xs = [r.n_params for r in series]
+    for i, (label, series) in enumerate(lines.items()):
+        xs = _dodged([r.n_params for r in series], i, len(lines))
         ys = [100 * (r.accuracy or 0.0) for r in series]
         # clamped: at 0% or 100% the Wilson bound equals the estimate up to rounding
         low = [max(0.0, y - 100 * (r.ci_low or 0.0)) for y, r in zip(ys, series)]
@@ -76,8 +89,8 @@ def plot_logprob(rows: Sequence[SummaryRow], title: str = "Gold-answer log-likel
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
     ax = fig.add_subplot()
     lines = _series(rows, lambda r: r.mean_logprob)
-    for label, series in lines.items():
-        xs = [r.n_params for r in series]
+    for i, (label, series) in enumerate(lines.items()):
+        xs = _dodged([r.n_params for r in series], i, len(lines))
         ys = [r.mean_logprob for r in series]
         err = [Z_95 * (r.logprob_se or 0.0) for r in series]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label)

@@ -88,6 +88,53 @@ def test_lab_tab_handler(app_ctx):
     assert bad.status.startswith("❌")
 
 
+def test_lab_tab_drill_down_and_past_runs(app_ctx):
+    from playground.ui.lab_tab import item_detail, items_frame, past_runs, run_lab_view, show_runs
+
+    *_, (state, view) = run_lab_view(app_ctx, {"run_id": None}, TASKS.name, None, ["smollm2-135m-instruct"],
+                                     ["zero_shot"], 2, 0, 1, 32)   # stored by the test above: nothing reruns
+    db_path = app_ctx.settings.db_path
+    run_id = state["run_ids"][0]
+    assert view.status.startswith("Done") and [c[1] for c in view.run_choices][1:] == state["run_ids"]
+    first = items_frame(db_path, state["run_ids"], run_id).iloc[0]
+    prompt, output, verdict = item_detail(db_path, first["run_id"], first["item_index"])
+    assert "<|im_start|>" in prompt and output and f"gold `{first['gold']}`" in verdict
+    assert item_detail(db_path, run_id, 999) == ("", "", "")
+    history = past_runs(db_path)
+    assert run_id in list(history["run"]) and history.iloc[0]["run"] >= run_id
+    state2, shown = show_runs(db_path, {}, [run_id])
+    assert state2["run_ids"] == [run_id] and list(shown.summary["mode"]) == ["zero_shot"]
+
+
+def test_ctrl_c_keeps_finished_items(app_ctx, tmp_path):
+    db_path = tmp_path / "interrupt.db"
+    job = prepare_lab(app_ctx, config(modes=("zero_shot",), limit=2))
+
+    def interrupt(p):
+        if p.done >= 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_lab(app_ctx, job, db_path, on_progress=interrupt)
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("select status from lab_runs").fetchall() == [("cancelled",)]
+        assert db.execute("select count(*) from lab_results").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--modes", "zero_shot,telepathy"], "telepathy"),
+    (["--models", "no-such-model"], "no-such-model"),
+    (["--tasks", "/nonexistent/t.jsonl"], "t.jsonl"),
+])
+def test_lab_command_rejects_bad_input_before_running(tmp_path, capsys, argv, message):
+    from playground.cli import main
+
+    args = ["lab", "--tasks", str(TASKS), "--db", str(tmp_path / "x.db"), "--out", str(tmp_path / "out"), *argv]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_lab_command(tmp_path):
     out = subprocess.run([sys.executable, "app.py", "lab", "--tasks", str(TASKS), "--modes", "zero_shot",
                           "--limit", "2", "--max-tokens", "24", "--db", str(tmp_path / "cli.db"),

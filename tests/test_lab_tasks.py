@@ -70,3 +70,62 @@ def test_shipped_task_sets_load():
     for path in PRESET_TASKS.glob("*.jsonl"):
         tasks = load_task_file(path)
         assert len(tasks.items) >= 15 and not tasks.errors, path
+
+
+# ---------------------------------------------------------------- scoring and normalisation
+
+from playground.lab import answer_prefix, scoring_continuation, scoring_prompt  # noqa: E402
+from playground.lab_tasks import TaskItem, infer_family, match_label, score_answer  # noqa: E402
+from playground.prompting.plan import PromptPlan  # noqa: E402
+
+
+def item(gold: str, kind: str) -> TaskItem:
+    return TaskItem(index=0, line=1, question="q", gold=gold, answer_kind=kind)
+
+
+@pytest.mark.parametrize("extracted, gold, kind, correct", [
+    ("1,234", "1234", "number", True), ("$1234.00", "1234", "number", True), ("0.5", "1/2", "number", True),
+    ("1235", "1234", "number", False), (None, "1234", "number", False),
+    ("Yes", "yes", "yes_no", True), ("no", "yes", "yes_no", False),
+    ("b", "B", "choice", True), ("C", "B", "choice", False),
+])
+def test_exact_match_by_kind(extracted, gold, kind, correct):
+    assert score_answer(item(gold, kind), extracted, "")[1] is correct
+
+
+def test_text_answers_are_scored_by_label():
+    labels = ("negative", "positive")
+    sentiment = item("positive", "text")
+    assert score_answer(sentiment, "This review is Positive", "This review is Positive. Not negative.", labels) \
+        == ("positive", True)
+    assert score_answer(sentiment, "Hard to say", "Hard to say. Overall negative.", labels) == ("negative", False)
+    assert match_label("nothing here", labels) is None
+    assert score_answer(item("Paris", "text"), "paris", "paris") == ("paris", True)   # no labels: plain text match
+
+
+def test_family_is_inferred_from_the_answers():
+    assert infer_family((item("3", "number"),)) == "arithmetic"
+    assert infer_family((item("yes", "yes_no"), item("no", "yes_no"))) == "commonsense_yes_no"
+    assert infer_family((item("positive", "text"), item("negative", "text"))) == "sentiment"
+    assert infer_family((item("B", "choice"),)) == "general"
+
+
+def plan(mode: str, followup: str | None = None) -> PromptPlan:
+    return PromptPlan(mode=mode, messages=None, text="Q: x\nA:", stop=(), followup=followup)
+
+
+def test_scoring_prompt_uses_the_modes_answer_prefix():
+    assert answer_prefix(plan("zero_shot")) == "" and answer_prefix(plan("instruction")) == ""
+    for mode in ("few_shot", "few_shot_cot", "self_consistency"):
+        assert answer_prefix(plan(mode)) == "The answer is"
+    assert answer_prefix(plan("zero_shot_cot", "Therefore, the answer (arabic numerals) is")).startswith("Therefore")
+    assert scoring_prompt("Q: x\nA:", plan("few_shot_cot")) == "Q: x\nA: The answer is"
+    assert scoring_prompt("<|im_start|>assistant\n", plan("few_shot_cot")) == "<|im_start|>assistant\nThe answer is"
+    assert scoring_prompt("Q: x\nA:", plan("zero_shot")) == "Q: x\nA:"
+
+
+def test_scoring_continuation_follows_the_prompt_end():
+    assert scoring_continuation("A: The answer is", item("42", "number")) == " 42"
+    assert scoring_continuation("assistant\n", item("yes", "yes_no")) == "Yes"   # a reply starts capitalised
+    assert scoring_continuation("assistant\n", item("42", "number")) == "42"
+    assert scoring_continuation("The answer is", item("B", "choice")) == " (B)"

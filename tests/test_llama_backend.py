@@ -117,3 +117,22 @@ def test_load_errors_name_the_file(tmp_path, bundled_gguf):
     spec = spec.__class__(**{**spec.__dict__, "path": bad})
     with pytest.raises(ModelError, match="fake.gguf"):
         LlamaCppBackend().load(spec, device="cpu", threads=1, n_ctx=256)
+
+
+def test_shared_prompt_prefix_is_reused_without_changing_the_answer(smol):
+    """Few-shot prompts share their exemplars: whole prefill chunks are kept from the previous
+    prompt, and the answer is exactly the one a cold cache gives."""
+    from playground.backends.llama_cpp import PREFILL_CHUNK
+
+    exemplars = "".join(f"Q: What is {i} plus {i}?\nA: {2 * i}.\n\n" for i in range(1, 30))
+    first, second = exemplars + "Q: What is 3 plus 4?\nA:", exemplars + "Q: What is 5 plus 9?\nA:"
+    assert smol.count_tokens(exemplars) > 3 * PREFILL_CHUNK
+    greedy = SamplingParams(max_new_tokens=8)
+    for slot in smol._slots:
+        slot.primed = None                      # cold: nothing to re-use
+    cold, _ = _collect(smol, second, greedy)
+    _collect(smol, first, greedy)               # leaves the exemplars in a slot
+    warm_slot = max(smol._slots, key=lambda s: len(s.primed or []))
+    warm, _ = _collect(smol, second, greedy)
+    assert warm == cold
+    assert warm_slot.primed == smol.tokenize(second)   # the same slot served it, re-using the prefix

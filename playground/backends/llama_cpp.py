@@ -36,6 +36,7 @@ from playground.models.spec import ModelSpec
 from playground.sampling import SamplingParams
 
 DEFAULT_SLOTS = 4
+PREFILL_CHUNK = 64    # prompts are decoded in chunks of this size at fixed positions (see _prefill)
 TURN_S = 0.05        # how long a generation keeps its cores while others wait (see _Turn)
 PENALTY_LAST_N = 64   # llama.cpp's default window for the repeat penalty
 
@@ -82,6 +83,18 @@ class _Slot:
     ctx: Any        # llama_cpp._internals.LlamaContext
     batch: Any      # llama_cpp._internals.LlamaBatch
     primed: list[int] | None = None
+
+
+def _shared_prefix(cached: Sequence[int] | None, prompt: Sequence[int] | None) -> int:
+    """How many leading tokens a slot's cached prompt shares with this one."""
+    if not cached or not prompt:
+        return 0
+    n = 0
+    for a, b in zip(cached, prompt):
+        if a != b:
+            break
+        n += 1
+    return n
 
 
 def _make_sampler(sampling: SamplingParams, n_vocab: int) -> Any:
@@ -164,8 +177,7 @@ class LlamaCppModel:
                 if self._closed:
                     raise PlaygroundError(f"{self.spec.id} was unloaded")
                 if self._free:
-                    slot = next((s for s in self._free if prompt is not None and s.primed == list(prompt)),
-                                self._free[-1])
+                    slot = max(reversed(self._free), key=lambda s: _shared_prefix(s.primed, prompt))
                     self._free.remove(slot)
                     break
                 if len(self._slots) < self.max_slots:
@@ -203,13 +215,28 @@ class LlamaCppModel:
         return sampler.sample(slot.ctx, -1)
 
     def _prefill(self, slot: _Slot, tokens: list[int]) -> None:
-        """KV cache := tokens[:-1], computed the same way every time (see the module docstring)."""
+        """KV cache := tokens[:-1], computed the same way every time (see the module docstring).
+
+        The prompt is decoded in fixed chunks of PREFILL_CHUNK tokens at fixed positions, so a chunk
+        is the same computation whether it runs now or ran for an earlier prompt: whole chunks shared
+        with the previous prompt (few-shot exemplars, earlier turns) are kept, the rest re-decoded.
+        """
         if slot.primed == tokens:
             slot.ctx.kv_cache_seq_rm(-1, len(tokens) - 1, -1)   # drop the last answer, keep the prompt
             return
+        target = tokens[:-1]
+        keep = 0
+        if slot.primed is not None:
+            previous = slot.primed[:-1]
+            whole_chunks = len(previous) - len(previous) % PREFILL_CHUNK   # a partial chunk ran as a smaller batch
+            keep = min(_shared_prefix(previous, target), whole_chunks) // PREFILL_CHUNK * PREFILL_CHUNK
         slot.primed = None
-        slot.ctx.kv_cache_clear()
-        self._decode(slot, tokens[:-1], 0)
+        if keep:
+            slot.ctx.kv_cache_seq_rm(-1, keep, -1)
+        else:
+            slot.ctx.kv_cache_clear()
+        for start in range(keep, len(target), PREFILL_CHUNK):
+            self._decode(slot, target[start: start + PREFILL_CHUNK], start)
         slot.primed = list(tokens)
 
     # --- generation ----------------------------------------------------------------------------

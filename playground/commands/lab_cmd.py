@@ -44,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default=None, help="backend for every model (default: each model's first)")
     p.add_argument("--device", default="cpu", help="cpu | gpu (llama_cpp); cpu | cuda | mps | auto (transformers)")
     p.add_argument("--no-logprob", action="store_true", help="skip the gold log-likelihood metric (faster)")
-    p.add_argument("--run-name", default=None, help="name of the runs and of the output files (default: task file name)")
+    p.add_argument("--run-name", default=None,
+                   help="name of the runs and of the output files (default: the task file's name)")
     p.add_argument("--out", type=Path, default=None, help="folder for the PNGs and CSVs (default data/lab/)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (progress stays on stderr)")
 

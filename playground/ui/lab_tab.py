@@ -1,8 +1,9 @@
 """The Lab tab: a task set across models x prompting modes, accuracy and log-likelihood vs size.
 
-`run_lab_view` does the work as a plain generator (testable without a browser); `build` lays out
-the components. The run id lives in gr.State so Cancel can stop a run between items; a cancelled
-or crashed run resumes where it stopped (finished items are stored one by one).
+`run_lab_view` does the work as a plain generator (testable without a browser), and
+`results_view`, `item_detail` and `past_runs` read stored runs back; `build` lays out the
+components. The run id lives in gr.State so Cancel can stop a run between items; a cancelled or
+crashed run resumes where it stopped (finished items are stored one by one).
 """
 from __future__ import annotations
 
@@ -16,11 +17,10 @@ import gradio as gr
 import pandas as pd
 from matplotlib.figure import Figure
 
-from playground.config import REPO_ROOT
 from playground.context import AppContext
 from playground.errors import PlaygroundError
-from playground.lab import (DEFAULT_MODES, ITEM_COLUMNS, LabConfig, LabProgress, load_items, prepare_lab,
-                            run_lab, summarize, summary_dicts, write_csv)
+from playground.lab import (DEFAULT_MODES, ITEM_COLUMNS, LabConfig, LabProgress, list_runs, load_items,
+                            prepare_lab, run_ids_for, run_lab, summarize, summary_dicts, write_csv)
 from playground.lab_plots import plot_accuracy, plot_logprob
 from playground.prompting.plan import MODES
 from playground.ui.common import model_choices
@@ -29,7 +29,10 @@ from storage import open_database
 UPLOAD = "(uploaded file)"
 SUMMARY_SHOWN = ["model_id", "n_params", "mode", "n", "accuracy %", "ci_low %", "ci_high %", "mean_logprob",
                  "items_per_s", "status"]
-ITEMS_SHOWN = ["model_id", "mode", "item_index", "question", "gold", "extracted", "correct", "gold_logprob_mean"]
+ITEMS_SHOWN = ["run_id", "model_id", "mode", "item_index", "correct", "gold", "extracted", "gold_logprob_mean",
+               "question"]   # the row-select handler reads run_id and item_index by position
+HISTORY_SHOWN = ["run", "created", "name", "model", "mode", "status", "done", "accuracy %", "items/s"]
+ALL_RUNS = 0   # the drill-down's "every run shown" choice (run ids start at 1)
 
 
 @dataclass
@@ -43,6 +46,8 @@ class LabView:
     logprob: Figure | None = None
     summary_csv: Path | None = None
     items_csv: Path | None = None
+    run_ids: list[int] = field(default_factory=list)
+    run_choices: list[tuple[str, int]] = field(default_factory=list)
 
 
 def shipped_task_files(presets_dir: Path) -> dict[str, Path]:
@@ -69,6 +74,7 @@ def results_view(db_path: Path, run_ids: Sequence[int], status: str) -> LabView:
     with open_database(db_path) as db:
         rows = summarize(db, run_ids)
         items = load_items(db, run_ids)
+    choices = [("every run shown", ALL_RUNS)] + [(f"#{r.run_id} {r.model_id} · {r.mode}", r.run_id) for r in rows]
     summary = _readable(pd.DataFrame(summary_dicts(rows)))
     out = Path(tempfile.mkdtemp(prefix="lab-"))
     return LabView(
@@ -77,7 +83,60 @@ def results_view(db_path: Path, run_ids: Sequence[int], status: str) -> LabView:
         items=pd.DataFrame(items)[ITEMS_SHOWN] if items else LabView("").items,
         accuracy=plot_accuracy(rows), logprob=plot_logprob(rows),
         summary_csv=write_csv(summary_dicts(rows), out / "lab-summary.csv"),
-        items_csv=write_csv(items, out / "lab-items.csv", ITEM_COLUMNS))
+        items_csv=write_csv(items, out / "lab-items.csv", ITEM_COLUMNS),
+        run_ids=[r.run_id for r in rows], run_choices=choices)
+
+
+def items_frame(db_path: Path, run_ids: Sequence[int], run_id: int | None = ALL_RUNS) -> pd.DataFrame:
+    """The drill-down table: the items of one run, or of every run shown."""
+    chosen = list(run_ids) if not run_id else [int(run_id)]
+    with open_database(db_path) as db:
+        items = load_items(db, chosen)
+    return pd.DataFrame(items)[ITEMS_SHOWN] if items else pd.DataFrame(columns=ITEMS_SHOWN)
+
+
+def item_detail(db_path: Path, run_id: Any, item_index: Any) -> tuple[str, str, str]:
+    """(exact prompt sent, full output, a verdict line) of one stored item; blanks if there is none."""
+    try:
+        key = [int(run_id), int(item_index)]
+    except (TypeError, ValueError):
+        return "", "", ""
+    with open_database(db_path) as db:
+        found = list(db.query("SELECT x.*, r.model_id, r.mode FROM lab_results x JOIN lab_runs r ON r.id = x.run_id "
+                              "WHERE x.run_id = ? AND x.item_index = ?", key))
+    if not found:
+        return "", "", ""
+    it = found[0]
+    verdict = f"error: {it['error']}" if it["error"] else ("✅ correct" if it["correct"] else "❌ wrong")
+    lp = ("-" if it["gold_logprob_mean"] is None
+          else f"{it['gold_logprob_mean']:.3f} per token over {it['gold_n_tokens']} token(s)")
+    line = (f"**{it['model_id']} · {it['mode']} · item {it['item_index']}**: gold `{it['gold']}`, extracted "
+            f"`{it['extracted'] or '—'}`, {verdict}; gold log-prob {lp}; {it['n_prompt_tokens']} prompt + "
+            f"{it['n_output_tokens']} output tokens in {it['total_s'] or 0:.1f} s")
+    return it["prompt"] or "", it["output"] or "", line
+
+
+def past_runs(db_path: Path, limit: int = 200) -> pd.DataFrame:
+    """Stored runs, newest first, with how many of their items are done."""
+    with open_database(db_path) as db:
+        runs = list_runs(db, limit)
+    rows = [[r["id"], r["created_at"], r["name"], r["model_id"], r["mode"], r["status"],
+             f"{r['n_done']}/{r['n_items']}", None if r["accuracy"] is None else round(100 * r["accuracy"], 1),
+             None if r["items_per_s"] is None else round(r["items_per_s"], 2)] for r in runs]
+    return pd.DataFrame(rows, columns=HISTORY_SHOWN)
+
+
+def history_choices(db_path: Path) -> list[tuple[str, int]]:
+    """(label, run id) for the past-runs picker."""
+    frame = past_runs(db_path)
+    return [(f"#{r.run} {r.model} · {r.mode} ({r.name}, {r.status})", int(r.run)) for r in frame.itertuples()]
+
+
+def show_runs(db_path: Path, state: dict[str, Any], run_ids: Sequence[Any]) -> tuple[dict[str, Any], LabView]:
+    """Past runs picked from the list, shown like a finished lab."""
+    ids = [int(i) for i in run_ids or []]
+    status = f"Showing {len(ids)} stored run(s)." if ids else "Pick one or more past runs first."
+    return {**state, "run_ids": ids}, results_view(db_path, ids, status)
 
 
 def _readable(summary: pd.DataFrame) -> pd.DataFrame:
@@ -107,7 +166,8 @@ def run_lab_view(ctx: AppContext, state: dict[str, Any], choice: str | None, upl
         return
     run_id, cancel = ctx.runs.start()
     state = {**state, "run_id": run_id}
-    skipped = f" ({len(job.tasks.errors)} malformed line(s) skipped: {job.tasks.errors[0]}…)" if job.tasks.errors else ""
+    bad_lines = job.tasks.errors
+    skipped = f" ({len(bad_lines)} malformed line(s) skipped: {bad_lines[0]}…)" if bad_lines else ""
     yield state, LabView(status=f"Running {len(job.items)} items × {len(job.runs)} runs{skipped}…")
 
     def report(p: LabProgress) -> None:
@@ -117,25 +177,36 @@ def run_lab_view(ctx: AppContext, state: dict[str, Any], choice: str | None, upl
     try:
         outcome = run_lab(ctx, job, ctx.settings.db_path, cancel=cancel, on_progress=report)
     except PlaygroundError as exc:
-        yield {**state, "run_id": None}, LabView(status=f"❌ {exc}")
+        yield {**state, "run_id": None}, _stored_view(ctx, job, f"❌ {exc}")
         return
     finally:
         ctx.runs.finish(run_id)
     done = "Cancelled: finished items are stored; run again to resume." if outcome.cancelled else "Done."
     errors = "".join(f"\n\n❌ {e}" for e in outcome.errors)
     status = f"{done} {outcome.ran} item(s) run, {outcome.skipped} already stored.{skipped}{errors}"
-    yield {**state, "run_id": None}, results_view(ctx.settings.db_path, outcome.run_ids, status)
+    view = results_view(ctx.settings.db_path, outcome.run_ids, status)
+    yield {**state, "run_id": None, "run_ids": view.run_ids}, view
+
+
+def _stored_view(ctx: AppContext, job: Any, status: str) -> LabView:
+    """After a failure: whatever the job's runs have stored so far, with the error."""
+    with open_database(ctx.settings.db_path) as db:
+        ids = run_ids_for(db, job)
+    return results_view(ctx.settings.db_path, ids, status)
 
 
 def _outputs(view: LabView) -> list[Any]:
+    picker = gr.update(choices=view.run_choices, value=ALL_RUNS) if view.run_choices else gr.skip()
     return [view.status, view.summary, view.accuracy, view.logprob, view.items,
             gr.update(value=str(view.summary_csv) if view.summary_csv else None, interactive=bool(view.summary_csv)),
-            gr.update(value=str(view.items_csv) if view.items_csv else None, interactive=bool(view.items_csv))]
+            gr.update(value=str(view.items_csv) if view.items_csv else None, interactive=bool(view.items_csv)),
+            picker]
 
 
 def build(ctx: AppContext) -> None:
     """Lay out the Lab tab."""
-    state = gr.State(lambda: {"run_id": None})
+    state = gr.State(lambda: {"run_id": None, "run_ids": []})
+    db_path = ctx.settings.db_path
     files = list(shipped_task_files(ctx.settings.presets_dir))
     default_model = [ctx.settings.default_model] if ctx.settings.default_model in ctx.catalog.models else []
     gr.Markdown("Run a task set across models × prompting modes. Each item is scored by exact match of the "
@@ -163,17 +234,55 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         plot_acc = gr.Plot(label="Accuracy vs model size", elem_id="lab-plot-accuracy")
         plot_lp = gr.Plot(label="Gold log-likelihood vs model size", elem_id="lab-plot-logprob")
-    with gr.Accordion("Per-item drill-down", open=False):
-        items = gr.Dataframe(interactive=False, wrap=True, elem_id="lab-items")
+    with gr.Accordion("Per-item drill-down (select a row to see the exact prompt and the output)", open=False):
+        run_pick = gr.Dropdown([("every run shown", ALL_RUNS)], value=ALL_RUNS, label="Run", elem_id="lab-run-pick")
+        items = gr.Dataframe(interactive=False, wrap=True, max_height=400, elem_id="lab-items")
+        verdict = gr.Markdown(elem_id="lab-item-verdict")
+        with gr.Row():
+            prompt = gr.Code(language=None, interactive=False, label="Exact prompt sent", elem_id="lab-item-prompt")
+            output = gr.Textbox(label="Model output", lines=12, interactive=False, elem_id="lab-item-output")
     with gr.Row():
         dl_summary = gr.DownloadButton("Summary CSV", interactive=False, elem_id="lab-download-summary")
         dl_items = gr.DownloadButton("Items CSV", interactive=False, elem_id="lab-download-items")
+    with gr.Accordion("Past runs", open=False):
+        history_pick = gr.Dropdown(history_choices(db_path), multiselect=True, label="Show these runs",
+                                   elem_id="lab-history-pick")
+        with gr.Row():
+            show = gr.Button("Show selected runs", elem_id="lab-history-show")
+            refresh = gr.Button("Refresh the list", elem_id="lab-history-refresh")
+        history = gr.Dataframe(past_runs(db_path), interactive=False, elem_id="lab-history")
 
     def on_run(st: dict[str, Any], choice: str, up: str | None, ms: list[str], mds: list[str], lim: float,
                sd: float, sh: float, mt: float, progress: gr.Progress = gr.Progress()) -> Iterator[list[Any]]:
         for st2, view in run_lab_view(ctx, st, choice, up, ms, mds, lim, sd, sh, mt, progress):
             yield [st2, *_outputs(view)]
 
+    view_outputs = [status, summary, plot_acc, plot_lp, items, dl_summary, dl_items, run_pick]
     run.click(on_run, [state, tasks, upload, models, modes, limit, seed, shots, max_tokens],
-              [state, status, summary, plot_acc, plot_lp, items, dl_summary, dl_items], api_name="lab_run")
+              [state, *view_outputs], api_name="lab_run").then(
+        partial(_refresh_history, db_path), None, [history, history_pick])
     cancel.click(lambda st: ctx.runs.cancel(st.get("run_id")) and None, [state], None, queue=False)
+
+    def on_pick(st: dict[str, Any], run_id: int | None) -> list[Any]:
+        return [items_frame(db_path, st.get("run_ids") or [], run_id), "", "", ""]
+
+    run_pick.input(on_pick, [state, run_pick], [items, prompt, output, verdict])
+
+    def on_select(evt: gr.SelectData) -> tuple[str, str, str]:
+        row = evt.row_value or []
+        if len(row) < 4:
+            return "", "", ""
+        return item_detail(db_path, row[0], row[3])   # ITEMS_SHOWN: run_id first, item_index fourth
+
+    items.select(on_select, None, [prompt, output, verdict])
+
+    def on_show(st: dict[str, Any], ids: list[int]) -> list[Any]:
+        st2, view = show_runs(db_path, st, ids)
+        return [st2, *_outputs(view)]
+
+    show.click(on_show, [state, history_pick], [state, *view_outputs])
+    refresh.click(partial(_refresh_history, db_path), None, [history, history_pick])
+
+
+def _refresh_history(db_path: Path) -> list[Any]:
+    return [past_runs(db_path), gr.update(choices=history_choices(db_path))]
