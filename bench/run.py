@@ -38,6 +38,10 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
     ("bench_lab", "Lab items/s", "the bundled model on GSM8K items, app vs raw llama-cpp-python", {}, {}),
     ("bench_remote", "Remote server vs in-process",
      "llama-cpp-python's OpenAI-compatible server vs in-process llama-cpp-python; 4 concurrent users", {}, {}),
+    ("gpu_check", "GPU vs CPU",
+     "both backends on the GPU (offload verified from llama.cpp's log and torch's tensors) vs the CPU in the "
+     "same run; \"not yet measured\" on a machine without a GPU",
+     {"tokens": 128, "reps": 3}, {"tokens": 64, "reps": 1}),
 )
 
 

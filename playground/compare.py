@@ -65,6 +65,7 @@ def run_pane(ctx: AppContext, pane: PaneSpec, question: str, history: Sequence[M
             try:
                 for result in run_plan(model, plan, pane.sampling, cancel):
                     result.notices[:0] = [n for n in notices if n not in result.notices]
+                    result.device, result.ran_on = model.device, getattr(model, "ran_on", model.device)
                     yield result
                 return
             except ContextOverflowError:

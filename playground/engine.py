@@ -51,6 +51,8 @@ class PaneResult:
     error: str | None = None
     notices: list[str] = field(default_factory=list)
     done: bool = False
+    device: str = ""     # where it really ran (cpu | gpu | cuda | mps | remote), not what was asked
+    ran_on: str = ""     # the same for people, with llama.cpp's layers on the GPU: "cpu (0/31 layers on GPU)"
 
     @property
     def tokens_per_s(self) -> float | None:

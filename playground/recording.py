@@ -44,7 +44,7 @@ def save_generation(db_path: Path, *, session_id: str, spec: ModelSpec, backend:
     sha = model_signature(spec)
     rec = GenerationRecord(
         model_id=spec.id, model_sha256=sha, conversation=list(conversation), output=result.answer_text,
-        session_id=session_id, backend=backend, device=device, mode=mode, preset=preset,
+        session_id=session_id, backend=backend, device=result.device or device, mode=mode, preset=preset,
         rendered_prompt=result.exact_prompt, extracted_answer=result.extracted.value if result.extracted else None,
         samples=result.samples_json(), sampling=sampling.to_dict(), n_prompt_tokens=result.n_prompt_tokens,
         n_output_tokens=result.n_output_tokens, ttft_s=result.ttft_s, total_s=result.total_s,

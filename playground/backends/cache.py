@@ -2,7 +2,9 @@
 
 Switching panes back and forth must not reload a model, and two panes asking for the same model
 at once must share one load. A model in use is never evicted; the least recently used idle ones
-go first when a new load would exceed the budget.
+go first when a new load would exceed the budget. A model that cannot fit at all (more than the
+budget, or more than the machine's memory for its device, by `models.fit`) is refused before
+anything is loaded, with the figures and the fix.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Callable, Iterator
 
 from playground.backends import get_backend
 from playground.backends.base import Backend, LoadedModel
-from playground.errors import PlaygroundError
+from playground.errors import ModelError, PlaygroundError
 from playground.models.spec import ModelSpec
 
 CacheKey = tuple[str, str, str]
@@ -139,7 +141,7 @@ class ModelCache:
             if not impl.supports(spec):
                 raise PlaygroundError(f"backend '{key[1]}' cannot run {spec.id} ({spec.format} model); "
                                       f"use one of: {', '.join(spec.backends)}")
-            size = impl.estimate_bytes(spec)
+            size = self._need(impl, spec, key[1], key[2])
             self._make_room(size)
             model = impl.load(spec, device=key[2], threads=self.threads, n_ctx=self.n_ctx,
                               compute_lock=self.device_lock(key[2]))
@@ -148,6 +150,25 @@ class ModelCache:
                 self._entries[key] = entry
                 self.loads += 1
             return entry
+
+    def _need(self, impl: Backend, spec: ModelSpec, backend: str, device: str) -> int:
+        """Bytes the model will take here; raises ModelError, before any loading, if it cannot fit."""
+        from playground.models.fit import MB, estimate, gb
+
+        est = estimate(spec, backend, device, self.n_ctx)
+        if est is None:                      # remote server, or a backend fit.py does not know
+            return impl.estimate_bytes(spec)
+        fix = "lower --n-ctx, or pick a smaller model or quantisation"
+        if est.total > self.budget_bytes:
+            raise ModelError(
+                f"{spec.id} will not fit in the memory budget: it needs about {est.describe()} with "
+                f"{backend} on {device}, and the budget is {gb(self.budget_bytes)} (--memory-budget "
+                f"{self.budget_bytes // MB}). Raise --memory-budget if the machine has the memory, {fix}.")
+        limit, what = _device_memory(backend, device)
+        if limit is not None and est.total > limit:
+            raise ModelError(f"{spec.id} will not fit in {what}: it needs about {est.describe()} with "
+                             f"{backend} on {device}, and there is {gb(limit)}. Use another device, {fix}.")
+        return est.total
 
     def _make_room(self, size: int) -> None:
         victims: list[LoadedModel] = []
@@ -168,3 +189,22 @@ class ModelCache:
             entries, self._entries = list(self._entries.values()), OrderedDict()
         for entry in entries:
             entry.model.close()
+
+
+def _device_memory(backend: str, device: str) -> tuple[int | None, str]:
+    """The most memory a model on this device can use: the RAM for the CPU (and for llama.cpp, which
+    keeps what does not fit on the GPU in RAM), plus a GPU's free memory where it offloads."""
+    from playground.devices import gpus, ram
+
+    total_ram = ram()[0] or None
+    if device == "cpu":
+        return total_ram, "this machine's RAM"
+    found = gpus()
+    free = found[0].free_bytes if found else None
+    if found and found[0].source == "unified":      # Apple silicon: the GPU's memory is the RAM
+        return total_ram, "this machine's unified memory"
+    if backend == "llama_cpp":
+        if total_ram is None:
+            return None, ""
+        return total_ram + (free or 0), "RAM plus free GPU memory"
+    return free, f"the free memory of {found[0].name}" if found else "GPU memory"

@@ -130,6 +130,7 @@ class LlamaCppModel:
     max_slots: int = DEFAULT_SLOTS
     warnings: list[str] = field(default_factory=list)
     backend: str = "llama_cpp"
+    placement: Any = None    # llama_placement.Placement: where llama.cpp really put the layers
     _slots: list[_Slot] = field(default_factory=list)
     _free: list[_Slot] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
@@ -139,6 +140,11 @@ class LlamaCppModel:
         slot = _Slot(ctx=self.llm._ctx, batch=self.llm._batch)
         self._slots.append(slot)
         self._free.append(slot)
+
+    @property
+    def ran_on(self) -> str:
+        """Where it really runs, for a pane's figures: device and layers on the GPU."""
+        return self.placement.describe() if self.placement is not None else self.device
 
     @property
     def bos_text(self) -> str:
@@ -381,13 +387,20 @@ class LlamaCppBackend:
 
         if spec.path is None:
             raise ModelError(f"{spec.id} has no file on disk yet")
+        from playground.backends.llama_placement import capture_load_log, gpu_layers_for, parse_load_log
+
         info = gguf_info(spec.path)   # fails fast, with a clear message, on foreign or truncated files
         ctx = min(n_ctx, info.context_length or n_ctx)
+        n_gpu_layers, notices = gpu_layers_for(spec, ctx) if device == "gpu" else (0, [])
         try:
-            llm = Llama(model_path=str(spec.path), n_ctx=ctx, n_threads=threads, n_threads_batch=threads,
-                        n_gpu_layers=-1 if device == "gpu" else 0, verbose=False)
+            with capture_load_log() as log:
+                llm = Llama(model_path=str(spec.path), n_ctx=ctx, n_threads=threads, n_threads_batch=threads,
+                            n_gpu_layers=n_gpu_layers, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {spec.path}: {exc}. The file may be corrupt or "
                              "use an architecture this llama.cpp build does not know.") from None
-        return LlamaCppModel(spec=spec, info=info, llm=llm, device=device, context_length=ctx,
-                             compute_lock=compute_lock)
+        placement = parse_load_log(log, int(info.metadata.get(f"{info.architecture}.block_count") or 0))
+        if device == "gpu" and placement.device != "gpu":
+            notices.append("GPU requested but llama.cpp put no layer on the GPU: running on CPU")
+        return LlamaCppModel(spec=spec, info=info, llm=llm, device=placement.device, context_length=ctx,
+                             compute_lock=compute_lock, warnings=notices, placement=placement)

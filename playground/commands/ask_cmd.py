@@ -57,7 +57,8 @@ def pane_from_args(ctx: AppContext, args: argparse.Namespace) -> PaneSpec:
 
 def result_json(pane: PaneSpec, result: PaneResult, backend: str) -> dict:
     return {
-        "model": pane.model_id, "backend": backend, "device": pane.device, "mode": pane.mode,
+        "model": pane.model_id, "backend": backend, "device": result.device or pane.device,
+        "device_requested": pane.device, "ran_on": result.ran_on, "mode": pane.mode,
         "answer": result.answer_text, "extracted_answer": result.extracted.value if result.extracted else None,
         "exact_prompt": result.exact_prompt, "n_prompt_tokens": result.n_prompt_tokens,
         "n_output_tokens": result.n_output_tokens, "ttft_s": result.ttft_s, "total_s": result.total_s,
@@ -109,5 +110,5 @@ def _ask(ctx: AppContext, args: argparse.Namespace) -> int:
     tps = f"{result.tokens_per_s:.1f}" if result.tokens_per_s else "-"
     ttft = f"{result.ttft_s:.3f}s" if result.ttft_s is not None else "-"
     print(f"[answer: {extracted} | prompt {result.n_prompt_tokens} tok | output {result.n_output_tokens} tok | "
-          f"ttft {ttft} | {tps} tok/s | {result.finish_reason}]", file=sys.stderr)
+          f"ttft {ttft} | {tps} tok/s | {result.finish_reason} | ran on {result.ran_on or '?'}]", file=sys.stderr)
     return 0

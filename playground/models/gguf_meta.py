@@ -39,6 +39,7 @@ class GGUFInfo:
     add_bos: bool
     file_size: int
     metadata: dict[str, Any]
+    tensors: tuple[tuple[str, int, int], ...] = ()   # (name, elements, bytes in the file) of every tensor
 
     @property
     def is_chat(self) -> bool:
@@ -115,9 +116,9 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
         for _ in range(n_kv):
             key = r.string()
             meta[key] = r.value(r.unpack("<I"), key in _KEEP_ARRAYS)
-        n_params, data_end = 0, 0
+        n_params, data_end, sizes = 0, 0, []
         for _ in range(n_tensors):
-            r.string()
+            name = r.string()
             dims = [r.unpack("<Q") for _ in range(r.unpack("<I"))]
             ggml_type, offset = r.unpack("<I"), r.unpack("<Q")
             n = 1
@@ -125,9 +126,11 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
                 n *= d
             n_params += n
             try:
-                data_end = max(data_end, offset + _tensor_bytes(ggml_type, n))
+                nbytes = _tensor_bytes(ggml_type, n)
             except (ValueError, KeyError):
                 raise ModelError(f"{p}: corrupt GGUF tensor table (type {ggml_type})") from None
+            data_end = max(data_end, offset + nbytes)
+            sizes.append((name, n, nbytes))
         align = int(meta.get("general.alignment", 32))
         data_start = -(-f.tell() // align) * align
     if data_start + data_end > file_size:
@@ -147,6 +150,7 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
         chat_template=meta.get("tokenizer.chat_template") or None,
         bos_token=token("tokenizer.ggml.bos_token_id"), eos_token=token("tokenizer.ggml.eos_token_id"),
         add_bos=bool(meta.get("tokenizer.ggml.add_bos_token", True)), file_size=file_size, metadata=meta,
+        tensors=tuple(sizes),
     )
 
 

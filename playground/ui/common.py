@@ -36,8 +36,11 @@ def backend_choices(ctx: AppContext, model_id: str | None) -> list[str]:
     return list(ctx.catalog.models[model_id].backends)
 
 
-def device_choices(backend: str) -> list[str]:
-    return ["cpu", "cuda", "mps", "auto"] if backend == "transformers" else ["cpu", "gpu"]
+def device_choices(backend: str) -> list[tuple[str, str]]:
+    """(label, value) pairs; a device this machine or build cannot use says so in its label."""
+    from playground.devices import device_menu
+
+    return device_menu(backend)
 
 
 def format_metrics(result: PaneResult) -> str:
@@ -54,6 +57,8 @@ def format_metrics(result: PaneResult) -> str:
         parts.append(f"finish: {result.finish_reason}")
     elif not result.done:
         parts.append("generating…")
+    if result.ran_on:
+        parts.append(f"ran on {result.ran_on}")
     return " · ".join(parts)
 
 

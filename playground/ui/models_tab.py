@@ -9,13 +9,22 @@ import gradio as gr
 from playground.context import AppContext
 from playground.errors import PlaygroundError
 
-COLUMNS = ["id", "name", "kind", "params", "quantisation", "context", "backends", "source", "status"]
+COLUMNS = ["id", "name", "kind", "params", "quantisation", "context", "backends", "source", "status",
+           "memory · fits"]
 
 
 def catalog_rows(ctx: AppContext) -> list[list[Any]]:
-    return [[s.id, s.display_name, s.kind, s.params_label(), s.quantization or "?", s.context_length or "?",
+    rows = [[s.id, s.display_name, s.kind, s.params_label(), s.quantization or "?", s.context_length or "?",
              ", ".join(s.backends), s.source, "ready" if s.available else (s.note or "missing")]
             for s in ctx.catalog]
+    return [row + [fit] for row, fit in zip(rows, fit_column(ctx))]
+
+
+def fit_column(ctx: AppContext) -> list[str]:
+    """The memory each model needs at the app's context length and where it fits (models/fit.py)."""
+    from playground.models.fit import catalog_fit_summaries
+
+    return catalog_fit_summaries(list(ctx.catalog), ctx.settings.n_ctx)
 
 
 def problems_markdown(ctx: AppContext) -> str:
