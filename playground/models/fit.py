@@ -284,7 +284,7 @@ def fit_lines(spec: ModelSpec, memory: Any, n_ctx: int, gpu_backends: Iterable[s
     cpu = estimate(spec, backend, "cpu", n_ctx, shape)
     if cpu is None:
         out["cpu"] = None
-        out["summary"] = "remote" if spec.source == "remote" else "unknown until downloaded"
+        out["summary"] = "remote" if spec.source == "remote" else _before_download(spec, backend, memory)
         return out
     cpu_fit = fit_in(cpu, memory.ram_total, "RAM")
     out["cpu"] = {**cpu.to_dict(), "fits": cpu_fit.ok, "verdict": cpu_fit.summary}
@@ -304,6 +304,39 @@ def fit_lines(spec: ModelSpec, memory: Any, n_ctx: int, gpu_backends: Iterable[s
         parts.append("no GPU" if not memory.gpus else f"GPU: not with {backend}")
     out["summary"] = " · ".join(parts)
     return out
+
+
+def _before_download(spec: ModelSpec, backend: str, memory: Any) -> str:
+    """A Hub model not downloaded yet has no tensor table: only the catalog's declared size (GGUF) or
+    parameter count (fp32 on the CPU for transformers) can be shown, marked as approximate."""
+    if backend == "llama_cpp":
+        approx = spec.file_size or _approx_gguf_bytes(spec.n_params, spec.quantization)
+    else:
+        approx = (spec.n_params or 0) * F32
+    if not approx:
+        return "unknown until downloaded"
+    ok = approx <= memory.ram_total
+    return f"≈{gb(approx)} weights before download (KV cache not counted) · CPU {'✓' if ok else '✗ too large'}"
+
+
+def _approx_gguf_bytes(n_params: int | None, quantization: str | None) -> int:
+    """Declared parameters x the bytes per weight of the quantisation's base type (gguf's own block
+    sizes: Q4_K_M -> Q4_K, 4.5 bits; the _M mixes keep some tensors at higher precision, so a real
+    file is ~10 % larger); 0 when either is unknown."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    if not n_params or not quantization:
+        return 0
+    name = quantization.upper()
+    for suffix in ("_M", "_S", "_L", "_XS", "_XXS"):
+        if name.endswith(suffix) and name[: -len(suffix)] in GGMLQuantizationType.__members__:
+            name = name[: -len(suffix)]
+            break
+    try:
+        block, size = GGML_QUANT_SIZES[GGMLQuantizationType[name]]
+    except KeyError:
+        return 0
+    return int(n_params * size / block)
 
 
 def gpu_backends() -> list[str]:
