@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from playground.errors import PlaygroundError
 
@@ -211,9 +210,6 @@ class Memory:
     ram_available: int
     gpus: tuple[GpuInfo, ...] = ()
     unified: bool = False              # Apple silicon: the GPU's memory is the RAM
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,6 @@ from typing import Any, Iterator
 
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 _BUFFER = re.compile(r"(\S+) (model|KV|compute) buffer size =\s*([\d.]+) MiB")
-_CPU_BUFFERS = ("CPU", "CPU_Mapped", "CPU_REPACK", "CPU_AARCH64")
 _LOAD_LOCK = threading.Lock()
 
 
@@ -32,8 +31,9 @@ class Placement:
 
     @property
     def gpu_buffers(self) -> list[str]:
-        return sorted({k.split()[0] for k in self.buffers_mib if k.split()[0] not in _CPU_BUFFERS
-                       and not k.split()[0].startswith("CPU")})
+        """Devices holding weights: not the CPU's buffers, nor host memory pinned for a GPU (CUDA_Host)."""
+        names = {k.split()[0] for k in self.buffers_mib if k.endswith(" model")}
+        return sorted(n for n in names if not n.startswith("CPU") and not n.endswith("_Host"))
 
     @property
     def device(self) -> str:
@@ -45,10 +45,6 @@ class Placement:
         if self.device == "gpu":
             return f"gpu {', '.join(self.gpu_buffers)} ({self.layers_on_gpu}/{total} layers)"
         return f"cpu (0/{total} layers on GPU)"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"device": self.device, "layers_on_gpu": self.layers_on_gpu, "n_layers": self.n_layers,
-                "buffers_mib": dict(self.buffers_mib)}
 
 
 def parse_load_log(lines: list[str], n_layers: int) -> Placement:
