@@ -260,3 +260,33 @@ def test_models_tab_fit_column(app_ctx):
     need = estimate(spec, "llama_cpp", "cpu", app_ctx.settings.n_ctx)
     assert rows[SMOL]["memory · fits"].startswith(f"{gb(need.total)} · CPU ✓")
     assert model_shape(spec) is not None
+
+
+def test_fit_estimate_of_a_safetensors_folder(tmp_path):
+    """An HF folder: weights from the safetensors headers' byte ranges (fp16 as stored on a GPU,
+    fp32 on the CPU, as the transformers backend loads them), KV width from config.json."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from playground.models.spec import ModelSpec
+
+    tensors = {"model.embed_tokens.weight": np.zeros((50, 8), np.float16)}
+    for i in range(2):
+        tensors[f"model.layers.{i}.self_attn.q_proj.weight"] = np.zeros((8, 8), np.float16)
+        tensors[f"model.layers.{i}.self_attn.k_proj.weight"] = np.zeros((4, 8), np.float16)
+        tensors[f"model.layers.{i}.self_attn.v_proj.weight"] = np.zeros((4, 8), np.float16)
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "num_hidden_layers": 2, "hidden_size": 8,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 50, "max_position_embeddings": 64}))
+    shape = model_shape(ModelSpec(id="tiny", display_name="tiny", source="local", backends=("transformers",),
+                                  path=tmp_path, format="hf", context_length=64))
+    assert shape.weights_bytes == sum(t.nbytes for t in tensors.values())
+    assert shape.layer_bytes == ((64 + 32 + 32) * 2,) * 2
+    assert shape.kv_per_token == 2 * 2 * 1 * 4             # layers x (K + V) x kv heads x head dim
+    spec = ModelSpec(id="tiny", display_name="tiny", source="local", backends=("transformers",), path=tmp_path,
+                     format="hf", context_length=64)
+    cpu = estimate(spec, "transformers", "cpu", 2048, shape)
+    gpu = estimate(spec, "transformers", "cuda", 2048, shape)
+    assert cpu.n_ctx == 64 and cpu.weights_bytes == shape.n_params * 4 and cpu.kv_bytes == 16 * 64 * 4
+    assert gpu.weights_bytes == shape.weights_bytes and gpu.kv_bytes == 16 * 64 * 2
