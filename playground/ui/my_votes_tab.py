@@ -55,6 +55,7 @@ def my_votes_view(db_path: str | Path, user: User, out_dir: Path) -> MyVotesView
                f"{dpo.written} become DPO pairs. The latest {min(SHOWN, counts['total'])} are listed below.")
     table = pd.DataFrame([[r[c] for c in VOTE_COLUMNS] for r in rows], columns=HEADERS)
     table["question"] = table["question"].str.slice(0, 160)
+    table["time (UTC)"] = table["time (UTC)"].str.slice(0, 16).str.replace("T", " ")
     return MyVotesView(summary=summary, table=table, dpo=dpo.path if dpo.written else None,
                        battles=battles.path if battles.written else None)
 
