@@ -225,3 +225,28 @@ def test_internal_errors_reach_the_browser_as_an_id_only(caplog) -> None:
     assert any(error_id in r.getMessage() and r.exc_info for r in caplog.records)     # the traceback, in the log
     with pytest.raises(gr.Error, match="the model file is gone.*error id"):
         hide_internal_errors(user_facing)("hi")
+
+
+def test_download_asks_the_size_first_and_refuses_before_fetching(tmp_path, monkeypatch) -> None:
+    """The wiring in hub.download: a file over the limit is refused before any byte is fetched.
+    (The Hub cannot be reached here: its listing is replaced by entries of the library's own type.)"""
+    import huggingface_hub
+    from huggingface_hub.hf_api import RepoFile
+
+    from playground.models import hub
+
+    class FakeApi:
+        def list_repo_tree(self, repo_id, **kwargs):
+            return [RepoFile(path="big.gguf", size=50 * 10**9, oid="x"),
+                    RepoFile(path="small.gguf", size=10**6, oid="y")]
+
+    fetched = []
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hub, "hub_offline", lambda: False)
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: fetched.append(a) or str(tmp_path / "f"))
+    with pytest.raises(PlaygroundError, match="more than this server downloads"):
+        hub.download(hub.parse_hub_ref("hf:owner/repo/big.gguf"), max_bytes=20 * 10**9)
+    assert fetched == []
+    hub.download(hub.parse_hub_ref("hf:owner/repo/small.gguf"), max_bytes=20 * 10**9)
+    assert len(fetched) == 1
