@@ -22,6 +22,9 @@ from playground.errors import PlaygroundError
 
 ADMIN, ANNOTATOR = "admin", "annotator"
 MODES = ("local", "open", "team")
+INSECURE_BANNER = ("⚠️ **No login:** this playground is reachable from other machines without a password "
+                   "(`--insecure-no-auth`). Anyone who can open this page can do everything, including admin "
+                   "operations. Restart it with `--auth FILE` to require a login.")
 VOTER_PREFIX = "user:{name}/"       # the start of votes.session_id for a logged-in voter (recording.session_id_for)
 
 

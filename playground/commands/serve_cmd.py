@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from playground.auth.access import Access
+from playground.auth.access import INSECURE_BANNER, Access
 from playground.auth.users import UserTable
 from playground.config import Settings
 from playground.errors import PlaygroundError
@@ -15,9 +15,6 @@ from playground.errors import PlaygroundError
 NAME = "serve"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 AUTH_ENV = "PLAYGROUND_AUTH"          # the users file, when --auth is not given
-INSECURE_BANNER = ("⚠️ **No login:** this playground is reachable from other machines without a password "
-                   "(`--insecure-no-auth`). Anyone who can open this page can do everything, including admin "
-                   "operations. Restart it with `--auth FILE` to require a login.")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import gradio as gr
 
+from playground.auth.access import INSECURE_BANNER
 from playground.auth.policy import apply_policy
 from playground.context import AppContext
 from playground.ui.common import model_choices
@@ -54,8 +55,6 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
 
 def _access_header(ctx: AppContext, demo: gr.Blocks) -> None:
     """Who is signed in (and a Log out link) on team servers; the no-login banner on open ones."""
-    from playground.commands.serve_cmd import INSECURE_BANNER
-
     if ctx.access.mode == "open":
         gr.Markdown(INSECURE_BANNER, elem_id="insecure-banner")
     if not ctx.access.login_required:
