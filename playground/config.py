@@ -34,8 +34,10 @@ class Settings:
     default_model: str = "smollm2-135m-instruct"
     memory_budget_mb: int = 8192
     share: bool = False
-    auth: tuple[tuple[str, str], ...] = ()
-    allow_hub_download: bool = True
+    auth_file: Path | None = None          # the users file (`--auth FILE`); None = no login
+    insecure_no_auth: bool = False         # reachable from other machines without login, said on every page
+    allow_hub_download: bool = True        # download Hub models on first use (off on team servers)
+    max_download_gb: float = 20.0          # the largest Hub download the app starts
 
     def with_overrides(self, **changes: object) -> "Settings":
         """A copy with some fields changed (None values are ignored)."""

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
+from playground.auth.access import Access
 from playground.backends.cache import ModelCache
 from playground.config import Settings
 from playground.errors import ModelError, PlaygroundError, PresetError
@@ -53,6 +54,7 @@ class AppContext:
     sampling_presets: dict[str, SamplingPreset]
     preset_errors: list[PresetError]
     runs: RunRegistry = field(default_factory=RunRegistry)
+    access: Access = field(default_factory=Access)   # who may do what (set by `serve`; local admin by default)
 
     @classmethod
     def create(cls, settings: Settings, hub_refs: tuple[str, ...] = ()) -> "AppContext":
@@ -96,18 +98,25 @@ class AppContext:
 
         return resolve_device(requested, backend)
 
-    def ensure_local(self, spec: ModelSpec, progress: Callable[[str, float], None] | None = None) -> ModelSpec:
-        """A spec whose files are on disk: a Hub entry is downloaded (or found in the cache)."""
+    def ensure_local(self, spec: ModelSpec, progress: Callable[[str, float], None] | None = None,
+                     explicit: bool = False) -> ModelSpec:
+        """A spec whose files are on disk: a Hub entry is downloaded (or found in the cache).
+
+        `explicit`: an admin pressed Download; otherwise this is a download on first use, which a
+        team server (`allow_hub_download` off) refuses. Either way at most `max_download_gb`.
+        """
         if spec.available:
             return spec   # on disk, or served by a remote server
         if spec.source != "hub" or not spec.hub_ref:
             raise ModelError(f"model file not found for {spec.id}: {spec.path}. "
                              "It was moved or deleted; refresh the model list.")
-        if not self.settings.allow_hub_download:
-            raise ModelError(f"{spec.hub_ref} is not downloaded and downloads are off")
+        if not (explicit or self.settings.allow_hub_download):
+            raise ModelError(f"{spec.hub_ref} is not downloaded yet, and this server does not download models on "
+                             "first use: an admin can download it in the Models tab")
         from playground.models.hub import download, parse_hub_ref
 
-        download(parse_hub_ref(spec.hub_ref), progress=progress)
+        download(parse_hub_ref(spec.hub_ref), progress=progress,
+                 max_bytes=int(self.settings.max_download_gb * 1e9))
         fresh = hub_spec(spec.hub_ref)
         self.catalog.models[spec.id] = fresh
         return fresh

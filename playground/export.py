@@ -106,17 +106,19 @@ def export_dpo(
     until: float | None = None,
     anonymous_only: bool = False,
     dedupe: bool = True,
+    voter: str | None = None,
 ) -> ExportResult:
     """Write decisive votes as TRL DPO pairs to `out` and their metadata to `<out>.meta.jsonl`.
 
     Filters: `model`/`mode` match either side; `since <= vote time < until` (epoch seconds);
-    `anonymous_only` keeps blind battles. `dedupe` drops a pair whose (prompt, chosen, rejected)
+    `anonymous_only` keeps blind battles; `voter` keeps one voter's votes (`storage.voters`).
+    `dedupe` drops a pair whose (prompt, chosen, rejected)
     was already written (repeated prompts with identical answers add no signal, only weight).
     """
     if format not in DPO_FORMATS:
         raise PlaygroundError(f"unknown DPO format {format!r}: choose {' or '.join(DPO_FORMATS)}")
     out = Path(out)
-    rows = _dpo_rows(db, model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only)
+    rows = _dpo_rows(db, model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter)
     seen: set[bytes] = set()  # 16-byte digests of written lines: ~50 MB per million pairs
     written = duplicates = skipped = 0
     encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps re-creates it per call
@@ -240,6 +242,7 @@ def export_arena_battles(
     since: float | None = None,
     until: float | None = None,
     anonymous_only: bool = False,
+    voter: str | None = None,
 ) -> ExportResult:
     """Every voted battle as a JSON array in Chatbot Arena's published shape.
 
@@ -250,7 +253,8 @@ def export_arena_battles(
     reads the file back.
     """
     out = Path(out)
-    where, params = vote_filter_sql(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only)
+    where, params = vote_filter_sql(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only,
+                                    voter=voter)
     sql = (
         "SELECT b.id, b.left_model, b.right_model, v.winner, gl.conversation, gl.output, "
         "gr.conversation, gr.output, b.anonymous, v.tstamp, v.session_id "

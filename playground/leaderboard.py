@@ -58,9 +58,17 @@ def vote_filter_sql(
     until: float | None = None,
     model: str | None = None,
     mode: str | None = None,
+    voter: str | None = None,
 ) -> tuple[str, list[Any]]:
-    """WHERE clause over `votes v JOIN battles b`: vote time in [since, until), either side's model/mode."""
+    """WHERE clause over `votes v JOIN battles b`: vote time in [since, until), either side's model/mode,
+    and one voter's votes (`storage.voters.voter_sql`; None = everyone's)."""
+    from storage.voters import voter_sql
+
     clauses, params = [], []
+    own, own_params = voter_sql(voter)
+    if own:
+        clauses.append(own)
+        params += own_params
     if anonymous_only:
         clauses.append("b.anonymous = 1")
     if since is not None:

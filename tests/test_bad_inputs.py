@@ -303,10 +303,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_25_malformed_auth_flag():
-    from playground.commands.serve_cmd import parse_auth
+    from playground.commands.serve_cmd import auth_file
 
-    with pytest.raises(PlaygroundError, match="user:password"):
-        parse_auth("just-a-name")
+    with pytest.raises(PlaygroundError, match="no such users file.*users add"):
+        auth_file("just-a-name")
+    with pytest.raises(PlaygroundError, match="not user:password"):
+        auth_file("alice:s3cret")
 
 
 def test_26_unknown_mode_on_the_command_line():

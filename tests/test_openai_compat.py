@@ -260,7 +260,7 @@ def test_models_tab_adds_a_served_model_that_then_answers(remote_ctx, server):
     from playground.sampling import SamplingParams
     from playground.ui.models_tab import add_remote
 
-    rows, message = add_remote(remote_ctx, server.url, "", "")
+    rows, message, key_box = add_remote(remote_ctx, server.url, "", "")
     assert message.startswith("✅"), message
     remote = [s for s in remote_ctx.catalog if s.source == "remote"]
     assert len(remote) == 1 and any(r[0] == remote[0].id for r in rows)

@@ -1,4 +1,4 @@
-"""Security defaults: loopback bind, loud warning when exposed without a password, working auth,
+"""Security defaults: loopback bind, no exposed bind without a login, working auth,
 catalog-only model loading from the browser, and no trust_remote_code anywhere.
 
 These are promises in the README ("Security defaults"); each test checks one against the real
@@ -12,9 +12,6 @@ import re
 import shutil
 import socket
 import sqlite3
-import subprocess
-import sys
-import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,7 +22,6 @@ from tests.browser_support import REPO, AppProcess, free_port
 
 psutil = pytest.importorskip("psutil")
 
-WARNING_MARK = "WITHOUT a password"       # the phrase of serve_cmd.security_warnings
 APP_TIMEOUT_S = 300
 
 
@@ -51,33 +47,6 @@ def http_status(url: str) -> tuple[int, str]:
             return r.status, r.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")
-
-
-def stderr_until(cmd: list[str], stop_marks: tuple[str, ...], timeout: float = APP_TIMEOUT_S) -> str:
-    """Start cmd, read its stderr until a line holds one of stop_marks (or it exits), then stop it.
-
-    The exposed app is only alive for as long as it takes to print its start-up lines.
-    """
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    guard = threading.Timer(timeout, proc.kill)
-    guard.start()
-    lines: list[str] = []
-    try:
-        for line in proc.stderr:
-            lines.append(line)
-            if any(mark in line for mark in stop_marks):
-                break
-    finally:
-        guard.cancel()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        proc.stderr.close()
-    return "".join(lines)
 
 
 def endpoint_args(client, api_name: str, **changes) -> list:
@@ -121,29 +90,18 @@ def test_binds_loopback_only_by_default(default_app):
             pass        # refused (or unreachable): either way nobody else can connect
 
 
-def test_exposed_host_without_auth_warns_loudly(tmp_path):
-    """--host 0.0.0.0 alone is a foot-gun: the warning must be on stderr, before serving."""
-    port = free_port()
-    err = stderr_until([sys.executable, "app.py", "--host", "0.0.0.0", "--port", str(port),
-                        "--db", str(tmp_path / "p.db")], stop_marks=(WARNING_MARK, "runs at"))
-    assert "WARNING" in err and WARNING_MARK in err and "--auth" in err, err
-
-
-@pytest.mark.parametrize("how", ["inline", "file"])
-def test_auth_protects_page_and_api(tmp_path, bundled_gguf, how):
-    """--auth user:pw (or a file of such lines): no warning, and nothing is served without login."""
+def test_auth_protects_page_and_api(tmp_path, bundled_gguf):
+    """--auth FILE on 0.0.0.0: nothing is served without login; wrong passwords are refused."""
     from gradio_client import Client
 
-    if how == "inline":
-        user, password, extra = "alice", "s3cret", ["--host", "0.0.0.0", "--auth", "alice:s3cret"]
-    else:
-        creds = tmp_path / "users.txt"
-        creds.write_text("# people allowed in\n\nalice:s3cret\nbob:pa:ss word\n", encoding="utf-8")
-        user, password, extra = "bob", "pa:ss word", ["--auth", str(creds)]
-    app = AppProcess(tmp_path / "p.db", extra=extra)
+    from playground.auth.users import write_user
+
+    creds = tmp_path / "users.txt"
+    write_user(creds, "alice", "admin", "s3cret-alice")
+    write_user(creds, "bob", "annotator", "pa:ss word")
+    app = AppProcess(tmp_path / "p.db", extra=["--host", "0.0.0.0", "--auth", str(creds)])
     try:
-        if how == "inline":      # the flag was honoured: exposed, and therefore needing the password
-            assert "0.0.0.0" in listening_addresses(app.proc.pid)
+        assert "0.0.0.0" in listening_addresses(app.proc.pid)    # the flag was honoured: exposed, behind a login
         status, body = http_status(app.url + "/")
         assert status == 200 and '"auth_required":true' in body.replace(" ", "")   # the login page
         for path in ("/config", "/gradio_api/info"):
@@ -151,45 +109,32 @@ def test_auth_protects_page_and_api(tmp_path, bundled_gguf, how):
         with pytest.raises(Exception, match="(?i)credentials|login"):
             Client(app.url, verbose=False)
         with pytest.raises(Exception, match="(?i)login"):
-            Client(app.url, auth=(user, password + "x"), verbose=False)
-        client = Client(app.url, auth=(user, password), verbose=False)
+            Client(app.url, auth=("bob", "pa:ss wordx"), verbose=False)
+        with pytest.raises(Exception, match="(?i)login"):
+            Client(app.url, auth=("nobody", "pa:ss word"), verbose=False)
+        client = Client(app.url, auth=("bob", "pa:ss word"), verbose=False)
         assert "/chat_send" in client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     finally:
         app.close()
-    assert WARNING_MARK not in app.log.read_text()
+    assert "refusing" not in app.log.read_text()
 
 
-def test_share_and_host_warnings_follow_auth():
-    """--share is checked on the settings (a real share link would need the network)."""
-    from playground.commands.serve_cmd import security_warnings
+def test_access_mode_follows_host_share_and_auth(tmp_path):
+    """Checked on the settings (a real share link would need the network); the refusal names --auth."""
+    from playground.auth.users import write_user
+    from playground.commands.serve_cmd import access_for
     from playground.config import Settings
-
-    warned = security_warnings(Settings(share=True))
-    assert len(warned) == 1 and "share link" in warned[0] and "--auth" in warned[0]
-    assert security_warnings(Settings(share=True, auth=(("u", "p"),))) == []
-    assert security_warnings(Settings(host="0.0.0.0"))
-    assert security_warnings(Settings(host="0.0.0.0", auth=(("u", "p"),))) == []
-    for host in ("127.0.0.1", "localhost", "::1"):
-        assert security_warnings(Settings(host=host)) == []
-
-
-def test_parse_auth_lines_and_errors(tmp_path):
-    """A file of user:password lines; a malformed line is refused with its file and line number."""
-    from playground.commands.serve_cmd import parse_auth
     from playground.errors import PlaygroundError
 
-    good = tmp_path / "users.txt"
-    good.write_text("# comment\n\n  alice:s3cret  \nbob:pa:ss\n", encoding="utf-8")
-    assert parse_auth(str(good)) == (("alice", "s3cret"), ("bob", "pa:ss"))
-    assert parse_auth("carol:pw") == (("carol", "pw"),)
-    assert parse_auth(None) == ()
-    bad = tmp_path / "bad.txt"
-    bad.write_text("alice:s3cret\nnopassword\n", encoding="utf-8")
-    with pytest.raises(PlaygroundError, match=re.escape(f"{bad}:2")):
-        parse_auth(str(bad))
-    for value in ("nocolon", ":pw", "user:"):
-        with pytest.raises(PlaygroundError):
-            parse_auth(value)
+    users = tmp_path / "users.txt"
+    write_user(users, "u", "admin", "long-password")
+    for exposed in (Settings(share=True), Settings(host="0.0.0.0")):
+        with pytest.raises(PlaygroundError, match="--auth"):
+            access_for(exposed)
+        assert access_for(exposed.with_overrides(insecure_no_auth=True)).mode == "open"
+        assert access_for(exposed.with_overrides(auth_file=users)).mode == "team"
+    for host in ("127.0.0.1", "localhost", "::1"):
+        assert access_for(Settings(host=host)).mode == "local"
 
 
 # ----------------------------------------------------------------------------- catalog-only models

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from playground.auth.users import write_user
 from tests.browser_support import AppProcess
 
-USERS = {"alice": "pw-alice", "bob": "pw-bob"}
+USERS = {"alice": "pw-alice-1", "bob": "pw-bob-22"}
 POOL = (["smollm2-135m-instruct"], ["zero_shot", "instruction"], "general", 8, "deterministic")
 QUESTIONS = {"alice": ("Alice asks: what colour is grass?", "Alice again: and snow?"),
              "bob": ("Bob asks: how many legs has a cat?", "Bob again: and a bird?")}
@@ -27,7 +28,8 @@ VERDICT = {"alice": "left", "bob": "tie"}
 def auth_app(tmp_path_factory, bundled_gguf):
     folder = tmp_path_factory.mktemp("sessions")
     users = folder / "users.txt"
-    users.write_text("".join(f"{u}:{p}\n" for u, p in USERS.items()))
+    for user, password in USERS.items():
+        write_user(users, user, "annotator", password)
     app = AppProcess(folder / "playground.db", extra=["--auth", str(users)])
     yield app
     app.close()

@@ -226,6 +226,14 @@ class RemoteServer:
         self.stream_usage = True            # False once the server rejects stream_options
         self.echo_logprobs: str | None = None   # "" = supported, else why not (probed once)
         self.lock = threading.Lock()
+        self._pasted_key: str | None = None      # an admin's pasted API key: memory only, never logged
+
+    def set_api_key(self, key: str | None) -> None:
+        """Use `key` for models of this server that name no api_key_env (kept in memory only)."""
+        self._pasted_key = key or None
+
+    def __repr__(self) -> str:
+        return f"RemoteServer({self.base_url!r})"
 
     def configure(self, options: ServerOptions) -> None:
         self.options = options
@@ -235,9 +243,9 @@ class RemoteServer:
         o = self.options
         return httpx.Timeout(read_s or o.read_timeout_s, connect=o.connect_timeout_s)
 
-    @staticmethod
-    def headers(api_key_env: str | None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {_api_key(api_key_env)}", "Accept": "application/json"}
+    def headers(self, api_key_env: str | None) -> dict[str, str]:
+        key = _api_key(api_key_env) if api_key_env else (self._pasted_key or "EMPTY")
+        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
 
     def http_error(self, url: str, status: int, text: str, api_key_env: str | None) -> PlaygroundError:
         """A clear message for an HTTP error answer (never includes the key)."""

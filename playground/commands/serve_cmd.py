@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
+from playground.auth.access import INSECURE_BANNER, Access
+from playground.auth.users import UserTable
 from playground.config import Settings
 from playground.errors import PlaygroundError
 
 NAME = "serve"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+AUTH_ENV = "PLAYGROUND_AUTH"          # the users file, when --auth is not given
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,38 +22,57 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="make a public Gradio share link (needs --auth)")
-    p.add_argument("--auth", default=None,
-                   help="user:password, or a file with one user:password per line, for shared deployments")
+    p.add_argument("--auth", default=None, metavar="FILE",
+                   help=f"users file (one user a line with role and password hash; create it with "
+                        f"`python app.py users add NAME --role admin|annotator`); env {AUTH_ENV}")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="allow --host/--share without --auth: anyone who reaches the page is an admin "
+                        "(every page says so)")
+    p.add_argument("--max-download-gb", type=float, default=None,
+                   help="largest Hugging Face Hub download the app starts (default 20)")
     p.add_argument("--model", action="append", default=None, dest="hub_refs",
                    help="extra hf: Hub reference to list in the catalog (repeatable)")
 
 
-def parse_auth(value: str | None) -> tuple[tuple[str, str], ...]:
-    """user:password, or a path to a file of such lines (blank lines and # comments ignored)."""
-    if not value:
-        return ()
-    path = Path(value)
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
-    pairs = []
-    for n, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        user, sep, password = line.partition(":")
-        if not sep or not user or not password:
-            where = f"{path}:{n}" if path.is_file() else "--auth"
-            raise PlaygroundError(f"{where}: expected user:password")
-        pairs.append((user, password))
-    return tuple(pairs)
+def is_exposed(settings: Settings) -> bool:
+    return settings.share or settings.host not in LOCAL_HOSTS
 
 
-def security_warnings(settings: Settings) -> list[str]:
-    exposed = settings.share or settings.host not in LOCAL_HOSTS
-    if exposed and not settings.auth:
-        where = "a public share link" if settings.share else f"{settings.host}"
-        return [f"WARNING: the playground is reachable from other machines ({where}) WITHOUT a password. "
-                "Anyone who can reach it can run models and write votes. Add --auth user:password."]
-    return []
+def access_for(settings: Settings) -> Access:
+    """The access mode the settings ask for; PlaygroundError when exposure has no login.
+
+    A non-local --host or --share without --auth refuses to start (it used to only warn), unless
+    --insecure-no-auth says so explicitly.
+    """
+    if settings.auth_file is not None:
+        return Access("team", UserTable.load(settings.auth_file))
+    if not is_exposed(settings):
+        return Access("local")
+    if settings.insecure_no_auth:
+        return Access("open")
+    where = "a public share link (--share)" if settings.share else f"--host {settings.host}"
+    raise PlaygroundError(
+        f"refusing to start: {where} makes the playground reachable from other machines, and without --auth "
+        "anyone could run models, add servers, download models and read every vote. Create users with "
+        "`python app.py users add NAME --role admin` and start with `--auth data/users.txt`, or, on a "
+        "network you trust, say --insecure-no-auth.")
+
+
+def auth_file(value: str | None) -> Path | None:
+    """--auth FILE (or $PLAYGROUND_AUTH). `user:password` on the command line is refused: it would
+    show the password to everyone on the machine in the process list."""
+    value = value or os.environ.get(AUTH_ENV) or None
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file() and ":" in value:
+        raise PlaygroundError("--auth takes a users file, not user:password: a password on the command line is "
+                              "visible to everyone on this machine. Create the file with "
+                              "`python app.py users add NAME --role admin|annotator` and pass --auth data/users.txt")
+    if not path.is_file():
+        raise PlaygroundError(f"--auth {value}: no such users file. Create it with "
+                              f"`python app.py users add NAME --role admin --file {value}`")
+    return path
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -57,16 +81,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from playground.context import AppContext
     from playground.ui.app import build_ui
 
-    settings = settings.with_overrides(share=args.share or None, auth=parse_auth(args.auth) or None)
+    settings = settings.with_overrides(share=args.share or None, auth_file=auth_file(args.auth),
+                                       insecure_no_auth=args.insecure_no_auth or None,
+                                       max_download_gb=args.max_download_gb)
+    access = access_for(settings)
+    if access.mode == "team":     # downloads only through the admin's Download button
+        settings = settings.with_overrides(allow_hub_download=False)
     open_database(settings.db_path).close()   # fail now, with the path, if the database is unusable
-    for warning in security_warnings(settings):
-        print(warning, file=sys.stderr)
+    if access.mode == "open":
+        print("WARNING: " + INSECURE_BANNER.replace("⚠️ ", "").replace("**", "").replace("`", ""), file=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = AppContext.create(settings, hub_refs=tuple(args.hub_refs or ()))
+    ctx.access = access
     for problem in [*ctx.catalog.problems, *map(str, ctx.preset_errors)]:
         print(f"warning: {problem}", file=sys.stderr)
     demo = build_ui(ctx)
     demo.queue(default_concurrency_limit=8)
-    print(f"The playground runs at http://{settings.host}:{settings.port}", file=sys.stderr)
+    login = f", {len(access.users.names())} users from {settings.auth_file}" if access.users else ""
+    print(f"The playground runs at http://{settings.host}:{settings.port} ({access.mode} mode{login})", file=sys.stderr)
     demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
-                auth=list(settings.auth) or None, show_error=True, footer_links=["api", "settings"])
+                auth=access.gradio_auth(), auth_message="Sign in with the name and password your admin gave you.",
+                show_error=False, footer_links=["api", "settings"])
     return 0

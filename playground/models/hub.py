@@ -148,11 +148,13 @@ def cached_path(ref: HubRef) -> Path | None:
     return Path(folder) if is_hf_folder(Path(folder)) else None
 
 
-def download(ref: HubRef, *, progress: ProgressCallback | None = None) -> Path:
+def download(ref: HubRef, *, progress: ProgressCallback | None = None, max_bytes: int | None = None) -> Path:
     """Fetch ref into the huggingface-hub cache (or find it there) and return its local path.
 
     progress(message, fraction 0..1) is called as bytes arrive, e.g. with a `gr.Progress()`.
     A reference already in the cache is returned at once, without asking the Hub for updates.
+    With `max_bytes`, the Hub is asked for the files' sizes first, and a download larger than
+    max_bytes, or than the free disk space, is refused before a byte is written.
     """
     found = cached_path(ref)
     if found is not None:
@@ -163,6 +165,9 @@ def download(ref: HubRef, *, progress: ProgressCallback | None = None) -> Path:
     if hub_offline():
         raise _offline_error(ref, cache)
     from huggingface_hub import hf_hub_download, snapshot_download
+
+    if max_bytes is not None:
+        check_download_size(ref, download_size(ref, cache), max_bytes, free_bytes(cache))
 
     bar = progress_tqdm_class(ref.filename or ref.repo_id, progress) if progress else None
     try:
@@ -181,6 +186,45 @@ def download(ref: HubRef, *, progress: ProgressCallback | None = None) -> Path:
     if progress:
         progress(f"{ref.id}: downloaded", 1.0)
     return path
+
+
+def download_size(ref: HubRef, cache: Path) -> int:
+    """Bytes `download(ref)` would fetch, from the Hub's file listing (the same files it would fetch)."""
+    from fnmatch import fnmatch
+
+    from huggingface_hub import HfApi
+
+    try:
+        entries = list(HfApi().list_repo_tree(ref.repo_id, revision=ref.revision, recursive=True))
+    except Exception as exc:
+        raise _download_error(ref, cache, exc) from exc
+    sizes = {e.path: int(getattr(e, "size", 0) or 0) for e in entries if getattr(e, "size", None) is not None}
+    if ref.filename:
+        if ref.filename not in sizes:
+            raise ModelError(f"{ref.filename} is not in {ref.repo_id}: pick a file listed at {ref.url}/tree/main")
+        return sizes[ref.filename]
+    return sum(size for path, size in sizes.items() if any(fnmatch(path, p) for p in REPO_ALLOW_PATTERNS))
+
+
+def free_bytes(cache: Path) -> int:
+    """Free space where the cache is (or would be created)."""
+    import shutil
+
+    folder = Path(cache)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def check_download_size(ref: HubRef, size: int, max_bytes: int, free: int, margin: int = 1 << 30) -> None:
+    """Refuse a download over the server's limit, or one that would leave under `margin` bytes free."""
+    if size > max_bytes:
+        raise ModelError(f"{ref.id} is {size / 1e9:.1f} GB, more than this server downloads "
+                         f"({max_bytes / 1e9:.1f} GB, --max-download-gb): pick a smaller quantisation or "
+                         "raise the limit")
+    if size + margin > free:
+        raise ModelError(f"{ref.id} is {size / 1e9:.1f} GB and the disk of the Hugging Face cache has "
+                         f"{free / 1e9:.1f} GB free: free some space first (1 GB must stay free)")
 
 
 def _offline_error(ref: HubRef, cache: Path) -> ModelError:

@@ -8,6 +8,7 @@ one request gate per base URL.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 REMOTE_FILE = "remote_models.yaml"
 REMOTE_BACKENDS = ("openai_compat",)
 DISCOVERY_TIMEOUT_S = 2.0
+SERVED_NAME_RE = re.compile(r"^[\w./:@+-]{1,200}$")   # what a served model name looks like; anything else is dropped
 _FIELDS = {"id", "display_name", "base_url", "model", "api_key_env", "is_chat", "context_length",
            "max_concurrency", "discover", "timeout_s", "note"}
 
@@ -73,52 +75,100 @@ def remote_spec(base_url: str, model: str | None, *, model_id: str | None = None
         note=note or f"served by {url}")
 
 
-def configure_server(base_url: str, max_concurrency: int | None = None, timeout_s: float | None = None) -> None:
-    """Hand a server's limits to the openai_compat backend (engine state, one gate per URL)."""
+def configure_server(base_url: str, max_concurrency: int | None = None, timeout_s: float | None = None,
+                     api_key: str | None = None) -> None:
+    """Hand a server's limits (and a pasted API key, kept in memory) to the openai_compat backend."""
     from playground.backends import get_backend
 
-    get_backend("openai_compat").configure(base_url, max_concurrency=max_concurrency, read_timeout_s=timeout_s)
+    server = get_backend("openai_compat").configure(base_url, max_concurrency=max_concurrency,
+                                                    read_timeout_s=timeout_s)
+    if api_key is not None:
+        server.set_api_key(api_key)
 
 
 def list_server_models(base_url: str, api_key_env: str | None = None,
-                       timeout_s: float = DISCOVERY_TIMEOUT_S) -> list[dict[str, Any]]:
-    """The server's /v1/models entries, with a short timeout; PlaygroundError naming the URL."""
+                       timeout_s: float = DISCOVERY_TIMEOUT_S, api_key: str | None = None) -> list[dict[str, Any]]:
+    """The server's /v1/models entries, with a short timeout; PlaygroundError naming the URL.
+
+    Errors never quote the server's answer: a URL typed in the browser must not turn the app into
+    a proxy that reads other services' pages back to the person who typed it. No redirects either.
+    """
     import httpx
 
     from playground.backends.openai_compat import _api_key, connection_problem, normalize_base_url
 
     url = normalize_base_url(base_url)
+    key = _api_key(api_key_env) if api_key_env else (api_key or "EMPTY")
     try:
-        response = httpx.get(f"{url}/models", timeout=timeout_s,
-                             headers={"Authorization": f"Bearer {_api_key(api_key_env)}"})
+        response = httpx.get(f"{url}/models", timeout=timeout_s, follow_redirects=False,
+                             headers={"Authorization": f"Bearer {key}"})
     except httpx.HTTPError as exc:
         raise PlaygroundError(connection_problem(url, exc)) from None
     if response.status_code >= 400:
-        raise PlaygroundError(f"{url}/models answered HTTP {response.status_code}: {response.text[:200]}")
+        hint = ": check the API key" if response.status_code in (401, 403) else ""
+        raise PlaygroundError(f"{url}/models answered HTTP {response.status_code}{hint}")
     try:
         data = response.json().get("data") or []
     except (ValueError, AttributeError):
+        raise PlaygroundError(f"{url}/models did not answer an OpenAI model list (HTTP {response.status_code}, "
+                              f"{len(response.content)} bytes, not shown)") from None
+    if not isinstance(data, list):
         raise PlaygroundError(f"{url}/models did not answer an OpenAI model list") from None
-    return [m for m in data if isinstance(m, dict) and m.get("id")]
+    return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str) and SERVED_NAME_RE.match(m["id"])]
+
+
+def check_server_url(base_url: str) -> str:
+    """A server URL an admin typed in the browser, checked before anything is sent to it.
+
+    http(s) only, no user:password@ part, and a host that does not resolve to a link-local
+    (cloud metadata, 169.254.x.x / fe80::), multicast, unspecified or reserved address. Loopback
+    and private networks stay allowed: that is where people run vLLM and llama.cpp servers.
+    """
+    import ipaddress
+    import socket
+
+    text = (base_url or "").strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PlaygroundError(f"{text!r} is not a server URL: give http:// or https:// with a host, "
+                              "e.g. http://127.0.0.1:8000/v1")
+    if parts.username or parts.password:
+        raise PlaygroundError("put the API key in the API key box, not in the URL")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, ValueError, UnicodeError) as exc:
+        raise PlaygroundError(f"cannot resolve the server host {parts.hostname!r}: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        mapped = getattr(address, "ipv4_mapped", None)
+        address = mapped or address
+        blocked = address.is_link_local or address.is_multicast or address.is_unspecified
+        if blocked or (address.is_reserved and not address.is_loopback):   # ::1 lies in a reserved block
+            raise PlaygroundError(f"{parts.hostname} resolves to {address}, a link-local, multicast or reserved "
+                                  "address (such as a cloud metadata service): the playground does not send "
+                                  "requests there")
+    return text
 
 
 def add_remote_model(catalog: "Catalog", base_url: str, model: str | None = None, *,
                      model_id: str | None = None, display_name: str | None = None, api_key_env: str | None = None,
                      is_chat: bool | None = None, context_length: int | None = None,
                      max_concurrency: int | None = None, timeout_s: float | None = None,
-                     check: bool = True) -> ModelSpec:
+                     check: bool = True, api_key: str | None = None) -> ModelSpec:
     """Add one served model to the catalog at run time (the UI's and the CLI's entry point).
 
     check=True asks the server's /v1/models first (short timeout): a server that is down is a
     clear PlaygroundError now rather than at the first question; a model name the server does not
     list is noted, not refused (single-model servers answer to any name). model=None takes the
-    first model the server lists.
+    first model the server lists. `api_key` is a key pasted by an admin: it goes to the server in
+    the Authorization header and stays in this process's memory, never in a file or a log.
     """
     from playground.backends.openai_compat import _context_from_listing
 
     note = ""
     if check:
-        listing = list_server_models(base_url, api_key_env)
+        listing = list_server_models(base_url, api_key_env, api_key=api_key)
         if model is None and not listing:
             raise PlaygroundError(f"the server at {base_url} lists no models: give the model name")
         model = model or listing[0]["id"]
@@ -126,7 +176,7 @@ def add_remote_model(catalog: "Catalog", base_url: str, model: str | None = None
         if entry is None and listing:
             note = f"not listed by the server (it lists: {', '.join(m['id'] for m in listing[:5])})"
         context_length = context_length or _context_from_listing(entry or {})
-    configure_server(base_url, max_concurrency, timeout_s)
+    configure_server(base_url, max_concurrency, timeout_s, api_key=api_key)
     spec = remote_spec(base_url, model, model_id=model_id, display_name=display_name, api_key_env=api_key_env,
                        is_chat=is_chat, context_length=context_length, note=note)
     existing = catalog.models.get(spec.id)

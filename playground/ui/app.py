@@ -7,8 +7,11 @@ from typing import Any
 
 import gradio as gr
 
+from playground.auth.access import INSECURE_BANNER
+from playground.auth.policy import apply_policy
 from playground.context import AppContext
 from playground.ui.common import model_choices
+from playground.ui.shown_errors import hide_errors_in
 
 # (tab title, module under playground.ui); each module has build(ctx)
 TABS: tuple[tuple[str, str], ...] = (
@@ -18,6 +21,7 @@ TABS: tuple[tuple[str, str], ...] = (
     ("Leaderboard", "leaderboard_tab"),
     ("Lab", "lab_tab"),
     ("Models", "models_tab"),
+    ("My votes", "my_votes_tab"),
 )
 
 CSS = """
@@ -30,6 +34,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="LLM playground") as demo:
         gr.Markdown("# LLM playground\nLocal models side by side: prompting modes, blind battles, "
                     "rankings and training data.", elem_id="app-header")
+        _access_header(ctx, demo)
         if ctx.preset_errors:
             with gr.Accordion(f"⚠️ {len(ctx.preset_errors)} preset file(s) were skipped", open=False):
                 gr.Markdown("\n".join(f"- {e}" for e in ctx.preset_errors), elem_id="preset-errors")
@@ -43,7 +48,24 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
             with gr.Tab(title, id=module_name, elem_id=f"tab-{module_name}"):
                 module.build(ctx)
         _refresh_model_pickers_on_load(ctx, demo)
+        apply_policy(demo, ctx.access)     # admin-only controls: hidden and refused for annotators
+    hide_errors_in(demo)                   # errors reach the browser as a message and an id, never a traceback
     return demo
+
+
+def _access_header(ctx: AppContext, demo: gr.Blocks) -> None:
+    """Who is signed in (and a Log out link) on team servers; the no-login banner on open ones."""
+    if ctx.access.mode == "open":
+        gr.Markdown(INSECURE_BANNER, elem_id="insecure-banner")
+    if not ctx.access.login_required:
+        return
+    who = gr.Markdown(elem_id="whoami")
+
+    def signed_in(request: gr.Request) -> str:
+        user = ctx.access.user(request)
+        return f"Signed in as **{user.name}** ({user.role}) · [Log out](/logout)"
+
+    demo.load(signed_in, None, who, queue=False, api_visibility="private")
 
 
 def _refresh_model_pickers_on_load(ctx: AppContext, demo: gr.Blocks) -> None:

@@ -526,7 +526,8 @@ def _download_section() -> _Downloads:
                              _button("Leaderboard JSON", "lb-download-json"),
                              _button("Leaderboard Markdown", "lb-download-md")]
         gr.Markdown("**Training data and battles** (same date range and anonymous-only setting; DPO pairs come "
-                    "from decisive votes, in TRL's format, with per-pair metadata in the `.meta.jsonl` sidecar):")
+                    "from decisive votes, in TRL's format, with per-pair metadata in the `.meta.jsonl` sidecar):",
+                    elem_id="lb-data-note")
         with gr.Row(equal_height=True):  # ids must not end in '-model': ui/app.py fills those with the catalog
             model = gr.Dropdown([("any model", ANY)], value=ANY, label="Model (either side)",
                                 elem_id="lb-model-filter")

@@ -46,27 +46,32 @@ def download_hub_model(ctx: AppContext, ref: str, progress: gr.Progress | None =
     report = (lambda message, fraction: progress(fraction, desc=message)) if progress is not None else None
     try:
         spec = ctx.catalog.get(ref)
-        spec = ctx.ensure_local(spec, progress=report)
+        spec = ctx.ensure_local(spec, progress=report, explicit=True)
     except PlaygroundError as exc:
         return catalog_rows(ctx), f"❌ {exc}"
     return catalog_rows(ctx), (f"✅ {spec.id} is ready ({spec.params_label()} parameters, {spec.kind}). "
                                "Reload the page to pick it in the other tabs.")
 
 
-def add_remote(ctx: AppContext, base_url: str, model: str, api_key_env: str) -> tuple[list[list[Any]], str]:
-    """Add a model served by an OpenAI-compatible server (vLLM, TGI, llama.cpp server, Ollama)."""
-    from playground.models.remote import add_remote_model
+def add_remote(ctx: AppContext, base_url: str, model: str, api_key: str) -> tuple[list[list[Any]], str, str]:
+    """Add a model served by an OpenAI-compatible server (vLLM, TGI, llama.cpp server, Ollama).
+
+    `api_key` is the key itself, pasted by the admin: it is sent to that server only, kept in
+    memory, and the key box is emptied. Keys kept in environment variables are configured in
+    presets/remote_models.yaml (`api_key_env`), never named from the browser.
+    """
+    from playground.models.remote import add_remote_model, check_server_url
 
     base_url = (base_url or "").strip()
     if not base_url.startswith(("http://", "https://")):
-        return catalog_rows(ctx), "⚠️ Enter the server's base URL, e.g. `http://127.0.0.1:8000/v1`."
+        return catalog_rows(ctx), "⚠️ Enter the server's base URL, e.g. `http://127.0.0.1:8000/v1`.", ""
     try:
-        spec = add_remote_model(ctx.catalog, base_url, (model or "").strip() or None,
-                                api_key_env=(api_key_env or "").strip() or None)
+        spec = add_remote_model(ctx.catalog, check_server_url(base_url), (model or "").strip() or None,
+                                api_key=(api_key or "").strip() or None)
     except PlaygroundError as exc:
-        return catalog_rows(ctx), f"❌ {exc}"
+        return catalog_rows(ctx), f"❌ {exc}", ""
     note = f" ({spec.note})" if spec.note else ""
-    return catalog_rows(ctx), f"✅ {spec.id} added{note}. Reload the page to pick it in the other tabs."
+    return catalog_rows(ctx), f"✅ {spec.id} added{note}. Reload the page to pick it in the other tabs.", ""
 
 
 def build(ctx: AppContext) -> None:
@@ -79,28 +84,28 @@ def build(ctx: AppContext) -> None:
                          wrap=True)
     problems = gr.Markdown(problems_markdown(ctx), elem_id="models-problems")
     rescan = gr.Button("Re-scan models", elem_id="models-rescan")
-    with gr.Group():
+    with gr.Group(elem_id="models-hub"):
         gr.Markdown("### Add a model from the Hugging Face Hub")
         with gr.Row():
             ref = gr.Textbox(placeholder="hf:bartowski/Qwen2.5-1.5B-Instruct-GGUF/Qwen2.5-1.5B-Instruct-Q4_K_M.gguf",
                              show_label=False, scale=5, elem_id="models-hub-ref")
             fetch = gr.Button("Download", scale=1, elem_id="models-hub-download")
         message = gr.Markdown(elem_id="models-message")
-    with gr.Group():
+    with gr.Group(elem_id="models-remote"):
         gr.Markdown("### Add a model from an OpenAI-compatible server")
         with gr.Row():
             url = gr.Textbox(placeholder="http://127.0.0.1:8000/v1", label="Base URL", scale=3,
                              elem_id="models-remote-url")
             name = gr.Textbox(placeholder="(empty: the first model the server lists)", label="Model name",
                               scale=2, elem_id="models-remote-name")
-            key_env = gr.Textbox(placeholder="e.g. OPENAI_API_KEY", label="API key environment variable",
-                                 scale=2, elem_id="models-remote-key-env")
+            key = gr.Textbox(placeholder="(empty: none)", label="API key (kept in memory only)", type="password",
+                             scale=2, elem_id="models-remote-key")
             add = gr.Button("Add", scale=1, elem_id="models-remote-add")
         remote_message = gr.Markdown(elem_id="models-remote-message")
-    rescan.click(partial(refresh, ctx), None, [table, problems])
-    add.click(partial(add_remote, ctx), [url, name, key_env], [table, remote_message])
+    rescan.click(partial(refresh, ctx), None, [table, problems], api_name="models_rescan")
+    add.click(partial(add_remote, ctx), [url, name, key], [table, remote_message, key], api_name="models_remote_add")
 
     def on_fetch(text: str, progress: gr.Progress = gr.Progress()) -> tuple:
         return download_hub_model(ctx, text, progress)
 
-    fetch.click(on_fetch, [ref], [table, message])
+    fetch.click(on_fetch, [ref], [table, message], api_name="models_hub_download", concurrency_limit=1)
