@@ -33,8 +33,7 @@ def add_battle(db, left, right, winner, *, tstamp, question="What is 2 + 2?", le
             model_id=model, conversation=conversation, output=outputs[side], mode=mode, session_id="sess")))
     battle = storage.create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=anonymous,
                                    session_id="sess")
-    storage.record_vote(db, battle_id=battle, winner=winner, session_id="sess")
-    db.execute("UPDATE votes SET tstamp = ? WHERE battle_id = ?", [tstamp, battle])
+    storage.record_vote(db, battle_id=battle, winner=winner, session_id="sess", tstamp=tstamp)
     db.conn.commit()
     return battle
 
