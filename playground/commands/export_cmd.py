@@ -105,7 +105,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             write = export.export_dpo if args.what == "dpo" else export.export_kto
             result = write(db, args.out, format=args.format, model=args.model, mode=args.mode,
                            anonymous_only=args.anonymous_only, dedupe=not args.no_dedupe,
-                           include_truncated=not args.no_truncated, **window)
+                           include_truncated=not getattr(args, "no_truncated", False), **window)
             print(preference_report(args.what, args.format, result))
         elif args.what == "battles":
             result = export.export_arena_battles(db, args.out, model=args.model, mode=args.mode,
