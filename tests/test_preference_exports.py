@@ -80,8 +80,8 @@ def test_answers_cut_by_the_token_limit_are_counted_and_can_be_left_out(db, tmp_
     summary = json.loads(kept.summary_path.read_text())
     assert summary["truncated_answers_included"] == 1 and summary["include_truncated"] is True
     without = export_dpo(db, tmp_path / "finished.jsonl", include_truncated=False)
-    assert (without.written, without.truncated, without.left_out) == (1, 0, {"truncated": 1})
-    assert json.loads(without.summary_path.read_text())["left_out"] == {"truncated": 1}
+    assert (without.written, without.truncated, without.left_out) == (1, 0, {"truncated": 1, "multi_turn": 1})
+    assert json.loads(without.summary_path.read_text())["left_out"]["truncated"] == 1
 
 
 def test_kto_rule(db, tmp_path):
