@@ -122,7 +122,8 @@ def test_an_answer_cut_by_the_token_limit_can_be_judged(db):
 def test_judged_tables_are_append_only_in_the_database(db, sql):
     a, b = answer(db, "q"), answer(db, "q", model="n")
     vote = record_vote(db, battle_id=battle(db, a, b), winner="left", session_id="s")
-    storage.forget(db, reason="test", votes=[vote.vote_id])
+    if "tombstones" in sql:
+        storage.forget(db, reason="test", votes=[vote.vote_id])
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute(sql)
 
