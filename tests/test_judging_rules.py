@@ -196,3 +196,28 @@ def test_migrating_an_old_database_keeps_every_row_and_marks_what_does_not_count
     again = record_vote(db, battle_id=battle(db, 3, 2), winner="right", session_id="s")
     assert again.duplicate and (again.vote_id, again.winner) == (1, "left")
     db.close()
+
+
+def test_forget_command_is_explicit_and_logged(tmp_path, capsys):
+    from playground.cli import main
+
+    path = tmp_path / "cli.db"
+    db = open_database(path)
+    vote = record_vote(db, battle_id=battle(db, answer(db, "q"), answer(db, "q", model="n")), winner="left",
+                       session_id="s")
+    db.close()
+    assert main(["forget", "--db", str(path), "--reason", "x"]) == 2          # nothing named: refused
+    assert "name what to forget" in capsys.readouterr().err
+    assert main(["forget", "--db", str(path), "--vote", str(vote.vote_id), "--reason", "GDPR request 17"]) == 0
+    err = capsys.readouterr().err
+    assert f"1 vote(s) {vote.vote_id}" in err and "GDPR request 17" in err
+    assert main(["forget", "--db", str(path), "--session", "s", "--reason", "whole session"]) == 0
+    assert "2 generation(s) 1, 2" in capsys.readouterr().err
+    db = open_database(path)
+    try:
+        assert db.execute("SELECT count(*) FROM counted_votes").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM votes").fetchone()[0] == 1          # still there, hidden
+        assert [r[0] for r in db.execute("SELECT kind FROM tombstones ORDER BY id")] == [
+            "vote", "generation", "generation"]
+    finally:
+        db.close()
