@@ -6,9 +6,13 @@ storage/migrations.py` applies the same set from the command line.
 """
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
+
 from sqlite_utils import Database, Migrations
 
 from storage.db import write_transaction
+from storage.pairs import input_difference, pair_key, unvotable_reason
 
 WINNERS = ("left", "right", "tie", "both_bad")
 
@@ -188,8 +192,6 @@ def m006_vote_exclusions(db: Database) -> None:
     first), a vote on an answer cut by Stop or failed (`unfinished_answer`), a vote between
     answers to different inputs (`different_inputs`). New votes cannot break the rules (m008).
     """
-    from storage.pairs import input_difference, pair_key, unvotable_reason  # late: pairs is plain code
-
     db["vote_exclusions"].create(
         {"vote_id": int, "reason": str, "first_vote_id": int, "detail": str, "created_at": str},
         pk="vote_id", foreign_keys=[("vote_id", "votes", "id")], not_null=["reason", "created_at"],
@@ -223,8 +225,6 @@ def m006_vote_exclusions(db: Database) -> None:
 
 
 def _json_list(text: str | None) -> list:
-    import json
-
     try:
         value = json.loads(text) if text else []
     except ValueError:
@@ -233,8 +233,6 @@ def _json_list(text: str | None) -> list:
 
 
 def _now_iso() -> str:
-    from datetime import datetime, timezone
-
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
