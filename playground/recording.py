@@ -19,12 +19,6 @@ from playground.prompting.plan import Message
 from playground.sampling import SamplingParams
 
 
-def model_signature(spec: ModelSpec) -> str:
-    """sha256 of a GGUF file, or of an HF folder's config + weight headers; '' for remote models."""
-    identity = model_identity(spec)
-    return identity.get("sha256") or ""
-
-
 def save_generation(db_path: Path, *, session_id: str, spec: ModelSpec, backend: str, device: str,
                     mode: str, preset: str | None, conversation: Sequence[Message], result: PaneResult,
                     sampling: SamplingParams) -> int:
