@@ -31,22 +31,22 @@ WINNERS = ("left", "right", "tie", "both_bad")
 
 
 def seed_generations(path: Path, n_votes: int) -> list[tuple[int, int]]:
-    """Enough finished generations that every vote gets its own (left, right) pair."""
+    """Enough finished answers to one question that every vote gets its own unordered pair."""
     n_generations = 2
-    while n_generations * (n_generations - 1) < n_votes:
+    while n_generations * (n_generations - 1) // 2 < n_votes:
         n_generations += 1
     db = open_database(path)
     try:
         ids = [
             insert_generation(db, GenerationRecord(
                 model_id=f"model-{i % 6}", mode="zero_shot", output=f"answer {i}",
-                conversation=[{"role": "user", "content": f"question {i}"}],
+                conversation=[{"role": "user", "content": "the question"}],
             ))
             for i in range(n_generations)
         ]
     finally:
         db.close()
-    return list(itertools.permutations(ids, 2))[:n_votes]
+    return list(itertools.combinations(ids, 2))[:n_votes]
 
 
 def write_votes(path: Path, pairs: list[tuple[int, int]], errors: list[BaseException],

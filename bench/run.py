@@ -35,6 +35,9 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
      {"n_battles": 200_000, "n_contestants": 20, "with_db": False}),
     ("bench_export", "DPO export",
      "100,000 votes streamed to JSONL vs one query per vote", {"n_votes": 100_000}, {"n_votes": 20_000}),
+    ("bench_counted_votes", "Judging rules' cost",
+     "rankings reading the counted_votes view vs the votes table; bulk inserts with vs without the judging "
+     "triggers", {"n_battles": 200_000}, {"n_battles": 50_000}),
     ("bench_lab", "Lab items/s", "the bundled model on GSM8K items, app vs raw llama-cpp-python", {}, {}),
     ("bench_remote", "Remote server vs in-process",
      "llama-cpp-python's OpenAI-compatible server vs in-process llama-cpp-python; 4 concurrent users", {}, {}),

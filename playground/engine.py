@@ -53,6 +53,13 @@ class PaneResult:
     done: bool = False
     device: str = ""     # where it really ran (cpu | gpu | cuda | mps | remote), not what was asked
     ran_on: str = ""     # the same for people, with llama.cpp's layers on the GPU: "cpu (0/31 layers on GPU)"
+    calls: list[dict[str, Any]] = field(default_factory=list)  # every prompt sent, with the sampling that ran
+    system_prompt: str | None = None   # the plan's own system prompt (the contestant's, not the user's)
+
+    @property
+    def sampling_used(self) -> dict[str, Any] | None:
+        """The sampling the answer really ran with (after clipping, stops, overrides)."""
+        return self.calls[0]["sampling"] if self.calls else None
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -70,7 +77,7 @@ class PaneResult:
 
     def copy(self) -> "PaneResult":
         return replace(self, samples=[replace(s) for s in self.samples], tally=list(self.tally),
-                       notices=list(self.notices))
+                       notices=list(self.notices), calls=[dict(c) for c in self.calls])
 
     def samples_json(self) -> dict[str, Any] | None:
         if not self.samples:
@@ -142,11 +149,13 @@ def run_plan(model: LoadedModel, plan: PromptPlan, sampling: SamplingParams,
     stops = tuple(dict.fromkeys(plan.stop + sampling.stop))
     result.n_prompt_tokens, sampling, notice = check_context(model, result.exact_prompt, sampling)
     sampling = sampling.with_changes(stop=stops)
+    result.system_prompt = plan.system
     if notice:
         result.notices.append(notice)
     if plan.n_samples > 1:
         yield from _self_consistency(model, plan, sampling, cancel, result, start)
     else:
+        result.calls.append({"step": "answer", "prompt": result.exact_prompt, "sampling": sampling.to_dict()})
         yield from _stream_into(model, result.exact_prompt, sampling, cancel, result, start, "output")
         if plan.followup and result.finish_reason != "cancelled" and not (cancel and cancel.is_set()):
             yield from _followup(model, plan, sampling, cancel, result, start)
@@ -171,6 +180,7 @@ def _followup(model: LoadedModel, plan: PromptPlan, sampling: SamplingParams,
     except ContextOverflowError:
         result.notices.append("no room left in the context for the answer-extraction step")
         return
+    result.calls.append({"step": "answer_extraction", "prompt": second, "sampling": step.to_dict()})
     result.followup_output = plan.followup + " "
     reason = result.finish_reason
     yield from _stream_into(model, second, step, cancel, result, start, "followup_output")
@@ -183,6 +193,9 @@ def _self_consistency(model: LoadedModel, plan: PromptPlan, sampling: SamplingPa
     if sampling.temperature <= 0:
         sampling = sampling.with_changes(temperature=SELF_CONSISTENCY_TEMPERATURE)
         result.notices.append(f"self-consistency needs sampling: temperature set to {SELF_CONSISTENCY_TEMPERATURE}")
+    seeds = None if sampling.seed is None else [sampling.seed + i for i in range(plan.n_samples)]
+    result.calls.append({"step": "samples", "prompt": result.exact_prompt, "sampling": sampling.to_dict(),
+                         "n": plan.n_samples, "seeds": seeds})
     for i in range(plan.n_samples):
         if cancel is not None and cancel.is_set():
             result.finish_reason = "cancelled"

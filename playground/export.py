@@ -1,16 +1,24 @@
-"""Exports: DPO preference pairs for TRL, Chatbot Arena battles JSON, leaderboard files.
+"""Exports: DPO pairs and KTO rows for TRL, Chatbot Arena battles JSON, leaderboard files.
+
+Preference data comes from `counted_votes` (storage: the first judgement of each pair, nothing
+forgotten) and only from pairs that satisfy storage/pairs.py (same input, finished answers).
 
 DPO JSONL follows TRL's preference formats exactly, one pair per line and no other keys:
   standard:       {"prompt": str, "chosen": str, "rejected": str}
-  conversational: {"prompt": [{"role", "content"}, ... ending with a user turn],
-                   "chosen": [{"role": "assistant", "content": str}], "rejected": [same]}
-Only decisive votes (left or right) become pairs. The prompt is the chosen side's
-`conversation` (earlier turns included): both answers were shown for the same latest user turn.
-In the standard format a single user turn is its plain text; longer conversations are rendered
-as "Role: content" blocks separated by blank lines (prefer the conversational format for
-multi-turn data, where the trainer applies the model's own chat template). Per-pair metadata
-goes to a sidecar `<out>.meta.jsonl`, same line order, because TRL rejects unknown keys in
-some code paths.
+  conversational: {"prompt": [messages ending with a user turn], "chosen": [messages], "rejected": [messages]}
+The prompt is the longest common prefix of the two conversations (cut back to its last user
+turn); `chosen`/`rejected` are each side's remaining messages ending with its answer. In a
+single-turn pair that is one assistant message; in a multi-turn battle whose sides answered
+earlier turns differently it is several (TRL's conversational format allows that). The standard
+format cannot express several completion messages faithfully, so it leaves such pairs out and
+says how many (`left_out["multi_turn"]`); a single remaining answer after a shared history is
+rendered as "Role: content" blocks.
+
+KTO JSONL is TRL's unpaired format, {"prompt", "completion", "label"}, with `KTO_RULE`.
+
+Each file has two sidecars: `<out>.meta.jsonl` (per line, same order: ids, models, modes, finish
+reasons) and `<out>.summary.json` (the rule, counts, answers cut by the token limit, what was
+left out and why). TRL rejects unknown keys in some code paths, hence the sidecars.
 
 Every export streams rows from one SQL query into a temporary file next to the target and
 renames it at the end: memory stays flat and a failed export never leaves half a file.
@@ -20,9 +28,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,31 +41,49 @@ from sqlite_utils import Database
 from playground.errors import PlaygroundError
 from playground.leaderboard import GroupBy, build_leaderboard, load_battles, to_csv, to_json, to_markdown, vote_filter_sql
 from playground.ranking import BothBad
+from storage.pairs import input_difference
 
 DPO_FORMATS: tuple[str, ...] = ("standard", "conversational")
 LEADERBOARD_FORMATS = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown"}
 ARENA_WINNERS = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
+DPO_RULE = ("decisive votes only (left or right): chosen = the preferred answer, rejected = the other; "
+            "ties and both-bad give no pair")
+KTO_RULE = ("decisive vote (left or right): the preferred answer gives one row with label true and the other "
+            "answer one row with label false; both_bad: both answers give rows with label false; "
+            "tie: no rows (a tie says nothing about either answer on its own)")
+TRUNCATED = "length"   # finish_reason of an answer cut by the token limit
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What an export wrote. `skipped`: votes that cannot make a valid row (no user turn, empty answer)."""
+    """What an export wrote. `skipped`: votes that cannot make a valid row (no user turn, empty
+    answer, different inputs). `truncated`: rows written with an answer cut by the token limit.
+    `left_out`: rows left out on purpose, by reason (truncated, multi_turn)."""
 
     path: Path
     written: int
     meta_path: Path | None = None
     duplicates: int = 0
     skipped: int = 0
+    summary_path: Path | None = None
+    truncated: int = 0
+    left_out: dict[str, int] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- files
 
 
 def meta_path_for(out: str | Path) -> Path:
-    """The sidecar next to a DPO file: `<out>.meta.jsonl`."""
+    """The per-line sidecar next to a DPO or KTO file: `<out>.meta.jsonl`."""
     out = Path(out)
     return out.with_name(out.name + ".meta.jsonl")
+
+
+def summary_path_for(out: str | Path) -> Path:
+    """The summary sidecar next to a DPO or KTO file: `<out>.summary.json`."""
+    out = Path(out)
+    return out.with_name(out.name + ".summary.json")
 
 
 @contextmanager
@@ -92,7 +120,7 @@ def _unwritable(path: Path, exc: OSError) -> PlaygroundError:
     )
 
 
-# ----------------------------------------------------------------------------- DPO
+# ----------------------------------------------------------------------------- DPO and KTO
 
 
 def export_dpo(
@@ -106,78 +134,195 @@ def export_dpo(
     until: float | None = None,
     anonymous_only: bool = False,
     dedupe: bool = True,
+    include_truncated: bool = True,
     voter: str | None = None,
 ) -> ExportResult:
-    """Write decisive votes as TRL DPO pairs to `out` and their metadata to `<out>.meta.jsonl`.
+    """Write decisive votes as TRL DPO pairs to `out`, with `<out>.meta.jsonl` and `<out>.summary.json`.
 
     Filters: `model`/`mode` match either side; `since <= vote time < until` (epoch seconds);
     `anonymous_only` keeps blind battles; `voter` keeps one voter's votes (`storage.voters`).
     `dedupe` drops a pair whose (prompt, chosen, rejected)
     was already written (repeated prompts with identical answers add no signal, only weight).
+    `include_truncated=False` leaves out pairs with an answer cut by the token limit.
     """
+    _check_format(format)
+    filters = dict(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter)
+
+    def rows(row: dict[str, Any], sides: PairSides) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        left_won = row["winner"] == "left"
+        chosen, rejected = (sides.left, sides.right) if left_won else (sides.right, sides.left)
+        if format == "conversational":
+            yield {"prompt": sides.prompt, "chosen": chosen, "rejected": rejected}, dpo_metadata(row)
+        else:
+            yield {"prompt": render_plain(sides.prompt), "chosen": chosen[0]["content"],
+                   "rejected": rejected[0]["content"]}, dpo_metadata(row)
+
+    return _write_preference_file(db, out, "dpo", format, ("left", "right"), rows, filters, dedupe,
+                                  include_truncated, DPO_RULE)
+
+
+def export_kto(
+    db: Database,
+    out: str | Path,
+    *,
+    format: str = "standard",
+    model: str | None = None,
+    mode: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    anonymous_only: bool = False,
+    dedupe: bool = True,
+    include_truncated: bool = True,
+    voter: str | None = None,
+) -> ExportResult:
+    """Write votes as TRL KTO rows ({"prompt", "completion", "label"}) by `KTO_RULE`, with the
+    same sidecars, filters and options as `export_dpo` (`dedupe` drops repeated identical rows)."""
+    _check_format(format)
+    filters = dict(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter)
+
+    def rows(row: dict[str, Any], sides: PairSides) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        for side, completion in (("left", sides.left), ("right", sides.right)):
+            label = row["winner"] == side
+            if format == "conversational":
+                line = {"prompt": sides.prompt, "completion": completion, "label": label}
+            else:
+                line = {"prompt": render_plain(sides.prompt), "completion": completion[0]["content"], "label": label}
+            yield line, kto_metadata(row, side, label)
+
+    return _write_preference_file(db, out, "kto", format, ("left", "right", "both_bad"), rows, filters, dedupe,
+                                  include_truncated, KTO_RULE)
+
+
+def _check_format(format: str) -> None:
     if format not in DPO_FORMATS:
-        raise PlaygroundError(f"unknown DPO format {format!r}: choose {' or '.join(DPO_FORMATS)}")
+        raise PlaygroundError(f"unknown format {format!r}: choose {' or '.join(DPO_FORMATS)}")
+
+
+def _write_preference_file(db: Database, out: str | Path, kind: str, format: str, winners: tuple[str, ...],
+                           make_rows: Any, filters: dict[str, Any], dedupe: bool, include_truncated: bool,
+                           rule: str) -> ExportResult:
+    """The shared loop of DPO and KTO: read voted pairs, split them, apply the options, write."""
     out = Path(out)
-    rows = _dpo_rows(db, model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter)
-    seen: set[bytes] = set()  # 16-byte digests of written lines: ~50 MB per million pairs
-    written = duplicates = skipped = 0
+    seen: set[bytes] = set()  # 16-byte digests of written lines: ~50 MB per million rows
+    written = duplicates = truncated = 0
+    skipped: Counter[str] = Counter()
+    left_out: Counter[str] = Counter()
     encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps re-creates it per call
     with ExitStack() as files:
-        pairs, meta = files.enter_context(atomic_text_file(out)), files.enter_context(atomic_text_file(meta_path_for(out)))
-        for row in rows:
-            pair = dpo_pair(row, format)
-            if pair is None:
-                skipped += 1
+        lines = files.enter_context(atomic_text_file(out))
+        meta = files.enter_context(atomic_text_file(meta_path_for(out)))
+        summary = files.enter_context(atomic_text_file(summary_path_for(out)))
+        for row in voted_pairs(db, winners, **filters):
+            sides = split_pair(row)
+            if isinstance(sides, str):
+                skipped[sides] += 1
                 continue
-            line = encode(pair) + "\n"
-            if dedupe:
-                key = hashlib.blake2b(line.encode("utf-8"), digest_size=16).digest()
-                if key in seen:
-                    duplicates += 1
-                    continue
-                seen.add(key)
-            pairs.write(line)
-            meta.write(encode(dpo_metadata(row)) + "\n")
-            written += 1
-    return ExportResult(out, written, meta_path_for(out), duplicates, skipped)
+            if format == "standard" and sides.multi_turn:
+                left_out["multi_turn"] += 1
+                continue
+            cut = TRUNCATED in (row["left_finish_reason"], row["right_finish_reason"])
+            if cut and not include_truncated:
+                left_out["truncated"] += 1
+                continue
+            for line_obj, meta_obj in make_rows(row, sides):
+                line = encode(line_obj) + "\n"
+                if dedupe:
+                    key = hashlib.blake2b(line.encode("utf-8"), digest_size=16).digest()
+                    if key in seen:
+                        duplicates += 1
+                        continue
+                    seen.add(key)
+                lines.write(line)
+                meta.write(encode({**meta_obj, "truncated": cut}) + "\n")
+                written += 1
+                truncated += cut
+        summary.write(json.dumps({
+            "kind": kind, "format": format, "rule": rule, "written": written, "duplicates_dropped": duplicates,
+            "truncated_answers_included": truncated, "include_truncated": include_truncated,
+            "left_out": dict(left_out), "skipped": dict(skipped), "filters": filters, "dedupe": dedupe,
+            "votes_used": "counted_votes: the first judgement of each pair of answers, nothing forgotten",
+            "notes": {
+                "truncated": "rows whose answer (either side) was cut by the token limit (finish_reason length)",
+                "multi_turn": "pairs whose sides differ in more than the final answer: the standard format cannot "
+                              "hold several completion messages; use the conversational format",
+            },
+            "exported_at": time.time(),
+        }, indent=2, ensure_ascii=False) + "\n")
+    return ExportResult(out, written, meta_path_for(out), duplicates, sum(skipped.values()), summary_path_for(out),
+                        truncated, dict(left_out))
 
 
-_DPO_COLUMNS = (
+_PAIR_COLUMNS = (
     "vote_id", "battle_id", "winner", "tstamp", "session_id", "left_model", "right_model",
-    "left_mode", "right_mode", "anonymous", "conversation", "left_output", "right_output",
+    "left_mode", "right_mode", "anonymous", "left_generation_id", "right_generation_id",
+    "left_conversation", "right_conversation", "left_output", "right_output",
+    "left_finish_reason", "right_finish_reason",
 )
+_DPO_COLUMNS = _PAIR_COLUMNS  # the name the export benchmark uses
 
 
-def _dpo_rows(db: Database, **filters: Any) -> Iterator[dict[str, Any]]:
-    """Decisive votes with the chosen side's conversation and both answers, in vote-time order."""
+def voted_pairs(db: Database, winners: tuple[str, ...], **filters: Any) -> Iterator[dict[str, Any]]:
+    """Counted votes with these winners, both conversations and answers, in vote-time order."""
     where, params = vote_filter_sql(**filters)
-    where = (where + " AND " if where else "WHERE ") + "v.winner IN ('left', 'right')"
+    marks = ", ".join("?" * len(winners))
+    where = (where + " AND " if where else "WHERE ") + f"v.winner IN ({marks})"
     sql = (
         "SELECT v.id, v.battle_id, v.winner, v.tstamp, v.session_id, b.left_model, b.right_model, "
-        "b.left_mode, b.right_mode, b.anonymous, "
-        "CASE v.winner WHEN 'left' THEN gl.conversation ELSE gr.conversation END, gl.output, gr.output "
-        "FROM votes v JOIN battles b ON b.id = v.battle_id "
+        "b.left_mode, b.right_mode, b.anonymous, b.left_generation_id, b.right_generation_id, "
+        "gl.conversation, gr.conversation, gl.output, gr.output, gl.finish_reason, gr.finish_reason "
+        "FROM counted_votes v JOIN battles b ON b.id = v.battle_id "
         "JOIN generations gl ON gl.id = b.left_generation_id "
         f"JOIN generations gr ON gr.id = b.right_generation_id {where} ORDER BY v.tstamp, v.id"
     )
-    for values in db.execute(sql, params):
-        yield dict(zip(_DPO_COLUMNS, values))
+    for values in db.execute(sql, [*params, *winners]):
+        yield dict(zip(_PAIR_COLUMNS, values))
+
+
+@dataclass(frozen=True)
+class PairSides:
+    """A judged pair split for training: the shared prompt and each side's remaining messages."""
+
+    prompt: list[dict[str, str]]
+    left: list[dict[str, str]]
+    right: list[dict[str, str]]
+
+    @property
+    def multi_turn(self) -> bool:
+        return len(self.left) > 1 or len(self.right) > 1
+
+
+def split_pair(row: dict[str, Any]) -> PairSides | str:
+    """Prompt = the longest common prefix of both full conversations, cut back to its last user
+    turn; each side = its remaining messages. Returns why not (a short reason) when unusable."""
+    left_conv, right_conv = parse_conversation(row["left_conversation"]), parse_conversation(row["right_conversation"])
+    if not left_conv or not right_conv or left_conv[-1]["role"] != "user" or right_conv[-1]["role"] != "user":
+        return "no_user_turn"
+    if not _has_text(row["left_output"]) or not _has_text(row["right_output"]):
+        return "empty_answer"
+    if input_difference(left_conv, right_conv):
+        return "different_inputs"
+    left = left_conv + [{"role": "assistant", "content": row["left_output"]}]
+    right = right_conv + [{"role": "assistant", "content": row["right_output"]}]
+    n = 0
+    while n < min(len(left), len(right)) - 1 and left[n] == right[n]:
+        n += 1
+    while n > 0 and left[n - 1]["role"] != "user":
+        n -= 1
+    if n == 0:
+        return "no_user_turn"
+    return PairSides(prompt=left[:n], left=left[n:], right=right[n:])
 
 
 def dpo_pair(row: dict[str, Any], format: str = "standard") -> dict[str, Any] | None:
-    """One vote row -> {"prompt", "chosen", "rejected"} in the given format, or None if unusable."""
-    conversation = parse_conversation(row["conversation"])
-    left, right = row["left_output"], row["right_output"]
-    chosen, rejected = (left, right) if row["winner"] == "left" else (right, left)
-    if not conversation or conversation[-1]["role"] != "user" or not _has_text(chosen) or not _has_text(rejected):
+    """One vote row -> {"prompt", "chosen", "rejected"} in the given format, or None if unusable
+    (or multi-turn in the standard format)."""
+    sides = split_pair(row)
+    if isinstance(sides, str) or (format == "standard" and sides.multi_turn):
         return None
+    chosen, rejected = (sides.left, sides.right) if row["winner"] == "left" else (sides.right, sides.left)
     if format == "conversational":
-        return {
-            "prompt": conversation,
-            "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}],
-        }
-    return {"prompt": render_plain(conversation), "chosen": chosen, "rejected": rejected}
+        return {"prompt": sides.prompt, "chosen": chosen, "rejected": rejected}
+    return {"prompt": render_plain(sides.prompt), "chosen": chosen[0]["content"], "rejected": rejected[0]["content"]}
 
 
 def dpo_metadata(row: dict[str, Any]) -> dict[str, Any]:
@@ -190,10 +335,31 @@ def dpo_metadata(row: dict[str, Any]) -> dict[str, Any]:
         "rejected_model": row["right_model"] if left_won else row["left_model"],
         "chosen_mode": row["left_mode"] if left_won else row["right_mode"],
         "rejected_mode": row["right_mode"] if left_won else row["left_mode"],
+        "chosen_generation_id": row["left_generation_id"] if left_won else row["right_generation_id"],
+        "rejected_generation_id": row["right_generation_id"] if left_won else row["left_generation_id"],
         "left_model": row["left_model"],
         "right_model": row["right_model"],
         "left_mode": row["left_mode"],
         "right_mode": row["right_mode"],
+        "chosen_finish_reason": row["left_finish_reason"] if left_won else row["right_finish_reason"],
+        "rejected_finish_reason": row["right_finish_reason"] if left_won else row["left_finish_reason"],
+        "anonymous": bool(row["anonymous"]),
+        "tstamp": row["tstamp"],
+        "session_id": row["session_id"],
+    }
+
+
+def kto_metadata(row: dict[str, Any], side: str, label: bool) -> dict[str, Any]:
+    return {
+        "vote_id": row["vote_id"],
+        "battle_id": row["battle_id"],
+        "winner": row["winner"],
+        "side": side,
+        "label": label,
+        "generation_id": row[f"{side}_generation_id"],
+        "model": row[f"{side}_model"],
+        "mode": row[f"{side}_mode"],
+        "finish_reason": row[f"{side}_finish_reason"],
         "anonymous": bool(row["anonymous"]),
         "tstamp": row["tstamp"],
         "session_id": row["session_id"],
@@ -258,7 +424,7 @@ def export_arena_battles(
     sql = (
         "SELECT b.id, b.left_model, b.right_model, v.winner, gl.conversation, gl.output, "
         "gr.conversation, gr.output, b.anonymous, v.tstamp, v.session_id "
-        "FROM votes v JOIN battles b ON b.id = v.battle_id "
+        "FROM counted_votes v JOIN battles b ON b.id = v.battle_id "
         "JOIN generations gl ON gl.id = b.left_generation_id "
         f"JOIN generations gr ON gr.id = b.right_generation_id {where} ORDER BY v.tstamp, v.id"
     )

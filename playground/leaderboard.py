@@ -99,7 +99,10 @@ def load_battles(
     until: float | None = None,
     with_lengths: bool = True,
 ) -> Battles:
-    """Every voted battle in vote-time order (ties by vote id), read as numbers, not Python rows.
+    """Every counted vote's battle in vote-time order (ties by vote id), read as numbers, not Python rows.
+
+    Counted = storage's `counted_votes` view: the first judgement of each pair of answers, and
+    nothing forgotten with `python app.py forget` (docs/architecture.md, "Judging rules").
 
     Contestant labels: model (`left_model`), mode (empty mode -> '(no mode)') or 'model + mode'
     (empty mode -> just the model). `tstamp` is the vote's time (when the judgement was made),
@@ -129,7 +132,7 @@ def load_battles(
         packed, packed_params = _packed_code_sql(columns, values)
         sql = (
             f"SELECT coalesce({packed}, -1), v.tstamp, {lengths} "
-            f"FROM votes v JOIN battles b ON b.id = v.battle_id {joins} {where} ORDER BY v.id"
+            f"FROM counted_votes v JOIN battles b ON b.id = v.battle_id {joins} {where} ORDER BY v.id"
         )
         table = np.fromiter(db.execute(sql, packed_params + params), dtype=_ROW_DTYPE)
     if (table["code"] < 0).any():

@@ -5,9 +5,7 @@ opening cheap) and closes it, so handlers running on Gradio's worker threads sta
 """
 from __future__ import annotations
 
-import hashlib
 from contextlib import closing
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -15,38 +13,30 @@ from storage import (GenerationRecord, VoteResult, create_battle, insert_generat
                      record_vote, upsert_model, write_transaction)
 
 from playground.engine import PaneResult
+from playground.models.identity import model_identity
 from playground.models.spec import ModelSpec
 from playground.prompting.plan import Message
 from playground.sampling import SamplingParams
 
 
-@lru_cache(maxsize=64)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def model_signature(spec: ModelSpec) -> str:
-    """sha256 of a GGUF file (cached per path, mtime and size); '' for folders and remote models."""
-    if spec.path is None or not Path(spec.path).is_file():
-        return ""
-    st = Path(spec.path).stat()
-    return _file_sha256(str(spec.path), st.st_mtime_ns, st.st_size)
-
-
 def save_generation(db_path: Path, *, session_id: str, spec: ModelSpec, backend: str, device: str,
                     mode: str, preset: str | None, conversation: Sequence[Message], result: PaneResult,
                     sampling: SamplingParams) -> int:
-    """Store one finished answer (with its exact prompt and figures); returns its id."""
-    sha = model_signature(spec)
+    """Store one answer with what really ran: the exact prompts of every step, the sampling after
+    every override (`sampling`; the pane's request in `sampling_requested`), the model's identity.
+
+    `conversation` is what the user saw and typed (the input compared by storage/pairs.py); the
+    contestant's own system prompt, exemplars and triggers are in `system_prompt` and `calls`.
+    """
+    identity = model_identity(spec)
+    sha = identity.get("sha256") or ""
     rec = GenerationRecord(
         model_id=spec.id, model_sha256=sha, conversation=list(conversation), output=result.answer_text,
         session_id=session_id, backend=backend, device=result.device or device, mode=mode, preset=preset,
         rendered_prompt=result.exact_prompt, extracted_answer=result.extracted.value if result.extracted else None,
-        samples=result.samples_json(), sampling=sampling.to_dict(), n_prompt_tokens=result.n_prompt_tokens,
+        samples=result.samples_json(), sampling=result.sampling_used or sampling.to_dict(),
+        sampling_requested=sampling.to_dict(), calls=result.calls or None, system_prompt=result.system_prompt,
+        model_identity=identity, n_prompt_tokens=result.n_prompt_tokens,
         n_output_tokens=result.n_output_tokens, ttft_s=result.ttft_s, total_s=result.total_s,
         finish_reason=result.finish_reason, error=result.error)
     with closing(open_database(db_path)) as db:
@@ -59,8 +49,9 @@ def save_generation(db_path: Path, *, session_id: str, spec: ModelSpec, backend:
 
 def save_vote(db_path: Path, *, left_generation_id: int, right_generation_id: int, winner: str,
               session_id: str, anonymous: bool, source: str, note: str | None = None) -> VoteResult:
-    """One battle (created once per pair) and its vote, in one transaction; a repeated click
-    returns the first vote."""
+    """One battle (created once per unordered pair) and its vote, in one transaction; a repeated
+    click, or the same two answers in the other order, returns the first vote. Answers to
+    different inputs, cut by Stop or failed are refused (`VoteRefused`)."""
     with closing(open_database(db_path)) as db, write_transaction(db):
         battle_id = create_battle(db, left_generation_id=left_generation_id,
                                   right_generation_id=right_generation_id, anonymous=anonymous,

@@ -5,12 +5,16 @@ Open one `Database` per thread or request with `open_database`; never share one 
 from storage.db import StorageError, open_database, write_transaction
 from storage.importer import ImportFileError, ImportReport, RowError, import_arena_battles
 from storage.migrations import WINNERS
+from storage.pairs import input_difference, input_fingerprint, unvotable_reason
 from storage.records import (
+    ForgetResult,
     GenerationRecord,
     VoteRefused,
     VoteResult,
     count_votes,
+    check_pair,
     create_battle,
+    forget,
     get_battle,
     insert_generation,
     record_vote,
@@ -19,6 +23,12 @@ from storage.records import (
 
 __all__ = [
     "WINNERS",
+    "ForgetResult",
+    "check_pair",
+    "forget",
+    "input_difference",
+    "input_fingerprint",
+    "unvotable_reason",
     "GenerationRecord",
     "ImportFileError",
     "ImportReport",

@@ -20,6 +20,7 @@ from sqlite_utils import Database
 
 from playground.errors import PlaygroundError
 from storage.db import StorageError, storage_errors, write_transaction
+from storage.pairs import input_difference, input_fingerprint
 from storage.records import check_conversation, iso_utc
 
 ARENA_WINNERS = {"model_a": "left", "model_b": "right", "tie": "tie", "tie (bothbad)": "both_bad"}
@@ -189,16 +190,16 @@ def _parse_row(raw: Any, import_key: str) -> _ArenaBattle:
     if not isinstance(winner, str) or winner not in ARENA_WINNERS:
         raise _BadRow(f"winner {winner!r} is not one of {', '.join(ARENA_WINNERS)}")
     tstamp = _tstamp(raw.get("tstamp"))
+    side_a = _split_turn(raw.get("conversation_a"), "conversation_a")
+    side_b = _split_turn(raw.get("conversation_b"), "conversation_b")
+    _check_same_input(side_a[0], side_b[0])
     return _ArenaBattle(
         import_key=import_key,
         session_id=_session_id(raw.get("question_id")),
         tstamp=time.time() if tstamp is None else tstamp,
         anonymous=_anony(raw.get("anony")),
         winner=ARENA_WINNERS[winner],
-        sides=(
-            (model_a, *_split_turn(raw.get("conversation_a"), "conversation_a")),
-            (model_b, *_split_turn(raw.get("conversation_b"), "conversation_b")),
-        ),
+        sides=((model_a, *side_a), (model_b, *side_b)),
     )
 
 
@@ -253,6 +254,19 @@ def _split_turn(value: Any, key: str) -> tuple[list[dict[str, str]], str]:
         raise _BadRow(f"{key} has no user message")
     answers = [m["content"] for m in messages[last_user + 1:] if m["role"] == "assistant"]
     return messages[: last_user + 1], answers[-1] if answers else ""
+
+
+def _check_same_input(conversation_a: list[dict[str, str]], conversation_b: list[dict[str, str]]) -> None:
+    """The battle rule of storage/pairs.py (what create_battle enforces), worded for a file row."""
+    difference = input_difference(conversation_a, conversation_b)
+    if difference is None:
+        return
+    users_a = [m["content"] for m in conversation_a if m["role"] == "user"]
+    users_b = [m["content"] for m in conversation_b if m["role"] == "user"]
+    start = ("do not start from the same user turn" if users_a[:1] != users_b[:1]
+             else "start from the same user turn but differ later")
+    raise _BadRow(f"conversation_a and conversation_b {start} ({difference}): a battle compares two answers "
+                  "to the same input")
 
 
 def _type_name(value: Any) -> str:
@@ -339,6 +353,7 @@ def _generation(generation_id: int, battle: _ArenaBattle, created_at: str, model
         "session_id": battle.session_id, "model_id": model, "model_sha256": "",
         "backend": "import", "device": "", "mode": "", "preset": None, "rendered_prompt": "",
         "conversation": json.dumps(conversation, ensure_ascii=False), "output": output,
+        "input_fingerprint": input_fingerprint(conversation),
         "extracted_answer": None, "samples": None, "sampling": None,
         "n_prompt_tokens": None, "n_output_tokens": None, "ttft_s": None, "total_s": None,
         "finish_reason": None, "error": None, "source": "import",

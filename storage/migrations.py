@@ -6,9 +6,13 @@ storage/migrations.py` applies the same set from the command line.
 """
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
+
 from sqlite_utils import Database, Migrations
 
 from storage.db import write_transaction
+from storage.pairs import input_difference, pair_key, unvotable_reason
 
 WINNERS = ("left", "right", "tie", "both_bad")
 
@@ -154,3 +158,147 @@ def m004_lab_tables(db: Database) -> None:
         if_not_exists=True,
     )
     db["lab_results"].create_index(["run_id", "item_index"], unique=True, if_not_exists=True)
+
+
+# --- issue 11 ---
+# Preference data you can train on: the input each answer had, provenance, one judgement per
+# pair, votable answers only, append-only tables, tombstones. Rules in storage/pairs.py.
+
+_APPEND_ONLY = ("generations", "battles", "votes", "vote_exclusions", "tombstones")
+_UNFINISHED_SQL = "(g.finish_reason IN ('cancelled', 'error') OR coalesce(g.error, '') <> '')"
+
+
+@migrations()
+def m005_generation_inputs_and_provenance(db: Database) -> None:
+    """generations: input fingerprint, the contestant's system prompt, what really ran.
+
+    New columns only (old rows keep NULL: nothing is rewritten). `input_fingerprint` is
+    storage.pairs.input_fingerprint(conversation); `system_prompt` the contestant's own system
+    prompt (scaffolding, not input); `sampling_requested` the pane's settings before overrides
+    (`sampling` holds what ran); `calls` every prompt sent with the sampling it ran under;
+    `model_identity` what the model was (file hash, folder hash, hub commit, server report).
+    """
+    for column in ("input_fingerprint", "system_prompt", "sampling_requested", "calls", "model_identity"):
+        db["generations"].add_column(column, str)
+    db["generations"].create_index(["input_fingerprint"], if_not_exists=True)
+
+
+@migrations()
+def m006_vote_exclusions(db: Database) -> None:
+    """vote_exclusions: votes kept but not counted (later duplicates of a pair, unvotable pairs).
+
+    Votes stored before the rules existed are marked here once, in a side table, so no vote row
+    is rewritten: a later vote on the same unordered pair (`duplicate_pair`, pointing at the
+    first), a vote on an answer cut by Stop or failed (`unfinished_answer`), a vote between
+    answers to different inputs (`different_inputs`). New votes cannot break the rules (m008).
+    """
+    db["vote_exclusions"].create(
+        {"vote_id": int, "reason": str, "first_vote_id": int, "detail": str, "created_at": str},
+        pk="vote_id", foreign_keys=[("vote_id", "votes", "id")], not_null=["reason", "created_at"],
+        if_not_exists=True,
+    )
+    rows = db.execute(
+        "SELECT v.id, b.left_generation_id, b.right_generation_id, gl.conversation, gr.conversation, "
+        "gl.finish_reason, gl.error, gr.finish_reason, gr.error FROM votes v JOIN battles b ON b.id = v.battle_id "
+        "JOIN generations gl ON gl.id = b.left_generation_id JOIN generations gr ON gr.id = b.right_generation_id "
+        "ORDER BY v.id"
+    )
+    first: dict[tuple[int, int], int] = {}
+    marks = []
+    for vote_id, left, right, conv_l, conv_r, fin_l, err_l, fin_r, err_r in rows:
+        key = pair_key(left, right)
+        if key in first:
+            marks.append((vote_id, "duplicate_pair", first[key], f"vote {first[key]} judged this pair first"))
+            continue
+        first[key] = vote_id
+        unfinished = unvotable_reason(fin_l, err_l) or unvotable_reason(fin_r, err_r)
+        if unfinished:
+            marks.append((vote_id, "unfinished_answer", None, f"an answer {unfinished}"))
+            continue
+        difference = input_difference(_json_list(conv_l), _json_list(conv_r))
+        if difference:
+            marks.append((vote_id, "different_inputs", None, difference))
+    now = _now_iso()
+    db.conn.executemany(
+        "INSERT INTO vote_exclusions (vote_id, reason, first_vote_id, detail, created_at) VALUES (?, ?, ?, ?, ?)",
+        [(*mark, now) for mark in marks])
+
+
+def _json_list(text: str | None) -> list:
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [m for m in value if isinstance(m, dict)] if isinstance(value, list) else []
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@migrations()
+def m007_tombstones(db: Database) -> None:
+    """tombstones: `python app.py forget` hides a generation, battle or vote from rankings and
+    exports without touching its row. `session_id` is set when a whole session was forgotten."""
+    db["tombstones"].create(
+        {"id": int, "created_at": str, "tstamp": float, "kind": str, "target_id": int, "session_id": str,
+         "reason": str, "requested_by": str},
+        pk="id", not_null=["created_at", "tstamp", "kind", "target_id", "reason"], if_not_exists=True,
+    )
+    db["tombstones"].create_index(["kind", "target_id"], if_not_exists=True)
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS tombstones_kind_check BEFORE INSERT ON tombstones "
+        "WHEN NEW.kind NOT IN ('generation', 'battle', 'vote') "
+        "BEGIN SELECT RAISE(ABORT, 'tombstones.kind must be generation, battle or vote'); END")
+
+
+@migrations()
+def m008_append_only_and_judging_rules(db: Database) -> None:
+    """Triggers: the judged tables are append-only, and a battle or vote that breaks the rules of
+    storage/pairs.py is refused whoever writes it (same input, finished answers, one per pair)."""
+    for table in _APPEND_ONLY:
+        for event in ("UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_append_only_{event.lower()} BEFORE {event} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {event} refused; use python app.py "
+                f"forget to hide a row'); END")
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS battles_same_input BEFORE INSERT ON battles "
+        "WHEN (SELECT input_fingerprint FROM generations WHERE id = NEW.left_generation_id) <> "
+        "(SELECT input_fingerprint FROM generations WHERE id = NEW.right_generation_id) "
+        "BEGIN SELECT RAISE(ABORT, 'battle refused: the two answers are to different inputs'); END")
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS battles_finished_answers BEFORE INSERT ON battles "
+        "WHEN EXISTS (SELECT 1 FROM generations g WHERE g.id IN (NEW.left_generation_id, NEW.right_generation_id) "
+        f"AND {_UNFINISHED_SQL}) "
+        "BEGIN SELECT RAISE(ABORT, 'battle refused: an answer was cancelled or failed'); END")
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS battles_one_per_pair BEFORE INSERT ON battles "
+        "WHEN EXISTS (SELECT 1 FROM battles b WHERE (b.left_generation_id = NEW.left_generation_id AND "
+        "b.right_generation_id = NEW.right_generation_id) OR (b.left_generation_id = NEW.right_generation_id AND "
+        "b.right_generation_id = NEW.left_generation_id)) "
+        "BEGIN SELECT RAISE(ABORT, 'battle refused: this pair of answers already has a battle'); END")
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS votes_one_per_pair BEFORE INSERT ON votes "
+        "WHEN EXISTS (SELECT 1 FROM battles nb JOIN battles b ON (b.left_generation_id = nb.left_generation_id "
+        "AND b.right_generation_id = nb.right_generation_id) OR (b.left_generation_id = nb.right_generation_id "
+        "AND b.right_generation_id = nb.left_generation_id) JOIN votes v ON v.battle_id = b.id "
+        "WHERE nb.id = NEW.battle_id) "
+        "BEGIN SELECT RAISE(ABORT, 'vote refused: this pair of answers is already judged'); END")
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS votes_finished_answers BEFORE INSERT ON votes "
+        "WHEN EXISTS (SELECT 1 FROM battles b JOIN generations g ON g.id IN (b.left_generation_id, "
+        f"b.right_generation_id) WHERE b.id = NEW.battle_id AND {_UNFINISHED_SQL}) "
+        "BEGIN SELECT RAISE(ABORT, 'vote refused: an answer was cancelled or failed'); END")
+
+
+@migrations()
+def m009_counted_votes_view(db: Database) -> None:
+    """counted_votes: the votes rankings and exports use (not excluded, not tombstoned)."""
+    db.execute(
+        "CREATE VIEW IF NOT EXISTS counted_votes AS SELECT v.* FROM votes v JOIN battles b ON b.id = v.battle_id "
+        "WHERE v.id NOT IN (SELECT vote_id FROM vote_exclusions) "
+        "AND v.id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'vote') "
+        "AND b.id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'battle') "
+        "AND b.left_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation') "
+        "AND b.right_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation')")

@@ -17,6 +17,8 @@ from sqlite_utils import Database
 
 from storage.db import StorageError, storage_errors, write_transaction
 from storage.migrations import WINNERS
+from storage.pairs import (battle_for_pair, first_vote_for_pair, input_difference, input_fingerprint,
+                           unvotable_reason)
 
 GENERATION_SOURCES = ("local", "import")
 BATTLE_SOURCES = ("playground", "arena", "import")
@@ -24,7 +26,8 @@ ROLES = ("system", "user", "assistant")
 
 
 class VoteRefused(StorageError):
-    """A battle or vote that must not be stored (unknown ids, invalid winner, failed answer)."""
+    """A battle or vote that must not be stored: unknown ids, invalid winner, an answer cut by
+    Stop or failed, answers to different inputs, a forgotten answer (rules: storage/pairs.py)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ class GenerationRecord:
     source: str = "local"
     created_at: str | None = None  # ISO-8601 UTC; defaults to now (or to tstamp)
     tstamp: float | None = None  # epoch seconds; defaults to now (or to created_at)
+    system_prompt: str | None = None  # the contestant's own system prompt (scaffolding, not input)
+    sampling_requested: Any = None  # the pane's settings before any override (`sampling` = what ran)
+    calls: Any = None  # every prompt sent: [{step, prompt, sampling, ...}]
+    model_identity: Any = None  # what the model was: file/folder hash, hub commit, server report
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,10 @@ def generation_row(rec: GenerationRecord) -> dict[str, Any]:
         conversation=_to_json("conversation", check_conversation(rec.conversation)),
         samples=None if rec.samples is None else _to_json("samples", rec.samples),
         sampling=None if rec.sampling is None else _to_json("sampling", rec.sampling),
+        input_fingerprint=input_fingerprint(check_conversation(rec.conversation)),
     )
+    for name in ("sampling_requested", "calls", "model_identity"):
+        row[name] = None if row[name] is None else _to_json(name, row[name])
     return row
 
 
@@ -200,11 +210,13 @@ def create_battle(
     session_id: str,
     source: str = "playground",
 ) -> int:
-    """Pair two finished answers for a vote and return the battle id.
+    """Pair two finished answers to the same input for a vote and return the battle id.
 
-    Contestant fields (model, mode) are copied from the generations so rankings group without
-    joins. The same (left, right) pair returns the existing battle. Raises `VoteRefused` for
-    unknown generations, a generation against itself, or an answer that failed with no output.
+    The one function that creates battles (the UI, the Gradio API and the CLI all come here; the
+    importer applies the same `check_pair`). A battle is the unordered pair: (B, A) after (A, B)
+    returns the first battle. Contestant fields (model, mode) are copied from the generations so
+    rankings group without joins. Raises `VoteRefused` for unknown or forgotten generations, a
+    generation against itself, an answer cut by Stop or failed, or answers to different inputs.
     """
     if source not in BATTLE_SOURCES:
         raise VoteRefused(f"battle source {source!r} is not one of {BATTLE_SOURCES}")
@@ -213,11 +225,12 @@ def create_battle(
             f"a battle needs two different generations, got {left_generation_id} twice"
         )
     with storage_errors(db, "create the battle"), write_transaction(db):
-        existing = _battle_id_for_pair(db, left_generation_id, right_generation_id)
-        if existing is not None:
-            return existing
         left = _battle_ready_generation(db, left_generation_id, "left")
         right = _battle_ready_generation(db, right_generation_id, "right")
+        check_pair(left, right)
+        existing = battle_for_pair(db, left_generation_id, right_generation_id)
+        if existing is not None:
+            return existing
         created_at, tstamp = resolve_times()
         row = {
             "created_at": created_at, "tstamp": tstamp, "session_id": session_id,
@@ -230,27 +243,49 @@ def create_battle(
         return int(db["battles"].insert(row).last_pk)
 
 
-def _battle_id_for_pair(db: Database, left_id: int, right_id: int) -> int | None:
-    found = db.execute(
-        "SELECT id FROM battles WHERE left_generation_id = ? AND right_generation_id = ?",
-        [left_id, right_id],
-    ).fetchone()
-    return None if found is None else int(found[0])
+def check_pair(left: Mapping[str, Any], right: Mapping[str, Any]) -> None:
+    """Refuse (VoteRefused) two answers that cannot be judged against each other.
+
+    `left`/`right`: {id, model_id, finish_reason, error, conversation (list)} of each side.
+    """
+    for side, gen in (("left", left), ("right", right)):
+        why = unvotable_reason(gen.get("finish_reason"), gen.get("error"))
+        if why:
+            raise VoteRefused(
+                f"{side} answer (generation {gen.get('id')}, {gen['model_id']}) {why}: only finished "
+                "answers can be judged; ask again and let it finish"
+            )
+    difference = input_difference(left["conversation"], right["conversation"])
+    if difference:
+        raise VoteRefused(
+            f"generations {left.get('id')} and {right.get('id')} answered different inputs: {difference}. "
+            "A vote compares two answers to the same question (and the same earlier user turns); "
+            "judge two answers of the latest question"
+        )
 
 
 def _battle_ready_generation(db: Database, generation_id: int, side: str) -> dict[str, Any]:
     found = db.execute(
-        "SELECT model_id, mode, output, error FROM generations WHERE id = ?", [generation_id]
+        "SELECT model_id, mode, output, error, finish_reason, conversation FROM generations WHERE id = ?",
+        [generation_id],
     ).fetchone()
     if found is None:
         raise VoteRefused(f"{side} generation {generation_id} does not exist; nothing to vote on")
-    model_id, mode, output, error = found
+    model_id, mode, output, error, finish_reason, conversation = found
     if error and not output:
         raise VoteRefused(
             f"{side} generation {generation_id} ({model_id}) failed with no output "
             f"({error}); a failed answer cannot be voted on"
         )
-    return {"model_id": model_id, "mode": mode}
+    if db.execute("SELECT 1 FROM tombstones WHERE kind = 'generation' AND target_id = ?",
+                  [generation_id]).fetchone():
+        raise VoteRefused(f"{side} generation {generation_id} was forgotten (tombstone); it cannot be judged")
+    try:
+        messages = check_conversation(json.loads(conversation))
+    except (ValueError, StorageError):
+        messages = []
+    return {"id": generation_id, "model_id": model_id, "mode": mode, "finish_reason": finish_reason,
+            "error": error, "conversation": messages}
 
 
 def get_battle(db: Database, battle_id: int) -> dict[str, Any] | None:
@@ -274,23 +309,28 @@ def record_vote(
     winner: str,
     session_id: str,
     note: str | None = None,
+    tstamp: float | None = None,
 ) -> VoteResult:
-    """Store the one vote of a battle, in one transaction.
+    """Store the one judgement of a pair of answers, in one transaction.
 
-    A second vote on the same battle (a double click, a retry) stores nothing and returns the
-    first vote with duplicate=True. Raises `VoteRefused` for an invalid winner or unknown battle.
+    A second vote on the same pair, in either order (a double click, a retry, B-vs-A after
+    A-vs-B), stores nothing and returns the first vote with duplicate=True. `tstamp` is the
+    vote's time (default now; imports and tests give their own). Raises `VoteRefused` for an
+    invalid winner, an unknown battle, or a battle whose answers cannot be judged.
     """
     if winner not in WINNERS:
         raise VoteRefused(f"winner {winner!r} is not one of {', '.join(WINNERS)}")
     with storage_errors(db, "save the vote"), write_transaction(db):
-        first = db.execute(
-            "SELECT id, winner FROM votes WHERE battle_id = ?", [battle_id]
+        battle = db.execute(
+            "SELECT left_generation_id, right_generation_id FROM battles WHERE id = ?", [battle_id]
         ).fetchone()
-        if first is not None:
-            return VoteResult(int(first[0]), battle_id, first[1], duplicate=True)
-        if db.execute("SELECT 1 FROM battles WHERE id = ?", [battle_id]).fetchone() is None:
+        if battle is None:
             raise VoteRefused(f"battle {battle_id} does not exist; the vote was not stored")
-        created_at, tstamp = resolve_times()
+        first = first_vote_for_pair(db, *battle)
+        if first is not None:
+            return VoteResult(first["id"], first["battle_id"], first["winner"], duplicate=True)
+        check_pair(_battle_ready_generation(db, battle[0], "left"), _battle_ready_generation(db, battle[1], "right"))
+        created_at, tstamp = resolve_times(None, tstamp)
         row = {
             "battle_id": battle_id, "winner": winner, "note": note,
             "session_id": session_id, "created_at": created_at, "tstamp": tstamp,
@@ -302,3 +342,67 @@ def record_vote(
 def count_votes(db: Database) -> int:
     """How many votes are stored."""
     return int(db.execute("SELECT count(*) FROM votes").fetchone()[0])
+
+
+# ---------------------------------------------------------------- tombstones
+
+TOMBSTONE_KINDS = ("generation", "battle", "vote")
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    """What `forget` wrote: one tombstone per hidden row, by kind."""
+
+    tombstones: dict[str, list[int]]
+
+    @property
+    def total(self) -> int:
+        return sum(len(ids) for ids in self.tombstones.values())
+
+
+def forget(
+    db: Database,
+    *,
+    reason: str,
+    requested_by: str = "",
+    generations: Sequence[int] = (),
+    battles: Sequence[int] = (),
+    votes: Sequence[int] = (),
+    session_id: str | None = None,
+) -> ForgetResult:
+    """Hide rows from rankings and exports by writing tombstones; no row is changed or deleted.
+
+    A session means every generation it stored and every vote it cast. Unknown ids are refused
+    (StorageError) so a typo never silently forgets nothing; already forgotten rows are skipped.
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise StorageError("forget needs a reason (it is stored in the tombstone and shown in the log)")
+    wanted = {"generation": list(generations), "battle": list(battles), "vote": list(votes)}
+    with storage_errors(db, "write the tombstones"), write_transaction(db):
+        if session_id is not None:
+            wanted["generation"] += [r[0] for r in db.execute(
+                "SELECT id FROM generations WHERE session_id = ?", [session_id])]
+            wanted["vote"] += [r[0] for r in db.execute("SELECT id FROM votes WHERE session_id = ?", [session_id])]
+            if not wanted["generation"] and not wanted["vote"]:
+                raise StorageError(f"session {session_id!r} stored nothing in {_db_name(db)}; check the id")
+        created_at, tstamp = resolve_times()
+        written: dict[str, list[int]] = {kind: [] for kind in TOMBSTONE_KINDS}
+        for kind, ids in wanted.items():
+            table = kind + "s"
+            for target in dict.fromkeys(int(i) for i in ids):
+                if db.execute(f"SELECT 1 FROM {table} WHERE id = ?", [target]).fetchone() is None:
+                    raise StorageError(f"there is no {kind} {target} in {_db_name(db)}; nothing was forgotten")
+                if db.execute("SELECT 1 FROM tombstones WHERE kind = ? AND target_id = ?", [kind, target]).fetchone():
+                    continue
+                db["tombstones"].insert({
+                    "created_at": created_at, "tstamp": tstamp, "kind": kind, "target_id": target,
+                    "session_id": session_id, "reason": reason.strip(), "requested_by": requested_by,
+                })
+                written[kind].append(target)
+    return ForgetResult(written)
+
+
+def _db_name(db: Database) -> str:
+    from storage.db import database_file
+
+    return database_file(db)

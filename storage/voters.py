@@ -27,7 +27,7 @@ def voter_sql(voter: str | None, alias: str = "v") -> tuple[str, list[Any]]:
 def vote_counts(db: Database, voter: str | None) -> dict[str, int]:
     """Votes per verdict (every verdict present, 0 when none) plus 'total'."""
     where, params = voter_sql(voter)
-    sql = f"SELECT winner, count(*) FROM votes v {'WHERE ' + where if where else ''} GROUP BY winner"
+    sql = f"SELECT winner, count(*) FROM counted_votes v {'WHERE ' + where if where else ''} GROUP BY winner"
     counts = dict.fromkeys(WINNERS, 0)
     counts.update({winner: n for winner, n in db.execute(sql, params)})
     counts["total"] = sum(counts[w] for w in WINNERS)
@@ -39,11 +39,11 @@ VOTE_COLUMNS = ("vote_id", "time", "source", "left_model", "left_mode", "right_m
 
 
 def recent_votes(db: Database, voter: str | None, limit: int = 200) -> list[dict[str, Any]]:
-    """A voter's latest votes, newest first, with the battle's contestants and the question asked."""
+    """A voter's latest counted votes (forgotten ones left out), newest first, with the battle's contestants and the question asked."""
     where, params = voter_sql(voter)
     sql = ("SELECT v.id, v.created_at, b.source, b.left_model, b.left_mode, b.right_model, b.right_mode, "
            "v.winner, g.conversation "
-           "FROM votes v JOIN battles b ON b.id = v.battle_id JOIN generations g ON g.id = b.left_generation_id "
+           "FROM counted_votes v JOIN battles b ON b.id = v.battle_id JOIN generations g ON g.id = b.left_generation_id "
            f"{'WHERE ' + where if where else ''} ORDER BY v.tstamp DESC, v.id DESC LIMIT ?")
     rows = [dict(zip(VOTE_COLUMNS, row)) for row in db.execute(sql, [*params, int(limit)])]
     for row in rows:

@@ -33,8 +33,7 @@ def add_battle(db, left, right, winner, *, tstamp, question="What is 2 + 2?", le
             model_id=model, conversation=conversation, output=outputs[side], mode=mode, session_id="sess")))
     battle = storage.create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=anonymous,
                                    session_id="sess")
-    storage.record_vote(db, battle_id=battle, winner=winner, session_id="sess")
-    db.execute("UPDATE votes SET tstamp = ? WHERE battle_id = ?", [tstamp, battle])
+    storage.record_vote(db, battle_id=battle, winner=winner, session_id="sess", tstamp=tstamp)
     db.conn.commit()
     return battle
 
@@ -72,16 +71,17 @@ def load(path: Path, tmp_path: Path):
 def test_dpo_standard_loads_in_datasets_with_exactly_the_trl_columns(db, tmp_path):
     out = tmp_path / "pairs.jsonl"
     result = export_dpo(db, out)
-    assert (result.written, result.duplicates, result.skipped) == (8, 1, 1)
+    assert (result.written, result.duplicates, result.skipped) == (7, 1, 1)
+    assert result.left_out == {"multi_turn": 1}   # its sides answered the first turn differently
     data = load(out, tmp_path)
     assert data.column_names == ["prompt", "chosen", "rejected"]
-    assert len(data) == 8
+    assert len(data) == 7
     assert all(set(row) == {"prompt", "chosen", "rejected"} for row in read_jsonl(out))
     first = data[0]
     assert first == {"prompt": "q0", "chosen": "alpha says 4", "rejected": "beta says four"}
-    multi = next(row for row in data if row["chosen"] == "twelve")
-    assert multi["prompt"] == "User: What is 2 + 2?\n\nAssistant: beta: four\n\nUser: and times 3?"
-    assert multi["rejected"] == "12"
+    assert not any(row["chosen"] == "twelve" for row in data)
+    summary = json.loads(result.summary_path.read_text())
+    assert summary["left_out"] == {"multi_turn": 1} and "conversational" in summary["notes"]["multi_turn"]
 
 
 def test_dpo_conversational_prompt_ends_with_a_user_turn(db, tmp_path):
@@ -91,13 +91,17 @@ def test_dpo_conversational_prompt_ends_with_a_user_turn(db, tmp_path):
     assert data.column_names == ["prompt", "chosen", "rejected"]
     for row in data:
         assert row["prompt"][-1]["role"] == "user"
-        assert [m["role"] for m in row["chosen"]] == ["assistant"] == [m["role"] for m in row["rejected"]]
-    multi = next(row for row in data if row["chosen"][0]["content"] == "twelve")
-    assert multi["prompt"] == [  # the chosen (right) side's history
-        {"role": "user", "content": "What is 2 + 2?"},
-        {"role": "assistant", "content": "beta: four"},
-        {"role": "user", "content": "and times 3?"},
-    ]
+        assert row["chosen"][-1]["role"] == "assistant" == row["rejected"][-1]["role"]
+    multi = next(row for row in data if row["chosen"][-1]["content"] == "twelve")
+    # the prompt is what both sides saw; each side keeps its own earlier answer (issue 11: it used to
+    # be the chosen side's history, under which the rejected answer was never given)
+    assert multi["prompt"] == [{"role": "user", "content": "What is 2 + 2?"}]
+    assert multi["chosen"] == [{"role": "assistant", "content": "beta: four"},
+                               {"role": "user", "content": "and times 3?"},
+                               {"role": "assistant", "content": "twelve"}]
+    assert multi["rejected"] == [{"role": "assistant", "content": "alpha: 4"},
+                                 {"role": "user", "content": "and times 3?"},
+                                 {"role": "assistant", "content": "12"}]
 
 
 def test_ties_and_both_bad_are_never_pairs_and_the_sidecar_lines_up(db, tmp_path):
@@ -105,11 +109,11 @@ def test_ties_and_both_bad_are_never_pairs_and_the_sidecar_lines_up(db, tmp_path
     export_dpo(db, out, dedupe=False)
     pairs, meta = read_jsonl(out), read_jsonl(meta_path_for(out))
     assert meta_path_for(out).name == "pairs.jsonl.meta.jsonl"
-    assert len(pairs) == len(meta) == 9  # 12 votes - tie - both_bad - the vote with an empty answer
+    assert len(pairs) == len(meta) == 8  # 12 votes - tie - both_bad - empty answer - multi-turn (standard)
     assert {m["winner"] for m in meta} == {"left", "right"}
     assert all(m["chosen_model"] == (m["left_model"] if m["winner"] == "left" else m["right_model"]) for m in meta)
     for pair, m in zip(pairs, meta):
-        assert pair["chosen"].startswith(m["chosen_model"]) or pair["chosen"] in ("twelve", "12")
+        assert pair["chosen"].startswith(m["chosen_model"])
     assert [m["tstamp"] for m in meta] == sorted(m["tstamp"] for m in meta)
     assert {"vote_id", "battle_id", "chosen_mode", "rejected_mode", "session_id", "anonymous"} <= set(meta[0])
 
@@ -134,7 +138,7 @@ def test_dpo_filters(db, tmp_path):
     assert [m["left_mode"] for m in models_of(mode="instruction")] == ["instruction"]
     assert {m["tstamp"] for m in models_of(since=T0 + 2, until=T0 + 4)} == {T0 + 2, T0 + 3}
     assert all(m["anonymous"] for m in models_of(anonymous_only=True))
-    assert len(models_of(anonymous_only=True)) == 7  # 10 decisive - 2 named battles - 1 empty answer
+    assert len(models_of(anonymous_only=True)) == 6  # 10 decisive - 2 named - 1 empty answer - 1 multi-turn
     assert models_of(model="nobody") == []
 
 
@@ -197,7 +201,7 @@ def test_leaderboard_files(db, tmp_path):
 
 def cli_args(what, out, **overrides):
     args = dict(what=what, out=out, format="standard", model=None, mode=None, since=None, until=None,
-                anonymous_only=False, no_dedupe=False, by="model", rounds=50, seed=0, length_control=False)
+                anonymous_only=False, no_dedupe=False, no_truncated=False, by="model", rounds=50, seed=0, length_control=False)
     args.update(overrides)
     return argparse.Namespace(**args)
 

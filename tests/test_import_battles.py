@@ -271,3 +271,36 @@ def test_cli_reimport_exits_0(tmp_path: Path, capsys) -> None:
 def test_cli_rejects_unknown_kind(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         cli("import", "models", str(tmp_path / "b.json"))
+
+
+def test_rows_whose_conversations_answer_different_user_turns_are_reported_and_skipped(
+        db: Database, tmp_path: Path) -> None:
+    """Issue 11: an import follows the same rule as create_battle (same input on both sides)."""
+    def side(*turns: str) -> list[dict[str, str]]:
+        out = []
+        for k, text in enumerate(turns):
+            out.append({"role": "user" if k % 2 == 0 else "assistant", "content": text})
+        return out
+
+    lines = [
+        ROWS[0],                                                                              # line 1: fine
+        {"model_a": "x", "model_b": "y", "winner": "model_a",
+         "conversation_a": side("What is 2+2?", "4"), "conversation_b": side("Name a colour", "Red")},  # line 2
+        {"model_a": "x", "model_b": "y", "winner": "model_b",
+         "conversation_a": side("Hi", "Hello", "Name a colour", "Blue"),
+         "conversation_b": side("Hi", "Hey", "Name a fruit", "Apple")},                    # line 3: later turn
+        {"model_a": "x", "model_b": "y", "winner": "tie",
+         "conversation_a": side("Hi", "Hello"), "conversation_b": None},                   # line 4: one side only
+        ROWS[1],                                                                              # line 5: fine
+    ]
+    report = import_arena_battles(db, write_jsonl(tmp_path / "mixed.jsonl", lines))
+    found = {error.location: error.message for error in report.errors}
+    assert report.imported == 2 and list(found) == ["line 2", "line 3", "line 4"]
+    assert "do not start from the same user turn" in found["line 2"] and "'What is 2+2?'" in found["line 2"]
+    assert "differ later" in found["line 3"]
+    assert "same input" in found["line 4"]
+    assert (db["battles"].count, count_votes(db)) == (2, 2)
+    fingerprints = db.execute("SELECT gl.input_fingerprint = gr.input_fingerprint FROM battles b "
+                              "JOIN generations gl ON gl.id = b.left_generation_id "
+                              "JOIN generations gr ON gr.id = b.right_generation_id").fetchall()
+    assert fingerprints == [(1,), (1,)]

@@ -41,8 +41,7 @@ def add_battle(db, left, right, winner, *, tstamp, left_mode="", right_mode="", 
            for m, o, mode in ((left, left_output, left_mode), (right, right_output, right_mode))]
     battle = storage.create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=anonymous,
                                    session_id="s1")
-    storage.record_vote(db, battle_id=battle, winner=winner, session_id="s1")
-    db.execute("UPDATE votes SET tstamp = ? WHERE battle_id = ?", [tstamp, battle])
+    storage.record_vote(db, battle_id=battle, winner=winner, session_id="s1", tstamp=tstamp)
     db.conn.commit()
     return battle
 

@@ -24,19 +24,19 @@ THREADS, VOTES_PER_THREAD = 8, 1_000
 
 
 def seed_pairs(path: Path, n_generations: int) -> list[tuple[int, int]]:
-    """Finished generations and every ordered pair of them (one battle per pair)."""
+    """Finished answers to one question and every unordered pair of them (one battle per pair)."""
     db = open_database(path)
     try:
         ids = [
             insert_generation(db, GenerationRecord(
                 model_id=f"model-{i % 5}", mode="zero_shot", output=f"answer {i}",
-                conversation=[{"role": "user", "content": f"question {i}"}],
+                conversation=[{"role": "user", "content": "the question"}],
             ))
             for i in range(n_generations)
         ]
     finally:
         db.close()
-    return list(itertools.permutations(ids, 2))
+    return list(itertools.combinations(ids, 2))
 
 
 def vote_on_pairs(path: Path, pairs: list[tuple[int, int]], thread_no: int,
@@ -60,7 +60,7 @@ def vote_on_pairs(path: Path, pairs: list[tuple[int, int]], thread_no: int,
 
 def test_8_threads_x_1000_votes_none_lost(tmp_path: Path) -> None:
     path = tmp_path / "votes.db"
-    pairs = seed_pairs(path, 100)[: THREADS * VOTES_PER_THREAD]
+    pairs = seed_pairs(path, 130)[: THREADS * VOTES_PER_THREAD]
     errors: list[BaseException] = []
     start = threading.Barrier(THREADS)
     threads = [

@@ -1,4 +1,4 @@
-"""`python app.py export dpo|battles|leaderboard --out FILE`: training data, Arena battles, rankings."""
+"""`python app.py export dpo|kto|battles|leaderboard --out FILE`: training data, Arena battles, rankings."""
 from __future__ import annotations
 
 import argparse
@@ -17,20 +17,25 @@ def add_parser(subparsers: Any) -> None:
     """Register `export` on the CLI's subparsers."""
     p = subparsers.add_parser(
         NAME,
-        help="export DPO pairs (TRL JSONL), Arena battles JSON or the leaderboard",
-        description="dpo: decisive votes as TRL DPOTrainer pairs (+ <out>.meta.jsonl metadata); "
+        help="export DPO pairs or KTO rows (TRL JSONL), Arena battles JSON or the leaderboard",
+        description="dpo: decisive votes as TRL DPOTrainer pairs; kto: TRL KTOTrainer rows (prompt, completion, "
+        "label: a decisive vote gives one desirable and one undesirable row, both-bad two undesirable rows, a "
+        "tie none); both with <out>.meta.jsonl (per row) and <out>.summary.json (rule and counts). "
         "battles: every voted battle in Chatbot Arena's JSON shape; leaderboard: .csv, .json or .md.",
     )
-    p.add_argument("what", choices=("dpo", "battles", "leaderboard"), help="what to export")
+    p.add_argument("what", choices=("dpo", "kto", "battles", "leaderboard"), help="what to export")
     p.add_argument("--out", type=Path, required=True, help="file to write (replaced if it exists)")
     p.add_argument("--format", choices=("standard", "conversational"), default="standard",
-                   help="dpo: plain-text prompt or chat messages (default standard; conversational keeps turns)")
+                   help="dpo/kto: plain-text prompt or chat messages (default standard; conversational keeps "
+                   "turns; standard leaves out multi-turn pairs and says how many)")
     p.add_argument("--model", help="only battles where either side is this model")
     p.add_argument("--mode", help="only battles where either side used this prompting mode")
     p.add_argument("--since", help="only votes at or after this time (ISO date/time, UTC if no zone, or epoch seconds)")
     p.add_argument("--until", help="only votes before this time; a bare date includes that whole day")
     p.add_argument("--anonymous-only", action="store_true", help="only blind (anonymous) battles")
-    p.add_argument("--no-dedupe", action="store_true", help="dpo: keep exact duplicate (prompt, chosen, rejected) pairs")
+    p.add_argument("--no-dedupe", action="store_true", help="dpo/kto: keep exact duplicate rows")
+    p.add_argument("--no-truncated", action="store_true",
+                   help="dpo/kto: leave out answers cut by the token limit (default: kept, counted in the summary)")
     p.add_argument("--by", choices=GROUPINGS, default="model", help="leaderboard: what a contestant is (default model)")
     p.add_argument("--rounds", type=int, default=1000, help="leaderboard: bootstrap rounds for the CIs (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="leaderboard: bootstrap seed (default 0)")
@@ -67,6 +72,26 @@ def require_database(path: Path) -> None:
                               "(or point --db at your database)")
 
 
+def preference_report(what: str, format: str, result: Any) -> str:
+    """The lines printed after a DPO or KTO export: what was written, left out and why."""
+    unit = "DPO pairs" if what == "dpo" else "KTO rows"
+    lines = [f"wrote {result.written} {unit} ({format}) to {result.path}; metadata in {result.meta_path}, "
+             f"rule and counts in {result.summary_path}",
+             f"{result.duplicates} duplicates dropped, {result.skipped} votes unusable (no user turn, an empty "
+             f"answer or different inputs), {result.truncated} written with an answer cut by the token limit"]
+    if result.left_out.get("truncated"):
+        lines.append(f"{result.left_out['truncated']} votes left out: an answer was cut by the token limit "
+                     "(--no-truncated)")
+    if result.left_out.get("multi_turn"):
+        lines.append(f"{result.left_out['multi_turn']} multi-turn votes left out: the standard format cannot hold "
+                     "several completion messages; use --format conversational")
+    if what == "kto":
+        from playground.export import KTO_RULE
+
+        lines.append(f"rule: {KTO_RULE}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace, settings: Any) -> int:
     from playground import export  # heavy imports only when used
     from playground.ranking import RankingError
@@ -76,12 +101,12 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     require_database(settings.db_path)
     db = open_database(settings.db_path)
     try:
-        if args.what == "dpo":
-            result = export.export_dpo(db, args.out, format=args.format, model=args.model, mode=args.mode,
-                                       anonymous_only=args.anonymous_only, dedupe=not args.no_dedupe, **window)
-            print(f"wrote {result.written} DPO pairs ({args.format}) to {result.path} and metadata to "
-                  f"{result.meta_path}; {result.duplicates} duplicates dropped, {result.skipped} votes unusable "
-                  "(no user turn or an empty answer)")
+        if args.what in ("dpo", "kto"):
+            write = export.export_dpo if args.what == "dpo" else export.export_kto
+            result = write(db, args.out, format=args.format, model=args.model, mode=args.mode,
+                           anonymous_only=args.anonymous_only, dedupe=not args.no_dedupe,
+                           include_truncated=not getattr(args, "no_truncated", False), **window)
+            print(preference_report(args.what, args.format, result))
         elif args.what == "battles":
             result = export.export_arena_battles(db, args.out, model=args.model, mode=args.mode,
                                                  anonymous_only=args.anonymous_only, **window)

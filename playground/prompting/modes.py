@@ -218,5 +218,6 @@ def _plan(chat: bool, system: str | None, pairs: Sequence[tuple[str, str]], user
           base_stop: tuple[str, ...], **fields) -> PromptPlan:
     """Assemble the chat or base form of the same prompt; chat models rely on end-of-turn, not stop strings."""
     if chat:
-        return PromptPlan(messages=chat_messages(system, pairs, user), text=None, stop=(), **fields)
-    return PromptPlan(messages=None, text=base_frame(system, pairs, base_tail), stop=base_stop, **fields)
+        return PromptPlan(messages=chat_messages(system, pairs, user), text=None, stop=(), system=system, **fields)
+    return PromptPlan(messages=None, text=base_frame(system, pairs, base_tail), stop=base_stop, system=system,
+                      **fields)

@@ -40,6 +40,7 @@ class PromptPlan:
     answer_kind: str = "auto"
     followup: str | None = None
     preset_id: str | None = None
+    system: str | None = None          # the system prompt this plan carries (recorded as provenance)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
