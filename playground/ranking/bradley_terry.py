@@ -2,7 +2,8 @@
 
 Default (`prior=None`): the plain maximum-likelihood fit, as Chatbot Arena computes it. Where
 that MLE does not exist (a contestant or a group never won, or never lost, against the others
-it met) only the pairs that cause it get `RESCUE_TIES` virtual tied battles, and those
+it met) only the pairs that cause it get virtual tied battles (`RESCUE_TIES` per affected
+contestant in all, shared among those pairs), and those
 contestants are named (`BTRatings.regularised`) so the reader is warned. A uniform prior on
 every pair that met (`prior > 0`, the old default) pulls every rating towards the mean: on
 Arena-like data it moved the weakest contestant by +104 points on average (docs/benchmarks.md).
@@ -21,7 +22,7 @@ from playground.ranking.battles import (INIT_RATING, Battles, BothBad, RankingEr
 from playground.ranking.fitting import Cells, bootstrap_interval, build_cells, fit_cells, to_elo
 
 DEFAULT_PRIOR: float | None = None  # plain MLE, regularised only where it does not exist
-RESCUE_TIES = 0.5  # virtual tied battles added to a pair whose results make the MLE infinite
+RESCUE_TIES = 0.5  # virtual tied battles per contestant without a finite MLE (spread over its one-sided pairs)
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,23 @@ def regularised_pairs(tally: Tally, both_bad: BothBad) -> tuple[np.ndarray, tupl
     return need, tuple(tally.names[k] for k in stuck)
 
 
+def spread_rescue(need: np.ndarray) -> np.ndarray:
+    """RESCUE_TIES virtual tied battles per affected contestant, shared among its one-sided pairs.
+
+    A contestant that never won against 20 opponents gets 0.5 / 20 virtual ties per pair, i.e.
+    half a virtual battle in all (a quarter of a win): just enough for a finite rating.
+    """
+    degree = need.sum(1).astype(float)
+    worst = np.maximum(degree[:, None], degree[None, :])
+    return np.where(need, RESCUE_TIES / np.maximum(worst, 1.0), 0.0)
+
+
 def prior_per_pair(tally: Tally, both_bad: BothBad, prior: float | None) -> tuple[np.ndarray, tuple[str, ...]]:
     """Virtual tied battles per pair (symmetric matrix) under the prior rule, and who got them."""
     games = tally.games(both_bad)
     if prior is None:
         need, named = regularised_pairs(tally, both_bad)
-        amount = RESCUE_TIES * (need | need.T)
-        return amount, named
+        return spread_rescue(need | need.T), named
     if prior < 0:
         raise RankingError(f"prior must be >= 0 (or None for the plain MLE), got {prior}")
     if prior == 0:

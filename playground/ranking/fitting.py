@@ -264,7 +264,9 @@ def bootstrap_interval(
 
 
 def rescue_groups(cells: Cells, a: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """1 for each group whose pair lies across strongly connected parts of 'scored against' (one round).
+    """Per group, the share of one contestant's rescue ties its pair gets (0 if not needed), one round.
+
+    A group needs them when its pair lies across strongly connected parts of 'scored against'.
 
     `a`/`n` are one round's points for i and battles per group: the groups that make its MLE
     infinite (see `bradley_terry.regularised_pairs`, the same rule on the full data).
@@ -275,4 +277,8 @@ def rescue_groups(cells: Cells, a: np.ndarray, n: np.ndarray) -> np.ndarray:
     points.data = (points.data > 1e-12).astype(float)
     points.eliminate_zeros()
     _, strong = connected_components(points, directed=True, connection="strong")
-    return ((strong[cells.gi] != strong[cells.gj]) & (n > 0)).astype(float)
+    cross = (strong[cells.gi] != strong[cells.gj]) & (n > 0)
+    pairs = set(zip(cells.gi[cross].tolist(), cells.gj[cross].tolist()))
+    degree = np.bincount(np.array([k for pair in pairs for k in pair], dtype=np.intp), minlength=size)
+    share = 1.0 / np.maximum(np.maximum(degree[cells.gi], degree[cells.gj]), 1)
+    return np.where(cross, share, 0.0)
