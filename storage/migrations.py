@@ -154,3 +154,13 @@ def m004_lab_tables(db: Database) -> None:
         if_not_exists=True,
     )
     db["lab_results"].create_index(["run_id", "item_index"], unique=True, if_not_exists=True)
+
+
+# --- issue 12 ---
+
+
+@migrations()
+def m010_battles_tag(db: Database) -> None:
+    """battles.tag: an optional user tag, the battle's category on the leaderboard (NULL = by preset family)."""
+    db["battles"].add_column("tag", str)
+    db["battles"].create_index(["tag"], if_not_exists=True)

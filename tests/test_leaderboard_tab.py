@@ -128,7 +128,7 @@ def test_prior_and_disconnected_groups_are_warned_about(tmp_path):
     db.close()
     diagnostics = view(path, tmp_path).board.diagnostics
     assert "Before trusting the table" in diagnostics
-    assert "b never won in 3 battles" in diagnostics and "prior" in diagnostics
+    assert "No finite rating exists for a (never lost in 3 battles), b (never won in 3 battles)" in diagnostics
     assert "2 groups that never met" in diagnostics
 
 

@@ -83,7 +83,7 @@ def fit_davidson(
             sample = to_elo(np.where(ok_r[:, None], t, 0.0), labels, coded.names, anchor, anchor_rating)[ok_r]
             tail = 100 * (1 - ci) / 2
             low, high = np.percentile(sample, [tail, 100 - tail], axis=0)
-            nu_low, nu_high = np.exp(np.percentile(lam_r[ok_r], [tail, 100 - tail]))
+            nu_low, nu_high = np.percentile(np.exp(lam_r[ok_r]), [tail, 100 - tail])
             nu_ci = (float(nu_low), float(nu_high))
         else:
             low = high = np.full(len(rating), np.nan)
