@@ -61,7 +61,10 @@ def _heatmap(board: Leaderboard, matrix: np.ndarray, title: str, fmt: str, cmap:
         for i in range(n):
             for j in range(n):
                 if not math.isnan(matrix[i, j]) and i != j:
-                    ax.text(j, i, format(matrix[i, j], fmt), ha="center", va="center", fontsize=7)
+                    red, green, blue, _ = image.cmap(image.norm(matrix[i, j]))
+                    dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # black text vanishes on dark cells
+                    ax.text(j, i, format(matrix[i, j], fmt), ha="center", va="center", fontsize=8,
+                            color="white" if dark else "black")
     fig.colorbar(image, ax=ax, shrink=0.8, fraction=0.05, pad=0.02)
     return fig
 
