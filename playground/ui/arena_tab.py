@@ -313,7 +313,7 @@ def build(ctx: AppContext) -> None:
     with gr.Row(equal_height=False):
         sides = []
         for side in SIDES:
-            with gr.Column(min_width=320):
+            with gr.Column(min_width=320, elem_id=f"arena-{side}"):
                 chat = gr.Chatbot(label=SIDE_NAMES[side], height=380, elem_id=f"arena-{side}-chat",
                                   buttons=["copy"])
                 metrics = gr.Markdown(elem_id=f"arena-{side}-metrics")
