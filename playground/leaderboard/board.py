@@ -174,6 +174,9 @@ def _row(k, bt, elo, totals, ranks, lc, ranks_lc) -> LeaderboardRow:
     )
 
 
+FEW_BATTLES = 10  # below this, say that a contestant's interval rests on a handful of votes
+
+
 def _warnings(bt: BTRatings, tally, both_bad: str, prior: float | None, bias: PositionBias,
               lc: LengthControl | None) -> list[str]:
     """What a reader must know before trusting the table."""
@@ -200,6 +203,11 @@ def _warnings(bt: BTRatings, tally, both_bad: str, prior: float | None, bias: Po
             f"infinite, so {RESCUE_TIES:g} virtual tied battle was added to each of its one-sided pairs (and "
             "nowhere else). Read the rating as 'below (or above) its opponents', not as a measurement."
         )
+    few = [f"{name} ({int(games[k])})" for k, name in enumerate(tally.names) if 0 < games[k] < FEW_BATTLES]
+    if few:
+        notes.append(f"Few battles: {', '.join(few[:8])}{' ...' if len(few) > 8 else ''}. With fewer than "
+                     f"{FEW_BATTLES} battles a rating rests on a handful of votes: its interval is wide or, with a "
+                     "single kind of outcome, says nothing. Vote more to narrow it.")
     rated_groups = [g for g in bt.groups if any(games[tally.names.index(n)] > 0 for n in g)]
     if len(rated_groups) > 1:
         listed = " | ".join(", ".join(g) for g in rated_groups)

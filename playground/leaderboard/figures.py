@@ -49,7 +49,7 @@ def ratings_figure(board: Leaderboard) -> Figure:
 def _heatmap(board: Leaderboard, matrix: np.ndarray, title: str, fmt: str, cmap: str, vmin=None, vmax=None) -> Figure:
     n = len(board.names)
     labels = [short_label(name) for name in board.names]
-    fig = _new_figure(max(5.5, 0.45 * n + 3.5), max(4.5, 0.4 * n + 3))
+    fig = _new_figure(min(11.0, max(5.5, 0.45 * n + 3.5)), min(10.0, max(4.5, 0.4 * n + 3)))  # capped: PNG cost
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=vmin, vmax=vmax)
     size = 8 if n <= 15 else 6

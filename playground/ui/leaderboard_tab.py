@@ -59,6 +59,7 @@ LC_HEADERS = ["Rating (LC)", "95% CI (LC)", "Rank (LC)"]
 LC_TYPES = ["number", "str", "number"]
 CATEGORY_HEADERS = ["Category", "Rank", "Contestant", "Rating", "95% CI", "Battles"]
 PLOTS = ("ratings", "winrate", "counts", "predicted")
+HEATMAPS = ("winrate", "counts", "predicted")  # drawn when their accordion is open: ~0.5 s each at 40 contestants
 BOARD_FILES = {"csv": "leaderboard.csv", "json": "leaderboard.json", "md": "leaderboard.md"}
 DATA_FILES = ("dpo", "dpo_meta", "dpo_conv", "dpo_conv_meta", "battles")
 HEATMAP_GUIDE = (
@@ -247,8 +248,9 @@ def _any_anonymous(db: Any) -> bool:
 
 
 def leaderboard_view(db_path: str | Path, filters: BoardFilters,
-                     families: Mapping[str, str] | None = None) -> BoardView:
+                     families: Mapping[str, str] | None = None, heatmaps: bool = True) -> BoardView:
     """Rank the contestants under `filters`: the table, the diagnostics and the figures; no files.
+    The heatmaps are drawn only with `heatmaps` (the tab asks for them when their section is open).
 
     Never raises for things a user can cause: bad filters, an empty database or filters that
     match nothing come back as a message that says what to do next.
@@ -260,14 +262,15 @@ def leaderboard_view(db_path: str | Path, filters: BoardFilters,
     if isinstance(ranked, BoardView):
         return ranked
     board = ranked.board
-    message = f"Ranked {len(board.rows)} contestants from {board.n_battles} battles ({board.shows})."
+    message = (f"Ranked {len(board.rows)} contestants from {board.n_battles} battle{_s(board.n_battles)} "
+               f"({board.shows}).")
     if filters.category:
         message += f" Category: **{filters.category}**."
     return BoardView(
         message=(ranked.note + "\n\n" + message) if ranked.note else message,
         table=board_table(board),
         diagnostics=diagnostics_markdown(board),
-        figures=board_figures(board),
+        figures=board_figures(board, heatmaps),
         board=board,
     )
 
@@ -317,7 +320,7 @@ def _ci(low: float | None, high: float | None) -> str:
 def diagnostics_markdown(board: Leaderboard) -> str:
     """How to read the table, the position-bias check, the length effect, then the warnings."""
     both_bad = "counted as ties" if board.both_bad == "tie" else "left out"
-    lines = [f"**{board.n_battles} battles, {len(board.rows)} contestants** ({board.shows}). Rating = "
+    lines = [f"**{board.n_battles} battle{_s(board.n_battles)}, {len(board.rows)} contestants** ({board.shows}). Rating = "
              f"Bradley-Terry on the Elo scale (mean 1000, no prior) with a 95% bootstrap CI over {board.rounds} "
              f"rounds; rank = 1 + contestants whose CI lies entirely above; Elo = online Elo in vote order; "
              f"'both bad' votes {both_bad}; {tie_model_text(board)}.",
@@ -328,6 +331,10 @@ def diagnostics_markdown(board: Leaderboard) -> str:
     if warnings:
         lines.append("**⚠️ Before trusting the table:**\n" + "\n".join(f"- {w}" for w in warnings))
     return "\n\n".join(lines)
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
 
 
 def position_bias_line(bias: PositionBias) -> str:
@@ -350,9 +357,17 @@ def length_control_line(board: Leaderboard) -> str:
             "strengths at equal answer length.")
 
 
-def board_figures(board: Leaderboard) -> dict[str, Figure]:
-    return {"ratings": ratings_figure(board), "winrate": win_rate_figure(board),
-            "counts": battle_count_figure(board), "predicted": predicted_win_rate_figure(board)}
+def board_figures(board: Leaderboard, heatmaps: bool = True) -> dict[str, Figure | None]:
+    """The ratings plot, and the three heatmaps when asked for (None otherwise: left as shown)."""
+    figures: dict[str, Figure | None] = {"ratings": ratings_figure(board), **dict.fromkeys(HEATMAPS)}
+    if heatmaps:
+        figures.update(heatmap_figures(board))
+    return figures
+
+
+def heatmap_figures(board: Leaderboard) -> dict[str, Figure]:
+    return {"winrate": win_rate_figure(board), "counts": battle_count_figure(board),
+            "predicted": predicted_win_rate_figure(board)}
 
 
 # ----------------------------------------------------------------------------- categories
@@ -490,9 +505,10 @@ def _distinct_sides(db: Any, column: str) -> list[str]:
 # ----------------------------------------------------------------------------- refresh
 
 
-def refresh(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str] | None = None) -> TabView:
+def refresh(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str] | None = None,
+            heatmaps: bool = True) -> TabView:
     """One Refresh: the leaderboard and the filter choices. No download file is built here."""
-    board = leaderboard_view(db_path, filters, families)
+    board = leaderboard_view(db_path, filters, families, heatmaps)
     models, modes = contestant_options(db_path)
     try:
         with closing(open_database(db_path)) as db:
@@ -556,7 +572,7 @@ def build(ctx: AppContext) -> None:
         refresh_btn = gr.Button("Refresh", variant="primary", elem_id="lb-refresh", scale=1)
     message = gr.Markdown(elem_id="lb-message")
     table = gr.Dataframe(empty_table(False), datatype=TABLE_TYPES, interactive=False, wrap=True, label="Leaderboard",
-                         elem_id="lb-table", max_height=520, column_widths=["7%", "33%"])
+                         elem_id="lb-table", max_height=520)
     diagnostics = gr.Markdown(elem_id="lb-warnings")
     with gr.Accordion("Ratings by category", open=False, elem_id="lb-categories"):
         category_btn = gr.Button("Rank each category", size="sm", elem_id="lb-category-rank")
@@ -566,20 +582,28 @@ def build(ctx: AppContext) -> None:
     downloads = _download_section()  # above the plots: near the table and the message it reports to
     with gr.Column(visible=False, elem_id="lb-plots") as plot_area:  # shown once there is something to draw
         plot_ratings = _plot("Ratings with 95% CI", "lb-plot-ratings")
-        with gr.Row():  # two per row: with ten contestants three in a row would be unreadable
-            plot_winrate = _plot("Observed win rate", "lb-plot-winrate")
-            plot_predicted = _plot("Predicted win rate", "lb-plot-predicted")
-        with gr.Row():
-            plot_counts = _plot("Battle counts", "lb-plot-counts")
-            gr.Markdown(HEATMAP_GUIDE, elem_id="lb-heatmap-guide")
+        with gr.Accordion("Heatmaps: observed and predicted win rates, battle counts", open=False,
+                          elem_id="lb-heatmaps") as heatmap_box:
+            with gr.Row():  # two per row: with ten contestants three in a row would be unreadable
+                plot_winrate = _plot("Observed win rate", "lb-plot-winrate")
+                plot_predicted = _plot("Predicted win rate", "lb-plot-predicted")
+            with gr.Row():
+                plot_counts = _plot("Battle counts", "lb-plot-counts")
+                gr.Markdown(HEATMAP_GUIDE, elem_id="lb-heatmap-guide")
+    heatmaps_open = gr.State(False)
 
     board_inputs = [by, named, since, until, both_bad, rounds, length, ties, category]
     export_inputs = [downloads.model, downloads.mode, downloads.dedupe, downloads.anonymous]
     plots = [plot_ratings, plot_winrate, plot_counts, plot_predicted]
 
     def on_refresh(*values: Any) -> list[Any]:
-        filters = BoardFilters(*values)
-        return refresh_outputs(refresh(ctx.settings.db_path, filters, families), filters)
+        filters = BoardFilters(*values[:-1])
+        return refresh_outputs(refresh(ctx.settings.db_path, filters, families, heatmaps=values[-1]), filters)
+
+    def on_heatmaps(*values: Any) -> list[Any]:
+        view = leaderboard_view(ctx.settings.db_path, BoardFilters(*values), families, heatmaps=True)
+        figures = view.figures if view.board is not None else dict.fromkeys(HEATMAPS)
+        return [True, *(figures[name] for name in ("winrate", "counts", "predicted"))]
 
     def on_board_files(*values: Any) -> Iterator[list[Any]]:
         with request_dir() as out_dir:
@@ -596,7 +620,7 @@ def build(ctx: AppContext) -> None:
 
     triggers = _refresh_triggers(refresh_btn, [since.submit, until.submit, rounds.submit, by.input, both_bad.input,
                                                named.input, length.input, ties.input, category.input])
-    gr.on(triggers, on_refresh, board_inputs,
+    gr.on(triggers, on_refresh, [*board_inputs, heatmaps_open],
           [message, table, diagnostics, plot_area, *plots, category, downloads.model, downloads.mode,
            *downloads.board_buttons, *downloads.data_buttons],
           trigger_mode="always_last", api_name="leaderboard_refresh")
@@ -605,6 +629,9 @@ def build(ctx: AppContext) -> None:
     downloads.data_prepare.click(on_data_files, [*board_inputs, *export_inputs],
                                  [downloads.status, *downloads.data_buttons], api_visibility="private")
     category_btn.click(on_categories, board_inputs, [category_note, category_table], api_visibility="private")
+    heatmap_box.expand(on_heatmaps, board_inputs, [heatmaps_open, plot_winrate, plot_counts, plot_predicted],
+                       api_visibility="private")
+    heatmap_box.collapse(lambda: False, None, [heatmaps_open], queue=False, api_visibility="private")
 
 
 def _refresh_triggers(refresh_btn: gr.Button, triggers: list[Any]) -> list[Any]:
@@ -677,8 +704,8 @@ def refresh_outputs(view: TabView, filters: BoardFilters) -> list[Any]:
     updates = [
         table_update(board.table),
         board.diagnostics,
-        gr.update(visible=any(f is not None for f in board.figures.values())),
-        *(board.figures[name] for name in PLOTS),
+        gr.update(visible=board.figures.get("ratings") is not None),
+        *(_figure_update(board.figures[name], name) for name in PLOTS),
         gr.update(choices=category_choices(view.categories),
                   value=filters.category if filters.category in view.categories else ANY),
         _choices_update("any model", view.models, None),
@@ -689,6 +716,11 @@ def refresh_outputs(view: TabView, filters: BoardFilters) -> list[Any]:
     if not board.valid:  # a typo in a box: keep the last good table and files, say what to fix
         updates = [gr.skip()] * len(updates)
     return [view.message, *updates]
+
+
+def _figure_update(figure: Figure | None, name: str) -> Any:
+    """A heatmap not drawn (its section closed) stays as it is; the ratings plot always updates."""
+    return gr.skip() if figure is None and name in HEATMAPS else figure
 
 
 def download_updates(files: dict[str, Path | None], keys: tuple[str, ...]) -> list[Any]:
