@@ -41,7 +41,7 @@ def ratings_figure(board: Leaderboard) -> Figure:
         ax.legend(loc="best", fontsize=8)
     ax.set_yticks(y, [short_label(r.contestant, 30) for r in rows], fontsize=8)
     ax.set_xlabel("rating (Elo scale)")
-    ax.set_title(f"Ratings from {board.n_battles} battles")
+    ax.set_title(f"Ratings from {board.n_battles} battle{'' if board.n_battles == 1 else 's'}")
     ax.grid(axis="x", alpha=0.3)
     return fig
 

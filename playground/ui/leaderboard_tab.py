@@ -625,9 +625,9 @@ def build(ctx: AppContext) -> None:
            *downloads.board_buttons, *downloads.data_buttons],
           trigger_mode="always_last", api_name="leaderboard_refresh")
     downloads.board_prepare.click(on_board_files, board_inputs, [downloads.status, *downloads.board_buttons],
-                                  api_visibility="private")
+                                  api_name="leaderboard_prepare_files")
     downloads.data_prepare.click(on_data_files, [*board_inputs, *export_inputs],
-                                 [downloads.status, *downloads.data_buttons], api_visibility="private")
+                                 [downloads.status, *downloads.data_buttons], api_name="leaderboard_prepare_data")
     category_btn.click(on_categories, board_inputs, [category_note, category_table], api_visibility="private")
     heatmap_box.expand(on_heatmaps, board_inputs, [heatmaps_open, plot_winrate, plot_counts, plot_predicted],
                        api_visibility="private")
