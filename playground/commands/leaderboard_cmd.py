@@ -59,7 +59,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             battles = load_battles(db, by=by, anonymous_only=not args.include_named, since=since, until=until,
                                    with_lengths=args.length_control, category=args.category, families=families)
             named_only = len(battles) == 0 and not args.include_named and db.execute(
-                "SELECT count(*) FROM votes").fetchone()[0] > 0
+                "SELECT count(*) FROM votes").fetchone()[0] > 0 and db.execute(
+                "SELECT count(*) FROM votes v JOIN battles b ON b.id = v.battle_id WHERE b.anonymous = 1"
+            ).fetchone()[0] == 0
         finally:
             db.close()
         if named_only:
