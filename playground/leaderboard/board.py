@@ -10,7 +10,7 @@ from playground.ranking import (DEFAULT_PRIOR, NO_BATTLES, RESCUE_TIES, TIE_MODE
                                 LengthControl, PositionBias, RankingError, battle_count_matrix, ci_rank,
                                 contestant_totals, fit_bradley_terry, fit_davidson, fit_length_controlled,
                                 online_elo, position_bias, predicted_win_matrix, tally_battles,
-                                tie_probability_at_equal_strength, win_rate_matrix)
+                                win_rate_matrix)
 
 
 

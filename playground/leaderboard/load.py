@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Literal  # noqa: F401
+from typing import Any, Literal
 
 import numpy as np
 from sqlite_utils import Database
