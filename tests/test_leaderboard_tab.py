@@ -128,7 +128,7 @@ def test_table_has_every_contestant_with_ratings_cis_and_counts(db_path, out_dir
 
 def test_diagnostics_show_position_bias_and_prior_warnings(db_path, out_dir):
     diagnostics = view(db_path, out_dir).board.diagnostics
-    assert "**Position bias:** the left answer won" in diagnostics and "Wilson" in diagnostics
+    assert "**Position bias** (anonymous battles): the left answer won" in diagnostics and "Wilson" in diagnostics
     assert f"over {ROUNDS} rounds" in diagnostics
 
 
@@ -424,3 +424,17 @@ def test_categories_come_from_the_tag_or_the_preset_family(tmp_path):
     best = table[table["Rank"] == 1].groupby("Category")["Contestant"].apply(set).to_dict()
     assert "m1" in best["arithmetic"] and "m2" in best["sentiment"]
     assert "4 categories" in note and all("–" in ci for ci in table["95% CI"])
+
+
+def test_position_bias_counts_anonymous_battles_only(tmp_path):
+    """In a named comparison 'left' is whatever the user picked as A: it says nothing about position."""
+    path = tmp_path / "bias.db"
+    db = storage.open_database(path)
+    for k in range(12):  # named: the user always put the better model on the left
+        add_battle(db, "good", "bad", "left", question=f"named {k}", anonymous=False)
+    for k, winner in enumerate(["left", "right", "left", "right"]):
+        add_battle(db, "good", "bad", winner, question=f"blind {k}")
+    db.close()
+    bias = lt.refresh(path, lt.BoardFilters(rounds=ROUNDS, include_named=True)).board.board.position_bias
+    assert (bias.left_wins, bias.decisive) == (2, 4)
+    assert lt.refresh(path, lt.BoardFilters(rounds=ROUNDS, include_named=True)).board.board.n_battles == 16

@@ -58,6 +58,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
                 notes += [why.replace("**", "")] if why else []
             battles = load_battles(db, by=by, anonymous_only=not args.include_named, since=since, until=until,
                                    with_lengths=args.length_control, category=args.category, families=families)
+            blind = load_battles(db, by=by, anonymous_only=True, since=since, until=until, with_lengths=False,
+                                 category=args.category, families=families) if args.include_named else None
             named_only = len(battles) == 0 and not args.include_named and db.execute(
                 "SELECT count(*) FROM votes").fetchone()[0] > 0 and db.execute(
                 "SELECT count(*) FROM votes v JOIN battles b ON b.id = v.battle_id WHERE b.anonymous = 1"
@@ -73,7 +75,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
                   file=sys.stderr)
             return 1
         board = build_leaderboard(battles, rounds=args.rounds, seed=args.seed, both_bad=args.both_bad,
-                                  length_control=args.length_control, tie_model=args.tie_model, shows=shows)
+                                  length_control=args.length_control, tie_model=args.tie_model, shows=shows,
+                                  blind=blind)
     except PlaygroundError as exc:  # no database, no battles, unreadable file: nothing to rank
         print(f"{exc}", file=sys.stderr)
         if NO_BATTLES in str(exc):

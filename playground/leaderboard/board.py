@@ -70,11 +70,14 @@ def build_leaderboard(
     prior: float | None = DEFAULT_PRIOR,
     tie_model: str = "half",
     shows: str = "",
+    blind: Battles | None = None,
 ) -> Leaderboard:
     """Rank by Bradley-Terry with Arena's CI-aware rank (1 + contestants whose CI is entirely above).
 
     Rows are sorted by rank, then rating. `tie_model="davidson"` rates with Davidson's tie model
-    instead of counting a tie as half a win (the fitted tie parameter is reported).
+    instead of counting a tie as half a win (the fitted tie parameter is reported). Position bias
+    is measured on `blind` when given: the anonymous battles, whose sides are random (in a named
+    comparison "left" is whatever the user picked as A).
     """
     if tie_model not in TIE_MODELS:
         raise RankingError(f"unknown tie model {tie_model!r}: choose one of {', '.join(TIE_MODELS)}")
@@ -97,7 +100,7 @@ def build_leaderboard(
     ranks_lc = _ranks(lc.rating, lc.ci_low, lc.ci_high) if lc else None
     rows = [_row(k, bt, elo, totals, ranks, lc, ranks_lc) for k in order]
     idx = np.array(order, dtype=np.intp)
-    bias = position_bias(battles)
+    bias = position_bias(battles if blind is None else blind)
     return Leaderboard(
         rows=rows,
         warnings=_self_battle_warning(self_battles) + _warnings(bt, tally, both_bad, prior, bias, lc),

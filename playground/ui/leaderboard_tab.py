@@ -234,11 +234,15 @@ def rank(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str]
                                category=filters.category or None, families=families)
         if len(battles) == 0 and not filters.include_named and not _any_anonymous(db):
             return BoardView(message=ONLY_NAMED_MESSAGE.format(n=total), table=empty_table(filters.length_control))
+        blind = None
+        if filters.include_named:  # position bias only where sides were random: the anonymous battles
+            blind = load_battles(db, by=by, anonymous_only=True, since=window.since, until=window.until,
+                                 with_lengths=False, category=filters.category or None, families=families)
     if len(battles) == 0:
         return BoardView(message="**No battles match these filters.** Widen the date range, pick another category "
                                  "or tick 'Include named comparisons'.", table=empty_table(filters.length_control))
     board = build_leaderboard(battles, rounds=rounds, both_bad=both_bad, length_control=filters.length_control,
-                              tie_model=tie_model, shows=shown_battles(filters.include_named))
+                              tie_model=tie_model, shows=shown_battles(filters.include_named), blind=blind)
     return _Ranked(board, note)
 
 
@@ -340,10 +344,10 @@ def _s(count: int) -> str:
 def position_bias_line(bias: PositionBias) -> str:
     """The left-side win rate with its Wilson interval; 50% is what randomised sides should give."""
     if bias.decisive == 0:
-        return "**Position bias:** no decisive (left or right) votes yet, nothing to check."
+        return "**Position bias:** no decisive (left or right) anonymous votes yet, nothing to check."
     verdict = ("⚠️ voters favour one side; keep left/right randomised" if bias.significant
                else "no clear bias (50% lies inside the interval)")
-    return (f"**Position bias:** the left answer won {bias.left_wins} of {bias.decisive} decisive votes "
+    return (f"**Position bias** (anonymous battles): the left answer won {bias.left_wins} of {bias.decisive} decisive votes "
             f"({bias.rate:.1%}, 95% Wilson CI {bias.ci_low:.1%} – {bias.ci_high:.1%}): {verdict}.")
 
 
