@@ -203,8 +203,9 @@ def _warnings(bt: BTRatings, tally, both_bad: str, prior: float | None, bias: Po
             detail.append(f"{name} ({verb} in {int(games[k])} battles)")
         notes.append(
             f"No finite rating exists for {', '.join(detail)}: the plain maximum-likelihood rating would be "
-            f"infinite, so {RESCUE_TIES:g} virtual tied battle was added to each of its one-sided pairs (and "
-            "nowhere else). Read the rating as 'below (or above) its opponents', not as a measurement."
+            f"infinite, so {RESCUE_TIES:g} virtual tied battle per contestant was shared among its one-sided pairs "
+            "(and nothing added anywhere else). Read the rating as 'below (or above) its opponents', not as a "
+            "measurement."
         )
     few = [f"{name} ({int(games[k])})" for k, name in enumerate(tally.names) if 0 < games[k] < FEW_BATTLES]
     if few:

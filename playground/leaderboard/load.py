@@ -84,7 +84,8 @@ def choose_grouping(db: Database, *, include_named: bool = False) -> tuple[str, 
     if not same:
         return "model", ""
     if same == total:
-        return "model+mode", (f"Grouped by **model + mode**: all {total} battles compare prompting modes of one model, "
+        what = "the battle compares" if total == 1 else f"all {total} battles compare"
+        return "model+mode", (f"Grouped by **model + mode**: {what} prompting modes of one model, "
                               "so grouping by model would leave nothing to rank.")
     return "model+mode", (f"Grouped by **model + mode**: {same} of {total} battles compare prompting modes of one "
                           "model, which grouping by model would drop.")
