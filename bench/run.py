@@ -33,6 +33,13 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
      "Bradley-Terry fit + 1,000-round bootstrap and online Elo vs a per-battle fit in the style of Arena's code",
      {"n_battles": 1_000_000, "n_contestants": 20, "with_db": True},
      {"n_battles": 200_000, "n_contestants": 20, "with_db": False}),
+    ("bench_priors", "Rating prior study",
+     "bias and 95% interval coverage on synthetic battles with known strengths: plain MLE vs the old prior, "
+     "and tie-as-half-win vs Davidson's tie model", {"seeds": 100, "tie_seeds": 10},
+     {"seeds": 20, "tie_seeds": 4, "figure": False}),
+    ("bench_leaderboard_tab", "Leaderboard tab first render",
+     "the tab's first render with 10,000 battles vs the old Refresh (all heatmaps and download files built eagerly)",
+     {"n_battles": 10_000, "n_contestants": 40}, {"n_battles": 10_000, "n_contestants": 40}),
     ("bench_export", "DPO export",
      "100,000 votes streamed to JSONL vs one query per vote", {"n_votes": 100_000}, {"n_votes": 20_000}),
     ("bench_counted_votes", "Judging rules' cost",

@@ -147,6 +147,8 @@ class SideState:
     generation_id: int | None = None                         # the latest turn's stored answer
     error: str | None = None
     done: bool = True
+    figures: str = ""    # the latest turn's token counts and speed: shown only after the vote
+    notices: str = ""    # the latest turn's notices (e.g. a mode's settings): shown only after the vote
 
 
 @dataclass
@@ -208,11 +210,17 @@ def begin_turn(rnd: Round, question: str) -> Round:
 
 
 def record_answer(rnd: Round, side: str, question: str, answer: str, exact_prompt: str,
-                  generation_id: int | None, error: str | None = None) -> Round:
-    """A side's finished answer; when both are in, the round is open for a vote (or failed)."""
+                  generation_id: int | None, error: str | None = None, figures: str = "",
+                  notices: str = "") -> Round:
+    """A side's finished answer; when both are in, the round is open for a vote (or failed).
+
+    `figures` and `notices` identify the contestant (prompt length, speed, a mode's settings):
+    they are kept for the reveal, never shown before the vote.
+    """
     state = rnd.side(side)
     if state.done:
         return rnd
+    state.figures, state.notices = figures, notices
     turn: list[Message] = [{"role": "user", "content": question}]
     if exact_prompt:
         state.prompts.append(exact_prompt)
@@ -244,8 +252,12 @@ def can_vote(rnd: Round | None) -> tuple[bool, str]:
     return True, "both answers are complete: vote"
 
 
-def cast_vote(db_path: Path, rnd: Round, winner: str, session_id: str, note: str | None = None) -> tuple[Round, VoteResult]:
+def cast_vote(db_path: Path, rnd: Round, winner: str, session_id: str, note: str | None = None,
+              tag: str | None = None) -> tuple[Round, VoteResult]:
     """Store the battle (on the latest pair of answers) and its vote; a repeat stores nothing new.
+
+    `tag` is an optional category for the leaderboard (e.g. "coding"); without one, the battle's
+    category is its prompting preset's task family.
 
     Raises `VoteRefused` when voting is not open (answers pending, failed round, unknown winner).
     """
@@ -259,10 +271,22 @@ def cast_vote(db_path: Path, rnd: Round, winner: str, session_id: str, note: str
             raise VoteRefused(why)
     result = save_vote(db_path, left_generation_id=int(rnd.left.generation_id or 0),
                        right_generation_id=int(rnd.right.generation_id or 0), winner=winner,
-                       session_id=session_id, anonymous=True, source="arena", note=note)
+                       session_id=session_id, anonymous=True, source="arena", note=note,
+                       tag=clean_tag(tag))
     rnd.status = "voted"
     rnd.vote = {"winner": result.winner, "vote_id": result.vote_id, "battle_id": result.battle_id}
     return rnd, result
+
+
+MAX_TAG = 40
+
+
+def clean_tag(tag: str | None) -> str | None:
+    """A user tag as stored: trimmed, lower case, spaces collapsed; None when empty."""
+    text = " ".join((tag or "").split()).lower()
+    if len(text) > MAX_TAG:
+        raise VoteRefused(f"the tag is {len(text)} characters long; use at most {MAX_TAG} (e.g. 'coding')")
+    return text or None
 
 
 @dataclass(frozen=True)
@@ -274,6 +298,8 @@ class Revealed:
     mode: str
     key: str
     prompts: tuple[str, ...]
+    figures: str = ""
+    notices: str = ""
 
 
 def reveal(rnd: Round) -> tuple[Revealed, Revealed]:
@@ -283,7 +309,8 @@ def reveal(rnd: Round) -> tuple[Revealed, Revealed]:
     def one(name: str) -> Revealed:
         side = rnd.side(name)
         return Revealed(name=SIDE_NAMES[name], model_id=side.contestant.model_id, mode=side.contestant.run_mode,
-                        key=side.contestant.key, prompts=tuple(side.prompts))
+                        key=side.contestant.key, prompts=tuple(side.prompts), figures=side.figures,
+                        notices=side.notices)
     return one("left"), one("right")
 
 

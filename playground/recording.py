@@ -48,14 +48,16 @@ def save_generation(db_path: Path, *, session_id: str, spec: ModelSpec, backend:
 
 
 def save_vote(db_path: Path, *, left_generation_id: int, right_generation_id: int, winner: str,
-              session_id: str, anonymous: bool, source: str, note: str | None = None) -> VoteResult:
+              session_id: str, anonymous: bool, source: str, note: str | None = None,
+              tag: str | None = None) -> VoteResult:
     """One battle (created once per unordered pair) and its vote, in one transaction; a repeated
     click, or the same two answers in the other order, returns the first vote. Answers to
-    different inputs, cut by Stop or failed are refused (`VoteRefused`)."""
+    different inputs, cut by Stop or failed are refused (`VoteRefused`). `tag` (optional) is the
+    battle's leaderboard category, stored with the battle when it is created."""
     with closing(open_database(db_path)) as db, write_transaction(db):
         battle_id = create_battle(db, left_generation_id=left_generation_id,
                                   right_generation_id=right_generation_id, anonymous=anonymous,
-                                  session_id=session_id, source=source)
+                                  session_id=session_id, source=source, tag=tag)
         return record_vote(db, battle_id=battle_id, winner=winner, session_id=session_id, note=note or None)
 
 

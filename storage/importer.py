@@ -224,8 +224,9 @@ def _tstamp(value: Any) -> float | None:
 
 
 def _anony(value: Any) -> bool:
+    """Only rows that say they were blind count as anonymous: the leaderboard ranks those by default."""
     if value is None:
-        return True
+        return False
     if not isinstance(value, bool):
         raise _BadRow(f"anony must be true or false, got {value!r}")
     return value

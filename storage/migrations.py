@@ -302,3 +302,12 @@ def m009_counted_votes_view(db: Database) -> None:
         "AND b.id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'battle') "
         "AND b.left_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation') "
         "AND b.right_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation')")
+
+# --- issue 12 ---
+
+
+@migrations()
+def m010_battles_tag(db: Database) -> None:
+    """battles.tag: an optional user tag, the battle's category on the leaderboard (NULL = by preset family)."""
+    db["battles"].add_column("tag", str)
+    db["battles"].create_index(["tag"], if_not_exists=True)

@@ -209,6 +209,7 @@ def create_battle(
     anonymous: bool,
     session_id: str,
     source: str = "playground",
+    tag: str | None = None,
 ) -> int:
     """Pair two finished answers to the same input for a vote and return the battle id.
 
@@ -217,6 +218,7 @@ def create_battle(
     returns the first battle. Contestant fields (model, mode) are copied from the generations so
     rankings group without joins. Raises `VoteRefused` for unknown or forgotten generations, a
     generation against itself, an answer cut by Stop or failed, or answers to different inputs.
+    `tag` (optional) is the battle's leaderboard category, stored when the battle is created.
     """
     if source not in BATTLE_SOURCES:
         raise VoteRefused(f"battle source {source!r} is not one of {BATTLE_SOURCES}")
@@ -240,6 +242,8 @@ def create_battle(
             "left_mode": left["mode"], "right_mode": right["mode"],
             "anonymous": int(bool(anonymous)), "source": source,
         }
+        if tag:
+            row["tag"] = tag
         return int(db["battles"].insert(row).last_pk)
 
 

@@ -155,6 +155,41 @@ def test_reveal_only_after_the_vote_and_the_round_closes(tmp_path: Path):
     assert repeat.duplicate and repeat.vote_id == vote.vote_id and repeat.winner == "both_bad"
 
 
+def test_figures_and_notices_wait_for_the_vote(tmp_path: Path):
+    """What identifies a contestant (prompt length, speed, a mode's notice) is held back until the vote."""
+    with closing(storage.open_database(tmp_path / "b.db")) as db:
+        ids = _generation(db, "m", "zero_shot"), _generation(db, "m", "self_consistency")
+    rnd = begin_turn(Round(left=SideState(A), right=SideState(B)), "q")
+    record_answer(rnd, "left", "q", "four", "<prompt A>", ids[0], figures="prompt 12 tok · 80.0 tok/s")
+    record_answer(rnd, "right", "q", "4", "<prompt B>", ids[1], figures="prompt 96 tok · 80.0 tok/s",
+                  notices="⚠️ self-consistency needs sampling: temperature set to 0.7")
+    before = at.round_view(rnd, "vote")
+    assert before.metrics == ["", ""] and before.notices == ["", ""] and before.can_vote
+    assert [c[-1]["content"] for c in before.chats] == ["four", "4"]
+    state = {"session_uuid": "s", "round": rnd.to_dict()}
+    ctx = type("Ctx", (), {"settings": type("S", (), {"db_path": tmp_path / "b.db"})()})()
+    _, after = at.arena_vote(ctx, state, "tie")
+    assert after.metrics == ["prompt 12 tok · 80.0 tok/s", "prompt 96 tok · 80.0 tok/s"]
+    assert "temperature set to 0.7" in after.notices[1] and "Who was who" in after.reveal
+
+
+def test_blind_answer_leaves_out_the_cot_trigger():
+    from playground.engine import PaneResult
+
+    result = PaneResult(output="Two apples plus two apples make four.",
+                        followup_output="Therefore, the answer is 4.")
+    assert at.blind_answer(result, "Therefore, the answer is") == "Two apples plus two apples make four.\n\n4."
+    assert "Therefore" in at.blind_answer(result, None)   # elsewhere (the Playground) it is shown
+    assert at.blind_answer(PaneResult(output="hi"), "Therefore, the answer is") == "hi"
+
+
+def test_a_long_tag_is_refused_with_a_message(tmp_path: Path):
+    with closing(storage.open_database(tmp_path / "t.db")) as db:
+        ids = _generation(db, "m", "zero_shot"), _generation(db, "m", "few_shot_cot")
+    with pytest.raises(storage.VoteRefused, match="at most 40"):
+        cast_vote(tmp_path / "t.db", answered_round(*ids), "left", "s", tag="x" * 41)
+
+
 def test_a_failed_side_closes_voting():
     rnd = begin_turn(Round(left=SideState(A), right=SideState(B)), "q")
     record_answer(rnd, "left", "q", "", "", None, "model file not found")
@@ -222,9 +257,12 @@ def test_real_two_turn_round_streams_votes_once_on_the_latest_pair(app_ctx):
         assert [m["content"] for m in chat if m["role"] == "user"] == ["What is 2 + 2?", "And 3 + 3?"]
     text = json.dumps([second.chats, second.metrics, second.notices, second.status, second.reveal])
     assert SMOL not in text and "zero_shot" not in text and "instruction" not in text   # still blind
+    for results in (first, second):  # no token counts, speeds or notices before the vote
+        assert results.metrics == ["", ""] and results.notices == ["", ""]
 
-    voted_state, voted = at.arena_vote(app_ctx, state, "right", "B was clearer", username="alice")
+    voted_state, voted = at.arena_vote(app_ctx, state, "right", "B was clearer", username="alice", tag=" Maths ")
     assert "Vote saved: B is better" in voted.status and not voted.can_vote
+    assert all("prompt" in m and "tok/s" in m for m in voted.metrics)   # the figures arrive with the reveal
     for shown in (f"{SMOL} + zero_shot", f"{SMOL} + instruction", "<|im_start|>", "2 turns"):
         assert shown in voted.reveal
     _, twice = at.arena_vote(app_ctx, state, "right", "", username="alice")          # a racing double click
@@ -236,6 +274,7 @@ def test_real_two_turn_round_streams_votes_once_on_the_latest_pair(app_ctx):
     battles = rows(db, "SELECT id, anonymous, source, left_mode, right_mode, left_generation_id, "
                        "right_generation_id FROM battles WHERE session_id = ?", session)
     assert len(battles) == 1 and battles[0][1:3] == (1, "arena")
+    assert rows(db, "SELECT tag FROM battles WHERE id = ?", battles[0][0]) == [("maths",)]
     assert {battles[0][3], battles[0][4]} == {"zero_shot", "instruction"}
     assert rows(db, "SELECT winner, note, session_id FROM votes WHERE battle_id = ?", battles[0][0]) == [
         ("right", "B was clearer", session)]

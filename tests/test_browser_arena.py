@@ -52,7 +52,7 @@ def test_arena_blind_round_vote_and_reveal(page, arena_app, screenshot_dir):
     page.locator("#arena-status").get_by_text("Both answers are complete").wait_for(timeout=180_000)
     for side in ("left", "right"):
         assert "What is the capital of France?" in page.locator(f"#arena-{side}-chat").inner_text()
-        assert "finish:" in page.locator(f"#arena-{side}-metrics").inner_text()
+        assert page.locator(f"#arena-{side}-metrics").inner_text().strip() == ""   # figures wait for the vote
     assert page.locator("#arena-left-chat").get_by_text("Model A").count() >= 1
     assert page.locator("#arena-right-chat").get_by_text("Model B").count() >= 1
     shown = battle_text(page)
@@ -69,6 +69,8 @@ def test_arena_blind_round_vote_and_reveal(page, arena_app, screenshot_dir):
     assert "Model A was smollm2-135m-instruct" in text and "Model B was smollm2-135m-instruct" in text
     assert "smollm2-135m-instruct + zero_shot" in text and "smollm2-135m-instruct + instruction" in text
     assert not any(vote_enabled(page, w) for w in VOTES)
+    for side in ("left", "right"):
+        page.locator(f"#arena-{side}-metrics").get_by_text("finish:").wait_for(timeout=10_000)
     page.screenshot(path=str(screenshot_dir / "arena.png"), full_page=True)
 
     reveal.get_by_text("Exact prompt Model A sent").click()

@@ -8,6 +8,7 @@ import time
 import pytest
 
 pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api").expect
 
 
 @pytest.fixture
@@ -32,12 +33,17 @@ def test_ask_vote_rank_export_and_lab(page, journey_app, screenshot_dir, tmp_pat
     page.screenshot(path=str(screenshot_dir / "journey-1-grid.png"), full_page=True)
 
     page.get_by_role("tab", name="Leaderboard").click()
+    page.locator("#lb-message").get_by_text("No anonymous battles yet").wait_for(timeout=60_000)  # a named vote
+    page.locator("#lb-include-named").get_by_text("Include named comparisons").click()
     page.locator("#lb-by").get_by_text("mode", exact=True).click()         # contestants are the two modes
     table = page.locator("#lb-table")
     deadline = time.monotonic() + 60
     while "few_shot_cot" not in table.inner_text() and time.monotonic() < deadline:
         page.wait_for_timeout(500)
     assert "few_shot_cot" in table.inner_text() and "zero_shot" in table.inner_text()
+    page.locator("#lb-downloads").get_by_text("Downloads").first.click()
+    page.locator("#lb-prepare-data").click()
+    expect(page.locator("#lb-download-dpo")).to_be_enabled(timeout=60_000)
     with page.expect_download(timeout=60_000) as download:
         page.locator("#lb-download-dpo").click()
     path = tmp_path / "dpo.jsonl"

@@ -57,7 +57,15 @@ def test_leaderboard_tab_table_plot_and_dpo_download(page, leaderboard_app, scre
     assert "Position bias" in page.locator("#lb-warnings").inner_text()
     page.locator("#lb-plot-ratings img").wait_for(timeout=30_000)
     assert page.locator("#lb-plot-ratings img").evaluate("img => img.naturalWidth") > 100
+    page.locator("#lb-heatmaps").get_by_text("Heatmaps").first.click()   # drawn when opened
+    page.locator("#lb-plot-winrate img").wait_for(timeout=60_000)
+    assert page.locator("#lb-plot-predicted img").evaluate("img => img.naturalWidth") > 100
 
+    page.locator("#lb-downloads").get_by_text("Downloads").first.click()
+    page.locator("#lb-prepare-data").wait_for(timeout=10_000)
+    assert not page.locator("#lb-download-dpo").is_enabled()   # no file is built on Refresh
+    page.locator("#lb-prepare-data").click()
+    expect(page.locator("#lb-download-dpo")).to_be_enabled(timeout=60_000)
     with page.expect_download(timeout=60_000) as info:
         page.locator("#lb-download-dpo").click()
     download = info.value

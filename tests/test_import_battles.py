@@ -76,7 +76,7 @@ def assert_rows_imported(db: Database) -> None:
     ).fetchall()
     assert [v[0] for v in votes] == WINNERS
     assert [(v[1], v[2]) for v in votes] == [(r["model_a"], r["model_b"]) for r in ROWS]
-    assert [v[3] for v in votes] == [1, 0, 1, 1]  # anony defaults to true
+    assert [v[3] for v in votes] == [1, 0, 0, 0]  # a row without anony counts as named (not blind)
     assert {v[4] for v in votes} == {"import"}
     assert [v[5] for v in votes] == ["import:q1", "import:q2", "import", "import"]
     assert votes[0][6] == votes[0][7] == 1682351591.1322

@@ -87,9 +87,22 @@ def out_dir(tmp_path) -> Path:
 
 
 def view(db_path: Path, out_dir: Path, **filters) -> lt.TabView:
-    exports = {k: filters.pop(k) for k in ("model", "mode", "dedupe") if k in filters}
-    return lt.refresh(db_path, lt.BoardFilters(rounds=filters.pop("rounds", ROUNDS), **filters),
-                      lt.ExportFilters(**exports), out_dir)
+    """One Refresh with the named filters; named comparisons included unless said otherwise (most
+    tests here count every vote)."""
+    filters.setdefault("include_named", True)
+    return lt.refresh(db_path, lt.BoardFilters(rounds=filters.pop("rounds", ROUNDS), **filters))
+
+
+def exports(db_path: Path, out_dir: Path, **filters) -> lt.ExportView:
+    """What 'Prepare training data files' builds."""
+    export_filters = {k: filters.pop(k) for k in ("model", "mode", "dedupe", "anonymous_only") if k in filters}
+    return lt.export_view(db_path, lt.BoardFilters(**filters), lt.ExportFilters(**export_filters), out_dir)
+
+
+def board_files(db_path: Path, out_dir: Path, **filters) -> lt.ExportView:
+    """What 'Prepare leaderboard files' builds."""
+    filters.setdefault("include_named", True)
+    return lt.board_files(db_path, lt.BoardFilters(rounds=filters.pop("rounds", ROUNDS), **filters), out_dir)
 
 
 def contestants(v: lt.TabView) -> list[str]:
@@ -115,7 +128,7 @@ def test_table_has_every_contestant_with_ratings_cis_and_counts(db_path, out_dir
 
 def test_diagnostics_show_position_bias_and_prior_warnings(db_path, out_dir):
     diagnostics = view(db_path, out_dir).board.diagnostics
-    assert "**Position bias:** the left answer won" in diagnostics and "Wilson" in diagnostics
+    assert "**Position bias** (anonymous battles): the left answer won" in diagnostics and "Wilson" in diagnostics
     assert f"over {ROUNDS} rounds" in diagnostics
 
 
@@ -128,7 +141,7 @@ def test_prior_and_disconnected_groups_are_warned_about(tmp_path):
     db.close()
     diagnostics = view(path, tmp_path).board.diagnostics
     assert "Before trusting the table" in diagnostics
-    assert "b never won in 3 battles" in diagnostics and "prior" in diagnostics
+    assert "No finite rating exists for a (never lost in 3 battles), b (never won in 3 battles)" in diagnostics
     assert "2 groups that never met" in diagnostics
 
 
@@ -147,10 +160,39 @@ def test_grouping_changes_the_contestants(db_path, out_dir):
     assert "alpha + zero_shot" in by_both and "delta" in by_both
 
 
-def test_anonymous_only_drops_named_battles(db_path, out_dir):
+def test_anonymous_battles_rank_by_default_and_named_ones_on_request(db_path, out_dir):
     named = sum(not anonymous for *_, anonymous in LOCAL_BATTLES)
-    v = view(db_path, out_dir, anonymous_only=True)
-    assert sum(v.board.table["Battles"]) == 2 * (ALL_VOTES - named)
+    default = lt.refresh(db_path, lt.BoardFilters(rounds=ROUNDS))
+    assert sum(default.board.table["Battles"]) == 2 * (ALL_VOTES - named)
+    assert "anonymous (blind) battles only" in default.message
+    everything = view(db_path, out_dir, include_named=True)
+    assert sum(everything.board.table["Battles"]) == 2 * ALL_VOTES
+    assert "named Playground comparisons" in everything.message
+
+
+def test_only_named_votes_explain_what_to_do(tmp_path):
+    path = tmp_path / "named.db"
+    db = storage.open_database(path)
+    add_battle(db, "a", "b", "left", question="q", anonymous=False)
+    db.close()
+    v = lt.refresh(path, lt.BoardFilters(rounds=ROUNDS))
+    assert "No anonymous battles yet" in v.message and "Include named comparisons" in v.message
+
+
+def test_rows_are_in_rank_order_then_rating(db_path, out_dir):
+    table = view(db_path, out_dir).board.table
+    ranks, ratings = list(table["Rank"]), list(table["Rating"])
+    assert ranks == sorted(ranks)
+    for k in range(len(ranks) - 1):
+        assert ranks[k] < ranks[k + 1] or ratings[k] >= ratings[k + 1]
+
+
+def test_davidson_tie_model_shows_the_tie_parameter(db_path, out_dir):
+    v = view(db_path, out_dir, tie_model="davidson")
+    assert "ties modelled (Davidson): nu = " in v.board.diagnostics
+    assert v.board.board.tie_model == "davidson" and v.board.board.nu > 0
+    doc = json.loads(board_files(db_path, out_dir, tie_model="davidson").files["json"].read_text(encoding="utf-8"))
+    assert doc["tie_model"]["nu"] == pytest.approx(v.board.board.nu, abs=1e-4)
 
 
 def test_date_range_selects_imported_or_local_votes(db_path, out_dir):
@@ -184,7 +226,7 @@ def test_bad_filters_are_messages_and_keep_the_table(db_path, out_dir):
                               ({"rounds": -5}, "Bootstrap rounds"), ({"rounds": None}, "Bootstrap rounds")]:
         v = view(db_path, out_dir, **filters)
         assert not v.board.valid and expected in v.message, (filters, v.message)
-        assert all(gr_update_is_skip(u) for u in lt.refresh_outputs(v, lt.ExportFilters())[1:])
+        assert all(gr_update_is_skip(u) for u in lt.refresh_outputs(v, lt.BoardFilters())[1:])
     assert list(out_dir.iterdir()) == []
 
 
@@ -195,7 +237,7 @@ def gr_update_is_skip(update) -> bool:
 def test_filters_matching_nothing_say_so(db_path, out_dir):
     v = view(db_path, out_dir, since="2100-01-01")
     assert "No battles match these filters" in v.message
-    assert v.board.table.empty and v.exports.files["dpo"] is None
+    assert v.board.table.empty and exports(db_path, out_dir, since="2100-01-01").files["dpo"] is None
 
 
 def test_empty_database_is_a_friendly_message(tmp_path):
@@ -204,7 +246,9 @@ def test_empty_database_is_a_friendly_message(tmp_path):
     assert "Playground" in v.message and "Arena" in v.message
     assert v.board.table.empty and list(v.board.table.columns) == lt.TABLE_HEADERS
     assert all(f is None for f in v.board.figures.values())
-    assert all(f is None for f in [*v.board.files.values(), *v.exports.files.values()])
+    assert all(f is None for f in [*board_files(tmp_path / "empty.db", tmp_path).files.values(),
+                                   *exports(tmp_path / "empty.db", tmp_path).files.values()])
+    assert list(tmp_path.glob("*.json*")) == []
 
 
 def load_jsonl_dataset(path: Path, cache: Path):
@@ -216,7 +260,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def test_dpo_standard_download_loads_in_datasets(db_path, out_dir, tmp_path):
-    files = view(db_path, out_dir).exports.files
+    files = exports(db_path, out_dir).files
     data = load_jsonl_dataset(files["dpo"], tmp_path)
     assert data.column_names == ["prompt", "chosen", "rejected"]
     assert len(data) == DECISIVE
@@ -228,7 +272,7 @@ def test_dpo_standard_download_loads_in_datasets(db_path, out_dir, tmp_path):
 
 
 def test_dpo_conversational_download_has_messages(db_path, out_dir, tmp_path):
-    files = view(db_path, out_dir).exports.files
+    files = exports(db_path, out_dir).files
     data = load_jsonl_dataset(files["dpo_conv"], tmp_path)
     assert data.column_names == ["prompt", "chosen", "rejected"] and len(data) == DECISIVE
     assert data[0]["prompt"][-1]["role"] == "user" and data[0]["chosen"][0]["role"] == "assistant"
@@ -236,7 +280,7 @@ def test_dpo_conversational_download_has_messages(db_path, out_dir, tmp_path):
 
 
 def test_battles_download_reimports(db_path, out_dir, tmp_path):
-    files = view(db_path, out_dir).exports.files
+    files = exports(db_path, out_dir).files
     rows = json.loads(files["battles"].read_text(encoding="utf-8"))
     assert len(rows) == ALL_VOTES
     fresh = storage.open_database(tmp_path / "fresh.db")
@@ -248,28 +292,32 @@ def test_battles_download_reimports(db_path, out_dir, tmp_path):
         fresh.close()
 
 
+def test_refresh_builds_no_files_and_prepare_builds_them(db_path, out_dir):
+    view(db_path, out_dir)
+    assert list(out_dir.iterdir()) == []
+
+
 def test_leaderboard_downloads_match_the_table(db_path, out_dir):
     v = view(db_path, out_dir)
-    files = v.board.files
+    files = board_files(db_path, out_dir).files
     rows = list(csv.DictReader(io.StringIO(files["csv"].read_text(encoding="utf-8"))))
     assert list(rows[0])[:5] == ["rank", "contestant", "rating", "ci_low", "ci_high"]
     assert [r["contestant"] for r in rows] == contestants(v)
     doc = json.loads(files["json"].read_text(encoding="utf-8"))
     assert [r["contestant"] for r in doc["rows"]] == contestants(v) and doc["settings"]["rounds"] == ROUNDS
     assert files["md"].read_text(encoding="utf-8").startswith("| Rank | Contestant | Rating |")
-    assert {p.parent for p in [*files.values(), *v.exports.files.values()]} == {out_dir}
+    assert {p.parent for p in [*files.values(), *exports(db_path, out_dir).files.values()]} == {out_dir}
 
 
 def test_export_filters_apply(db_path, out_dir, tmp_path):
-    delta_only = view(db_path, out_dir, model="delta").exports.files
+    delta_only = exports(db_path, out_dir, model="delta").files
     battles = json.loads(delta_only["battles"].read_text(encoding="utf-8"))
     assert len(battles) == len(IMPORTED_BATTLES)
     assert all("delta" in (b["model_a"], b["model_b"]) for b in battles)
-    few_shot_cot = read_jsonl(lt.export_view(db_path, lt.BoardFilters(anonymous_only=True),
-                                             lt.ExportFilters(mode="few_shot_cot"), tmp_path).files["dpo_meta"])
+    few_shot_cot = read_jsonl(exports(db_path, tmp_path, anonymous_only=True, mode="few_shot_cot").files["dpo_meta"])
     assert few_shot_cot and all(m["anonymous"] and "few_shot_cot" in (m["left_mode"], m["right_mode"])
                                 for m in few_shot_cot)
-    recent = read_jsonl(view(db_path, out_dir, since="2024-03-06").exports.files["dpo_meta"])
+    recent = read_jsonl(exports(db_path, out_dir, since="2024-03-06").files["dpo_meta"])
     assert recent and all(m["tstamp"] > IMPORTED_T + 100 for m in recent)
 
 
@@ -279,8 +327,8 @@ def test_dedupe_drops_repeated_pairs(tmp_path):
     for _ in range(3):
         add_battle(db, "a", "b", "left", question="same question")
     db.close()
-    assert len(read_jsonl(view(path, tmp_path, dedupe=True).exports.files["dpo"])) == 1
-    assert len(read_jsonl(view(path, tmp_path, dedupe=False).exports.files["dpo"])) == 3
+    assert len(read_jsonl(exports(path, tmp_path, dedupe=True).files["dpo"])) == 1
+    assert len(read_jsonl(exports(path, tmp_path, dedupe=False).files["dpo"])) == 3
 
 
 def test_nothing_to_export_is_a_message(tmp_path):
@@ -289,11 +337,11 @@ def test_nothing_to_export_is_a_message(tmp_path):
     add_battle(db, "a", "b", "tie", question="q1")
     add_battle(db, "b", "a", "both_bad", question="q2")
     db.close()
-    v = view(path, tmp_path)
-    assert v.board.valid and "Nothing to export as DPO pairs" in v.message
-    assert v.exports.files["dpo"] is None and v.exports.files["battles"] is not None
-    v = view(path, tmp_path, model="nobody")
-    assert "No battles to export" in v.message and all(f is None for f in v.exports.files.values())
+    v = exports(path, tmp_path)
+    assert "Nothing to export as DPO pairs" in v.message
+    assert v.files["dpo"] is None and v.files["battles"] is not None
+    v = exports(path, tmp_path, model="nobody")
+    assert "No battles to export" in v.message and all(f is None for f in v.files.values())
 
 
 def test_download_updates_enable_only_buttons_with_files(tmp_path):
@@ -322,8 +370,71 @@ def test_build_lays_out_every_named_component(tmp_path):
         with gr.Tab("Leaderboard"):
             lt.build(ctx)
     ids = {b.elem_id for b in demo.blocks.values()}
-    expected = {"lb-by", "lb-anonymous", "lb-since", "lb-until", "lb-rounds", "lb-refresh", "lb-table",
+    expected = {"lb-by", "lb-include-named", "lb-ties", "lb-category", "lb-anonymous", "lb-since", "lb-until", "lb-rounds", "lb-refresh", "lb-table",
                 "lb-warnings", "lb-plot-ratings", "lb-plot-winrate", "lb-plot-counts", "lb-plot-predicted",
                 "lb-download-dpo", "lb-download-dpo-conv", "lb-download-battles", "lb-download-csv",
-                "lb-download-json", "lb-download-md", "lb-message"}
+                "lb-download-json", "lb-download-md", "lb-message", "lb-prepare-board", "lb-prepare-data",
+                "lb-category-table"}
     assert expected <= ids
+
+
+def test_default_install_one_model_groups_by_model_and_mode(tmp_path):
+    """The bundled model alone: every battle compares two of its modes. 'auto' ranks them and says so."""
+    path = tmp_path / "one-model.db"
+    db = storage.open_database(path)
+    add_battle(db, "smollm2", "smollm2", "left", question="q1", left_mode="instruction", right_mode="zero_shot")
+    db.close()
+    v = lt.refresh(path, lt.BoardFilters(rounds=ROUNDS))
+    assert v.board.valid and "Grouped by **model + mode**" in v.message
+    assert set(contestants(v)) == {"smollm2 + instruction", "smollm2 + zero_shot"}
+
+
+def add_preset_battle(db, preset: str, left: str, right: str, winner: str, question: str) -> int:
+    conversation = [{"role": "user", "content": question}]
+    ids = [storage.insert_generation(db, storage.GenerationRecord(model_id=m, conversation=conversation,
+                                                                  output=f"{m} says", mode="zero_shot",
+                                                                  preset=preset, session_id="s"))
+           for m in (left, right)]
+    battle = storage.create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=True,
+                                   session_id="s")
+    storage.record_vote(db, battle_id=battle, winner=winner, session_id="s")
+    return battle
+
+
+def test_categories_come_from_the_tag_or_the_preset_family(tmp_path):
+    path = tmp_path / "categories.db"
+    families = {"arithmetic-zero-shot": "arithmetic", "sentiment-zero-shot": "sentiment"}
+    db = storage.open_database(path)
+    for k in range(4):
+        add_preset_battle(db, "arithmetic-zero-shot", "m1", "m2", "left", f"sum {k}")   # m1 better at sums
+        add_preset_battle(db, "sentiment-zero-shot", "m1", "m2", "right", f"mood {k}")  # m2 better at moods
+    tagged = add_preset_battle(db, "sentiment-zero-shot", "m1", "m2", "tie", "poem")
+    add_preset_battle(db, None, "m1", "m2", "tie", "untagged, no preset")
+    db.execute("UPDATE battles SET tag = 'poetry' WHERE id = ?", [tagged])
+    db.conn.commit()
+    db.close()
+    v = lt.refresh(path, lt.BoardFilters(rounds=ROUNDS), families)
+    assert v.categories == {"arithmetic": 4, "sentiment": 4, "other": 1, "poetry": 1}
+    sums = lt.refresh(path, lt.BoardFilters(rounds=ROUNDS, category="arithmetic"), families)
+    assert contestants(sums)[0] == "m1" and "Category: **arithmetic**" in sums.message
+    moods = lt.refresh(path, lt.BoardFilters(rounds=ROUNDS, category="sentiment"), families)
+    assert contestants(moods)[0] == "m2" and moods.board.board.n_battles == 4
+    note, table = lt.category_view(path, lt.BoardFilters(rounds=ROUNDS), families)
+    assert set(table["Category"]) == {"arithmetic", "sentiment", "other", "poetry"}
+    best = table[table["Rank"] == 1].groupby("Category")["Contestant"].apply(set).to_dict()
+    assert "m1" in best["arithmetic"] and "m2" in best["sentiment"]
+    assert "4 categories" in note and all("–" in ci for ci in table["95% CI"])
+
+
+def test_position_bias_counts_anonymous_battles_only(tmp_path):
+    """In a named comparison 'left' is whatever the user picked as A: it says nothing about position."""
+    path = tmp_path / "bias.db"
+    db = storage.open_database(path)
+    for k in range(12):  # named: the user always put the better model on the left
+        add_battle(db, "good", "bad", "left", question=f"named {k}", anonymous=False)
+    for k, winner in enumerate(["left", "right", "left", "right"]):
+        add_battle(db, "good", "bad", winner, question=f"blind {k}")
+    db.close()
+    bias = lt.refresh(path, lt.BoardFilters(rounds=ROUNDS, include_named=True)).board.board.position_bias
+    assert (bias.left_wins, bias.decisive) == (2, 4)
+    assert lt.refresh(path, lt.BoardFilters(rounds=ROUNDS, include_named=True)).board.board.n_battles == 16

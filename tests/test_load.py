@@ -129,8 +129,8 @@ def export_dpo_cli(db: Path, out: Path) -> list[dict[str, Any]]:
 
 def ui_dpo_export(client, url: str, params: list[dict[str, Any]]) -> set[int]:
     """Vote ids in the DPO sidecar the Leaderboard tab offers for download (what a person clicks):
-    refresh at the tab's defaults, then fetch the file over HTTP like the browser does."""
-    out = client.submit(*[p.get("parameter_default") for p in params], api_name="/leaderboard_refresh") \
+    'Prepare training data files' at the tab's defaults, then fetch the file over HTTP like the browser does."""
+    out = client.submit(*[p.get("parameter_default") for p in params], api_name="/leaderboard_prepare_data") \
         .result(timeout=REQUEST_TIMEOUT_S)
     sidecars = [path for path in map(_file_path, out) if path and path.endswith(".meta.jsonl")]
     if not sidecars:            # no decisive vote yet: the download buttons are disabled
@@ -185,7 +185,7 @@ def test_eight_users_at_once_votes_and_exports_are_exact(tmp_path):
     try:
         endpoints = new_client(app.url).view_api(return_format="dict", print_info=False)["named_endpoints"]
         params = endpoints["/grid_send"]["parameters"]
-        board = endpoints.get("/leaderboard_refresh", {}).get("parameters")   # None: no such tab (yet)
+        board = endpoints.get("/leaderboard_prepare_data", {}).get("parameters")   # None: no such tab (yet)
         start = threading.Barrier(N_USERS, timeout=REQUEST_TIMEOUT_S)
 
         def user(i: int) -> dict[str, Any]:

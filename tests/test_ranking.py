@@ -20,9 +20,13 @@ from playground.ranking import (
     position_bias,
     predicted_win_matrix,
     tally_battles,
+    fit_davidson,
+    tie_probability_at_equal_strength,
     wilson_interval,
     win_rate_matrix,
 )
+from playground.ranking.synthetic import Setup
+from playground.ranking.synthetic import simulate as simulate_setup
 
 TRUE = np.array([1100.0, 1060.0, 1020.0, 980.0, 940.0, 900.0])  # spread 200, mean 1000
 NAMES = [f"model-{k}" for k in range(len(TRUE))]
@@ -198,8 +202,96 @@ def test_contestant_without_a_win_gets_a_finite_rating_below_the_others():
     assert np.all(np.isfinite(fit.rating)) and np.all(np.isfinite(fit.ci_low))
     assert fit.rating[d] < np.delete(fit.rating, d).min() - 150
     assert fit.failed_rounds == 0
+    assert fit.regularised == ("D",)  # named, for the warning
     with pytest.raises(RankingError, match="prior"):
         fit_bradley_terry(Battles.from_rows(rows), rounds=0, prior=0)
+
+
+def test_regularisation_touches_only_the_pairs_without_a_finite_mle():
+    """Where the MLE exists, the default is the plain MLE: identical to prior=0, unlike a uniform prior."""
+    battles = simulate(600, seed=3)
+    plain = fit_bradley_terry(battles, rounds=0)
+    assert plain.regularised == ()
+    np.testing.assert_allclose(plain.rating, fit_bradley_terry(battles, rounds=0, prior=0).rating, atol=1e-6)
+    np.testing.assert_allclose(plain.rating, per_battle_logistic_fit(battles, prior=0.0), atol=0.05)
+    assert np.abs(plain.rating - fit_bradley_terry(battles, rounds=0, prior=0.5).rating).max() > 0.5
+    # A group that never lost to the rest (no single contestant is unbeaten): its members are named
+    rows = [("A", "B", "left", 1.0), ("B", "A", "left", 2.0), ("C", "D", "left", 3.0), ("D", "C", "left", 4.0),
+            ("A", "C", "left", 5.0), ("B", "D", "left", 6.0)]
+    fit = fit_bradley_terry(Battles.from_rows(rows), rounds=50)
+    assert fit.regularised == ("A", "B") or fit.regularised == ("C", "D")
+    assert np.all(np.isfinite(fit.rating)) and fit.rating[:2].mean() > fit.rating[2:].mean()
+
+
+# ----------------------------------------------------------------------------- the prior study (fast)
+
+
+def study(prior, seeds=range(5), rounds=300):
+    """The prior study's set-up (10k battles, 40 contestants, skewed pairing), a few fixed seeds."""
+    setup = Setup()
+    true = setup.true_ratings()
+    errors, inside, failed = [], [], 0
+    for seed in seeds:
+        fit = fit_bradley_terry(simulate_setup(setup, seed), prior=prior, rounds=rounds, seed=seed)
+        errors.append(fit.rating - true)
+        inside.append((fit.ci_low <= true) & (true <= fit.ci_high))
+        failed += fit.failed_rounds
+    return np.mean(errors, 0), float(np.mean(inside)), failed
+
+
+def test_default_fit_is_unbiased_with_honest_intervals_on_arena_like_data():
+    bias, coverage, failed = study(None)
+    assert np.abs(bias).mean() <= 15 and abs(bias[:5].mean()) <= 20, bias
+    assert coverage >= 0.93
+    assert failed == 0
+    # the old default (0.5 virtual ties per pair that met) fails the same check: the test can fail
+    old_bias, old_coverage, _ = study(0.5)
+    assert np.abs(old_bias).mean() > 15 and old_bias[:5].mean() > 40 and old_coverage < 0.9
+
+
+def test_bootstrap_round_without_a_finite_mle_is_counted_not_fatal():
+    """Seed 1: the weakest contestant won 3 of 90; about 6% of resamples give it no win at all.
+
+    The old code raised numpy.linalg.LinAlgError here (prior=0); now such rounds are dropped and
+    counted (prior=0) or get the default's minimal regularisation (prior=None)."""
+    battles = simulate_setup(Setup(), 1)
+    strict = fit_bradley_terry(battles, prior=0, rounds=300, seed=1)
+    assert 0 < strict.failed_rounds < 60 and np.isfinite(strict.ci_low).all()
+    default = fit_bradley_terry(battles, rounds=300, seed=1)
+    assert default.failed_rounds == 0 and default.rescued_rounds > 0
+    assert default.ci_low[0] < strict.ci_low[0]  # the rescued rounds keep the low tail of the weakest
+
+
+def test_every_round_failing_gives_nan_intervals_not_an_exception():
+    rows = [("A", "B", "left", 1.0), ("B", "A", "left", 2.0)]  # half the resamples have a one-sided pair
+    fit = fit_bradley_terry(Battles.from_rows(rows), prior=0, rounds=200, seed=0)
+    assert 0 < fit.failed_rounds < 200 and np.isfinite(fit.rating).all()
+
+
+# ----------------------------------------------------------------------------- ties modelled
+
+
+@pytest.mark.parametrize("nu", [0.2, 1.0])
+def test_davidson_recovers_the_tie_parameter_and_the_strengths(nu):
+    setup = Setup(n_battles=4000, n_contestants=8, skew=1.0, tie_nu=nu)
+    battles = simulate_setup(setup, 0)
+    fit = fit_davidson(battles, rounds=300, seed=0)
+    half = fit_bradley_terry(battles, rounds=300, seed=0)
+    true = setup.true_ratings()
+    assert fit.tie_model == "davidson" and fit.nu_ci[0] <= nu <= fit.nu_ci[1]
+    assert tie_probability_at_equal_strength(fit.nu) == pytest.approx(nu / (2 + nu), rel=0.15)
+    assert np.abs(fit.rating - true).max() < 40
+    assert np.mean((fit.ci_low <= true) & (true <= fit.ci_high)) >= 0.75
+    # tie-as-half-win squeezes the spread more the more ties there are
+    assert np.ptp(half.rating) < np.ptp(fit.rating)
+    assert list(np.argsort(fit.rating)) == list(np.argsort(half.rating)) or kendall_tau(fit.rating, half.rating) > 0.9
+
+
+def test_davidson_without_ties_is_the_plain_fit_and_nu_zero():
+    battles = simulate(2000, seed=2)
+    fit = fit_davidson(battles, rounds=50, seed=0)
+    assert fit.nu == 0.0
+    np.testing.assert_allclose(fit.rating, fit_bradley_terry(battles, rounds=0).rating, atol=0.01)
 
 
 def test_disconnected_groups_are_detected():

@@ -55,7 +55,8 @@ def arena_session(url: str, user: str) -> dict[str, Any]:
         for question in QUESTIONS[user]:
             left, right, *_, status, _reveal, _box = client.predict(question, *POOL, api_name="/arena_send")
             seen.append({"left": texts(left, "user"), "right": texts(right, "user"), "status": status})
-        vote_status, reveal = client.predict("", api_name=f"/arena_vote_{VERDICT[user]}")
+        vote_status, reveal, *figures = client.predict("", "", api_name=f"/arena_vote_{VERDICT[user]}")
+        assert len(figures) == 4 and all("tok" in f for f in figures[:2])   # the figures arrive with the reveal
         return {"turns": seen, "vote": vote_status, "reveal": reveal}
     finally:
         client.close()

@@ -7,7 +7,9 @@ import math
 import sys
 from typing import Any
 
-from playground.commands.export_cmd import GROUPINGS, parse_when, require_database
+from playground.commands.export_cmd import parse_when, require_database
+
+GROUPINGS = ("auto", "model", "mode", "model+mode")
 
 NAME = "leaderboard"
 
@@ -15,10 +17,16 @@ NAME = "leaderboard"
 def add_parser(subparsers: Any) -> None:
     """Register `leaderboard` on the CLI's subparsers."""
     p = subparsers.add_parser(NAME, help="rank contestants from the votes (Bradley-Terry + bootstrap CIs)")
-    p.add_argument("--by", choices=GROUPINGS, default="model", help="what a contestant is (default model)")
+    p.add_argument("--by", choices=GROUPINGS, default="auto",
+                   help="what a contestant is (default auto: model, or model+mode when battles compare modes "
+                        "of one model)")
     p.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds for the CIs (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--anonymous-only", action="store_true", help="only blind (anonymous) battles")
+    p.add_argument("--include-named", action="store_true",
+                   help="also rank named Playground comparisons (default: anonymous battles only, as Chatbot Arena)")
+    p.add_argument("--tie-model", choices=("half", "davidson"), default="half",
+                   help="a tie is half a win (default) or modelled with Davidson's tie model")
+    p.add_argument("--category", help="only battles of this category (a tag or a prompting preset's task family)")
     p.add_argument("--since", help="only votes at or after this time (ISO or epoch seconds)")
     p.add_argument("--until", help="only votes before this time; a bare date includes that day")
     p.add_argument("--both-bad", choices=("tie", "exclude"), default="tie",
@@ -28,31 +36,64 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from playground.leaderboard import build_leaderboard, load_battles, rows_as_dicts
     from playground.errors import PlaygroundError
+    from playground.leaderboard import build_leaderboard, choose_grouping, load_battles, rows_as_dicts, tie_model_text
+    from playground.prompting.presets import load_presets
+    from playground.ranking import NO_BATTLES
     from storage import open_database
 
     since, until = parse_when(args.since), parse_when(args.until, end_of_day=True)
+    presets_dir = getattr(settings, "presets_dir", None)
+    families = {pid: p.family for pid, p in load_presets(presets_dir).prompting.items()} if presets_dir else {}
+    notes: list[str] = []
+    shows = ("anonymous battles and named Playground comparisons" if args.include_named
+             else "anonymous battles only; --include-named adds named Playground comparisons")
     try:
         require_database(settings.db_path)
         db = open_database(settings.db_path)
         try:
-            battles = load_battles(db, by=args.by, anonymous_only=args.anonymous_only, since=since, until=until,
-                                   with_lengths=args.length_control)
+            by = args.by
+            if by == "auto":
+                by, why = choose_grouping(db, include_named=args.include_named)
+                notes += [why.replace("**", "")] if why else []
+            battles = load_battles(db, by=by, anonymous_only=not args.include_named, since=since, until=until,
+                                   with_lengths=args.length_control, category=args.category, families=families)
+            blind = load_battles(db, by=by, anonymous_only=True, since=since, until=until, with_lengths=False,
+                                 category=args.category, families=families) if args.include_named else None
+            named_only = len(battles) == 0 and not args.include_named and db.execute(
+                "SELECT count(*) FROM votes").fetchone()[0] > 0 and db.execute(
+                "SELECT count(*) FROM votes v JOIN battles b ON b.id = v.battle_id WHERE b.anonymous = 1"
+            ).fetchone()[0] == 0
         finally:
             db.close()
+        if named_only:
+            print("no anonymous battles to rank: every vote is a named Playground comparison; add --include-named "
+                  "to rank them, or vote in the Arena tab", file=sys.stderr)
+            return 1
+        if len(battles) == 0 and args.category:
+            print(f"no battles in category {args.category!r}; run without --category to rank them all",
+                  file=sys.stderr)
+            return 1
         board = build_leaderboard(battles, rounds=args.rounds, seed=args.seed, both_bad=args.both_bad,
-                                  length_control=args.length_control)
+                                  length_control=args.length_control, tie_model=args.tie_model, shows=shows,
+                                  blind=blind)
     except PlaygroundError as exc:  # no database, no battles, unreadable file: nothing to rank
         print(f"{exc}", file=sys.stderr)
+        if NO_BATTLES in str(exc):
+            print("next: open the app (python app.py), ask a question in the Arena tab and vote", file=sys.stderr)
         return 1
     rows = rows_as_dicts(board)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
+        for note in notes:
+            print(note)
         print(format_table(rows))
-        print(f"\n{board.n_battles} battles; rating = Bradley-Terry on the Elo scale (mean 1000), "
-              f"95% bootstrap CI over {board.rounds} rounds; rank = 1 + contestants whose CI is entirely above.")
+        print(f"\n{board.n_battles} battles ({shows}); rating = Bradley-Terry on the Elo scale (mean 1000), "
+              f"95% bootstrap CI over {board.rounds} rounds; rank = 1 + contestants whose CI is entirely above; "
+              f"{tie_model_text(board)}.")
+    for note in notes if args.json else []:
+        print(f"note: {note}", file=sys.stderr)
     for warning in board.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -90,19 +90,34 @@ def contestant_pane(ctx: AppContext, contestant: Contestant, choice: PoolChoice)
 # ---------------------------------------------------------------- views
 
 
-def side_messages(rnd: Round, side: str, question: str = "", live: PaneResult | None = None) -> list[dict[str, Any]]:
+def blind_answer(result: PaneResult, followup: str | None = None) -> str:
+    """The answer as a blind side shows it: only what the model wrote.
+
+    Zero-shot CoT's second step starts with the preset's trigger ("Therefore, the answer is"),
+    which is prompt text and would name the mode: it is left out, the model's continuation kept.
+    """
+    if result.followup_output and followup and result.followup_output.startswith(followup):
+        tail = result.followup_output[len(followup):].strip()
+        return f"{result.output.rstrip()}\n\n{tail}" if tail else result.output
+    return result.answer_text
+
+
+def side_messages(rnd: Round, side: str, question: str = "", live: PaneResult | None = None,
+                  followup: str | None = None) -> list[dict[str, Any]]:
     """The side's transcript, plus the turn being streamed."""
     state = rnd.side(side)
     messages = [dict(m) for m in state.transcript]
     if not state.done and question:
         messages.append({"role": "user", "content": question})
-        if live is not None and live.answer_text:
-            messages.append({"role": "assistant", "content": live.answer_text})
+        answer = blind_answer(live, followup) if live is not None else ""
+        if answer:
+            messages.append({"role": "assistant", "content": answer})
     return messages
 
 
 def reveal_markdown(revealed: Sequence[Revealed]) -> str:
-    """Who was who, each with the exact prompts it was sent (one per turn)."""
+    """Who was who, each with the exact prompts it was sent (one per turn); the figures and notices held
+    back until the vote appear under each side."""
     lines = ["### Who was who"]
     for r in revealed:
         title = MODE_TITLES.get(r.mode, r.mode)
@@ -122,25 +137,37 @@ def _fenced(caption: str, text: str) -> str:
 
 
 def round_view(rnd: Round | None, status: str, question: str = "",
-               live: Sequence[PaneResult | None] | None = None) -> ArenaView:
-    """Everything the tab shows for a round; identities appear only once it is voted."""
+               live: Sequence[PaneResult | None] | None = None,
+               followups: Sequence[str | None] = (None, None)) -> ArenaView:
+    """Everything the tab shows for a round. Before the vote the two sides show the answers and
+    nothing else (no token counts, speeds or notices: they give away the mode or the model's size);
+    after it, those appear together with who was who."""
     if rnd is None:
         return ArenaView(status=status, chats=[[], []], metrics=["", ""], notices=["", ""])
     live = live or [None, None]
-    chats = [side_messages(rnd, s, question, r) for s, r in zip(SIDES, live)]
-    metrics = [format_metrics(r) if r is not None else "" for r in live]
-    notices = [notices_markdown(r) if r is not None else "" for r in live]
-    for i, s in enumerate(SIDES):
-        error = html.escape(rnd.side(s).error or "")
-        if error and error not in notices[i]:   # e.g. "not saved": the pane itself did not fail
-            notices[i] = (notices[i] + "\n\n" if notices[i] else "") + f"❌ **Error:** {error}"
+    chats = [side_messages(rnd, s, question, r, f) for s, r, f in zip(SIDES, live, followups)]
+    metrics, notices = side_extras(rnd)
     return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0], chats=chats,
                      metrics=metrics, notices=notices)
 
 
+def side_extras(rnd: Round) -> tuple[list[str], list[str]]:
+    """Figures and notices under each side: after the vote only; before it just a failure, if any
+    (a failed round cannot be judged, so saying so gives nothing away)."""
+    if rnd.status == "voted":
+        return [rnd.side(s).figures for s in SIDES], [rnd.side(s).notices for s in SIDES]
+    notices = []
+    for s in SIDES:
+        error = rnd.side(s).error
+        notices.append(f"❌ **Error:** {html.escape(error)}" if error and rnd.status == "failed" else "")
+    return ["", ""], notices
+
+
 def message_view(rnd: Round | None, status: str) -> ArenaView:
-    """A message about the round that leaves the answers on screen as they are."""
-    return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0])
+    """A message about the round that leaves the answers on screen as they are (figures after a vote)."""
+    metrics, notices = side_extras(rnd) if rnd is not None else (None, None)
+    return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0], metrics=metrics,
+                     notices=notices)
 
 
 def _reveal_text(rnd: Round | None) -> str:
@@ -180,6 +207,7 @@ def arena_send(ctx: AppContext, state: dict[str, Any], question: str, choice: Po
         if rnd is None:
             rnd = draw_round(ctx.settings.db_path, build_pool(choice.models, choice.modes), rng or random.Random())
         specs = [contestant_pane(ctx, rnd.side(s).contestant, choice) for s in SIDES]
+        followups = [_followup(ctx, spec) for spec in specs]
         histories = [list(rnd.side(s).history) for s in SIDES]
         rnd = begin_turn(rnd, question)
     except PlaygroundError as exc:
@@ -188,24 +216,30 @@ def arena_send(ctx: AppContext, state: dict[str, Any], question: str, choice: Po
     session_id = session_id_for(state["session_uuid"], username)
     run_id, cancel = ctx.runs.start()
     state = {**state, "round": rnd.to_dict(), "run_id": run_id}
-    yield state, round_view(rnd, "⏳ Both models are answering…", question, [PaneResult(), PaneResult()])
+    yield state, round_view(rnd, "⏳ Both models are answering…", question, [PaneResult(), PaneResult()], followups)
     results: list[PaneResult] = []
     try:
         for results in run_panes(ctx, specs, question, histories, cancel):
-            for side, spec, history, result in zip(SIDES, specs, histories, results):
+            for side, spec, history, result, followup in zip(SIDES, specs, histories, results, followups):
                 if result.done and not rnd.side(side).done:
-                    _finish_side(ctx, rnd, side, spec, history, question, result, session_id)
+                    _finish_side(ctx, rnd, side, spec, history, question, result, session_id, followup)
             done = sum(r.done for r in results)
             state = {**state, "round": rnd.to_dict()}
-            yield state, round_view(rnd, f"⏳ {done}/2 answers complete…", question, results)
+            yield state, round_view(rnd, f"⏳ {done}/2 answers complete…", question, results, followups)
     finally:
         ctx.runs.finish(run_id)
     state = {**state, "round": rnd.to_dict(), "run_id": None}
-    yield state, round_view(rnd, _after_turn_status(rnd), question, results)
+    yield state, round_view(rnd, _after_turn_status(rnd), question, results, followups)
+
+
+def _followup(ctx: AppContext, spec: PaneSpec) -> str | None:
+    """The preset's second-step trigger (zero-shot CoT), which a blind side must not show."""
+    preset = ctx.presets.prompting.get(spec.preset_id) if spec.preset_id else None
+    return getattr(preset, "followup", None)
 
 
 def _finish_side(ctx: AppContext, rnd: Round, side: str, spec: PaneSpec, history: list[dict[str, str]],
-                 question: str, result: PaneResult, session_id: str) -> None:
+                 question: str, result: PaneResult, session_id: str, followup: str | None = None) -> None:
     """Store a side's finished answer (unless it failed empty) and record it in the round."""
     generation_id, error = None, result.error
     if result.answer_text or not result.error:
@@ -218,7 +252,8 @@ def _finish_side(ctx: AppContext, rnd: Round, side: str, spec: PaneSpec, history
                 sampling=spec.sampling)
         except PlaygroundError as exc:
             error = error or f"the answer could not be saved: {exc}"
-    record_answer(rnd, side, question, result.answer_text, result.exact_prompt, generation_id, error)
+    record_answer(rnd, side, question, blind_answer(result, followup), result.exact_prompt, generation_id, error,
+                  figures=format_metrics(result), notices=notices_markdown(result))
 
 
 def _after_turn_status(rnd: Round) -> str:
@@ -229,14 +264,14 @@ def _after_turn_status(rnd: Round) -> str:
 
 
 def arena_vote(ctx: AppContext, state: dict[str, Any], winner: str, note: str = "",
-               username: str | None = None) -> tuple[dict[str, Any], ArenaView]:
-    """Judge the round: store battle + vote (once), then reveal who was who."""
+               username: str | None = None, tag: str = "") -> tuple[dict[str, Any], ArenaView]:
+    """Judge the round: store battle + vote (once, with the optional category tag), then reveal who was who."""
     rnd = _round(state)
     if rnd is None:
         return state, message_view(None, "⚠️ Ask a question first: both models answer, then you vote.")
     try:
         rnd, result = cast_vote(ctx.settings.db_path, rnd, winner, session_id_for(state["session_uuid"], username),
-                                (note or "").strip() or None)
+                                (note or "").strip() or None, tag)
     except PlaygroundError as exc:
         return state, message_view(rnd, f"⚠️ Vote not saved: {exc}")
     state = {**state, "round": rnd.to_dict()}
@@ -278,7 +313,7 @@ def build(ctx: AppContext) -> None:
     with gr.Row(equal_height=False):
         sides = []
         for side in SIDES:
-            with gr.Column(min_width=320):
+            with gr.Column(min_width=320, elem_id=f"arena-{side}"):
                 chat = gr.Chatbot(label=SIDE_NAMES[side], height=380, elem_id=f"arena-{side}-chat",
                                   buttons=["copy"])
                 metrics = gr.Markdown(elem_id=f"arena-{side}-metrics")
@@ -290,7 +325,11 @@ def build(ctx: AppContext) -> None:
         send = gr.Button("Send", variant="primary", scale=1, elem_id="arena-send")
         new_round = gr.Button("New round", scale=1, elem_id="arena-new-round")
     status = gr.Markdown(HELLO, elem_id="arena-status")
-    note = gr.Textbox(label="Note (optional, saved with your vote)", elem_id="arena-note")
+    with gr.Row():
+        note = gr.Textbox(label="Note (optional, saved with your vote)", elem_id="arena-note", scale=3)
+        tag = gr.Textbox(label="Category tag (optional)", placeholder="e.g. coding, maths, poetry",
+                         elem_id="arena-tag", scale=1, max_length=40,
+                         info="the leaderboard can rank each category; empty = the task family")
     with gr.Row():
         buttons = {w: gr.Button(label, interactive=False, elem_id=f"arena-vote-{w}") for w, label in VOTE_BUTTONS.items()}
     revealed = gr.Markdown(elem_id="arena-reveal")
@@ -319,7 +358,8 @@ def build(ctx: AppContext) -> None:
     new_round.click(on_new_round, [state, *pool_inputs], round_outputs, api_name="arena_new_round",
                     cancels=[send_event])
     for winner, button in buttons.items():
-        button.click(_vote_handler(ctx, winner), [state, note], [state, status, revealed, *buttons.values()],
+        button.click(_vote_handler(ctx, winner), [state, note, tag],
+                     [state, status, revealed, *metric_boxes, *notice_boxes, *buttons.values()],
                      api_name=f"arena_vote_{winner}")
     gr.on([models.change, modes.change], pool_summary, [models, modes], [pool_info], queue=False,
           api_visibility="private")
@@ -327,9 +367,10 @@ def build(ctx: AppContext) -> None:
 
 def _vote_handler(ctx: AppContext, winner: str):
     """A click handler for one verdict button (gets the login name through gr.Request)."""
-    def on_vote(st: dict[str, Any], note: str, request: gr.Request) -> list[Any]:
-        st2, view = arena_vote(ctx, st, winner, note, _username(request))
-        return [st2, view.status, view.reveal, *_vote_buttons(view.can_vote)]
+    def on_vote(st: dict[str, Any], note: str, tag: str, request: gr.Request) -> list[Any]:
+        st2, view = arena_vote(ctx, st, winner, note, _username(request), tag)
+        extras = [*(view.metrics or [gr.skip()] * 2), *(view.notices or [gr.skip()] * 2)]
+        return [st2, view.status, view.reveal, *extras, *_vote_buttons(view.can_vote)]
     return on_vote
 
 

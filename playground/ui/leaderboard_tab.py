@@ -1,20 +1,23 @@
-"""The Leaderboard tab: ratings with CIs, diagnostics, plots and downloads, straight from the votes.
+"""The Leaderboard tab: ratings with CIs, diagnostics, categories, plots and downloads, from the votes.
 
-The logic is in plain functions that tests call without a browser:
-`leaderboard_view` (filters -> table, diagnostics, figures and the leaderboard files),
-`export_view` (export filters -> DPO JSONL, sidecars and Arena battles files) and `refresh`,
-which runs both. Every call opens its own database connection and writes its files to a fresh
-temporary folder, deleted as soon as Gradio has copied the files into its cache (see `request_dir`).
-`build` lays out the components and wires them to these functions.
+One piece on purpose (past 500 lines): the handlers below share the filter types and messages,
+and another branch wraps the download handlers with role checks, which is easier in one place.
+
+The logic is in plain functions that tests call without a browser: `refresh` (filters -> table,
+diagnostics, figures, the category and contestant choices), `category_view` (per-category
+ratings), and the download handlers `board_files` and `export_view`, which write files only
+when the user asks for them (a Refresh builds none). Every call opens its own database
+connection; download files go to a fresh temporary folder, deleted as soon as Gradio has copied
+them into its cache (see `request_dir`). `build` lays out the components and wires them.
 """
 from __future__ import annotations
 
 import math
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,35 +30,36 @@ from matplotlib.figure import Figure
 from playground.context import AppContext
 from playground.errors import PlaygroundError
 from playground.export import export_arena_battles, export_dpo
-from playground.leaderboard import (
-    GROUPINGS,
-    Leaderboard,
-    battle_count_figure,
-    build_leaderboard,
-    load_battles,
-    predicted_win_rate_figure,
-    ratings_figure,
-    to_csv,
-    to_json,
-    to_markdown,
-    win_rate_figure,
-)
-from playground.ranking import PositionBias
+from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, build_leaderboard, category_counts,
+                                    choose_grouping, load_battles, predicted_win_rate_figure, ratings_figure,
+                                    tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
+from playground.ranking import TIE_MODELS, PositionBias
 from storage import count_votes, open_database
 
 DEFAULT_ROUNDS = 1000
 MAX_ROUNDS = 10_000
+CATEGORY_ROUNDS = 200  # per-category boards: enough for a 95% interval, five times faster
 BOTH_BAD_CHOICES = ("tie", "exclude")
-ANY = ""  # the export filters' "no filter" choice
+TIE_CHOICES = [("tie = half a win", "half"), ("Davidson tie model", "davidson")]
+GROUPING_CHOICES = [("auto", "auto"), ("model", "model"), ("mode", "mode"), ("model + mode", "model+mode")]
+ANY = ""  # the "no filter" choice of the category and export dropdowns
 NO_BATTLES_MESSAGE = (
-    "**No battles yet.** Vote on answer pairs in the **Playground** or **Arena** tab, or import Arena "
-    "battles with `python app.py import battles FILE`, then press **Refresh**."
+    "**No battles yet.** Ask a question in the **Arena** tab and vote on the two answers (or judge two panes "
+    "in the **Playground**), or import Arena battles with `python app.py import battles FILE`, then press "
+    "**Refresh**."
+)
+ONLY_NAMED_MESSAGE = (
+    "**No anonymous battles yet.** The leaderboard ranks blind **Arena** battles by default (as Chatbot Arena "
+    "does); your {n} vote(s) are named Playground comparisons. Tick **Include named comparisons** to rank "
+    "them too, or vote in the **Arena** tab."
 )
 TABLE_HEADERS = ["Rank", "Contestant", "Rating", "95% CI", "Elo", "Battles", "W / L / T", "Win rate %"]
 TABLE_TYPES = ["number", "str", "number", "str", "number", "number", "str", "number"]
 LC_HEADERS = ["Rating (LC)", "95% CI (LC)", "Rank (LC)"]
 LC_TYPES = ["number", "str", "number"]
+CATEGORY_HEADERS = ["Category", "Rank", "Contestant", "Rating", "95% CI", "Battles"]
 PLOTS = ("ratings", "winrate", "counts", "predicted")
+HEATMAPS = ("winrate", "counts", "predicted")  # drawn when their accordion is open: ~0.5 s each at 40 contestants
 BOARD_FILES = {"csv": "leaderboard.csv", "json": "leaderboard.json", "md": "leaderboard.md"}
 DATA_FILES = ("dpo", "dpo_meta", "dpo_conv", "dpo_conv_meta", "battles")
 HEATMAP_GUIDE = (
@@ -76,22 +80,26 @@ class InvalidFilter(PlaygroundError):
 class BoardFilters:
     """The leaderboard's filters as the UI hands them over (text dates, a float from gr.Number)."""
 
-    by: str = "model"
-    anonymous_only: bool = False
+    by: str = "auto"
+    include_named: bool = False
     since: str = ""
     until: str = ""
     both_bad: str = "tie"
     rounds: float | int | None = DEFAULT_ROUNDS
     length_control: bool = False
+    tie_model: str = "half"
+    category: str = ANY
 
 
 @dataclass(frozen=True)
 class ExportFilters:
-    """Filters only the data exports use; the date range and anonymous-only come from BoardFilters."""
+    """Filters only the data exports use; the date range comes from BoardFilters. Exports take named
+    comparisons too unless `anonymous_only` (DPO pairs from the Playground are as good as blind ones)."""
 
     model: str = ANY
     mode: str = ANY
     dedupe: bool = True
+    anonymous_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,13 +119,12 @@ class BoardView:
     table: pd.DataFrame = field(default_factory=lambda: empty_table(False))
     diagnostics: str = ""
     figures: dict[str, Figure | None] = field(default_factory=lambda: dict.fromkeys(PLOTS))
-    files: dict[str, Path | None] = field(default_factory=lambda: dict.fromkeys(BOARD_FILES))
     board: Leaderboard | None = None
 
 
 @dataclass
 class ExportView:
-    """The data export files (None = nothing to offer) and what to tell the user about them."""
+    """Download files (None = nothing to offer) and what to tell the user about them."""
 
     message: str
     files: dict[str, Path | None] = field(default_factory=lambda: dict.fromkeys(DATA_FILES))
@@ -125,16 +132,16 @@ class ExportView:
 
 @dataclass
 class TabView:
-    """Everything one Refresh produces."""
+    """Everything one Refresh produces: the board, and the choices of the category and export filters."""
 
     board: BoardView
-    exports: ExportView
     models: list[str]
     modes: list[str]
+    categories: dict[str, int]
 
     @property
     def message(self) -> str:
-        return "\n\n".join(m for m in (self.board.message, self.exports.message) if m)
+        return self.board.message
 
 
 # ----------------------------------------------------------------------------- input
@@ -189,43 +196,85 @@ def check_choice(label: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def shown_battles(include_named: bool) -> str:
+    """Which battles the table ranks, in words (the table says it, the files too)."""
+    return ("anonymous Arena battles and named Playground comparisons" if include_named
+            else "anonymous (blind) battles only; named Playground comparisons excluded")
+
+
 # ----------------------------------------------------------------------------- the leaderboard
 
 
-def leaderboard_view(db_path: str | Path, filters: BoardFilters, out_dir: str | Path) -> BoardView:
-    """Rank the contestants under `filters`; write the CSV/JSON/Markdown of what is shown to `out_dir`.
+@dataclass(frozen=True)
+class _Ranked:
+    board: Leaderboard
+    note: str  # what 'auto' chose, or ""
 
-    Never raises for things a user can cause: bad filters, an empty database or filters that
-    match nothing come back as a message.
-    """
+
+def rank(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str] | None = None,
+         rounds: int | None = None) -> _Ranked | BoardView:
+    """The fit behind the table (and behind its files); a BoardView when there is nothing to rank."""
     try:
         window = parse_window(filters.since, filters.until)
-        rounds = parse_rounds(filters.rounds)
+        rounds = parse_rounds(filters.rounds) if rounds is None else rounds
         by = check_choice("Contestant", filters.by, GROUPINGS)
         both_bad = check_choice("'Both bad' votes", filters.both_bad, BOTH_BAD_CHOICES)
+        tie_model = check_choice("Ties", filters.tie_model, TIE_MODELS)
     except InvalidFilter as exc:
         return BoardView(message=f"⚠️ {exc}", valid=False)
+    note = ""
+    with closing(open_database(db_path)) as db:
+        total = count_votes(db)
+        if total == 0:
+            return BoardView(message=NO_BATTLES_MESSAGE)
+        if by == "auto":
+            by, note = choose_grouping(db, include_named=filters.include_named)
+        battles = load_battles(db, by=by, anonymous_only=not filters.include_named, since=window.since,
+                               until=window.until, with_lengths=filters.length_control,
+                               category=filters.category or None, families=families)
+        if len(battles) == 0 and not filters.include_named and not _any_anonymous(db):
+            return BoardView(message=ONLY_NAMED_MESSAGE.format(n=total), table=empty_table(filters.length_control))
+        blind = None
+        if filters.include_named:  # position bias only where sides were random: the anonymous battles
+            blind = load_battles(db, by=by, anonymous_only=True, since=window.since, until=window.until,
+                                 with_lengths=False, category=filters.category or None, families=families)
+    if len(battles) == 0:
+        return BoardView(message="**No battles match these filters.** Widen the date range, pick another category "
+                                 "or tick 'Include named comparisons'.", table=empty_table(filters.length_control))
+    board = build_leaderboard(battles, rounds=rounds, both_bad=both_bad, length_control=filters.length_control,
+                              tie_model=tie_model, shows=shown_battles(filters.include_named), blind=blind)
+    return _Ranked(board, note)
+
+
+def _any_anonymous(db: Any) -> bool:
+    return db.execute("SELECT 1 FROM votes v JOIN battles b ON b.id = v.battle_id WHERE b.anonymous = 1 "
+                      "LIMIT 1").fetchone() is not None
+
+
+def leaderboard_view(db_path: str | Path, filters: BoardFilters,
+                     families: Mapping[str, str] | None = None, heatmaps: bool = True) -> BoardView:
+    """Rank the contestants under `filters`: the table, the diagnostics and the figures; no files.
+    The heatmaps are drawn only with `heatmaps` (the tab asks for them when their section is open).
+
+    Never raises for things a user can cause: bad filters, an empty database or filters that
+    match nothing come back as a message that says what to do next.
+    """
     try:
-        with closing(open_database(db_path)) as db:
-            if count_votes(db) == 0:
-                return BoardView(message=NO_BATTLES_MESSAGE)
-            battles = load_battles(db, by=by, anonymous_only=filters.anonymous_only, since=window.since,
-                                   until=window.until, with_lengths=filters.length_control)
-        if len(battles) == 0:
-            return BoardView(message="**No battles match these filters.** Widen the date range or untick "
-                                     "'Anonymous battles only'.", table=empty_table(filters.length_control))
-        board = build_leaderboard(battles, rounds=rounds, both_bad=both_bad, length_control=filters.length_control)
-        files = write_board_files(board, Path(out_dir))
+        ranked = rank(db_path, filters, families)
     except PlaygroundError as exc:
         return BoardView(message=f"❌ {exc}")
-    except OSError as exc:  # the temporary folder is full or gone
-        return BoardView(message=f"❌ Cannot write the leaderboard files to {out_dir}: {exc.strerror or exc}.")
+    if isinstance(ranked, BoardView):
+        return ranked
+    board = ranked.board
+    message = (f"Ranked {len(board.rows)} contestants from {board.n_battles} battle{_s(board.n_battles)} "
+               f"({board.shows}).")
+    if filters.category:
+        message += f" Category: **{filters.category}**."
     return BoardView(
-        message=f"Ranked {len(board.rows)} contestants from {board.n_battles} battles.",
+        message=(ranked.note + "\n\n" + message) if ranked.note else message,
         table=board_table(board),
         diagnostics=diagnostics_markdown(board),
-        figures=board_figures(board),
-        files=files,
+        figures=board_figures(board, heatmaps),
         board=board,
     )
 
@@ -235,8 +284,8 @@ def empty_table(length_control: bool) -> pd.DataFrame:
 
 
 def board_table(board: Leaderboard) -> pd.DataFrame:
-    """One row per contestant, best first. Numbers stay numbers (the table sorts by them), rounded
-    for reading; an unrated contestant has empty rating cells (the warnings say why)."""
+    """One row per contestant in rank order (then rating). Numbers stay numbers (the table sorts by
+    them), rounded for reading; an unrated contestant has empty rating cells (the warnings say why)."""
     has_lc = board.length_control is not None
     rows = []
     for r in board.rows:
@@ -275,9 +324,10 @@ def _ci(low: float | None, high: float | None) -> str:
 def diagnostics_markdown(board: Leaderboard) -> str:
     """How to read the table, the position-bias check, the length effect, then the warnings."""
     both_bad = "counted as ties" if board.both_bad == "tie" else "left out"
-    lines = [f"**{board.n_battles} battles, {len(board.rows)} contestants.** Rating = Bradley-Terry on the Elo "
-             f"scale (mean 1000) with a 95% bootstrap CI over {board.rounds} rounds; rank = 1 + contestants "
-             f"whose CI lies entirely above; Elo = online Elo in vote order; 'both bad' votes {both_bad}.",
+    lines = [f"**{board.n_battles} battle{_s(board.n_battles)}, {len(board.rows)} contestants** ({board.shows}). Rating = "
+             f"Bradley-Terry on the Elo scale (mean 1000, no prior) with a 95% bootstrap CI over {board.rounds} "
+             f"rounds; rank = 1 + contestants whose CI lies entirely above; Elo = online Elo in vote order; "
+             f"'both bad' votes {both_bad}; {tie_model_text(board)}.",
              position_bias_line(board.position_bias)]
     if board.length_control is not None:
         lines.append(length_control_line(board))
@@ -287,13 +337,17 @@ def diagnostics_markdown(board: Leaderboard) -> str:
     return "\n\n".join(lines)
 
 
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
 def position_bias_line(bias: PositionBias) -> str:
     """The left-side win rate with its Wilson interval; 50% is what randomised sides should give."""
     if bias.decisive == 0:
-        return "**Position bias:** no decisive (left or right) votes yet, nothing to check."
+        return "**Position bias:** no decisive (left or right) anonymous votes yet, nothing to check."
     verdict = ("⚠️ voters favour one side; keep left/right randomised" if bias.significant
                else "no clear bias (50% lies inside the interval)")
-    return (f"**Position bias:** the left answer won {bias.left_wins} of {bias.decisive} decisive votes "
+    return (f"**Position bias** (anonymous battles): the left answer won {bias.left_wins} of {bias.decisive} decisive votes "
             f"({bias.rate:.1%}, 95% Wilson CI {bias.ci_low:.1%} – {bias.ci_high:.1%}): {verdict}.")
 
 
@@ -307,37 +361,86 @@ def length_control_line(board: Leaderboard) -> str:
             "strengths at equal answer length.")
 
 
-def board_figures(board: Leaderboard) -> dict[str, Figure]:
-    figures = {"ratings": ratings_figure(board), "winrate": win_rate_figure(board),
-               "counts": battle_count_figure(board), "predicted": predicted_win_rate_figure(board)}
-    return {name: readable(figure) for name, figure in figures.items()}
+def board_figures(board: Leaderboard, heatmaps: bool = True) -> dict[str, Figure | None]:
+    """The ratings plot, and the three heatmaps when asked for (None otherwise: left as shown)."""
+    figures: dict[str, Figure | None] = {"ratings": ratings_figure(board), **dict.fromkeys(HEATMAPS)}
+    if heatmaps:
+        figures.update(heatmap_figures(board))
+    return figures
 
 
-def readable(figure: Figure, min_width: float = 5.5) -> Figure:
-    """Fit the figures to the tab: with few contestants a heatmap is narrower than its title, and
-    black cell labels vanish on the darkest colours, so titles get 10 pt and labels a contrasting colour."""
-    figure.set_figwidth(max(figure.get_figwidth(), min_width))
-    for ax in figure.axes:
-        ax.title.set_fontsize(10)
-        if ax.images:
-            _contrast_cell_labels(ax)
-    return figure
+def heatmap_figures(board: Leaderboard) -> dict[str, Figure]:
+    return {"winrate": win_rate_figure(board), "counts": battle_count_figure(board),
+            "predicted": predicted_win_rate_figure(board)}
 
 
-def _contrast_cell_labels(ax: Any) -> None:
-    image = ax.images[0]
-    for text in ax.texts:
+# ----------------------------------------------------------------------------- categories
+
+
+def category_view(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str] | None = None
+                  ) -> tuple[str, pd.DataFrame]:
+    """Per-category ratings with intervals (Arena's category boards, on the local votes).
+
+    A category is a battle's tag, else its prompting preset's task family. Each category is
+    ranked on its own battles with CATEGORY_ROUNDS bootstrap rounds; a category where nothing
+    can be ranked is listed in the message instead.
+    """
+    empty = pd.DataFrame(columns=CATEGORY_HEADERS)
+    try:
+        with closing(open_database(db_path)) as db:
+            counts = category_counts(db, families or {}, include_named=filters.include_named)
+    except PlaygroundError as exc:
+        return f"❌ {exc}", empty
+    rows, skipped = [], []
+    for category in counts:
         try:
-            value = float(text.get_text())
-        except ValueError:
+            ranked = rank(db_path, replace(filters, category=category, length_control=False), families,
+                          rounds=CATEGORY_ROUNDS)
+        except PlaygroundError as exc:
+            skipped.append(f"{category} ({exc})")
             continue
-        red, green, blue, _ = image.cmap(image.norm(value))
-        text.set_color("white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black")
-        text.set_fontsize(8)
+        if isinstance(ranked, BoardView):
+            if not ranked.valid:
+                return ranked.message, empty
+            skipped.append(category)
+            continue
+        rows += [[category, r.rank, r.contestant, _round(r.rating), _ci(r.ci_low, r.ci_high), r.battles]
+                 for r in ranked.board.rows]
+    if not counts:
+        return "**No categories yet:** no battle matches the filters.", empty
+    note = f"{len(counts)} categories ({', '.join(f'{c}: {n}' for c, n in counts.items())} battles); " \
+           f"{CATEGORY_ROUNDS} bootstrap rounds each."
+    if skipped:
+        note += f" Nothing to rank in: {', '.join(skipped)}."
+    return note, pd.DataFrame(rows, columns=CATEGORY_HEADERS, dtype=object)
+
+
+def category_choices(counts: Mapping[str, int]) -> list[tuple[str, str]]:
+    return [("all categories", ANY), *((f"{c} ({n})", c) for c, n in counts.items())]
+
+
+# ----------------------------------------------------------------------------- downloads (built on request)
+
+
+def board_files(db_path: str | Path, filters: BoardFilters, out_dir: str | Path,
+                families: Mapping[str, str] | None = None) -> ExportView:
+    """The leaderboard as shown (same filters and seed, so the same numbers) as CSV, JSON and Markdown."""
+    try:
+        ranked = rank(db_path, filters, families)
+    except PlaygroundError as exc:
+        return ExportView(message=f"❌ Leaderboard files not prepared: {exc}", files=dict.fromkeys(BOARD_FILES))
+    if isinstance(ranked, BoardView):
+        return ExportView(message=ranked.message, files=dict.fromkeys(BOARD_FILES))
+    try:
+        files = write_board_files(ranked.board, Path(out_dir))
+    except OSError as exc:  # the temporary folder is full or gone
+        return ExportView(message=f"❌ Cannot write the leaderboard files to {out_dir}: {exc.strerror or exc}.",
+                          files=dict.fromkeys(BOARD_FILES))
+    return ExportView(message="Leaderboard files ready: CSV, JSON and Markdown of the table above.", files=files)
 
 
 def write_board_files(board: Leaderboard, out_dir: Path) -> dict[str, Path | None]:
-    """The shown leaderboard as files (rendered from the same fit, so they match the table exactly)."""
+    """The leaderboard as files (rendered from one fit, so they match the table exactly)."""
     render = {"csv": to_csv, "json": to_json, "md": to_markdown}
     files: dict[str, Path | None] = {}
     for key, name in BOARD_FILES.items():
@@ -347,15 +450,12 @@ def write_board_files(board: Leaderboard, out_dir: Path) -> dict[str, Path | Non
     return files
 
 
-# ----------------------------------------------------------------------------- data exports
-
-
 def export_view(db_path: str | Path, filters: BoardFilters, export_filters: ExportFilters,
                 out_dir: str | Path) -> ExportView:
     """DPO pairs (standard and conversational, each with its sidecar) and Arena battles under the filters.
 
-    Uses the leaderboard's date range and anonymous-only setting plus the export-only filters;
-    a file that would be empty is not offered, and the message says why.
+    Uses the leaderboard's date range plus the export-only filters; a file that would be empty
+    is not offered, and the message says why.
     """
     try:
         window = parse_window(filters.since, filters.until)
@@ -363,11 +463,11 @@ def export_view(db_path: str | Path, filters: BoardFilters, export_filters: Expo
         return ExportView(message=f"⚠️ Downloads not prepared. {exc}")
     out_dir = Path(out_dir)
     common = {"model": export_filters.model or None, "mode": export_filters.mode or None,
-              "since": window.since, "until": window.until, "anonymous_only": filters.anonymous_only}
+              "since": window.since, "until": window.until, "anonymous_only": export_filters.anonymous_only}
     try:
         with closing(open_database(db_path)) as db:
             if count_votes(db) == 0:
-                return ExportView(message="")  # the leaderboard's message already says how to get battles
+                return ExportView(message=NO_BATTLES_MESSAGE)
             standard = export_dpo(db, out_dir / "dpo-standard.jsonl", format="standard",
                                   dedupe=export_filters.dedupe, **common)
             conversational = export_dpo(db, out_dir / "dpo-conversational.jsonl", format="conversational",
@@ -387,7 +487,7 @@ def export_view(db_path: str | Path, filters: BoardFilters, export_filters: Expo
         files["battles"] = battles.path
     else:
         notes.append("**No battles to export:** no voted battle matches the filters.")
-    return ExportView(message="\n\n".join(notes), files=files)
+    return ExportView(message="\n\n".join(notes) or "Training data files ready.", files=files)
 
 
 def contestant_options(db_path: str | Path) -> tuple[list[str], list[str]]:
@@ -409,12 +509,17 @@ def _distinct_sides(db: Any, column: str) -> list[str]:
 # ----------------------------------------------------------------------------- refresh
 
 
-def refresh(db_path: str | Path, filters: BoardFilters, export_filters: ExportFilters, out_dir: str | Path) -> TabView:
-    """One Refresh: the leaderboard, then the downloads (skipped when the filters are invalid)."""
-    board = leaderboard_view(db_path, filters, out_dir)
-    exports = export_view(db_path, filters, export_filters, out_dir) if board.valid else ExportView(message="")
+def refresh(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str] | None = None,
+            heatmaps: bool = True) -> TabView:
+    """One Refresh: the leaderboard and the filter choices. No download file is built here."""
+    board = leaderboard_view(db_path, filters, families, heatmaps)
     models, modes = contestant_options(db_path)
-    return TabView(board=board, exports=exports, models=models, modes=modes)
+    try:
+        with closing(open_database(db_path)) as db:
+            categories = category_counts(db, families or {}, include_named=filters.include_named)
+    except PlaygroundError:
+        categories = {}
+    return TabView(board=board, models=models, modes=modes, categories=categories)
 
 
 @contextmanager
@@ -435,22 +540,34 @@ def remove_dir(path: str | Path | None) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def preset_families(ctx: Any) -> dict[str, str]:
+    """Prompting preset id -> task family, for categories (empty when the context has no presets)."""
+    presets = getattr(getattr(ctx, "presets", None), "prompting", {}) or {}
+    return {preset_id: preset.family for preset_id, preset in presets.items()}
+
+
 # ----------------------------------------------------------------------------- layout
 
 
 def build(ctx: AppContext) -> None:
     """Lay out the Leaderboard tab and compute it whenever the tab is opened."""
-    gr.Markdown("Ratings from every stored vote. Change a filter, then press **Refresh** "
-                "(the table is also recomputed each time this tab is opened).")
+    families = preset_families(ctx)
+    gr.Markdown("Ratings from the stored votes: blind Arena battles by default. Change a filter, or press "
+                "**Refresh** (the table is also recomputed each time this tab is opened).")
     with gr.Row(equal_height=True):
-        by = gr.Radio(list(GROUPINGS), value="model", label="Contestant", elem_id="lb-by", scale=2)
+        by = gr.Radio(GROUPING_CHOICES, value="auto", label="Contestant", elem_id="lb-by", scale=2,
+                      info="auto: by model, or model + mode when battles compare modes of one model")
         both_bad = gr.Radio(list(BOTH_BAD_CHOICES), value="tie", label="'Both bad' votes", elem_id="lb-both-bad",
                             scale=1)
-        with gr.Column(scale=1, min_width=200):
-            anonymous = gr.Checkbox(label="Anonymous battles only", elem_id="lb-anonymous")
+        ties = gr.Radio(TIE_CHOICES, value="half", label="Ties", elem_id="lb-ties", scale=1)
+        with gr.Column(scale=1, min_width=220):
+            named = gr.Checkbox(label="Include named comparisons", elem_id="lb-include-named",
+                                info="Playground votes, where you knew the models")
             length = gr.Checkbox(label="Length control", elem_id="lb-length-control",
                                  info="Also rate at equal answer length")
     with gr.Row(equal_height=True):
+        category = gr.Dropdown([("all categories", ANY)], value=ANY, label="Category (tag or task family)",
+                               elem_id="lb-category", scale=2)
         since = gr.Textbox(label="Since (UTC date)", placeholder="YYYY-MM-DD", elem_id="lb-since", scale=1)
         until = gr.Textbox(label="Until (UTC date, inclusive)", placeholder="YYYY-MM-DD", elem_id="lb-until",
                            scale=1)
@@ -461,41 +578,64 @@ def build(ctx: AppContext) -> None:
     table = gr.Dataframe(empty_table(False), datatype=TABLE_TYPES, interactive=False, wrap=True, label="Leaderboard",
                          elem_id="lb-table", max_height=520)
     diagnostics = gr.Markdown(elem_id="lb-warnings")
+    with gr.Accordion("Ratings by category", open=False, elem_id="lb-categories"):
+        category_btn = gr.Button("Rank each category", size="sm", elem_id="lb-category-rank")
+        category_note = gr.Markdown(elem_id="lb-category-note")
+        category_table = gr.Dataframe(pd.DataFrame(columns=CATEGORY_HEADERS), interactive=False, wrap=True,
+                                      elem_id="lb-category-table", max_height=420)
     downloads = _download_section()  # above the plots: near the table and the message it reports to
     with gr.Column(visible=False, elem_id="lb-plots") as plot_area:  # shown once there is something to draw
         plot_ratings = _plot("Ratings with 95% CI", "lb-plot-ratings")
-        with gr.Row():  # two per row: with ten contestants three in a row would be unreadable
-            plot_winrate = _plot("Observed win rate", "lb-plot-winrate")
-            plot_predicted = _plot("Predicted win rate", "lb-plot-predicted")
-        with gr.Row():
-            plot_counts = _plot("Battle counts", "lb-plot-counts")
-            gr.Markdown(HEATMAP_GUIDE, elem_id="lb-heatmap-guide")
+        with gr.Accordion("Heatmaps: observed and predicted win rates, battle counts", open=False,
+                          elem_id="lb-heatmaps") as heatmap_box:
+            with gr.Row():  # two per row: with ten contestants three in a row would be unreadable
+                plot_winrate = _plot("Observed win rate", "lb-plot-winrate")
+                plot_predicted = _plot("Predicted win rate", "lb-plot-predicted")
+            with gr.Row():
+                plot_counts = _plot("Battle counts", "lb-plot-counts")
+                gr.Markdown(HEATMAP_GUIDE, elem_id="lb-heatmap-guide")
+    heatmaps_open = gr.State(False)
 
-    board_inputs = [by, anonymous, since, until, both_bad, rounds, length]
-    export_inputs = [downloads.model, downloads.mode, downloads.dedupe]
+    board_inputs = [by, named, since, until, both_bad, rounds, length, ties, category]
+    export_inputs = [downloads.model, downloads.mode, downloads.dedupe, downloads.anonymous]
     plots = [plot_ratings, plot_winrate, plot_counts, plot_predicted]
 
-    def on_refresh(*values: Any) -> Iterator[list[Any]]:
-        export_filters = ExportFilters(*values[7:])
-        with request_dir() as out_dir:
-            view = refresh(ctx.settings.db_path, BoardFilters(*values[:7]), export_filters, out_dir)
-            yield refresh_outputs(view, export_filters)
+    def on_refresh(*values: Any) -> list[Any]:
+        filters = BoardFilters(*values[:-1])
+        return refresh_outputs(refresh(ctx.settings.db_path, filters, families, heatmaps=values[-1]), filters)
 
-    def on_export(*values: Any) -> Iterator[list[Any]]:
-        with request_dir() as out_dir:
-            view = export_view(ctx.settings.db_path, BoardFilters(*values[:7]), ExportFilters(*values[7:]), out_dir)
-            yield [view.message or "Downloads updated for the new export filters.",
-                   *download_updates(view.files, DATA_FILES)]
+    def on_heatmaps(*values: Any) -> list[Any]:
+        view = leaderboard_view(ctx.settings.db_path, BoardFilters(*values), families, heatmaps=True)
+        figures = view.figures if view.board is not None else dict.fromkeys(HEATMAPS)
+        return [True, *(figures[name] for name in ("winrate", "counts", "predicted"))]
 
-    board_outputs = [table, diagnostics, plot_area, *plots, *downloads.board_buttons]
+    def on_board_files(*values: Any) -> Iterator[list[Any]]:
+        with request_dir() as out_dir:
+            view = board_files(ctx.settings.db_path, BoardFilters(*values), out_dir, families)
+            yield [view.message, *download_updates(view.files, tuple(BOARD_FILES))]
+
+    def on_data_files(*values: Any) -> Iterator[list[Any]]:
+        with request_dir() as out_dir:
+            view = export_view(ctx.settings.db_path, BoardFilters(*values[:9]), ExportFilters(*values[9:]), out_dir)
+            yield [view.message, *download_updates(view.files, DATA_FILES)]
+
+    def on_categories(*values: Any) -> list[Any]:
+        return list(category_view(ctx.settings.db_path, BoardFilters(*values), families))
+
     triggers = _refresh_triggers(refresh_btn, [since.submit, until.submit, rounds.submit, by.input, both_bad.input,
-                                               anonymous.input, length.input])
-    gr.on(triggers, on_refresh, [*board_inputs, *export_inputs],
-          [message, *board_outputs, downloads.model, downloads.mode, *downloads.data_buttons],
+                                               named.input, length.input, ties.input, category.input])
+    gr.on(triggers, on_refresh, [*board_inputs, heatmaps_open],
+          [message, table, diagnostics, plot_area, *plots, category, downloads.model, downloads.mode,
+           *downloads.board_buttons, *downloads.data_buttons],
           trigger_mode="always_last", api_name="leaderboard_refresh")
-    gr.on([downloads.model.input, downloads.mode.input, downloads.dedupe.input], on_export,
-          [*board_inputs, *export_inputs], [message, *downloads.data_buttons],
-          trigger_mode="always_last", api_visibility="private")
+    downloads.board_prepare.click(on_board_files, board_inputs, [downloads.status, *downloads.board_buttons],
+                                  api_name="leaderboard_prepare_files")
+    downloads.data_prepare.click(on_data_files, [*board_inputs, *export_inputs],
+                                 [downloads.status, *downloads.data_buttons], api_name="leaderboard_prepare_data")
+    category_btn.click(on_categories, board_inputs, [category_note, category_table], api_visibility="private")
+    heatmap_box.expand(on_heatmaps, board_inputs, [heatmaps_open, plot_winrate, plot_counts, plot_predicted],
+                       api_visibility="private")
+    heatmap_box.collapse(lambda: False, None, [heatmaps_open], queue=False, api_visibility="private")
 
 
 def _refresh_triggers(refresh_btn: gr.Button, triggers: list[Any]) -> list[Any]:
@@ -513,33 +653,44 @@ class _Downloads:
     model: gr.Dropdown
     mode: gr.Dropdown
     dedupe: gr.Checkbox
+    anonymous: gr.Checkbox
+    status: gr.Markdown
+    board_prepare: gr.Button
+    data_prepare: gr.Button
     board_buttons: list[gr.DownloadButton]
     data_buttons: list[gr.DownloadButton]
 
 
 def _download_section() -> _Downloads:
-    """Download buttons; they stay disabled until a Refresh has written their files."""
-    with gr.Accordion("Downloads", open=True, elem_id="lb-downloads"):
-        gr.Markdown("**Leaderboard** as shown above:")
-        with gr.Row():
+    """Download buttons: files are built when the user presses a Prepare button, not on every Refresh."""
+    with gr.Accordion("Downloads", open=False, elem_id="lb-downloads"):
+        status = gr.Markdown(elem_id="lb-download-status")
+        with gr.Row(equal_height=True):
+            board_prepare = gr.Button("Prepare leaderboard files", size="sm", elem_id="lb-prepare-board",
+                                      min_width=180)
             board_buttons = [_button("Leaderboard CSV", "lb-download-csv"),
                              _button("Leaderboard JSON", "lb-download-json"),
                              _button("Leaderboard Markdown", "lb-download-md")]
-        gr.Markdown("**Training data and battles** (same date range and anonymous-only setting; DPO pairs come "
-                    "from decisive votes, in TRL's format, with per-pair metadata in the `.meta.jsonl` sidecar):",
+        gr.Markdown("**Training data and battles** (same date range; DPO pairs come from decisive votes, in "
+                    "TRL's format, with per-pair metadata in the `.meta.jsonl` sidecar):",
                     elem_id="lb-data-note")
         with gr.Row(equal_height=True):  # ids must not end in '-model': ui/app.py fills those with the catalog
             model = gr.Dropdown([("any model", ANY)], value=ANY, label="Model (either side)",
                                 elem_id="lb-model-filter")
             mode = gr.Dropdown([("any mode", ANY)], value=ANY, label="Mode (either side)", elem_id="lb-mode-filter")
-            dedupe = gr.Checkbox(value=True, label="Drop duplicate pairs", elem_id="lb-dedupe")
+            with gr.Column(min_width=200):
+                dedupe = gr.Checkbox(value=True, label="Drop duplicate pairs", elem_id="lb-dedupe")
+                anonymous = gr.Checkbox(value=False, label="Anonymous battles only", elem_id="lb-anonymous")
         with gr.Row():
+            data_prepare = gr.Button("Prepare training data files", size="sm", elem_id="lb-prepare-data",
+                                     min_width=180)
             data_buttons = [_button("DPO JSONL (standard)", "lb-download-dpo"),
                             _button("standard sidecar (.meta.jsonl)", "lb-download-dpo-meta"),
                             _button("DPO JSONL (conversational)", "lb-download-dpo-conv"),
                             _button("conversational sidecar (.meta.jsonl)", "lb-download-dpo-conv-meta"),
                             _button("Arena battles JSON", "lb-download-battles")]
-    return _Downloads(model, mode, dedupe, board_buttons, data_buttons)
+    return _Downloads(model, mode, dedupe, anonymous, status, board_prepare, data_prepare, board_buttons,
+                      data_buttons)
 
 
 def _plot(label: str, elem_id: str) -> gr.Plot:
@@ -551,22 +702,30 @@ def _button(label: str, elem_id: str) -> gr.DownloadButton:
     return gr.DownloadButton(label, interactive=False, size="sm", elem_id=elem_id, min_width=120)
 
 
-def refresh_outputs(view: TabView, export_filters: ExportFilters) -> list[Any]:
-    """Component updates in `build`'s output order."""
+def refresh_outputs(view: TabView, filters: BoardFilters) -> list[Any]:
+    """Component updates in `build`'s output order. The download buttons are emptied: their files
+    described the previous table."""
     board = view.board
     updates = [
         table_update(board.table),
         board.diagnostics,
-        gr.update(visible=any(f is not None for f in board.figures.values())),
-        *(board.figures[name] for name in PLOTS),
-        *download_updates(board.files, tuple(BOARD_FILES)),
-        _choices_update("any model", view.models, export_filters.model),
-        _choices_update("any mode", view.modes, export_filters.mode),
-        *download_updates(view.exports.files, DATA_FILES),
+        gr.update(visible=board.figures.get("ratings") is not None),
+        *(_figure_update(board.figures[name], name) for name in PLOTS),
+        gr.update(choices=category_choices(view.categories),
+                  value=filters.category if filters.category in view.categories else ANY),
+        _choices_update("any model", view.models, None),
+        _choices_update("any mode", view.modes, None),
+        *download_updates({}, tuple(BOARD_FILES)),
+        *download_updates({}, DATA_FILES),
     ]
     if not board.valid:  # a typo in a box: keep the last good table and files, say what to fix
         updates = [gr.skip()] * len(updates)
     return [view.message, *updates]
+
+
+def _figure_update(figure: Figure | None, name: str) -> Any:
+    """A heatmap not drawn (its section closed) stays as it is; the ratings plot always updates."""
+    return gr.skip() if figure is None and name in HEATMAPS else figure
 
 
 def download_updates(files: dict[str, Path | None], keys: tuple[str, ...]) -> list[Any]:
@@ -575,7 +734,7 @@ def download_updates(files: dict[str, Path | None], keys: tuple[str, ...]) -> li
             else gr.update(value=None, interactive=False) for k in keys]
 
 
-def _choices_update(any_label: str, values: list[str], current: str) -> Any:
-    """New choices from the database; the current pick survives if it still exists."""
-    return gr.update(choices=[(any_label, ANY), *((v, v) for v in values)],
-                     value=current if current in values else ANY)
+def _choices_update(any_label: str, values: list[str], current: str | None) -> Any:
+    """New choices from the database; the current pick is kept by Gradio when it still exists."""
+    choices = [(any_label, ANY), *((v, v) for v in values)]
+    return gr.update(choices=choices) if current is None else gr.update(choices=choices, value=current)

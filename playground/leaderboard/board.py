@@ -1,0 +1,245 @@
+"""Battles -> the ranked table: ratings with CIs, online Elo, counts, and what a reader must know."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from playground.ranking import (DEFAULT_PRIOR, NO_BATTLES, RESCUE_TIES, TIE_MODELS, Battles, BothBad, BTRatings,
+                                LengthControl, PositionBias, RankingError, battle_count_matrix, ci_rank,
+                                contestant_totals, fit_bradley_terry, fit_davidson, fit_length_controlled,
+                                online_elo, position_bias, predicted_win_matrix, tally_battles,
+                                win_rate_matrix)
+
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One contestant. `rating`/CI: Bradley-Terry (Elo scale, bootstrap percentile CI); `elo`:
+    online Elo; `ties` include both_bad votes; `win_rate` = (wins + ties/2) / battles. The `_lc`
+    fields are the length-controlled rating and its rank, when asked for."""
+
+    rank: int | None
+    contestant: str
+    rating: float
+    ci_low: float
+    ci_high: float
+    elo: float
+    battles: int
+    wins: int
+    losses: int
+    ties: int
+    win_rate: float
+    rating_lc: float | None = None
+    ci_low_lc: float | None = None
+    ci_high_lc: float | None = None
+    rank_lc: int | None = None
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """Rows best first, the reader's warnings, diagnostics, and matrices in row order."""
+
+    rows: list[LeaderboardRow]
+    warnings: list[str]
+    position_bias: PositionBias
+    names: tuple[str, ...]
+    win_rate: np.ndarray  # observed score of row vs column, ties half; NaN where they never met
+    battle_counts: np.ndarray
+    predicted: np.ndarray  # P(row beats column) from the ratings
+    length_control: LengthControl | None
+    n_battles: int
+    rounds: int
+    seed: int | None
+    both_bad: str
+    prior: float | None
+    tie_model: str = "half"
+    nu: float | None = None
+    nu_ci: tuple[float, float] | None = None
+    shows: str = ""  # which battles the table ranks, in words (set by the caller that loaded them)
+
+
+def build_leaderboard(
+    battles: Battles,
+    *,
+    rounds: int = 1000,
+    seed: int | None = 0,
+    both_bad: BothBad = "tie",
+    length_control: bool = False,
+    prior: float | None = DEFAULT_PRIOR,
+    tie_model: str = "half",
+    shows: str = "",
+    blind: Battles | None = None,
+) -> Leaderboard:
+    """Rank by Bradley-Terry with Arena's CI-aware rank (1 + contestants whose CI is entirely above).
+
+    Rows are sorted by rank, then rating. `tie_model="davidson"` rates with Davidson's tie model
+    instead of counting a tie as half a win (the fitted tie parameter is reported). Position bias
+    is measured on `blind` when given: the anonymous battles, whose sides are random (in a named
+    comparison "left" is whatever the user picked as A).
+    """
+    if tie_model not in TIE_MODELS:
+        raise RankingError(f"unknown tie model {tie_model!r}: choose one of {', '.join(TIE_MODELS)}")
+    if len(battles) == 0:
+        raise RankingError(NO_BATTLES)
+    battles, self_battles = drop_self_battles(battles)
+    if len(battles) == 0:
+        raise RankingError(f"all {self_battles} battle(s) compare a contestant with itself under this grouping "
+                           "(e.g. two prompting modes of one model, grouped by model): group by mode or "
+                           "model+mode to rank them")
+    fit = fit_davidson if tie_model == "davidson" else fit_bradley_terry
+    bt = fit(battles, both_bad=both_bad, prior=prior, rounds=rounds, seed=seed)
+    elo = online_elo(battles, both_bad=both_bad)
+    tally = tally_battles(battles)
+    totals = contestant_totals(tally)
+    lc = fit_length_controlled(battles, both_bad=both_bad, prior=prior, rounds=rounds, seed=seed) if length_control else None
+    ranks = _ranks(bt.rating, bt.ci_low, bt.ci_high)
+    order = sorted(range(len(bt.names)), key=lambda k: (ranks[k] is None, ranks[k] or 0,
+                                                        -_or_minus_inf(bt.rating[k]), bt.names[k]))
+    ranks_lc = _ranks(lc.rating, lc.ci_low, lc.ci_high) if lc else None
+    rows = [_row(k, bt, elo, totals, ranks, lc, ranks_lc) for k in order]
+    idx = np.array(order, dtype=np.intp)
+    bias = position_bias(battles if blind is None else blind)
+    return Leaderboard(
+        rows=rows,
+        warnings=_self_battle_warning(self_battles) + _warnings(bt, tally, both_bad, prior, bias, lc),
+        position_bias=bias,
+        names=tuple(bt.names[k] for k in order),
+        win_rate=win_rate_matrix(tally, both_bad)[np.ix_(idx, idx)],
+        battle_counts=battle_count_matrix(tally)[np.ix_(idx, idx)],
+        predicted=predicted_win_matrix(bt.rating[idx]),
+        length_control=lc,
+        n_battles=len(battles),
+        rounds=rounds,
+        seed=seed,
+        both_bad=both_bad,
+        prior=prior,
+        tie_model=tie_model,
+        nu=bt.nu,
+        nu_ci=bt.nu_ci,
+        shows=shows,
+    )
+
+
+def drop_self_battles(battles: Battles) -> tuple[Battles, int]:
+    """Battles whose two sides are the same contestant carry no information about the ranking
+    (they appear when, say, two modes of one model are grouped by model); returns the rest and
+    how many were dropped."""
+    keep = battles.left != battles.right
+    dropped = int((~keep).sum())
+    if dropped == 0:
+        return battles, 0
+    lengths = (battles.left_len[keep], battles.right_len[keep]) if battles.has_lengths else (None, None)
+    return Battles(battles.left[keep], battles.right[keep], battles.winner[keep], battles.tstamp[keep],
+                   *lengths), dropped
+
+
+def _self_battle_warning(dropped: int) -> list[str]:
+    if not dropped:
+        return []
+    return [f"{dropped} battle(s) compared a contestant with itself under this grouping and were left out "
+            "(group by mode or model+mode to rank prompting modes of one model)"]
+
+
+def _or_minus_inf(value: float) -> float:
+    return -math.inf if math.isnan(value) else value
+
+
+def _ranks(rating: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[int | None]:
+    """CI-aware ranks among rated contestants; None for a contestant without counted battles."""
+    valid = ~np.isnan(rating)
+    ranks: list[int | None] = [None] * len(rating)
+    for k, rank in zip(np.flatnonzero(valid), ci_rank(low[valid], high[valid])):
+        ranks[k] = int(rank)
+    return ranks
+
+
+def _row(k, bt, elo, totals, ranks, lc, ranks_lc) -> LeaderboardRow:
+    name = bt.names[k]
+    extra = {}
+    if lc is not None:
+        extra = {"rating_lc": float(lc.rating[k]), "ci_low_lc": float(lc.ci_low[k]),
+                 "ci_high_lc": float(lc.ci_high[k]), "rank_lc": ranks_lc[k]}
+    return LeaderboardRow(
+        rank=ranks[k],
+        contestant=name,
+        rating=float(bt.rating[k]),
+        ci_low=float(bt.ci_low[k]),
+        ci_high=float(bt.ci_high[k]),
+        elo=float(elo[name]),
+        battles=int(totals.battles[k]),
+        wins=int(totals.wins[k]),
+        losses=int(totals.losses[k]),
+        ties=int(totals.ties[k]),
+        win_rate=float(totals.win_rate[k]),
+        **extra,
+    )
+
+
+FEW_BATTLES = 10  # below this, say that a contestant's interval rests on a handful of votes
+
+
+def _warnings(bt: BTRatings, tally, both_bad: str, prior: float | None, bias: PositionBias,
+              lc: LengthControl | None) -> list[str]:
+    """What a reader must know before trusting the table."""
+    notes = []
+    games, scores = tally.games(both_bad).sum(1), tally.scores(both_bad).sum(1)
+    for k, name in enumerate(tally.names):
+        if games[k] == 0:
+            notes.append(f"{name} has no counted battle (only both_bad votes, excluded): not rated.")
+        elif prior is not None and prior > 0 and (scores[k] == 0 or scores[k] == games[k]):
+            verb, side = ("never won", "below") if scores[k] == 0 else ("never lost", "above")
+            notes.append(
+                f"{name} {verb} in {int(games[k])} battles: its rating is finite only because of the prior "
+                f"({prior:g} virtual tied battle per pair that met); read it as '{side} its opponents', "
+                "not as a measurement."
+            )
+    if bt.regularised:
+        detail = []
+        for name in bt.regularised:
+            k = tally.names.index(name)
+            verb = "never won" if scores[k] == 0 else "never lost" if scores[k] == games[k] else "is one-sided"
+            detail.append(f"{name} ({verb} in {int(games[k])} battles)")
+        notes.append(
+            f"No finite rating exists for {', '.join(detail)}: the plain maximum-likelihood rating would be "
+            f"infinite, so {RESCUE_TIES:g} virtual tied battle per contestant was shared among its one-sided pairs "
+            "(and nothing added anywhere else). Read the rating as 'below (or above) its opponents', not as a "
+            "measurement."
+        )
+    few = [f"{name} ({int(games[k])})" for k, name in enumerate(tally.names) if 0 < games[k] < FEW_BATTLES]
+    if few:
+        notes.append(f"Few battles: {', '.join(few[:8])}{' ...' if len(few) > 8 else ''}. With fewer than "
+                     f"{FEW_BATTLES} battles a rating rests on a handful of votes: its interval is wide or, with a "
+                     "single kind of outcome, says nothing. Vote more to narrow it.")
+    rated_groups = [g for g in bt.groups if any(games[tally.names.index(n)] > 0 for n in g)]
+    if len(rated_groups) > 1:
+        listed = " | ".join(", ".join(g) for g in rated_groups)
+        notes.append(
+            f"The contestants form {len(rated_groups)} groups that never met each other: {listed}. Ratings are "
+            "anchored to a mean of 1000 within each group and are not comparable across groups."
+        )
+    if bias.significant:
+        notes.append(
+            f"Position bias: the left answer won {bias.rate:.1%} of {bias.decisive} decisive votes "
+            f"(95% CI {bias.ci_low:.1%}-{bias.ci_high:.1%}); keep left/right randomised."
+        )
+    if bt.rescued_rounds:
+        notes.append(f"{bt.rescued_rounds} of {bt.rounds} bootstrap rounds had a contestant that never won or never "
+                     "lost in the resample; they got the same minimal regularisation.")
+    if bt.failed_rounds == bt.rounds and bt.rounds:
+        notes.append(f"None of the {bt.rounds} bootstrap rounds could be fitted: no confidence intervals.")
+    elif bt.failed_rounds:
+        notes.append(f"{bt.failed_rounds} of {bt.rounds} bootstrap rounds could not be fitted and were left out "
+                     "of the CIs.")
+    if lc is not None and math.isnan(lc.coef):
+        notes.append("Length control: the two answers of a battle never differ in length, so there is no length "
+                     "effect to estimate; the '_lc' columns equal the plain ratings.")
+    elif lc is not None:
+        notes.append(
+            f"Length control: +{lc.coef:.1f} rating points per standard deviation of relative length difference "
+            f"(95% CI {lc.coef_ci_low:.1f} to {lc.coef_ci_high:.1f}); '_lc' columns are strengths at equal length."
+        )
+    return notes
+
+

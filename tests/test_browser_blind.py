@@ -1,0 +1,161 @@
+"""Blind means blind: before the vote the two Arena sides differ only in their answers.
+
+For every prompting mode, one round between two different models (the bundled GGUF and the same
+weights under another catalog id, `twin-model`, from a models folder): everything each side
+shows (visible text and every attribute of every element) is collected before the vote and
+must contain no identifying string, and the two sides' element trees must be identical once
+the answers themselves are set aside. Then the vote, and the figures appear with the reveal.
+Also: a fresh install's first Leaderboard visit after one Arena vote shows a non-empty table.
+Screenshots of both tabs at 1440x900.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from playground.prompting.plan import MODE_TITLES, MODES
+from tests.browser_support import AppProcess
+
+pytestmark = pytest.mark.browser
+
+SMOL = "smollm2-135m-instruct"
+TWIN = "twin-model"
+SIZE = (1440, 900)
+# What could name a contestant: ids, display names, size, quantisation, modes, presets, notices, figures.
+IDENTIFYING = [SMOL, TWIN, "twin-model.gguf", "SmolLM2", "135M", "134515008", "Q4_1", "bundled", "(local)",
+               *MODES, *MODE_TITLES.values(), "chain-of-thought", "Therefore, the answer is", "temperature set to",
+               "self-consistency", "general-", "tok/s", "first token", "finish:", " tok", "Exact prompt"]
+
+COLLECT = """(el) => {
+  const walk = (node) => {
+    const attrs = {};
+    for (const a of node.attributes) attrs[a.name] = a.value;
+    const own = [...node.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent.trim()).join(' ');
+    return {tag: node.tagName, attrs, text: own, children: [...node.children].map(walk)};
+  };
+  return {visible: el.innerText, tree: walk(el)};
+}"""
+
+
+@pytest.fixture(scope="module")
+def twin_app(tmp_path_factory, bundled_gguf):
+    models = tmp_path_factory.mktemp("twin-models")
+    os.symlink(bundled_gguf, models / f"{TWIN}.gguf")
+    app = AppProcess(tmp_path_factory.mktemp("blind") / "playground.db", extra=["--models-dir", str(models)])
+    yield app
+    app.close()
+
+
+def everything(tree: dict) -> list[str]:
+    """Every attribute value and text of a collected element tree."""
+    found = [tree["text"], *tree["attrs"].values()]
+    for child in tree["children"]:
+        found += everything(child)
+    return found
+
+
+def skeleton(tree: dict) -> dict:
+    """The tree with the answers set aside (a bot message's content) and the side's own name neutral."""
+    def neutral(value: str) -> str:
+        return re.sub(r"\b(left|right)\b", "SIDE", value).replace("Model A", "Model X").replace("Model B", "Model X")
+    attrs = {k: neutral(v) for k, v in tree["attrs"].items()}
+    if "bot" in tree["attrs"].get("data-testid", "") or "bot" in tree["attrs"].get("class", "").split():
+        return {"tag": tree["tag"], "attrs": attrs, "answer": True}
+    return {"tag": tree["tag"], "attrs": attrs, "text": neutral(tree["text"]),
+            "children": [skeleton(c) for c in tree["children"]]}
+
+
+def add_models(page, models: list[str]) -> None:
+    """Add models to the pool's multiselect (the bundled one is there already)."""
+    box = page.locator("#arena-models")
+    field = box.locator("input")
+    for model in models:
+        field.click()
+        field.fill(model)
+        page.locator("ul[role='listbox'] li", has_text=model).first.click()
+    page.keyboard.press("Escape")
+
+
+def pick_mode(page, mode: str) -> None:
+    group = page.locator("#arena-modes")
+    for other in MODES:
+        box = group.get_by_label(MODE_TITLES[other], exact=True)
+        if box.is_checked() != (other == mode):
+            box.click()
+
+
+def test_two_sides_differ_only_in_their_answers_for_every_mode(page, twin_app, screenshot_dir):
+    page.set_viewport_size({"width": SIZE[0], "height": SIZE[1]})
+    page.goto(twin_app.url)
+    page.get_by_role("tab", name="Arena").click()
+    page.locator("#arena-input textarea").wait_for(timeout=60_000)
+    add_models(page, [TWIN])
+    tokens = page.locator("#arena-max-tokens input[type=number]")
+    tokens.fill("16")
+    tokens.press("Enter")
+    for k, mode in enumerate(MODES):
+        pick_mode(page, mode)
+        page.locator("#arena-pool").get_by_text("2 contestants").wait_for(timeout=10_000)
+        page.locator("#arena-new-round").click()
+        page.locator("#arena-status").get_by_text("two new anonymous contestants").wait_for(timeout=30_000)
+        page.locator("#arena-input textarea").fill("Name one colour.")
+        page.locator("#arena-send").click()
+        page.locator("#arena-status").get_by_text("Both answers are complete").wait_for(timeout=240_000)
+        sides = {side: page.locator(f"#arena-{side}").evaluate(COLLECT) for side in ("left", "right")}
+        for side, seen in sides.items():
+            shown = "\n".join([seen["visible"], *everything(seen["tree"])])
+            leaks = [s for s in IDENTIFYING if s in shown]
+            assert not leaks, f"{mode}, {side} side shows {leaks} before the vote:\n{shown[:2000]}"
+        left, right = (skeleton(sides[s]["tree"]) for s in ("left", "right"))
+        assert left == right, f"{mode}: the sides differ beyond their answers:\n" + json.dumps(
+            [left, right], indent=1)[:4000]
+        assert "Who was who" not in page.locator("#arena-reveal").inner_text()
+        if k == 0:
+            page.screenshot(path=str(screenshot_dir / "arena-before-vote-1440x900.png"))
+        page.locator("#arena-vote-tie").click()
+        page.locator("#arena-reveal").get_by_text("Who was who").wait_for(timeout=30_000)
+        reveal = page.locator("#arena-reveal").inner_text()
+        assert SMOL in reveal and TWIN in reveal and mode in reveal
+        for side in ("left", "right"):  # the figures held back arrive with the reveal
+            page.locator(f"#arena-{side}-metrics").get_by_text("prompt").wait_for(timeout=10_000)
+        if k == 0:
+            page.screenshot(path=str(screenshot_dir / "arena-after-vote-1440x900.png"))
+
+
+@pytest.fixture(scope="module")
+def fresh_app(tmp_path_factory, bundled_gguf):
+    app = AppProcess(tmp_path_factory.mktemp("fresh") / "playground.db")
+    yield app
+    app.close()
+
+
+def test_fresh_install_first_leaderboard_visit_after_one_arena_vote(page, fresh_app, screenshot_dir):
+    """Default install: one bundled model, the Arena's default pool (two modes). One vote, then the
+    Leaderboard tab: a non-empty table grouped by model + mode, and it says so."""
+    page.set_viewport_size({"width": SIZE[0], "height": SIZE[1]})
+    page.goto(fresh_app.url)
+    page.get_by_role("tab", name="Arena").click()
+    page.locator("#arena-input textarea").wait_for(timeout=60_000)
+    tokens = page.locator("#arena-max-tokens input[type=number]")
+    tokens.fill("16")
+    tokens.press("Enter")
+    page.locator("#arena-input textarea").fill("What is the capital of France?")
+    page.locator("#arena-send").click()
+    page.locator("#arena-status").get_by_text("Both answers are complete").wait_for(timeout=240_000)
+    page.locator("#arena-vote-left").click()
+    page.locator("#arena-reveal").get_by_text("Who was who").wait_for(timeout=30_000)
+
+    page.get_by_role("tab", name="Leaderboard").click()
+    table = page.locator("#lb-table")
+    table.get_by_text(f"{SMOL} + zero_shot").wait_for(timeout=60_000)
+    text = table.inner_text()
+    assert f"{SMOL} + instruction" in text and f"{SMOL} + zero_shot" in text
+    message = page.locator("#lb-message").inner_text()
+    assert "Grouped by model + mode" in message and "Ranked 2 contestants from 1 battle " in message
+    assert "error" not in message.lower()
+    page.locator("#lb-plot-ratings img").wait_for(timeout=30_000)
+    page.screenshot(path=str(screenshot_dir / "leaderboard-1440x900.png"))
+    page.screenshot(path=str(screenshot_dir / "leaderboard-full-1440.png"), full_page=True)
