@@ -389,14 +389,15 @@ def test_default_install_one_model_groups_by_model_and_mode(tmp_path):
     assert set(contestants(v)) == {"smollm2 + instruction", "smollm2 + zero_shot"}
 
 
-def add_preset_battle(db, preset: str, left: str, right: str, winner: str, question: str) -> int:
+def add_preset_battle(db, preset: str, left: str, right: str, winner: str, question: str,
+                      tag: str | None = None) -> int:
     conversation = [{"role": "user", "content": question}]
     ids = [storage.insert_generation(db, storage.GenerationRecord(model_id=m, conversation=conversation,
                                                                   output=f"{m} says", mode="zero_shot",
                                                                   preset=preset, session_id="s"))
            for m in (left, right)]
     battle = storage.create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=True,
-                                   session_id="s")
+                                   session_id="s", tag=tag)
     storage.record_vote(db, battle_id=battle, winner=winner, session_id="s")
     return battle
 
@@ -408,9 +409,8 @@ def test_categories_come_from_the_tag_or_the_preset_family(tmp_path):
     for k in range(4):
         add_preset_battle(db, "arithmetic-zero-shot", "m1", "m2", "left", f"sum {k}")   # m1 better at sums
         add_preset_battle(db, "sentiment-zero-shot", "m1", "m2", "right", f"mood {k}")  # m2 better at moods
-    tagged = add_preset_battle(db, "sentiment-zero-shot", "m1", "m2", "tie", "poem")
+    add_preset_battle(db, "sentiment-zero-shot", "m1", "m2", "tie", "poem", tag="poetry")
     add_preset_battle(db, None, "m1", "m2", "tie", "untagged, no preset")
-    db.execute("UPDATE battles SET tag = 'poetry' WHERE id = ?", [tagged])
     db.conn.commit()
     db.close()
     v = lt.refresh(path, lt.BoardFilters(rounds=ROUNDS), families)
