@@ -9,6 +9,7 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.ui.common import model_choices
+from playground.ui.grid import GRID_CSS
 
 # (tab title, module under playground.ui); each module has build(ctx)
 TABS: tuple[tuple[str, str], ...] = (
@@ -27,7 +28,7 @@ CSS = """
 
 
 def build_ui(ctx: AppContext) -> gr.Blocks:
-    with gr.Blocks(title="LLM playground") as demo:
+    with gr.Blocks(title="LLM playground", css=CSS + GRID_CSS) as demo:
         gr.Markdown("# LLM playground\nLocal models side by side: prompting modes, blind battles, "
                     "rankings and training data.", elem_id="app-header")
         if ctx.preset_errors:
