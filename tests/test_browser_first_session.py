@@ -40,7 +40,7 @@ def test_first_session(browser, fresh_app, screenshot_dir, tmp_path):
         page.get_by_role("tab", name="Playground").click()
         page.locator("#grid-compare-modes").click()
         page.locator("#pane-6").wait_for(state="visible", timeout=10_000)
-        page.locator("#grid-n-panes").get_by_text("4", exact=True).click()
+        page.locator("#grid-n-panes").get_by_text("4 panes", exact=True).click()
         page.locator("#pane-5").wait_for(state="hidden", timeout=10_000)
         page.locator("#grid-input textarea").fill("Tom has 3 apples and buys 2 more. How many apples does he have?")
         page.locator("#grid-send").click()

@@ -51,7 +51,7 @@ def open_grid(page, app) -> None:
 
 
 def set_panes(page, n: int) -> None:
-    page.locator("#grid-n-panes").get_by_text(str(n), exact=True).click()
+    page.locator("#grid-n-panes").get_by_text(f"{n} panes", exact=True).click()
     page.locator(f"#pane-{n}").wait_for(state="visible", timeout=10_000)
 
 

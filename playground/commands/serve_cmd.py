@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from storage import open_database
 
     from playground.context import AppContext
-    from playground.ui.app import build_ui
+    from playground.ui.app import CSS, build_ui
 
     settings = settings.with_overrides(share=args.share or None, auth=parse_auth(args.auth) or None)
     open_database(settings.db_path).close()   # fail now, with the path, if the database is unusable
@@ -68,5 +68,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     demo.queue(default_concurrency_limit=8)
     print(f"The playground runs at http://{settings.host}:{settings.port}", file=sys.stderr)
     demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
-                auth=list(settings.auth) or None, show_error=True, footer_links=["api", "settings"])
+                auth=list(settings.auth) or None, show_error=True, footer_links=["api", "settings"], css=CSS)
     return 0

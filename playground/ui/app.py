@@ -24,11 +24,11 @@ TABS: tuple[tuple[str, str], ...] = (
 CSS = """
 .pane-answer .final-answer { background: #fff3bf; padding: 0 .2em; border-radius: 3px; }
 #app-header h1 { margin-bottom: 0; }
-"""
+""" + GRID_CSS   # passed to launch(css=...) (Gradio 6 takes page CSS there, not in Blocks)
 
 
 def build_ui(ctx: AppContext) -> gr.Blocks:
-    with gr.Blocks(title="LLM playground", css=CSS + GRID_CSS) as demo:
+    with gr.Blocks(title="LLM playground") as demo:
         gr.Markdown("# LLM playground\nLocal models side by side: prompting modes, blind battles, "
                     "rankings and training data.", elem_id="app-header")
         if ctx.preset_errors:

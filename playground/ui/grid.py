@@ -36,14 +36,18 @@ MODE_TITLES = {
 }
 DEFAULT_PRESET = "(mode default)"
 STREAM_INTERVAL_S = 0.2     # browser updates per pane: a readable rate, not one per token
-ANSWER_HEIGHT = 330         # px: 4 panes, their judge bar and the question fit in 1440x900
+ANSWER_HEIGHT = 280         # px: 4 panes, their judge bar and the question fit in 1440x900
 
 GRID_CSS = """
 #pane-grid { gap: 10px; }
-#pane-grid > .pane { flex: 1 1 0; }
+#pane-grid > .pane { flex: 1 1 0; gap: 6px; }
 #pane-grid.panes-5 > .pane, #pane-grid.panes-6 > .pane { flex: 1 1 calc(33.3% - 10px); }
 @media (max-width: 760px) { #pane-grid > .pane { flex: 1 1 100% !important; } }
-#pane-grid .pane-meta p { font-size: var(--text-sm); margin: 0; }
+#pane-grid .pane > .gr-accordion { padding: 4px 10px; }
+#pane-grid .pane > .gr-accordion > .label-wrap > span:first-child {
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; text-align: left; font-size: var(--text-sm); }
+#pane-grid .pane-meta p, #grid-status p, #judge-hint p { font-size: var(--text-sm); margin: 0; }
+#grid-toolbar { align-items: center; }
 #judge-bar { align-items: end; }
 """
 
@@ -95,14 +99,14 @@ def _family_preset(ctx: AppContext, mode: str, family: str) -> str | None:
 
 
 def pane_label(ctx: AppContext, model_id: str | None, mode: str | None) -> str:
-    """'<model> · <mode>': what a pane runs, in a few words."""
+    """'<mode> · <model>': what a pane runs, in a few words (the mode first: it is short)."""
     spec = ctx.catalog.models.get(model_id or "")
-    return f"{spec.display_name if spec else model_id or 'no model'} · {MODE_TITLES.get(mode or '', mode)}"
+    return f"{MODE_TITLES.get(mode or '', mode)} · {spec.display_name if spec else model_id or 'no model'}"
 
 
 def pane_header(ctx: AppContext, index: int, model_id: str | None, mode: str | None) -> str:
     """The folded settings' label, the one line a pane shows above its answer."""
-    return f"Pane {index + 1}: {pane_label(ctx, model_id, mode)}  (settings)"
+    return f"{index + 1} · {pane_label(ctx, model_id, mode)}"
 
 
 def highlight_answer(text: str, result: PaneResult) -> str:
@@ -270,6 +274,14 @@ def preset_choices(ctx: AppContext, mode: str) -> list[str]:
     return [DEFAULT_PRESET] + [p.id for p in ctx.presets.prompting.values() if p.mode == mode]
 
 
+def followup_message(on: bool) -> str:
+    """What the Follow-up switch means, said when it is flipped."""
+    if on:
+        return ("Follow-up on: the next Send continues each pane's own conversation, every pane with the "
+                "same new question.")
+    return "Follow-up off: each Send starts every pane afresh (one question, no earlier turns)."
+
+
 def judge_updates(state: dict[str, Any], visible: int) -> list[Any]:
     """The judge bar after a round or a pane-count change: pickers list only judgeable panes,
     verdict buttons are greyed out when fewer than two answers can be judged."""
@@ -293,21 +305,20 @@ def build(ctx: AppContext) -> None:
     families = sorted({p.family for p in ctx.presets.prompting.values()}) or ["general"]
     with gr.Row(equal_height=True):
         question = gr.Textbox(placeholder="One question for every pane… (Enter sends)", show_label=False,
-                              scale=6, elem_id="grid-input", lines=1)
-        send = gr.Button("Send to all", variant="primary", scale=1, elem_id="grid-send")
-        stop_btn = gr.Button("Stop all", scale=1, elem_id="grid-stop")
-        clear_btn = gr.Button("Clear", scale=1, elem_id="grid-clear")
-    with gr.Row(equal_height=True):
-        n_panes = gr.Radio([str(i) for i in range(2, MAX_PANES + 1)], value=str(DEFAULT_PANES),
-                           label="Panes", elem_id="grid-n-panes", scale=2)
-        followup = gr.Checkbox(False, label="Follow-up: continue the conversations", elem_id="grid-followup",
-                               info="Off: each Send starts every pane afresh. On: each pane continues its own "
-                                    "conversation, with the same new question.", scale=3)
-        family = gr.Dropdown(families, value="arithmetic" if "arithmetic" in families else families[0],
-                             label="Task family (default presets)", elem_id="grid-family", scale=2)
-        with gr.Column(scale=2, min_width=200):
-            modes_btn = gr.Button("Compare modes (one model, every mode)", elem_id="grid-compare-modes", size="sm")
-            models_btn = gr.Button("Compare models (one mode)", elem_id="grid-compare-models", size="sm")
+                              scale=6, elem_id="grid-input", lines=1, container=False, min_width=200)
+        send = gr.Button("Send to all", variant="primary", scale=1, elem_id="grid-send", min_width=90)
+        stop_btn = gr.Button("Stop all", scale=1, elem_id="grid-stop", min_width=80)
+        clear_btn = gr.Button("Clear", scale=1, elem_id="grid-clear", min_width=80)
+    with gr.Row(elem_id="grid-toolbar"):
+        n_panes = gr.Radio([(f"{i} panes", str(i)) for i in range(2, MAX_PANES + 1)], value=str(DEFAULT_PANES),
+                           show_label=False, elem_id="grid-n-panes", scale=4, min_width=520, container=False)
+        followup = gr.Checkbox(False, label="Follow-up", elem_id="grid-followup", scale=1, min_width=120,
+                               container=False)
+        family = gr.Dropdown([(f"Presets: {f}", f) for f in families],
+                             value="arithmetic" if "arithmetic" in families else families[0], show_label=False,
+                             elem_id="grid-family", scale=2, min_width=180, container=False)
+        modes_btn = gr.Button("Compare modes", elem_id="grid-compare-modes", size="sm", scale=1, min_width=135)
+        models_btn = gr.Button("Compare models", elem_id="grid-compare-models", size="sm", scale=1, min_width=135)
     status = gr.Markdown(elem_id="grid-status")
 
     controls: list[list[gr.components.Component]] = []
@@ -360,15 +371,14 @@ def build(ctx: AppContext) -> None:
                                        gr.update(visible=m == "self_consistency")), [mode], [preset, paths_box])
                 gr.on([model.change, mode.change], partial(_header_update, ctx, i), [model, mode], [header])
 
-    with gr.Group():
-        with gr.Row(elem_id="judge-bar"):
-            pane_a = gr.Dropdown([], value=None, label="A = pane", elem_id="vote-a", scale=2, min_width=160)
-            pane_b = gr.Dropdown([], value=None, label="B = pane", elem_id="vote-b", scale=2, min_width=160)
-            vote_buttons = {w: gr.Button(label, elem_id=f"vote-{w}", interactive=False, scale=1, min_width=90)
-                            for w, label in WINNER_LABELS.items()}
-            note = gr.Textbox(label="Note (optional)", elem_id="vote-note", scale=2, min_width=140)
-        judge_hint = gr.Markdown(judge_summary(new_grid_state(), DEFAULT_PANES), elem_id="judge-hint")
-        vote_status = gr.Markdown(elem_id="vote-status")
+    with gr.Row(elem_id="judge-bar"):
+        pane_a = gr.Dropdown([], value=None, label="A = pane", elem_id="vote-a", scale=2, min_width=150)
+        pane_b = gr.Dropdown([], value=None, label="B = pane", elem_id="vote-b", scale=2, min_width=150)
+        vote_buttons = {w: gr.Button(label, elem_id=f"vote-{w}", interactive=False, scale=1, min_width=112, size="md")
+                        for w, label in WINNER_LABELS.items()}
+        note = gr.Textbox(label="Note (optional)", elem_id="vote-note", scale=2, min_width=140)
+    judge_hint = gr.Markdown(judge_summary(new_grid_state(), DEFAULT_PANES), elem_id="judge-hint")
+    vote_status = gr.Markdown(elem_id="vote-status")
 
     flat_controls = [c for pane in controls for c in pane]
     flat_outputs = [c for pane in outputs for c in pane]
@@ -403,6 +413,7 @@ def build(ctx: AppContext) -> None:
                 + judge_updates(st, k))
 
     n_panes.change(on_pane_count, [n_panes, state], [grid_row, *columns, *judge_outputs])
+    followup.change(followup_message, [followup], [status])
     for winner, button in vote_buttons.items():
         button.click(_vote_handler(ctx, winner), [state, pane_a, pane_b, note, n_panes], [state, vote_status],
                      api_name=f"grid_vote_{winner}")
