@@ -10,6 +10,7 @@ still be judged.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -56,9 +57,12 @@ def set_panes(page, n: int) -> None:
 
 
 def ask(page, question: str) -> None:
+    """Send and wait for this round's end (the status numbers the questions of the session)."""
+    before = re.search(r"\(question (\d+) ", page.locator("#grid-status").inner_text())
+    n = int(before.group(1)) + 1 if before else 1
     page.locator("#grid-input textarea").fill(question)
     page.locator("#grid-send").click()
-    page.locator("#grid-status").get_by_text("All panes finished").wait_for(timeout=WAIT_MS)
+    page.locator("#grid-status").get_by_text(f"All panes finished (question {n} ").wait_for(timeout=WAIT_MS)
 
 
 def picker_options(page, elem_id: str) -> list[str]:
@@ -67,7 +71,7 @@ def picker_options(page, elem_id: str) -> list[str]:
     options = page.locator("ul[role='listbox'] li")
     labels = [options.nth(i).inner_text().strip() for i in range(options.count())]
     page.keyboard.press("Escape")
-    return [label.split(":")[0] for label in labels]
+    return [label.replace("✓", "").strip().split(":")[0] for label in labels]   # ✓ marks the selected one
 
 
 def pick(page, elem_id: str, pane: int) -> None:

@@ -232,7 +232,7 @@ def grid_run(ctx: AppContext, state: dict[str, Any], question: str, n_panes: int
         for i in range(n):
             if i not in recorded:          # ended without a final result (closed page, error)
                 state["finish"][i] = "cancelled"
-    yield state, list(shown), "All panes finished. Judge two of them below."
+    yield state, list(shown), f"All panes finished (question {state['round']} of this session). Judge two of them below."
 
 
 def stop(ctx: AppContext, state: dict[str, Any]) -> None:
