@@ -324,7 +324,6 @@ def build(ctx: AppContext) -> None:
     controls: list[list[gr.components.Component]] = []
     outputs: list[list[gr.components.Component]] = []
     columns: list[gr.Column] = []
-    headers: list[gr.Accordion] = []
     with gr.Row(equal_height=False, elem_id="pane-grid", elem_classes=grid_classes(DEFAULT_PANES)) as grid_row:
         for i in range(MAX_PANES):
             with gr.Column(visible=i < DEFAULT_PANES, elem_id=f"pane-{i + 1}", elem_classes=["pane"],
@@ -333,7 +332,6 @@ def build(ctx: AppContext) -> None:
                 default_mode = ("zero_shot", "few_shot_cot")[i % 2]
                 with gr.Accordion(pane_header(ctx, i, default_model, default_mode), open=False,
                                   elem_id=f"pane-{i + 1}-settings") as header:
-                    headers.append(header)
                     model = gr.Dropdown(model_choices(ctx), value=default_model, label="Model",
                                         elem_id=f"pane-{i + 1}-model")
                     mode = gr.Dropdown([(MODE_TITLES[m], m) for m in MODES], value=default_mode, label="Mode",
