@@ -22,7 +22,8 @@ from playground.errors import PlaygroundError
 from playground.prompting.extract import split_reasoning
 from playground.prompting.plan import MODES
 from playground.recording import save_generation
-from playground.ui.common import backend_choices, device_choices, format_metrics, login_name, model_choices, notices_markdown
+from playground.ui.common import (backend_choices, device_choices, format_metrics, login_name, model_choices,
+                                  notices_markdown)
 from playground.ui.grid_rounds import (DEFAULT_PANES, MAX_PANES, WINNER_LABELS, followup_problem, judge_summary,
                                        judgeable_panes, new_grid_state, session_of, start_round, vote_on_pair)
 
