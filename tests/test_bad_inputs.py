@@ -293,7 +293,8 @@ def test_24_vote_before_answers_finish_is_refused(app_ctx):
     state = new_grid_state()
     state["busy"][0] = True
     state["generations"][:2] = [1, 2]
-    assert "Wait until both answers are complete" in vote_on_pair(app_ctx, state, 1, 2, "left")
+    _, message = vote_on_pair(app_ctx, state, 1, 2, "left")
+    assert "Wait until both answers are complete" in message
 
 
 # --- flags -----------------------------------------------------------------------------------------

@@ -1,23 +1,49 @@
-"""The Playground tab's handlers without a browser: real model, real SQLite file."""
+"""The Playground tab's handlers without a browser: real model, real SQLite file.
+
+The turn and judging rules (issue 11): each Send starts afresh unless follow-up is on; only the
+visible, finished answers of the latest question can be judged, each unordered pair once.
+"""
 from __future__ import annotations
 
+import json
 import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+
+from playground.sampling import SamplingPreset
 from playground.ui.grid import (MAX_PANES, PaneConfig, compare_models_layout, compare_modes_layout, grid_run,
-                                new_grid_state, pane_view, vote_on_pair)
+                                judge_updates, new_grid_state, pane_view, stop, vote_on_pair)
+from playground.ui.grid_rounds import followup_problem, judge_summary, judgeable_panes, start_round
+
+SHORT = "short-test"          # a sampling preset of a few greedy tokens: fast rounds, cut by the limit
 
 
-def configs(*modes: str) -> list[PaneConfig]:
-    out = [PaneConfig("smollm2-135m-instruct", "llama_cpp", "cpu", m, "(mode default)", 1, 2, "deterministic")
+@pytest.fixture
+def short_sampling(app_ctx, monkeypatch):
+    base = app_ctx.sampling_presets["deterministic"].params
+    monkeypatch.setitem(app_ctx.sampling_presets, SHORT,
+                        SamplingPreset(SHORT, "short", base.with_changes(max_new_tokens=12)))
+    return SHORT
+
+
+def configs(*modes: str, sampling: str = "deterministic") -> list[PaneConfig]:
+    out = [PaneConfig("smollm2-135m-instruct", "llama_cpp", "cpu", m, "(mode default)", 1, 2, sampling)
            for m in modes]
     return out + [out[0]] * (MAX_PANES - len(out))
 
 
-def run(app_ctx, state, question, n, modes):
+def run(app_ctx, state, question, n, modes, sampling="deterministic", followup=False):
     last = None
-    for last in grid_run(app_ctx, state, question, n, "arithmetic", configs(*modes)):
+    for last in grid_run(app_ctx, state, question, n, "arithmetic", configs(*modes, sampling=sampling), followup):
         pass
     return last
+
+
+def stored(app_ctx, sql, params=()):
+    with sqlite3.connect(app_ctx.settings.db_path) as db:
+        return db.execute(sql, params).fetchall()
 
 
 def test_round_then_named_vote_with_the_login_name(app_ctx):
@@ -27,37 +53,147 @@ def test_round_then_named_vote_with_the_login_name(app_ctx):
     assert all(v.metrics and "finish:" in v.metrics for v in views[:2])
     assert views[1].prompt.count("What is 3 + 4?") == 1
     assert state["generations"][0] and state["generations"][1]
-    assert len(state["histories"][0]) == 2          # each pane keeps its own history
-    assert vote_on_pair(app_ctx, state, 1, 1, "left").startswith("⚠️ Pick two different panes")
-    saved = vote_on_pair(app_ctx, state, 1, 2, "tie", "both fine")
+    assert judgeable_panes(state, 2) == [1, 2]
+    state, msg = vote_on_pair(app_ctx, state, 1, 1, "left")
+    assert msg.startswith("⚠️ Pick two different panes")
+    state, saved = vote_on_pair(app_ctx, state, 1, 2, "tie", "both fine", visible=2)
     assert saved.startswith("✅ Saved")
-    assert "not counted twice" in vote_on_pair(app_ctx, state, 1, 2, "left")
-    with sqlite3.connect(app_ctx.settings.db_path) as db:
-        rows = db.execute("select v.winner, v.note, v.session_id, b.anonymous, b.source from votes v "
-                          "join battles b on b.id = v.battle_id where v.session_id = ?",
-                          (f"user:alice/{state['session_id']}",)).fetchall()
-    assert rows == [("tie", "both fine", f"user:alice/{state['session_id']}", 0, "playground")]
+    # the same two answers in either order are one comparison: neither order counts twice
+    state, again = vote_on_pair(app_ctx, state, 1, 2, "left", visible=2)
+    state, swapped = vote_on_pair(app_ctx, state, 2, 1, "right", visible=2)
+    assert "not counted twice" in again and "not counted twice" in swapped
+    session = f"user:alice/{state['session_id']}"
+    rows = stored(app_ctx, "select v.winner, v.note, v.session_id, b.anonymous, b.source from votes v "
+                           "join battles b on b.id = v.battle_id where v.session_id = ?", (session,))
+    assert rows == [("tie", "both fine", session, 0, "playground")]
 
 
-def test_second_turn_uses_each_panes_history(app_ctx):
+def test_each_send_starts_afresh_unless_follow_up(app_ctx, short_sampling):
+    modes = ("zero_shot", "instruction")
+    state, _, _ = run(app_ctx, new_grid_state(), "My name is Ada.", 2, modes, short_sampling)
+    state, views, _ = run(app_ctx, state, "What is my name?", 2, modes, short_sampling)
+    assert all("My name is Ada." not in v.prompt for v in views[:2])     # single-turn by default
+    assert all(len(v.messages) >= 2 and v.messages[0]["content"] == "What is my name?" for v in views[:2])
+    state, views, status = run(app_ctx, state, "Say it again.", 2, modes, short_sampling, followup=True)
+    assert status.startswith("All panes finished")
+    assert all("What is my name?" in v.prompt and "My name is Ada." not in v.prompt for v in views[:2])
+    conversations = [json.loads(c) for (c,) in stored(
+        app_ctx, "select conversation from generations where id in (?, ?)", tuple(state["generations"][:2]))]
+    users = [[m["content"] for m in conv if m["role"] == "user"] for conv in conversations]
+    assert users == [["What is my name?", "Say it again."]] * 2          # the same user turns in every pane
+    state, views, _ = run(app_ctx, state, "What is 2 + 2?", 2, modes, short_sampling)
+    assert all("Say it again." not in v.prompt for v in views[:2])        # follow-up off: afresh again
+
+
+def test_follow_up_needs_the_same_finished_panes():
+    state, _ = start_round(new_grid_state(), "q1", 3, ["x"] * 3, False, "run")
+    state = {**state, "run_id": None, "busy": [False] * MAX_PANES, "generations": [1, 2, 3, None, None, None],
+             "finish": ["stop", "length", "stop", None, None, None]}
+    assert followup_problem(state, 3) is None
+    assert "set Panes to 3" in followup_problem(state, 4)
+    state["finish"][1] = "cancelled"
+    assert "Pane 2 was stopped" in followup_problem(state, 3)
+    last = list(grid_run(None, state, "q2", 4, "arithmetic", configs("zero_shot"), followup=True))
+    assert len(last) == 1 and "set Panes to 3" in last[0][2] and last[0][0] is state   # nothing ran
+
+
+def _finished_round(state, question, n, first_id, finish=None):
+    state, _ = start_round(state, question, n, [f"m · mode {i}" for i in range(n)], False, "run")
+    gens = [first_id + i if i < n else None for i in range(MAX_PANES)]
+    fin = list(finish or ["stop"] * n) + [None] * (MAX_PANES - n)
+    return {**state, "run_id": None, "busy": [False] * MAX_PANES, "generations": gens, "finish": fin}
+
+
+def test_a_vote_across_questions_or_on_a_hidden_pane_is_refused_before_storage():
+    """Ask in 6 panes, then in 3: panes 4-6 still hold answers to the first question. No request
+    can pair them with the second question's answers (ctx=None: storage is never reached)."""
+    state = _finished_round(new_grid_state(), "first question", 6, 101)
+    assert judgeable_panes(state, 6) == [1, 2, 3, 4, 5, 6]
+    state = _finished_round(state, "second question", 3, 201)
+    assert judgeable_panes(state, 6) == [1, 2, 3]
+    assert judgeable_panes(state, 2) == [1, 2]
+    _, msg = vote_on_pair(None, state, 1, 4, "left", visible=6)
+    assert "pane 4 has no answer to the latest question" in msg
+    _, msg = vote_on_pair(None, state, 3, 1, "left", visible=2)
+    assert "pane 3 is hidden" in msg
+    assert "1 pane(s) of this question are hidden" in judge_summary(state, 2)
+    a, b, *_ = judge_updates(state, 6)
+    assert [v for _, v in a["choices"]] == ["1", "2", "3"] and (a["value"], b["value"]) == ("1", "2")
+
+
+def test_stopped_or_failed_answers_cannot_be_judged_but_cut_ones_can():
+    state = _finished_round(new_grid_state(), "q", 4, 301, ["stop", "cancelled", "error", "length"])
+    assert judgeable_panes(state, 4) == [1, 4]
+    _, msg = vote_on_pair(None, state, 1, 2, "left", visible=4)
+    assert "pane 2 was stopped before it finished" in msg
+    _, msg = vote_on_pair(None, state, 3, 4, "left", visible=4)
+    assert "pane 3 failed" in msg
+    summary = judge_summary(state, 4)
+    assert "pane 2 was stopped" in summary and "pane 3 failed" in summary
+
+
+def test_stop_mid_round_then_the_pickers_offer_nothing(app_ctx):
+    """Through the real model: Stop while streaming, every stopped pane is left out of judging."""
     state = new_grid_state()
-    state, _, _ = run(app_ctx, state, "My name is Ada.", 2, ("zero_shot", "instruction"))
-    state, views, _ = run(app_ctx, state, "What is my name?", 2, ("zero_shot", "instruction"))
-    assert "My name is Ada." in views[0].prompt and "My name is Ada." in views[1].prompt
-    assert len(state["histories"][0]) == 4
+    gen = grid_run(app_ctx, state, "Write a long story about a lighthouse keeper.", 2, "arithmetic",
+                   configs("zero_shot", "instruction"))
+    for state, views, status in gen:
+        if any(v is not None and v.messages and v.messages[-1]["role"] == "assistant" for v in views):
+            stop(app_ctx, state)
+            break
+    for state, views, status in gen:
+        pass
+    assert status.startswith("All panes finished")
+    assert state["finish"][:2] == ["cancelled", "cancelled"]
+    assert all("cannot be judged" in v.notices for v in views[:2])
+    assert judgeable_panes(state, 2) == []
+    _, msg = vote_on_pair(app_ctx, state, 1, 2, "left", visible=2)
+    assert "was stopped before it finished" in msg
+    assert stored(app_ctx, "select count(*) from battles where left_generation_id in (?, ?)",
+                  tuple(state["generations"][:2])) == [(0,)]
+    a, b, *buttons, hint = judge_updates(state, 2)
+    assert a["choices"] == [] and all(u["interactive"] is False for u in buttons)
+
+
+def test_an_answer_cut_by_the_token_limit_is_judged(app_ctx, short_sampling):
+    state, views, _ = run(app_ctx, new_grid_state(), "Tell me about the sea.", 2, ("zero_shot", "instruction"),
+                          short_sampling)
+    assert state["finish"][:2] == ["length", "length"]
+    assert all("Cut at the token limit" in v.notices for v in views[:2])
+    state, msg = vote_on_pair(app_ctx, state, 2, 1, "left", visible=2)
+    assert msg.startswith("✅ Saved")
 
 
 def test_empty_question_and_vote_without_answers():
     state = new_grid_state()
-    assert "Wait" in vote_on_pair(None, {**state, "busy": [True] + [False] * (MAX_PANES - 1)}, 1, 2, "left")
-    assert "finished answer" in vote_on_pair(None, state, 1, 2, "left")
+    _, msg = vote_on_pair(None, {**state, "busy": [True] + [False] * (MAX_PANES - 1)}, 1, 2, "left")
+    assert "Wait" in msg
+    _, msg = vote_on_pair(None, state, 1, 2, "left")
+    assert "finished answer" in msg
+    assert list(grid_run(None, state, "  ", 2, "arithmetic", configs("zero_shot")))[0][2].startswith("⚠️ Type")
 
 
 def test_layouts(app_ctx):
     n, models, modes = compare_modes_layout(app_ctx, "smollm2-135m-instruct")
     assert n == 6 and set(models) == {"smollm2-135m-instruct"} and len(set(modes)) == 6
-    n, models, modes = compare_models_layout(app_ctx, "few_shot_cot")
-    assert n >= 2 and set(modes) == {"few_shot_cot"}
+    n, models, modes, message = compare_models_layout(app_ctx, "few_shot_cot")
+    assert (n >= 2 and set(modes) == {"few_shot_cot"} and len(set(models)) == n) or (n == 0 and message)
+
+
+def test_compare_models_with_one_model_says_how_to_add_another(app_ctx):
+    """One installed model: no two identical panes, but a message naming the ways to add one."""
+    from playground.models.catalog import Catalog
+
+    bundled = app_ctx.catalog.get("smollm2-135m-instruct")
+    hub = [s for s in app_ctx.catalog if s.source == "hub" and not s.available]
+    catalog = Catalog()
+    for spec in [bundled, *hub]:
+        catalog.add(spec)
+    ctx = SimpleNamespace(catalog=catalog, settings=SimpleNamespace(models_dir=Path("models")))
+    n, models, modes, message = compare_models_layout(ctx, "zero_shot")
+    assert (n, models, modes) == (0, [], [])
+    assert "Only one model is installed" in message and bundled.display_name in message
+    assert "Models" in message and "presets/hub_models.yaml" in message and "`models`" in message
 
 
 def test_pane_view_splits_reasoning_from_the_answer():

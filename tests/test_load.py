@@ -66,13 +66,14 @@ def endpoint_params(client, api_name: str) -> list[dict[str, Any]]:
 
 def grid_args(params: list[dict[str, Any]], question: str, n_panes: int, modes: list[str],
               model: str | None = None) -> list[Any]:
-    """grid_send's inputs: question, pane count, family, then 8 controls for each of the 6 panes.
+    """grid_send's inputs: question, pane count, family, then 8 controls for each of the 6 panes,
+    then the follow-up switch (left at its default: off, each round starts afresh).
 
     Starts from the defaults the API reports (the UI's defaults), so only what the test means
     to change is changed: the question, the pane count, each pane's mode and maybe the model.
     """
     values = [p.get("parameter_default") for p in params]
-    n_controls = len(values) - 3
+    n_controls = len(values) - 4
     assert n_controls % CONTROLS_PER_PANE == 0, [p["parameter_name"] for p in params]
     values[0], values[1] = question, str(n_panes)
     for i, mode in enumerate(modes):

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from storage import open_database
 
     from playground.context import AppContext
-    from playground.ui.app import build_ui
+    from playground.ui.app import CSS, build_ui
 
     settings = settings.with_overrides(share=args.share or None, auth_file=auth_file(args.auth),
                                        insecure_no_auth=args.insecure_no_auth or None,
@@ -101,5 +101,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"The playground runs at http://{settings.host}:{settings.port} ({access.mode} mode{login})", file=sys.stderr)
     demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
                 auth=access.gradio_auth(), auth_message="Sign in with the name and password your admin gave you.",
-                show_error=False, footer_links=["api", "settings"])
+                show_error=False, footer_links=["api", "settings"], css=CSS)
     return 0

@@ -11,6 +11,7 @@ from playground.auth.access import INSECURE_BANNER
 from playground.auth.policy import apply_policy
 from playground.context import AppContext
 from playground.ui.common import model_choices
+from playground.ui.grid import GRID_CSS
 from playground.ui.shown_errors import hide_errors_in
 
 # (tab title, module under playground.ui); each module has build(ctx)
@@ -27,7 +28,7 @@ TABS: tuple[tuple[str, str], ...] = (
 CSS = """
 .pane-answer .final-answer { background: #fff3bf; padding: 0 .2em; border-radius: 3px; }
 #app-header h1 { margin-bottom: 0; }
-"""
+""" + GRID_CSS   # passed to launch(css=...) (Gradio 6 takes page CSS there, not in Blocks)
 
 
 def build_ui(ctx: AppContext) -> gr.Blocks:
