@@ -45,7 +45,7 @@ def chat(question: str, shots: int = 0) -> str:
 
 
 class Runner:
-    def __init__(self, threads: int = 2) -> None:
+    def __init__(self, threads: int = 1) -> None:
         from llama_cpp import Llama
 
         self.llm = Llama(model_path=str(bundled_gguf()), n_ctx=2048, n_threads=threads,

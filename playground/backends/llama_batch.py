@@ -143,6 +143,12 @@ class BatchDecoder:
         self.batch.close()
         self.ctx.close()
 
+    def forget(self) -> None:
+        """Idle sequences drop the prompts they remember (the next prefill starts cold)."""
+        with self._cond:
+            for seq in self._free:
+                seq.primed = None
+
     @property
     def sequences_primed(self) -> list[list[int] | None]:
         """The prompt each free sequence's cache holds (for tests and diagnostics)."""

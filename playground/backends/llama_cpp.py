@@ -379,6 +379,15 @@ class LlamaCppModel:
             raise PlaygroundError("log-probability is not finite (numerical problem in the model output)")
         return total, len(cont)
 
+    def forget_prompts(self) -> None:
+        """Idle slots and sequences drop the prompts they remember: benchmarks measure cold prefills."""
+        with self._cond:
+            for slot in self._free:
+                slot.primed = None
+            batch = self._batch
+        if batch is not None:
+            batch.forget()
+
     @property
     def n_slots(self) -> int:
         return len(self._slots)
