@@ -151,7 +151,7 @@ def test_a_repeated_prompt_reuses_its_sequence_cache(smol):
     prompt = prompts(smol, 3)[2]
     hot = SamplingParams(temperature=0.8, seed=11, max_new_tokens=16)
     first = text_of(smol, prompt, hot)
-    assert smol.tokenize(prompt) in smol._batch.sequences_primed
+    assert smol.tokenize(prompt) in smol._batch.sequences_primed.values()
     assert text_of(smol, prompt, hot) == first
 
 

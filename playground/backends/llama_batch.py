@@ -92,7 +92,8 @@ class Generation:
         return len(self.tokens) - 1 - self.prefill_at
 
     def stop(self) -> None:
-        """The reader ends it (stop string found, consumer gone): the scheduler frees its sequence."""
+        """The reader ends it (stop string, cancel, consumer gone): the scheduler frees its sequence
+        and closes its sampler at its next step; the reader need not wait for that."""
         self.stopped = True
 
 
@@ -130,6 +131,7 @@ class BatchDecoder:
         gen = Generation(tokens=list(tokens), sampler=sampler, max_new=max_new, cancel=cancel)
         with self._cond:
             if self._closed:
+                sampler.close()
                 raise RuntimeError("the batch decoder is closed")
             self._waiting.append(gen)
             self._cond.notify_all()
@@ -150,10 +152,10 @@ class BatchDecoder:
                 seq.primed = None
 
     @property
-    def sequences_primed(self) -> list[list[int] | None]:
-        """The prompt each free sequence's cache holds (for tests and diagnostics)."""
+    def sequences_primed(self) -> dict[int, list[int] | None]:
+        """The prompt each idle sequence's cache holds, by sequence id (tests, diagnostics)."""
         with self._cond:
-            return [s.primed for s in self._free]
+            return {s.seq_id: s.primed for s in self._free}
 
     # --- the scheduler --------------------------------------------------------------------------
 
@@ -187,12 +189,17 @@ class BatchDecoder:
         gen.next_input, gen.pos = gen.tokens[-1], len(gen.tokens) - 1
 
     def _end(self, gen: Generation, finish: str, error: str | None = None) -> None:
+        """Free its sequence and close its sampler (the scheduler is the sampler's last user)."""
         gen.finish, gen.error = finish, error
         if error is not None and gen.seq is not None:
             gen.seq.primed = None
-        self._active.remove(gen)
+        if gen in self._active:
+            self._active.remove(gen)
+        if gen in self._waiting:
+            self._waiting.remove(gen)
         if gen.seq is not None:
             self._free.append(gen.seq)
+        gen.sampler.close()
         gen.out.put(END)
 
     def _run(self) -> None:
@@ -201,9 +208,7 @@ class BatchDecoder:
             while True:
                 with self._cond:
                     for gen in [g for g in self._waiting if g.stopped or (g.cancel and g.cancel.is_set())]:
-                        self._waiting.remove(gen)
-                        gen.finish = "cancelled"
-                        gen.out.put(END)
+                        self._end(gen, "cancelled")
                     for gen in list(self._active):
                         if gen.stopped:
                             self._end(gen, "stop")

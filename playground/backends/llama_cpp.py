@@ -308,22 +308,18 @@ class LlamaCppModel:
     def _batched_tokens(self, batch: BatchDecoder, tokens: list[int], sampling: SamplingParams, max_new: int,
                         cancel: threading.Event | None, outcome: dict[str, str]) -> Iterator[int]:
         """Sampled token ids from this model's shared batch (see backends/llama_batch.py)."""
-        sampler = _make_sampler(sampling, self.llm.n_vocab())
-        gen = batch.submit(tokens, sampler, max_new, cancel)
-        ended = False
+        gen = batch.submit(tokens, _make_sampler(sampling, self.llm.n_vocab()), max_new, cancel)
         try:
             while True:
                 item = gen.out.get()
                 if item is END:
-                    ended = True
                     break
+                if cancel is not None and cancel.is_set():   # at once, not after the batch's next step
+                    outcome["finish"] = "cancelled"
+                    return
                 yield item
         finally:
-            if not ended:            # the reader left early: wait until the scheduler lets go
-                gen.stop()
-                while gen.out.get() is not END:
-                    pass
-            sampler.close()
+            gen.stop()   # a no-op once it has ended; else the scheduler drops it at its next step
         if gen.error:
             raise PlaygroundError(f"{gen.error} ({self.spec.id})")
         outcome["finish"] = gen.finish
