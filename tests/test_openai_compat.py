@@ -218,11 +218,11 @@ def test_counting_proxy_ends_a_generation_when_done_passes_not_when_the_body_clo
             with client.stream("POST", f"{proxy.url}/chat/completions", json={}) as first:
                 lines = first.iter_lines()
                 assert any(line == "data: [DONE]" for line in lines)
-                # the first answer is complete; its connection is still open (a reader thread that
-                # has not closed it yet) while the next request goes out
+                assert proxy.active == 0              # the answer is complete: the slot is free
+                # its connection is still open (a reader thread that has not closed it yet) while
+                # the next request goes out
                 second = client.post(f"{proxy.url}/chat/completions", json={})
                 assert "[DONE]" in second.text
-                assert proxy.active == 0 and proxy.open == 1
         deadline = time.monotonic() + 5
         while proxy.open and time.monotonic() < deadline:
             time.sleep(0.05)
