@@ -1,17 +1,17 @@
 """llama.cpp through llama-cpp-python: GGUF models on CPU or GPU.
 
-One loaded model (weights, tokenizer) serves several generations at once through *slots*: each
-slot is its own llama.cpp context (its own KV cache) on the shared weights, so panes on the same
-model stream side by side without loading the model twice. Each slot runs the plain
-single-sequence computation a solo run would, token by token:
+One loaded model (weights, tokenizer) serves several generations at once:
 
-- the prompt minus its last token is decoded in `n_batch` chunks, then the last token alone, then
-  one token per step: the same batch splits every time, so a greedy answer never depends on what
-  ran before or beside it (batching sequences together would change the float sums);
-- a slot remembers its last prompt; the identical prompt again (Regenerate, self-consistency
-  samples) keeps the prefilled KV cache and skips the prefill;
-- the per-device compute lock is held around each decode, so slots and other models on the same
-  CPU take turns instead of oversubscribing the cores.
+- normally through its *batch* (`backends/llama_batch.py`): one context whose sequences are the
+  generations in flight, decoded together one step at a time, prompts in fixed 64-token chunks
+  interleaved with the others' decoding (shortest prompt first);
+- where that context cannot be made, through *slots*: each its own llama.cpp context (own KV
+  cache) on the shared weights, running the single-sequence computation token by token under
+  the device's core share; `continuation_logprob` (lab scoring) always uses a slot.
+
+Either way a greedy answer never depends on what ran before or beside it: prompts are decoded in
+the same fixed chunks at the same positions (whole chunks shared with the previous prompt are
+re-used), and batched rows are computed independently (docs/architecture.md, measured).
 
 Our own token loop (rather than `create_completion`) gives the exact token count at every chunk,
 stops within one token when cancelled, and cuts stop strings without ever showing them.
