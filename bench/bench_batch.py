@@ -56,7 +56,8 @@ def raw_batched(model, prompts: list[list[int]], max_tokens: int) -> tuple[float
     ctx = LlamaContext(model=llm._model, params=params, verbose=False)
     batch = LlamaBatch(n_tokens=512, embd=0, n_seq_max=1, verbose=False)
     n_vocab, vocab = llm.n_vocab(), llm._model.vocab
-    ctx.set_n_threads(model.compute_lock.cores if model.compute_lock else 2, model.compute_lock.cores if model.compute_lock else 2)
+    cores = model.compute_lock.cores if model.compute_lock else 2
+    ctx.set_n_threads(cores, cores)
     start = time.perf_counter()
     for s, toks in enumerate(prompts):
         for i in range(0, len(toks) - 1, 512):
@@ -183,12 +184,15 @@ def first_tokens(ctx: AppContext, reps: int, max_tokens: int) -> dict:
     return f
 
 
-def main(reps: int = 3, max_tokens: int = 96) -> dict:
-    ctx = AppContext.create(Settings())
+def main(reps: int = 3, max_tokens: int = 96, threads: int | None = None) -> dict:
+    """threads: CPU threads (default all cores). On an oversubscribed machine use 1: two llama.cpp
+    threads then spend most of their time waiting for each other at every barrier."""
+    ctx = AppContext.create(Settings() if threads is None else Settings(threads=threads))
     try:
         compare(ctx, four_panes(ctx, 4), QUESTION.format(n=1))     # load and warm up
         f = throughput(ctx, reps, max_tokens)
         f.update(first_tokens(ctx, reps, max_tokens))
+        f["threads"] = ctx.settings.threads
     finally:
         ctx.cache.clear()
     return f
@@ -197,7 +201,7 @@ def main(reps: int = 3, max_tokens: int = 96) -> dict:
 def report(f: dict) -> str:
     return "\n".join([
         f"{f['panes']} panes on one model (zero-shot, few-shot, few-shot CoT, instruction), "
-        f"{f['max_tokens']} new tokens max, greedy, median of {f['reps']} cold runs",
+        f"{f['max_tokens']} new tokens max, greedy, {f['threads']} thread(s), median of {f['reps']} cold runs",
         f"  app (batched): {f['app_wall_s']:.2f} s, {f['app_tokens_per_s']:.0f} tok/s; raw batched loop: "
         f"{f['raw_batched_wall_s']:.2f} s, {f['raw_batched_tokens_per_s']:.0f} tok/s -> ratio "
         f"{f['app_vs_raw_batched']:.2f} (target >= 0.85); same token counts: {f['same_token_counts_as_raw']}",
@@ -216,5 +220,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     a = parser.parse_args()
-    print(report(main(a.reps, a.max_tokens)))
+    print(report(main(a.reps, a.max_tokens, a.threads)))

@@ -18,7 +18,8 @@ PANE_KEYS = {"model", "mode", "answer", "extracted_answer", "n_prompt_tokens", "
 
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PLAYGROUND_DB": str(Path(os.environ.get("TMPDIR", "/tmp")) / "cli-compare.db")}
-    return subprocess.run([sys.executable, "app.py", "compare", *args], cwd=REPO, capture_output=True,
+    # one thread: on a shared CI machine two llama.cpp threads mostly wait for each other
+    return subprocess.run([sys.executable, "app.py", "compare", "--threads", "1", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout, env=env)
 
 
