@@ -21,7 +21,9 @@ from playground.context import AppContext
 from playground.lab import LabConfig, format_summary, load_items, prepare_lab, run_lab, summarize
 from storage import open_database
 
-GSM8K = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+GSM8K = next((p for p in (REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl",          # beside the repo
+                           REPO.parent.parent / "shared" / "data" / "gsm8k" / "test.jsonl")   # beside a worktree folder
+              if p.is_file()), REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl")
 
 
 def main(items: int = 10, max_tokens: int = 128, shots: int = 4, threads: int | None = None) -> dict:

@@ -170,3 +170,26 @@ def test_cancel_in_a_batch_ends_only_that_pane(smol):
     assert rest[-1].finish_reason == "cancelled"
     with unbatched(smol):
         assert other == [text_of(smol, ps[1], SamplingParams(max_new_tokens=30))]
+
+
+def test_few_shot_items_in_a_row_reuse_the_exemplars_and_answer_as_from_scratch(app_ctx, smol):
+    """The lab's pattern: few-shot items one after another share the exemplar prefix (whole chunks
+    re-used from the previous item) and give exactly the answers of cold runs."""
+    from playground.compare import PaneSpec, run_pane
+
+    pane = PaneSpec(model_id="smollm2-135m-instruct", mode="few_shot_cot", shots=4,
+                    sampling=SamplingParams(max_new_tokens=16))
+    questions = [f"A shop has {n} apples and sells 5. How many are left?" for n in (12, 30, 47)]
+
+    def answers(cold: bool) -> list[str]:
+        out = []
+        for q in questions:
+            if cold:
+                smol.forget_prompts()
+            result = None
+            for result in run_pane(app_ctx, pane, q):
+                pass
+            out.append(result.answer_text)
+        return out
+
+    assert answers(cold=False) == answers(cold=True)
