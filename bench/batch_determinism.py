@@ -45,10 +45,10 @@ def chat(question: str, shots: int = 0) -> str:
 
 
 class Runner:
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, model: str | None = None) -> None:
         from llama_cpp import Llama
 
-        self.llm = Llama(model_path=str(bundled_gguf()), n_ctx=2048, n_threads=threads,
+        self.llm = Llama(model_path=model or str(bundled_gguf()), n_ctx=2048, n_threads=threads,
                          n_threads_batch=threads, verbose=False)
         self.n_vocab = self.llm.n_vocab()
         self.eog = lambda t: bool(__import__("llama_cpp").llama_vocab_is_eog(self.llm._model.vocab, t))
@@ -151,8 +151,9 @@ class Runner:
         return outs
 
 
-def main(widths: tuple[int, ...] = (2, 3, 4, 6), n_new: int = 64) -> dict:
-    r = Runner()
+def main(widths: tuple[int, ...] = (2, 3, 4, 6), n_new: int = 64, model: str | None = None,
+         threads: int = 1) -> dict:
+    r = Runner(threads, model)
     prompts = [r.tokens(chat(q, shots=(i % 3) * 4)) for i, q in enumerate(QUESTIONS)]
     t0 = time.perf_counter()
     solo = [r.solo(p, n_new) for p in prompts]
@@ -186,5 +187,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-new", type=int, default=64)
     parser.add_argument("--widths", default="2,3,4,6")
+    parser.add_argument("--model", default=None, help="a GGUF file with a ChatML template (default: the bundled "
+                        "SmolLM2); other weight types use other llama.cpp kernels: check each")
+    parser.add_argument("--threads", type=int, default=1)
     a = parser.parse_args()
-    main(tuple(int(w) for w in a.widths.split(",")), a.n_new)
+    main(tuple(int(w) for w in a.widths.split(",")), a.n_new, a.model, a.threads)
