@@ -1,12 +1,14 @@
 """`python app.py compare`: the Playground's panes on the command line, on the bundled model."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from playground.backends.cache import ModelCache
 from playground.commands.compare_cmd import compare
 from playground.compare import COMPARE_MODES_ORDER, playground_pane, run_pane
 from playground.sampling import SamplingParams
@@ -52,13 +54,18 @@ def test_compare_text_output_and_bad_modes(bundled_gguf):
 def test_compare_answers_equal_each_pane_alone(app_ctx):
     """Six panes in 'compare modes' give, pane for pane, the answer each gives alone (greedy; the
     self-consistency samples seeded)."""
-    sampling = SamplingParams(max_new_tokens=24, seed=5)
-    panes = [playground_pane(app_ctx, "smollm2-135m-instruct", m, samples=2, sampling=sampling)
+    ctx = dataclasses.replace(app_ctx, cache=ModelCache(budget_bytes=1 << 30, threads=1, n_ctx=2048))
+    sampling = SamplingParams(max_new_tokens=16, seed=5)
+    panes = [playground_pane(ctx, "smollm2-135m-instruct", m, samples=2, sampling=sampling)
              for m in COMPARE_MODES_ORDER]
-    wall, together = compare(app_ctx, panes, QUESTION)
-    assert wall > 0 and all(r.done and r.error is None for r in together), [r.error for r in together]
-    for pane, result in zip(panes, together):
-        alone = None
-        for alone in run_pane(app_ctx, pane, QUESTION):
-            pass
-        assert (alone.answer_text, alone.n_output_tokens) == (result.answer_text, result.n_output_tokens), pane.mode
+    try:
+        wall, together = compare(ctx, panes, QUESTION)
+        assert wall > 0 and all(r.done and r.error is None for r in together), [r.error for r in together]
+        for pane, result in zip(panes, together):
+            alone = None
+            for alone in run_pane(ctx, pane, QUESTION):
+                pass
+            assert (alone.answer_text, alone.n_output_tokens) == (result.answer_text, result.n_output_tokens), \
+                pane.mode
+    finally:
+        ctx.cache.clear()
