@@ -21,10 +21,12 @@ from playground.context import AppContext
 from playground.lab import LabConfig, format_summary, load_items, prepare_lab, run_lab, summarize
 from storage import open_database
 
-GSM8K = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+GSM8K = next((p for p in (REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl",          # beside the repo
+                           REPO.parent.parent / "shared" / "data" / "gsm8k" / "test.jsonl")   # beside a worktree folder
+              if p.is_file()), REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl")
 
 
-def main(items: int = 10, max_tokens: int = 128, shots: int = 4) -> dict:
+def main(items: int = 10, max_tokens: int = 128, shots: int = 4, threads: int | None = None) -> dict:
     from llama_cpp import Llama
 
     if not GSM8K.is_file():
@@ -32,9 +34,9 @@ def main(items: int = 10, max_tokens: int = 128, shots: int = 4) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tasks = Path(tmp) / "gsm8k.jsonl"
         tasks.write_text("\n".join(GSM8K.read_text(encoding="utf-8").splitlines()[:items]) + "\n", encoding="utf-8")
-        settings = Settings(db_path=Path(tmp) / "lab.db")
+        settings = Settings(db_path=Path(tmp) / "lab.db", **({"threads": threads} if threads else {}))
         ctx = AppContext.create(settings)
-        figures: dict = {"items": items, "max_tokens": max_tokens, "shots": shots}
+        figures: dict = {"items": items, "max_tokens": max_tokens, "shots": shots, "threads": settings.threads}
         raw = Llama(model_path=str(bundled_gguf()), n_ctx=settings.n_ctx, n_threads=settings.threads,
                     n_threads_batch=settings.threads, verbose=False)
         spec = ctx.catalog.get("smollm2-135m-instruct")
@@ -72,7 +74,8 @@ def main(items: int = 10, max_tokens: int = 128, shots: int = 4) -> dict:
 
 
 def report(f: dict) -> str:
-    lines = [f"GSM8K, first {f['items']} items, bundled SmolLM2-135M, greedy, {f['max_tokens']} new tokens max"]
+    lines = [f"GSM8K, first {f['items']} items, bundled SmolLM2-135M, greedy, {f['max_tokens']} new tokens max, "
+             f"{f.get('threads', '?')} thread(s)"]
     for mode in ("zero_shot", "few_shot_cot"):
         lines.append(f"  {mode}: app {f[mode + '_app_items_per_s']:.2f} items/s, raw llama-cpp-python "
                      f"{f[mode + '_raw_items_per_s']:.2f} items/s -> ratio {f[mode + '_ratio']:.2f}; "
@@ -87,5 +90,6 @@ if __name__ == "__main__":
     parser.add_argument("--items", type=int, default=10)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--shots", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     a = parser.parse_args()
-    print(report(main(a.items, a.max_tokens, a.shots)))
+    print(report(main(a.items, a.max_tokens, a.shots, a.threads)))

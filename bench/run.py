@@ -26,6 +26,9 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
     ("bench_grid", "Pane grid vs sequential",
      "four prompting modes on one model, all at once vs one after another",
      {"reps": 3, "max_tokens": 48}, {"reps": 1, "max_tokens": 32}),
+    ("bench_batch", "Side by side on one model: batched panes",
+     "4 same-model panes vs the raw batched loop of llama-cpp-python's low-level API, and 6 panes' first "
+     "tokens vs each pane alone", {"reps": 3, "max_tokens": 96}, {"reps": 1, "max_tokens": 48}),
     ("bench_votes", "Votes per second",
      "8 concurrent writers vs 1 sequential writer, battle + vote per transaction, zero lost",
      {"threads": 8, "votes_per_thread": 1000}, {"threads": 8, "votes_per_thread": 250}),

@@ -38,6 +38,40 @@ class PaneSpec:
         return f"{self.model_id} · {self.mode}"
 
 
+# The Playground's "compare modes" layout and its per-pane defaults (playground/ui/grid.py).
+COMPARE_MODES_ORDER = ("zero_shot", "few_shot", "zero_shot_cot", "few_shot_cot", "instruction", "self_consistency")
+
+
+def family_preset(ctx: AppContext, mode: str, family: str) -> str | None:
+    """The prompting preset of a task family for a mode (the Playground's 'Task family')."""
+    for preset in ctx.presets.prompting.values():
+        if preset.mode == mode and preset.family == family:
+            return preset.id
+    return None
+
+
+def playground_pane(ctx: AppContext, model_id: str, mode: str, *, family: str = "arithmetic",
+                    backend: str | None = None, device: str = "cpu", shots: int = 4, samples: int = 5,
+                    sampling: SamplingParams | None = None) -> PaneSpec:
+    """A pane as the Playground builds it from its controls (shots only for the modes that use them)."""
+    return PaneSpec(model_id=model_id, mode=mode, backend=backend, device=device,
+                    preset_id=family_preset(ctx, mode, family),
+                    shots=shots if mode in ("few_shot", "few_shot_cot", "self_consistency") else None,
+                    samples=samples if mode == "self_consistency" else None,
+                    sampling=sampling or ctx.sampling("deterministic" if "deterministic" in ctx.sampling_presets
+                                                      else None))
+
+
+def preload_models(ctx: AppContext, panes: Sequence[PaneSpec]) -> None:
+    """Load every pane's model once (benchmarks and the CLI keep loading out of their timings)."""
+    for pane in panes:
+        spec = ctx.ensure_local(ctx.catalog.get(pane.model_id))
+        backend = pane.backend or spec.backends[0]
+        device, _ = ctx.resolve_device(pane.device, backend)
+        with ctx.cache.use(spec, backend, device):
+            pass
+
+
 def plan_for(ctx: AppContext, pane: PaneSpec, question: str, history: Sequence[Message], chat: bool) -> PromptPlan:
     """The prompting step: mode + preset + input -> exactly what will be sent."""
     preset = ctx.prompt_preset(pane.mode, pane.preset_id)

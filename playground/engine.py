@@ -208,6 +208,8 @@ def _self_consistency(model: LoadedModel, plan: PromptPlan, sampling: SamplingPa
         for update in _stream_into(model, result.exact_prompt, sampling.with_changes(seed=seed),
                                    cancel, holder, start, "output"):
             path.text = update.output
+            if i == 0:   # the first path streams into the answer until the vote replaces it
+                result.output = path.text
             result.n_output_tokens, result.ttft_s = update.n_output_tokens, update.ttft_s
             result.total_s = update.total_s
             yield result

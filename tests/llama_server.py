@@ -95,8 +95,13 @@ class LlamaServer:
 class CountingProxy:
     """A loopback HTTP proxy that counts generation requests in flight (the server-side view).
 
-    Starlette + uvicorn on a background thread; every request is forwarded (streamed) upstream;
-    requests to */completions are counted from arrival until their response body is finished.
+    Starlette + uvicorn on a background thread; every request is forwarded (streamed) upstream.
+    A request to */completions counts from its arrival until the proxy forwards the end of its
+    answer (`data: [DONE]`, or the end of the body if that never comes). That end reaches the
+    client before the client can release its slot and send the next request, so `max_active`
+    cannot overcount. The end of the *body* can lag: the upstream may close it later, and the
+    client's reader thread may close its connection after the pane has moved on; `max_open` counts
+    that way (arrival until the body is finished) and is reported for comparison only.
     """
 
     def __init__(self, upstream_root: str) -> None:
@@ -106,6 +111,7 @@ class CountingProxy:
 
         self.upstream_root = upstream_root.rstrip("/")
         self.active = self.max_active = self.generations = 0
+        self.open = self.max_open = 0
         self._lock = threading.Lock()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -126,12 +132,26 @@ class CountingProxy:
             self.max_active = max(self.max_active, self.active)
             self.generations += delta > 0
 
+    def _count_open(self, delta: int) -> None:
+        with self._lock:
+            self.open += delta
+            self.max_open = max(self.max_open, self.open)
+
     async def _handle(self, request):
         from starlette.responses import StreamingResponse
 
         counted = request.url.path.endswith("completions")
+        ended = not counted          # this request no longer counts as active
+
+        def end() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                self._count(-1)
+
         if counted:
             self._count(+1)
+            self._count_open(+1)
         client = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=5.0))
         try:
             upstream = client.build_request(request.method, f"{self.upstream_root}{request.url.path}",
@@ -140,19 +160,25 @@ class CountingProxy:
             response = await client.send(upstream, stream=True)
         except BaseException:
             if counted:
-                self._count(-1)
+                end()
+                self._count_open(-1)
             await client.aclose()
             raise
 
         async def body():
+            tail = b""
             try:
                 async for piece in response.aiter_raw():
+                    tail = (tail + piece)[-64:]
+                    if b"data: [DONE]" in tail:
+                        end()            # before the client can see it
                     yield piece
             finally:
+                end()
                 await response.aclose()
                 await client.aclose()
                 if counted:
-                    self._count(-1)
+                    self._count_open(-1)
 
         return StreamingResponse(body(), status_code=response.status_code,
                                  media_type=response.headers.get("content-type"))

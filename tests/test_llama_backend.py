@@ -119,20 +119,31 @@ def test_load_errors_name_the_file(tmp_path, bundled_gguf):
         LlamaCppBackend().load(spec, device="cpu", threads=1, n_ctx=256)
 
 
-def test_shared_prompt_prefix_is_reused_without_changing_the_answer(smol):
+@pytest.mark.parametrize("batched", [True, False], ids=["batch", "slots"])
+def test_shared_prompt_prefix_is_reused_without_changing_the_answer(smol, batched):
     """Few-shot prompts share their exemplars: whole prefill chunks are kept from the previous
-    prompt, and the answer is exactly the one a cold cache gives."""
+    prompt, and the answer is exactly the one a cold cache gives (in the shared batch, and in the
+    one-context-per-generation slots used where a model cannot batch)."""
     from playground.backends.llama_cpp import PREFILL_CHUNK
 
     exemplars = "".join(f"Q: What is {i} plus {i}?\nA: {2 * i}.\n\n" for i in range(1, 30))
     first, second = exemplars + "Q: What is 3 plus 4?\nA:", exemplars + "Q: What is 5 plus 9?\nA:"
     assert smol.count_tokens(exemplars) > 3 * PREFILL_CHUNK
     greedy = SamplingParams(max_new_tokens=8)
-    for slot in smol._slots:
-        slot.primed = None                      # cold: nothing to re-use
-    cold, _ = _collect(smol, second, greedy)
-    _collect(smol, first, greedy)               # leaves the exemplars in a slot
-    warm_slot = max(smol._slots, key=lambda s: len(s.primed or []))
-    warm, _ = _collect(smol, second, greedy)
-    assert warm == cold
-    assert warm_slot.primed == smol.tokenize(second)   # the same slot served it, re-using the prefix
+    smol.batching = batched
+    try:
+        smol.forget_prompts()                   # cold: nothing to re-use
+        cold, _ = _collect(smol, second, greedy)
+        _collect(smol, first, greedy)           # leaves the exemplars in a slot / sequence
+        if batched:
+            warm_seq = next(i for i, p in smol._batch.sequences_primed.items() if p == smol.tokenize(first))
+        else:
+            warm_slot = max(smol._slots, key=lambda s: len(s.primed or []))
+        warm, _ = _collect(smol, second, greedy)
+        assert warm == cold
+        if batched:   # the same sequence served it, re-using the prefix
+            assert smol._batch.sequences_primed[warm_seq] == smol.tokenize(second)
+        else:
+            assert warm_slot.primed == smol.tokenize(second)   # the same slot served it, re-using the prefix
+    finally:
+        smol.batching = True

@@ -22,7 +22,8 @@ from playground.errors import PlaygroundError
 from playground.models.catalog import Catalog
 from playground.models.remote import add_remote_model, remote_spec
 from playground.sampling import SamplingParams
-from tests.llama_server import CountingProxy, LlamaServer, bundled_gguf, server_import_problem
+from tests.llama_server import (CountingProxy, LlamaServer, StubServer, bundled_gguf, chat_events, send_sse,
+                                server_import_problem)
 
 REPO = Path(__file__).resolve().parent.parent
 HELLO = [{"role": "user", "content": "What is 2+2?"}]
@@ -197,6 +198,42 @@ def test_server_killed_mid_stream(tmp_path):
         doomed.close()
 
 
+def test_counting_proxy_ends_a_generation_when_done_passes_not_when_the_body_closes():
+    """The proxy's count must not race with the client: a client releases its slot as soon as it
+    reads [DONE], while the upstream may close the body (and the client its connection) later.
+    Counted until the body closed, two back-to-back requests overlapped although the client never
+    had two in flight (the flaky failure of the four-pane test on a busy machine)."""
+    def slow_close(req):
+        if not req.path.endswith("completions"):
+            return
+        send_sse(req, chat_events(["hi"]))
+        time.sleep(0.6)                      # the body ends well after [DONE]
+
+    upstream = StubServer(slow_close)
+    proxy = CountingProxy(upstream.url[: -len("/v1")])
+    try:
+        import httpx
+
+        with httpx.Client(timeout=10) as client:
+            with client.stream("POST", f"{proxy.url}/chat/completions", json={}) as first:
+                lines = first.iter_lines()
+                assert any(line == "data: [DONE]" for line in lines)
+                assert proxy.active == 0              # the answer is complete: the slot is free
+                # its connection is still open (a reader thread that has not closed it yet) while
+                # the next request goes out
+                second = client.post(f"{proxy.url}/chat/completions", json={})
+                assert "[DONE]" in second.text
+        deadline = time.monotonic() + 5
+        while proxy.open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proxy.generations == 2
+        assert proxy.max_active == 1          # one generation in flight at a time, as the client did
+        assert proxy.max_open == 2            # counting until the body closes overcounts
+    finally:
+        proxy.close()
+        upstream.close()
+
+
 def test_four_panes_respect_a_limit_of_two(server, remote_ctx):
     proxy = CountingProxy(server.url[: -len("/v1")])
     try:
@@ -209,9 +246,12 @@ def test_four_panes_respect_a_limit_of_two(server, remote_ctx):
             seen.update(n for s in states for n in s.notices)
         assert all(s.done and s.error is None and s.answer_text.strip() for s in states), \
             [s.error for s in states]
+        # counted from arrival to the [DONE] the proxy forwards: causally before the client's
+        # release, so a third request in flight would be a real fault of the gate
         assert proxy.generations >= 4 and 1 <= proxy.max_active <= 2
         assert not any("in the queue" in n for s in states for n in s.notices)   # replaced once running
-        print(f"max concurrent generations seen by the server: {proxy.max_active}; "
+        print(f"max concurrent generations seen by the server: {proxy.max_active} "
+              f"(counted until the body closed: {proxy.max_open}); "
               f"queue notices: {sorted(n for n in seen if 'queue' in n)}")
     finally:
         proxy.close()

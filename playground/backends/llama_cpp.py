@@ -1,17 +1,17 @@
 """llama.cpp through llama-cpp-python: GGUF models on CPU or GPU.
 
-One loaded model (weights, tokenizer) serves several generations at once through *slots*: each
-slot is its own llama.cpp context (its own KV cache) on the shared weights, so panes on the same
-model stream side by side without loading the model twice. Each slot runs the plain
-single-sequence computation a solo run would, token by token:
+One loaded model (weights, tokenizer) serves several generations at once:
 
-- the prompt minus its last token is decoded in `n_batch` chunks, then the last token alone, then
-  one token per step: the same batch splits every time, so a greedy answer never depends on what
-  ran before or beside it (batching sequences together would change the float sums);
-- a slot remembers its last prompt; the identical prompt again (Regenerate, self-consistency
-  samples) keeps the prefilled KV cache and skips the prefill;
-- the per-device compute lock is held around each decode, so slots and other models on the same
-  CPU take turns instead of oversubscribing the cores.
+- normally through its *batch* (`backends/llama_batch.py`): one context whose sequences are the
+  generations in flight, decoded together one step at a time, prompts in fixed 64-token chunks
+  interleaved with the others' decoding (shortest prompt first);
+- where that context cannot be made, through *slots*: each its own llama.cpp context (own KV
+  cache) on the shared weights, running the single-sequence computation token by token under
+  the device's core share; `continuation_logprob` (lab scoring) always uses a slot.
+
+Either way a greedy answer never depends on what ran before or beside it: prompts are decoded in
+the same fixed chunks at the same positions (whole chunks shared with the previous prompt are
+re-used), and batched rows are computed independently (docs/architecture.md, measured).
 
 Our own token loop (rather than `create_completion`) gives the exact token count at every chunk,
 stops within one token when cancelled, and cuts stop strings without ever showing them.
@@ -30,13 +30,13 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from playground.backends.base import Chunk, Message
+from playground.backends.llama_batch import END, PREFILL_CHUNK, BatchDecoder, reusable_prefix, shared_prefix
 from playground.errors import ModelError, PlaygroundError
 from playground.models.gguf_meta import GGUFInfo, gguf_info
 from playground.models.spec import ModelSpec
 from playground.sampling import SamplingParams
 
 DEFAULT_SLOTS = 4
-PREFILL_CHUNK = 64    # prompts are decoded in chunks of this size at fixed positions (see _prefill)
 TURN_S = 0.05        # how long a generation keeps its cores while others wait (see _Turn)
 PENALTY_LAST_N = 64   # llama.cpp's default window for the repeat penalty
 
@@ -85,18 +85,6 @@ class _Slot:
     primed: list[int] | None = None
 
 
-def _shared_prefix(cached: Sequence[int] | None, prompt: Sequence[int] | None) -> int:
-    """How many leading tokens a slot's cached prompt shares with this one."""
-    if not cached or not prompt:
-        return 0
-    n = 0
-    for a, b in zip(cached, prompt):
-        if a != b:
-            break
-        n += 1
-    return n
-
-
 def _make_sampler(sampling: SamplingParams, n_vocab: int) -> Any:
     """The sampler chain llama-cpp-python builds for `generate`, from our SamplingParams."""
     from llama_cpp._internals import LlamaSampler
@@ -135,6 +123,8 @@ class LlamaCppModel:
     _free: list[_Slot] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _closed: bool = False
+    batching: bool = True            # same-model generations share one batched context
+    _batch: BatchDecoder | None = None
 
     def __post_init__(self) -> None:
         slot = _Slot(ctx=self.llm._ctx, batch=self.llm._batch)
@@ -183,7 +173,7 @@ class LlamaCppModel:
                 if self._closed:
                     raise PlaygroundError(f"{self.spec.id} was unloaded")
                 if self._free:
-                    slot = max(reversed(self._free), key=lambda s: _shared_prefix(s.primed, prompt))
+                    slot = max(reversed(self._free), key=lambda s: shared_prefix(s.primed, prompt))
                     self._free.remove(slot)
                     break
                 if len(self._slots) < self.max_slots:
@@ -231,11 +221,7 @@ class LlamaCppModel:
             slot.ctx.kv_cache_seq_rm(-1, len(tokens) - 1, -1)   # drop the last answer, keep the prompt
             return
         target = tokens[:-1]
-        keep = 0
-        if slot.primed is not None:
-            previous = slot.primed[:-1]
-            whole_chunks = len(previous) - len(previous) % PREFILL_CHUNK   # a partial chunk ran as a smaller batch
-            keep = min(_shared_prefix(previous, target), whole_chunks) // PREFILL_CHUNK * PREFILL_CHUNK
+        keep = reusable_prefix(slot.primed, tokens)
         slot.primed = None
         if keep:
             slot.ctx.kv_cache_seq_rm(-1, keep, -1)
@@ -249,8 +235,6 @@ class LlamaCppModel:
 
     def stream(self, prompt: str, sampling: SamplingParams,
                cancel: threading.Event | None = None) -> Iterator[Chunk]:
-        import llama_cpp
-
         tokens = self.tokenize(prompt)
         n_prompt = len(tokens)
         if not tokens:
@@ -261,11 +245,45 @@ class LlamaCppModel:
         stops = tuple(s for s in sampling.stop if s)
         hold = max((len(s) for s in stops), default=1) - 1
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        vocab = self.llm._model.vocab
         start = time.perf_counter()
         ttft: float | None = None
-        text, emitted, n_out, finish = "", 0, 0, "length"
+        text, emitted, n_out = "", 0, 0
         cut: int | None = None
+        outcome = {"finish": "length"}
+        batch = self._batch_decoder()
+        source = (self._batched_tokens(batch, tokens, sampling, max_new, cancel, outcome) if batch is not None
+                  else self._slot_tokens(tokens, sampling, max_new, cancel, outcome))
+        try:
+            for token in source:
+                n_out += 1
+                text += decoder.decode(self.llm.detokenize([token]))
+                cut = _stop_cut(text, stops, max(0, emitted - hold)) if stops else None
+                end = cut if cut is not None else len(text) - hold
+                piece = text[emitted:end] if end > emitted else ""
+                if piece:
+                    emitted = end
+                    if ttft is None:
+                        ttft = time.perf_counter() - start
+                if piece or cut is not None:
+                    yield Chunk(piece, n_prompt, n_out, ttft, time.perf_counter() - start)
+                if cut is not None:
+                    outcome["finish"] = "stop"
+                    break
+        finally:
+            source.close()   # a stop string or a consumer that left: the generation ends now
+        tail = ""
+        if cut is None:   # flush what was held back for stop-string matching
+            tail = text[emitted:] + decoder.decode(b"", final=True)
+            tail_cut = _stop_cut(tail, stops, 0) if stops else None
+            tail = tail[:tail_cut] if tail_cut is not None else tail
+        yield Chunk(tail, n_prompt, n_out, ttft, time.perf_counter() - start, finish_reason=outcome["finish"])
+
+    def _slot_tokens(self, tokens: list[int], sampling: SamplingParams, max_new: int,
+                     cancel: threading.Event | None, outcome: dict[str, str]) -> Iterator[int]:
+        """Sampled token ids from a slot of its own (the path where a model cannot batch)."""
+        import llama_cpp
+
+        vocab = self.llm._model.vocab
         with self._slot(tokens) as slot:
             sampler = _make_sampler(sampling, self.llm.n_vocab())
             turn = _Turn(self.compute_lock, slot.ctx)
@@ -273,30 +291,17 @@ class LlamaCppModel:
                 self.compute_lock.enter()
             try:
                 self._prefill(slot, tokens)
-                next_input, pos = tokens[-1], n_prompt - 1
+                next_input, pos, n_out = tokens[-1], len(tokens) - 1, 0
                 while n_out < max_new:
                     if cancel is not None and cancel.is_set():
-                        finish = "cancelled"
-                        break
+                        outcome["finish"] = "cancelled"
+                        return
                     token = self._next_token(slot, sampler, next_input, pos, turn)
                     if llama_cpp.llama_vocab_is_eog(vocab, token):
-                        finish = "stop"
-                        break
+                        outcome["finish"] = "stop"
+                        return
                     next_input, pos, n_out = token, pos + 1, n_out + 1
-                    text += decoder.decode(self.llm.detokenize([token]))
-                    cut = _stop_cut(text, stops, max(0, emitted - hold)) if stops else None
-                    end = cut if cut is not None else len(text) - hold
-                    piece = text[emitted:end] if end > emitted else ""
-                    if piece:
-                        emitted = end
-                        if ttft is None:
-                            ttft = time.perf_counter() - start
-                    if cut is not None:
-                        finish = "stop"
-                    if piece or cut is not None:
-                        yield Chunk(piece, n_prompt, n_out, ttft, time.perf_counter() - start)
-                    if cut is not None:
-                        break
+                    yield token
             except RuntimeError as exc:   # llama_decode failed (e.g. out of KV space)
                 slot.primed = None
                 raise PlaygroundError(f"llama.cpp failed while generating with {self.spec.id}: {exc}") from None
@@ -305,12 +310,39 @@ class LlamaCppModel:
                 if self.compute_lock is not None:
                     self.compute_lock.leave()
                 sampler.close()
-        tail = ""
-        if cut is None:   # flush what was held back for stop-string matching
-            tail = text[emitted:] + decoder.decode(b"", final=True)
-            tail_cut = _stop_cut(tail, stops, 0) if stops else None
-            tail = tail[:tail_cut] if tail_cut is not None else tail
-        yield Chunk(tail, n_prompt, n_out, ttft, time.perf_counter() - start, finish_reason=finish)
+
+    def _batched_tokens(self, batch: BatchDecoder, tokens: list[int], sampling: SamplingParams, max_new: int,
+                        cancel: threading.Event | None, outcome: dict[str, str]) -> Iterator[int]:
+        """Sampled token ids from this model's shared batch (see backends/llama_batch.py)."""
+        gen = batch.submit(tokens, _make_sampler(sampling, self.llm.n_vocab()), max_new, cancel)
+        try:
+            while True:
+                item = gen.out.get()
+                if item is END:
+                    break
+                if cancel is not None and cancel.is_set():   # at once, not after the batch's next step
+                    outcome["finish"] = "cancelled"
+                    return
+                yield item
+        finally:
+            gen.stop()   # a no-op once it has ended; else the scheduler drops it at its next step
+        if gen.error:
+            raise PlaygroundError(f"{gen.error} ({self.spec.id})")
+        outcome["finish"] = gen.finish
+
+    def _batch_decoder(self) -> BatchDecoder | None:
+        """This model's shared batch, made on first use; None where it cannot batch (the slots
+        then serve every generation, as before)."""
+        if not self.batching:
+            return None
+        with self._cond:
+            if self._batch is None and not self._closed:
+                try:
+                    self._batch = BatchDecoder(self.llm, self.context_length, share=self.compute_lock)
+                except (ValueError, RuntimeError) as exc:
+                    self.batching = False
+                    self.warnings.append(f"generations on {self.spec.id} are not batched ({exc})")
+            return self._batch
 
     def continuation_logprob(self, prompt: str, continuation: str) -> tuple[float, int]:
         """One decode of prompt + continuation with logits at every continuation position."""
@@ -349,6 +381,15 @@ class LlamaCppModel:
             raise PlaygroundError("log-probability is not finite (numerical problem in the model output)")
         return total, len(cont)
 
+    def forget_prompts(self) -> None:
+        """Idle slots and sequences drop the prompts they remember: benchmarks measure cold prefills."""
+        with self._cond:
+            for slot in self._free:
+                slot.primed = None
+            batch = self._batch
+        if batch is not None:
+            batch.forget()
+
     @property
     def n_slots(self) -> int:
         return len(self._slots)
@@ -360,6 +401,9 @@ class LlamaCppModel:
             self._closed = True
             extra = self._slots[1:]
             self._slots, self._free = self._slots[:1], []
+            batch, self._batch = self._batch, None
+        if batch is not None:
+            batch.close()
         for slot in extra:
             slot.batch.close()
             slot.ctx.close()

@@ -1,0 +1,195 @@
+"""Same-model panes decoded in one batch (backends/llama_batch.py), on the real bundled model.
+
+Every test compares answers token for token with solo runs: batching must never change a greedy
+answer, whatever else is in the batch, whenever it joins or leaves.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import pytest
+
+from playground.backends.llama_batch import PREFILL_CHUNK
+from playground.sampling import SamplingParams
+
+QUESTIONS = (
+    "What is the capital of France?",
+    "Name three primary colours.",
+    "A baker makes 40 rolls and sells 17. How many rolls are left? Think step by step.",
+    "Write a short poem about the sea.",
+    "Explain what a prime number is, with two examples.",
+    "List the planets of the solar system in order.",
+)
+FEW_SHOT = [m for i in range(1, 9) for m in ({"role": "user", "content": f"What is {i} + {i}?"},
+                                             {"role": "assistant", "content": f"{i} + {i} = {2 * i}."})]
+
+
+def prompts(smol, n: int) -> list[str]:
+    """n chat prompts of very different lengths (every third one carries 8 exemplars)."""
+    out = []
+    for i in range(n):
+        shots = FEW_SHOT if i % 3 == 2 else []
+        out.append(smol.render_chat([*shots, {"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}]))
+    return out
+
+
+def text_of(model, prompt: str, sampling: SamplingParams) -> tuple[str, str, int]:
+    chunks = list(model.stream(prompt, sampling))
+    return "".join(c.text for c in chunks), chunks[-1].finish_reason, chunks[-1].n_output_tokens
+
+
+@contextmanager
+def unbatched(model):
+    """Today's path: one slot (own context) per generation."""
+    model.batching = False
+    try:
+        yield model
+    finally:
+        model.batching = True
+
+
+def run_together(model, prompts_: list[str], samplings: list[SamplingParams],
+                 join_after: int = 0) -> list[tuple[str, str, int]]:
+    """All at once; with join_after > 0, pane i starts once pane i-1 has streamed that many tokens."""
+    results: list = [None] * len(prompts_)
+    started = [threading.Event() for _ in prompts_]
+
+    def work(i: int) -> None:
+        chunks = []
+        for chunk in model.stream(prompts_[i], samplings[i]):
+            chunks.append(chunk)
+            if chunk.n_output_tokens >= join_after and i + 1 < len(prompts_):
+                started[i + 1].set()
+        started[min(i + 1, len(prompts_) - 1)].set()
+        results[i] = ("".join(c.text for c in chunks), chunks[-1].finish_reason, chunks[-1].n_output_tokens)
+
+    threads = []
+    for i in range(len(prompts_)):
+        if join_after and i:
+            assert started[i].wait(120)
+        t = threading.Thread(target=work, args=(i,))
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join(300)
+    return results
+
+
+GREEDY = SamplingParams(max_new_tokens=24)
+
+
+@pytest.fixture(scope="module")
+def solo(smol):
+    """Each of six prompts alone on today's path (one context per generation), computed once."""
+    ps = prompts(smol, 6)
+    with unbatched(smol):
+        return ps, [text_of(smol, p, GREEDY) for p in ps]
+
+
+def test_one_sequence_in_the_batch_is_todays_single_context_path(smol, solo):
+    ps, answers = solo
+    assert [text_of(smol, p, GREEDY) for p in ps] == answers
+    assert smol._batch is not None and smol.n_slots == 1   # every generation went through the batch
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 6])
+def test_panes_in_one_batch_answer_exactly_as_alone(smol, solo, n):
+    ps, answers = solo
+    assert run_together(smol, ps[:n], [GREEDY] * n) == answers[:n]
+
+
+def test_panes_that_join_and_leave_at_different_times(smol):
+    """Six panes: each starts once the previous has streamed 5 tokens (its prompt chunks then run
+    between the others' steps) and each stops after its own number of tokens."""
+    ps = prompts(smol, 6)
+    samplings = [SamplingParams(max_new_tokens=12 + 7 * i) for i in range(6)]
+    with unbatched(smol):
+        solo = [text_of(smol, p, s) for p, s in zip(ps, samplings)]
+    staggered = run_together(smol, ps, samplings, join_after=5)
+    assert staggered == solo
+    reversed_order = run_together(smol, ps[::-1], samplings[::-1], join_after=3)
+    assert reversed_order == solo[::-1]
+
+
+def test_seeded_sampling_and_stop_strings_in_a_batch(smol):
+    ps = prompts(smol, 3)
+    samplings = [SamplingParams(temperature=0.9, seed=7, max_new_tokens=24),
+                 SamplingParams(max_new_tokens=30, stop=("\n",)),
+                 SamplingParams(temperature=0.7, top_k=20, seed=3, max_new_tokens=20, repeat_penalty=1.2)]
+    with unbatched(smol):
+        solo = [text_of(smol, p, s) for p, s in zip(ps, samplings)]
+    assert run_together(smol, ps, samplings) == solo
+
+
+def test_the_shortest_prompt_streams_first(smol):
+    """A long few-shot prompt and a short one sent together: the short one's prefill goes first,
+    so its first token comes while the long prompt is still being read."""
+    long_prompt = smol.render_chat([*FEW_SHOT * 3, {"role": "user", "content": "What is 9 + 9?"}])
+    short_prompt = smol.render_chat([{"role": "user", "content": "Say hi."}])
+    assert smol.count_tokens(long_prompt) > 6 * PREFILL_CHUNK
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def work(name: str, prompt: str) -> None:
+        for chunk in smol.stream(prompt, SamplingParams(max_new_tokens=4)):
+            if chunk.text:
+                with lock:
+                    order.append(name)
+                break
+
+    threads = [threading.Thread(target=work, args=a) for a in (("long", long_prompt), ("short", short_prompt))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert order[0] == "short", order
+
+
+def test_a_repeated_prompt_reuses_its_sequence_cache(smol):
+    """Regenerate and self-consistency's later samples find the prompt already in a sequence."""
+    prompt = prompts(smol, 3)[2]
+    hot = SamplingParams(temperature=0.8, seed=11, max_new_tokens=16)
+    first = text_of(smol, prompt, hot)
+    assert smol.tokenize(prompt) in smol._batch.sequences_primed.values()
+    assert text_of(smol, prompt, hot) == first
+
+
+def test_cancel_in_a_batch_ends_only_that_pane(smol):
+    ps = prompts(smol, 2)
+    cancel = threading.Event()
+    long_run = SamplingParams(max_new_tokens=400)
+    other: list = []
+    t = threading.Thread(target=lambda: other.append(text_of(smol, ps[1], SamplingParams(max_new_tokens=30))))
+    stream = smol.stream(ps[0], long_run, cancel)
+    next(stream)
+    t.start()
+    cancel.set()
+    rest = list(stream)
+    t.join(120)
+    assert rest[-1].finish_reason == "cancelled"
+    with unbatched(smol):
+        assert other == [text_of(smol, ps[1], SamplingParams(max_new_tokens=30))]
+
+
+def test_few_shot_items_in_a_row_reuse_the_exemplars_and_answer_as_from_scratch(app_ctx, smol):
+    """The lab's pattern: few-shot items one after another share the exemplar prefix (whole chunks
+    re-used from the previous item) and give exactly the answers of cold runs."""
+    from playground.compare import PaneSpec, run_pane
+
+    pane = PaneSpec(model_id="smollm2-135m-instruct", mode="few_shot_cot", shots=4,
+                    sampling=SamplingParams(max_new_tokens=16))
+    questions = [f"A shop has {n} apples and sells 5. How many are left?" for n in (12, 30, 47)]
+
+    def answers(cold: bool) -> list[str]:
+        out = []
+        for q in questions:
+            if cold:
+                smol.forget_prompts()
+            result = None
+            for result in run_pane(app_ctx, pane, q):
+                pass
+            out.append(result.answer_text)
+        return out
+
+    assert answers(cold=False) == answers(cold=True)
