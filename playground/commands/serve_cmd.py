@@ -15,7 +15,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help="start the web UI (the default command)")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=None, help="port (default 7860)")
+    p.add_argument("--port", type=int, default=None, help="port (default 7860; pick another if it is busy)")
     p.add_argument("--share", action="store_true", help="make a public Gradio share link (needs --auth)")
     p.add_argument("--auth", default=None,
                    help="user:password, or a file with one user:password per line, for shared deployments")
@@ -57,16 +57,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from playground.context import AppContext
     from playground.ui.app import build_ui
 
+    from playground.serving import launch, port_problem, prepare_default_model
+
     settings = settings.with_overrides(share=args.share or None, auth=parse_auth(args.auth) or None)
+    if problem := port_problem(settings.host, settings.port):
+        raise PlaygroundError(problem)     # before loading anything: say it at once
     open_database(settings.db_path).close()   # fail now, with the path, if the database is unusable
     for warning in security_warnings(settings):
         print(warning, file=sys.stderr)
     ctx = AppContext.create(settings, hub_refs=tuple(args.hub_refs or ()))
     for problem in [*ctx.catalog.problems, *map(str, ctx.preset_errors)]:
         print(f"warning: {problem}", file=sys.stderr)
+    prepare_default_model(ctx)
     demo = build_ui(ctx)
     demo.queue(default_concurrency_limit=8)
-    print(f"The playground runs at http://{settings.host}:{settings.port}", file=sys.stderr)
-    demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
-                auth=list(settings.auth) or None, show_error=True, footer_links=["api", "settings"])
+    launch(demo, settings, auth=list(settings.auth) or None, show_error=True, footer_links=["api", "settings"])
     return 0
