@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from playground.serving import port_problem
@@ -49,6 +50,9 @@ def test_free_port_has_no_problem():
 
 
 def test_started_app_prints_its_address_and_not_gradios_share_advice(live_app):
+    deadline = time.monotonic() + 60   # printed once launch() returns, a moment after the page answers
+    while "runs at" not in live_app.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
     log = live_app.log.read_text()
     assert f"The playground runs at http://127.0.0.1:{live_app.port}" in log, log[-2000:]
     assert "share=True" not in log and "launch()" not in log, log[-2000:]
