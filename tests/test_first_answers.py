@@ -25,8 +25,8 @@ def ask(*args: str) -> subprocess.CompletedProcess:
 
 
 def default_answer(app_ctx, question: str, max_tokens: int = 160):
-    pane = PaneSpec(model_id=app_ctx.settings.default_model)
-    pane = PaneSpec(model_id=pane.model_id, sampling=app_ctx.sampling("deterministic", max_new_tokens=max_tokens))
+    pane = PaneSpec(model_id=app_ctx.settings.default_model,
+                    sampling=app_ctx.sampling("deterministic", max_new_tokens=max_tokens))
     result = None
     for result in run_pane(app_ctx, pane, question):
         pass
@@ -53,21 +53,17 @@ def test_capital_of_france_through_the_cli(bundled_gguf):
     assert "[answer:" not in out.stderr, "a free-text question gets no extracted answer"
 
 
-def test_name_three_colours_lists_colours_and_extracts_nothing(bundled_gguf):
-    out = ask("Name three colours.", "--json")
+def test_name_three_colours_extracts_nothing(bundled_gguf):
+    """The answer starts "1. Red ..."; before, the number extraction printed that list marker as
+    the answer. (That the colours are named is checked in-process, with the Chat examples.)"""
+    out = ask("Name three colours.", "--max-tokens", "24")
     assert out.returncode == 0, out.stderr
-    import json
-
-    data = json.loads(out.stdout)
-    named = {w for w in re.findall(r"[a-z]+", data["answer"].lower()) if w in COLOURS}
-    assert len(named) >= 3, data["answer"]
-    assert data["extracted_answer"] is None, "the list marker '3.' is not an answer"
-    plain = ask("Name three colours.", "--max-tokens", "32")
-    assert plain.returncode == 0 and "[answer:" not in plain.stderr and "[prompt" in plain.stderr, plain.stderr
+    assert "[answer:" not in out.stderr and "[prompt" in out.stderr, out.stderr
+    assert out.stdout.strip()
 
 
 def test_a_number_question_still_gets_its_number(bundled_gguf):
-    out = ask("What is 2 + 3?", "--max-tokens", "48")
+    out = ask("What is 2 + 3?", "--max-tokens", "24")
     assert out.returncode == 0, out.stderr
     assert re.search(r"\[answer: \d+ \|", out.stderr), out.stderr
 
