@@ -14,8 +14,8 @@ def test_rows_have_status_and_notes_apart(app_ctx, default_model):
     rows = {r[0]: dict(zip(COLUMNS, r)) for r in catalog_rows(app_ctx)}
     assert len(COLUMN_WIDTHS) == len(COLUMNS)
     f16, q4 = rows["smollm2-135m-instruct-f16"], rows["smollm2-135m-instruct"]
-    assert f16["status"] == "ready" and f16["quantisation"] == "F16" and "built once" in f16["notes"]
-    assert q4["status"] == "ready" and q4["quantisation"] == "Q4_1" and "as shipped" in q4["name"]
+    assert f16["status"] == "ready" and f16["quant."] == "F16" and "built once" in f16["notes"]
+    assert q4["status"] == "ready" and q4["quant."] == "Q4_1" and "as shipped" in q4["name"]
     statuses = {r["status"] for r in rows.values()}
     assert statuses <= {"ready", "not downloaded", "built on first use", "missing"}, statuses
     hub_rows = [r for r in rows.values() if r["source"] == "hub"]

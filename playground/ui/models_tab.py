@@ -10,9 +10,10 @@ from playground.context import AppContext
 from playground.errors import PlaygroundError
 from playground.models.spec import ModelSpec
 
-COLUMNS = ["id", "name", "kind", "params", "quantisation", "context", "backends", "source", "status", "notes"]
-# Long Hub ids wrap inside their share instead of pushing the other columns off screen (1440 px).
-COLUMN_WIDTHS = ["19%", "17%", "6%", "6%", "8%", "6%", "9%", "6%", "8%", "15%"]
+COLUMNS = ["id", "name", "kind", "params", "quant.", "context", "backends", "source", "status", "notes"]
+# Long Hub ids wrap inside their share instead of pushing the other columns off screen; the short
+# columns are wide enough for their longest word at 1440 px ("transformers", "downloaded").
+COLUMN_WIDTHS = ["17%", "14.5%", "7.5%", "6%", "6.5%", "6.5%", "11%", "7.5%", "9%", "14.5%"]
 
 
 def status(spec: ModelSpec) -> str:
