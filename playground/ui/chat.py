@@ -23,7 +23,6 @@ def new_chat_state() -> dict[str, Any]:
 EXAMPLES: tuple[str, ...] = (
     "What is the capital of France?",
     "Name three colours.",
-    "Write a short poem about the sea.",
     "A cafeteria had 23 apples. If they used 20 to make lunch and bought 6 more, how many apples do they have?",
 )
 
