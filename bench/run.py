@@ -38,6 +38,9 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
     ("bench_lab", "Lab items/s", "the bundled model on GSM8K items, app vs raw llama-cpp-python", {}, {}),
     ("bench_remote", "Remote server vs in-process",
      "llama-cpp-python's OpenAI-compatible server vs in-process llama-cpp-python; 4 concurrent users", {}, {}),
+    ("bench_f16", "The default model: shipped Q4_1 vs its F16 copy",
+     "the F16 build's cost, tokens/s and answers of the bundled SmolLM2-135M as Q4_1 and as F16",
+     {"reps": 3, "max_tokens": 96}, {"reps": 1, "max_tokens": 64}),
 )
 
 
