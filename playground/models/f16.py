@@ -96,6 +96,7 @@ def ensure_f16(build: F16Build, progress: ProgressCallback | None = None) -> Pat
         os.close(fd)
         try:
             convert_to_f16(build.source, Path(partial), report)
+            os.chmod(partial, 0o644)        # mkstemp makes 0600; the cache may be shared
             size = Path(partial).stat().st_size
             os.replace(partial, build.target)
         except BaseException:
@@ -173,6 +174,7 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=1)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
