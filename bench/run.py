@@ -55,6 +55,9 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
      "both backends on the GPU (offload verified from llama.cpp's log and torch's tensors) vs the CPU in the "
      "same run; \"not yet measured\" on a machine without a GPU",
      {"tokens": 128, "reps": 3}, {"tokens": 64, "reps": 1}),
+    ("bench_f16", "The default model: shipped Q4_1 vs its F16 copy",
+     "the F16 build's cost, tokens/s and answers of the bundled SmolLM2-135M as Q4_1 and as F16",
+     {"reps": 3, "max_tokens": 96}, {"reps": 1, "max_tokens": 64}),
 )
 
 

@@ -13,6 +13,16 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser() if value else default
 
 
+def default_cache_dir() -> Path:
+    """Where the app keeps files it derives (the bundled model's F16 copy): PLAYGROUND_CACHE, else
+    $XDG_CACHE_HOME/playground, else ~/.cache/playground. Tests point PLAYGROUND_CACHE elsewhere."""
+    chosen = os.environ.get("PLAYGROUND_CACHE")
+    if chosen:
+        return Path(chosen).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(base).expanduser() / "playground"
+
+
 def default_threads() -> int:
     """All cores: one decode at a time uses the whole CPU (see compare.py)."""
     return max(1, os.cpu_count() or 1)
@@ -26,12 +36,15 @@ class Settings:
     db_path: Path = field(default_factory=lambda: _env_path("PLAYGROUND_DB", Path("data") / "playground.db"))
     models_dir: Path = field(default_factory=lambda: _env_path("PLAYGROUND_MODELS", Path("models")))
     presets_dir: Path = field(default_factory=lambda: _env_path("PLAYGROUND_PRESETS", REPO_ROOT / "presets"))
+    cache_dir: Path = field(default_factory=default_cache_dir)
     host: str = "127.0.0.1"
     port: int = 7860
     threads: int = field(default_factory=default_threads)
     n_ctx: int = 2048
     device: str = "cpu"
-    default_model: str = "smollm2-135m-instruct"
+    # the bundled SmolLM2 as F16, built into cache_dir on first use; "smollm2-135m-instruct" is the
+    # shipped Q4_1 file (kept under its old id: votes recorded for it stay true to what answered)
+    default_model: str = "smollm2-135m-instruct-f16"
     memory_budget_mb: int = 8192
     share: bool = False
     auth_file: Path | None = None          # the users file (`--auth FILE`); None = no login

@@ -60,7 +60,7 @@ class AppContext:
     def create(cls, settings: Settings, hub_refs: tuple[str, ...] = ()) -> "AppContext":
         presets = load_presets(settings.presets_dir)
         sampling, sampling_errors = load_sampling_presets(settings.presets_dir / "sampling")
-        catalog = build_catalog(settings.models_dir, settings.presets_dir, hub_refs)
+        catalog = build_catalog(settings.models_dir, settings.presets_dir, hub_refs, cache_dir=settings.cache_dir)
         cache = ModelCache(budget_bytes=settings.memory_budget_mb * 1024 * 1024,
                            threads=settings.threads, n_ctx=settings.n_ctx)
         return cls(settings=settings, catalog=catalog, cache=cache, presets=presets,
@@ -70,7 +70,8 @@ class AppContext:
         """Re-scan bundled packages, the models folder and the Hub cache (new files appear)."""
         extra = [s.hub_ref for s in self.catalog if s.source == "hub" and s.hub_ref]
         remote = [s for s in self.catalog if s.source == "remote"]
-        catalog = build_catalog(self.settings.models_dir, self.settings.presets_dir, extra)
+        catalog = build_catalog(self.settings.models_dir, self.settings.presets_dir, extra,
+                                cache_dir=self.settings.cache_dir)
         for spec in remote:            # added at run time: keep them
             catalog.models.setdefault(spec.id, spec)
         self.catalog = catalog
@@ -100,13 +101,20 @@ class AppContext:
 
     def ensure_local(self, spec: ModelSpec, progress: Callable[[str, float], None] | None = None,
                      explicit: bool = False) -> ModelSpec:
-        """A spec whose files are on disk: a Hub entry is downloaded (or found in the cache).
+        """A spec whose files are on disk: a Hub entry is downloaded (or found in the cache), the
+        bundled model's F16 copy is built into the cache (once, a few seconds).
 
         `explicit`: an admin pressed Download; otherwise this is a download on first use, which a
         team server (`allow_hub_download` off) refuses. Either way at most `max_download_gb`.
         """
         if spec.available:
             return spec   # on disk, or served by a remote server
+        if spec.built_from is not None:
+            from playground.models.catalog import ensure_built
+
+            fresh = ensure_built(spec, self.settings.cache_dir, progress)
+            self.catalog.models[spec.id] = fresh
+            return fresh
         if spec.source != "hub" or not spec.hub_ref:
             raise ModelError(f"model file not found for {spec.id}: {spec.path}. "
                              "It was moved or deleted; refresh the model list.")

@@ -5,6 +5,7 @@ import glob
 import importlib.util
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Files the app builds (the bundled model's F16 copy) go to pytest's own cache folder in the
+    checkout, never the user's ~/.cache; subprocesses inherit it. Built once per checkout (per CI
+    run), reused by every later session and by parallel processes (the build takes a lock)."""
+    if not os.environ.get("PLAYGROUND_CACHE"):
+        cache = getattr(config, "cache", None)
+        folder = cache.mkdir("playground-cache") if cache is not None else \
+            Path(tempfile.mkdtemp(prefix="playground-cache-"))
+        os.environ["PLAYGROUND_CACHE"] = str(folder)
 
 
 def bundled_gguf_path() -> Path | None:
@@ -58,8 +70,18 @@ def app_ctx(session_settings, bundled_gguf):
 
 @pytest.fixture(scope="session")
 def smol(app_ctx):
-    """The bundled SmolLM2 loaded through llama.cpp (shared, loaded once)."""
+    """The bundled SmolLM2 as shipped (Q4_1, the fastest) loaded through llama.cpp (shared, loaded
+    once). The default model is its F16 copy, "smollm2-135m-instruct-f16" (see `default_model`)."""
     spec = app_ctx.catalog.get("smollm2-135m-instruct")
+    with app_ctx.cache.use(spec, "llama_cpp", "cpu") as model:
+        yield model
+
+
+@pytest.fixture(scope="session")
+def default_model(app_ctx):
+    """The default model (the bundled SmolLM2's F16 copy, built into the test cache on first use)
+    through llama.cpp, loaded once."""
+    spec = app_ctx.ensure_local(app_ctx.catalog.get(app_ctx.settings.default_model))
     with app_ctx.cache.use(spec, "llama_cpp", "cpu") as model:
         yield model
 

@@ -66,8 +66,9 @@ def test_arena_blind_round_vote_and_reveal(page, arena_app, screenshot_dir):
     status = page.locator("#arena-status").inner_text()
     assert "Vote saved: A is better" in status or "not counted twice" in status, status
     text = reveal.inner_text()
-    assert "Model A was smollm2-135m-instruct" in text and "Model B was smollm2-135m-instruct" in text
-    assert "smollm2-135m-instruct + zero_shot" in text and "smollm2-135m-instruct + instruction" in text
+    default = "smollm2-135m-instruct-f16"          # the pool starts with the default model
+    assert f"Model A was {default}" in text and f"Model B was {default}" in text
+    assert f"{default} + zero_shot" in text and f"{default} + instruction" in text
     assert not any(vote_enabled(page, w) for w in VOTES)
     for side in ("left", "right"):
         page.locator(f"#arena-{side}-metrics").get_by_text("finish:").wait_for(timeout=10_000)

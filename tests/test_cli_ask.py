@@ -28,7 +28,7 @@ def test_ask_json_every_mode(bundled_gguf, mode, extra):
     out = ask(QUESTION, "--mode", mode, "--max-tokens", "40", "--json", *extra)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["mode"] == mode and data["model"] == "smollm2-135m-instruct"
+    assert data["mode"] == mode and data["model"] == "smollm2-135m-instruct-f16"   # the default model
     assert data["exact_prompt"].startswith("<|im_start|>") and QUESTION in data["exact_prompt"]
     assert data["n_prompt_tokens"] > 0 and data["n_output_tokens"] > 0
     assert data["finish_reason"] in ("stop", "length")

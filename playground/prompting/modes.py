@@ -17,6 +17,7 @@ import random
 from collections.abc import Sequence
 
 from playground.errors import PlaygroundError
+from playground.prompting.extract import resolve_answer_kind
 from playground.prompting.plan import MODE_TITLES, MODES, Message, PromptPlan
 from playground.prompting.presets import (
     MAX_SAMPLES, MAX_SHOTS, QUESTION_SLOT, ExemplarSet, Exemplar, PromptPreset,
@@ -185,17 +186,21 @@ def build_plan(mode: str, question: str, *, preset: PromptPreset, exemplars: Exe
     question = _clean_question(question)
     turns = _check_history(history)
     system = preset.system_prompt if system_prompt is None else (system_prompt.strip() or None)
-    common = dict(mode=mode, answer_kind=preset.answer_kind, preset_id=preset.id)
+    kind = resolve_answer_kind(preset.answer_kind, question)
+    # base frames stop after one line only for a preset of short answers, and only when the
+    # question asks for one ("Name three colours." may need several lines)
+    stop_kind = preset.answer_kind if kind != "none" else "none"
+    common = dict(mode=mode, answer_kind=kind, preset_id=preset.id)
 
     if mode == "instruction":
         instruction = fill_template(pick_template(preset.instruction_templates, template_index, rng_seed), question)
         return _plan(chat, system, history_pairs(turns), instruction, base_instruction_tail(instruction),
-                     short_answer_stop(preset.answer_kind), **common)
+                     short_answer_stop(stop_kind), **common)
 
     if mode in ("zero_shot", "few_shot"):
         k = _resolve_shots(mode, shots, preset, exemplars) if mode == "few_shot" else 0
         pairs = demonstrations(exemplars, k, with_reasoning=False) + history_pairs(turns)
-        return _plan(chat, system, pairs, question, f"Q: {question}\nA:", short_answer_stop(preset.answer_kind),
+        return _plan(chat, system, pairs, question, f"Q: {question}\nA:", short_answer_stop(stop_kind),
                      **common)
 
     if mode == "zero_shot_cot":

@@ -20,7 +20,9 @@ MODE_TITLES: dict[str, str] = {
     "self_consistency": "Self-consistency (CoT + majority vote)",
 }
 
-ANSWER_KINDS: tuple[str, ...] = ("number", "yes_no", "choice", "text", "auto")
+ANSWER_KINDS: tuple[str, ...] = ("number", "yes_no", "choice", "text", "auto", "none")
+"""What a plan extracts; "none" (set by build_plan when the question asks for no number, choice or
+yes/no) shows no extracted answer. Presets may not say "none" (see presets.PRESET_ANSWER_KINDS)."""
 
 
 @dataclass(frozen=True)

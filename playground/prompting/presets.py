@@ -55,6 +55,8 @@ FAMILY_TITLES: dict[str, str] = {
     "sentiment": "Sentiment (positive/negative)",
     "general": "General chat",
 }
+PRESET_ANSWER_KINDS: tuple[str, ...] = tuple(k for k in ANSWER_KINDS if k != "none")
+
 FAMILY_ANSWER_KINDS: dict[str, str] = {
     "arithmetic": "number", "commonsense_yes_no": "yes_no", "sentiment": "text", "general": "auto",
 }
@@ -254,7 +256,7 @@ def load_exemplar_set(path: Path) -> ExemplarSet:
         id=set_id,
         title=_text(data, source, "title", default=set_id),
         family=family,
-        answer_kind=_choice(data, source, "answer_kind", ANSWER_KINDS, FAMILY_ANSWER_KINDS[family]),
+        answer_kind=_choice(data, source, "answer_kind", PRESET_ANSWER_KINDS, FAMILY_ANSWER_KINDS[family]),
         items=tuple(_exemplar(item, source, i) for i, item in enumerate(items)),
         description=_text(data, source, "description", default=""),
         path=source,
@@ -303,7 +305,7 @@ def load_prompt_preset(path: Path) -> PromptPreset:
         title=_text(data, source, "title", default=preset_id),
         mode=mode,
         family=family,
-        answer_kind=_choice(data, source, "answer_kind", ANSWER_KINDS, FAMILY_ANSWER_KINDS[family]),
+        answer_kind=_choice(data, source, "answer_kind", PRESET_ANSWER_KINDS, FAMILY_ANSWER_KINDS[family]),
         system_prompt=_optional_text(data, source, "system_prompt"),
         instruction_templates=_instruction_templates(data, source, mode),
         exemplar_set=exemplar_set,

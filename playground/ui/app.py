@@ -36,6 +36,9 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
         gr.Markdown("# LLM playground\nLocal models side by side: prompting modes, blind battles, "
                     "rankings and training data.", elem_id="app-header")
         _access_header(ctx, demo)
+        note = tiny_model_note(ctx)
+        if note:
+            gr.Markdown(note, elem_id="app-model-note")
         if ctx.preset_errors:
             with gr.Accordion(f"⚠️ {len(ctx.preset_errors)} preset file(s) were skipped", open=False):
                 gr.Markdown("\n".join(f"- {e}" for e in ctx.preset_errors), elem_id="preset-errors")
@@ -67,6 +70,19 @@ def _access_header(ctx: AppContext, demo: gr.Blocks) -> None:
         return f"Signed in as **{user.name}** ({user.role}) · [Log out](/logout)"
 
     demo.load(signed_in, None, who, queue=False, api_visibility="private")
+
+
+def tiny_model_note(ctx: AppContext) -> str:
+    """Said at the top of the page when the default model is the bundled one: it is tiny, and
+    this is how to get a bigger one (so a wrong answer is not taken for a broken app)."""
+    spec = ctx.catalog.models.get(ctx.settings.default_model)
+    if spec is None or spec.source != "bundled":
+        return ""
+    return (f"ℹ️ The default model, **{spec.display_name}**, is tiny ({spec.params_label()} parameters): "
+            "it answers simple questions and often gets facts and arithmetic wrong. For better answers "
+            "add a bigger model in the **Models** tab (recommended, smallest first: "
+            "`presets/hub_models.yaml`, e.g. Qwen2.5 1.5B Instruct) or drop a `.gguf` file into "
+            f"`{ctx.settings.models_dir}`.")
 
 
 def _refresh_model_pickers_on_load(ctx: AppContext, demo: gr.Blocks) -> None:

@@ -8,14 +8,29 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.errors import PlaygroundError
+from playground.models.spec import ModelSpec
 
-COLUMNS = ["id", "name", "kind", "params", "quantisation", "context", "backends", "source", "status",
+COLUMNS = ["id", "name", "kind", "params", "quant.", "context", "backends", "source", "status", "notes",
            "memory · fits"]
+# Long Hub ids wrap inside their share instead of pushing the other columns off screen; the short
+# columns are wide enough for their longest word at 1440 px ("transformers", "downloaded").
+COLUMN_WIDTHS = ["14%", "12%", "6.5%", "5.5%", "5.5%", "5.5%", "10%", "7%", "8%", "11%", "15%"]
+
+
+def status(spec: ModelSpec) -> str:
+    """One word or two: can it run now, and if not, what happens on first use."""
+    if spec.available:
+        return "ready"
+    if spec.built_from is not None:
+        return "built on first use"
+    if spec.source == "hub":
+        return "not downloaded"
+    return "missing"
 
 
 def catalog_rows(ctx: AppContext) -> list[list[Any]]:
     rows = [[s.id, s.display_name, s.kind, s.params_label(), s.quantization or "?", s.context_length or "?",
-             ", ".join(s.backends), s.source, "ready" if s.available else (s.note or "missing")]
+             ", ".join(s.backends), s.source, status(s), s.note]
             for s in ctx.catalog]
     return [row + [fit] for row, fit in zip(rows, fit_column(ctx))]
 
@@ -81,7 +96,7 @@ def build(ctx: AppContext) -> None:
     gr.Markdown(f"Models are read from bundled packages, `{ctx.settings.models_dir}` (every `*.gguf` and "
                 "Hugging Face folder), and the Hugging Face Hub cache. Accelerators: " + gpu_summary())
     table = gr.Dataframe(catalog_rows(ctx), headers=COLUMNS, interactive=False, elem_id="models-table",
-                         wrap=True)
+                         wrap=True, column_widths=COLUMN_WIDTHS)
     problems = gr.Markdown(problems_markdown(ctx), elem_id="models-problems")
     rescan = gr.Button("Re-scan models", elem_id="models-rescan")
     with gr.Group(elem_id="models-hub"):

@@ -1,0 +1,87 @@
+"""Starting the web server: the app's own messages instead of Gradio's.
+
+Gradio's advice is written for people calling `launch()` (a busy port says "set
+GRADIO_SERVER_PORT or pass server_port to launch()", a local start says "set share=True in
+launch()"); users of this app have `--port` and `--share`. So the port is checked first, Gradio
+is started quietly, and the app prints the addresses itself.
+"""
+from __future__ import annotations
+
+import errno
+import socket
+import sys
+from typing import Any
+
+from playground.config import Settings
+from playground.errors import PlaygroundError
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why (host, port) cannot be listened on, or None when it is free.
+
+    The probe sets SO_REUSEADDR like uvicorn does, so a port in TIME_WAIT after a restart counts
+    as free while a port another server listens on does not.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"the address {host} does not resolve ({exc.strerror or exc}); pass --host 127.0.0.1"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        if sys.platform != "win32":
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
+                return (f"port {port} on {host} is already in use (another playground or program "
+                        f"listens there): start with another port, e.g. `python app.py --port {port + 1}`, "
+                        "or stop the other program")
+            if exc.errno == errno.EACCES:
+                return f"no permission to listen on port {port}: use a port above 1023, e.g. --port 7860"
+            return f"cannot listen on {host}:{port} ({exc.strerror or exc}): choose another --host or --port"
+    return None
+
+
+def launch(demo: Any, settings: Settings, **launch_args: Any) -> None:
+    """Start the Gradio app on settings.host:port and block until it is stopped (Ctrl+C)."""
+    problem = port_problem(settings.host, settings.port)
+    if problem:
+        raise PlaygroundError(problem)
+    try:
+        demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
+                    quiet=True, prevent_thread_lock=True, **launch_args)
+    except OSError as exc:   # lost a race for the port after the check
+        raise PlaygroundError(f"cannot start the web server on {settings.host}:{settings.port}: "
+                              f"{exc.strerror or exc}. Start with another port, e.g. "
+                              f"`python app.py --port {settings.port + 1}`") from None
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(f"The playground runs at http://{shown_host}:{settings.port} (Ctrl+C stops it)", file=sys.stderr)
+    share_url = getattr(demo, "share_url", None)
+    if settings.share:
+        print(f"Public link: {share_url}" if share_url else
+              "The public share link could not be created (see the messages above).", file=sys.stderr)
+    demo.block_thread()
+
+
+def prepare_default_model(ctx: Any) -> None:
+    """Build the default model's F16 copy now, with progress on the console, if it is not built:
+    the first question in the browser then starts at once. A failure is a warning (the shipped
+    Q4_1 entry still works), never a stop."""
+    spec = ctx.catalog.models.get(ctx.settings.default_model)
+    if spec is None or spec.available or spec.built_from is None:
+        return
+    print(f"Building {spec.id} once into {ctx.settings.cache_dir} (an F16 copy of the bundled model, "
+          "a few seconds)…", file=sys.stderr)
+    shown = {"step": -1}
+
+    def report(message: str, fraction: float) -> None:
+        step = int(fraction * 10)
+        if step != shown["step"]:
+            shown["step"] = step
+            print(f"  {message}", file=sys.stderr, flush=True)
+
+    try:
+        ctx.ensure_local(spec, progress=report)
+    except PlaygroundError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
