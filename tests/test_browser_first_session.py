@@ -9,6 +9,7 @@ import time
 import pytest
 
 pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api").expect
 
 WAIT_MS = 600_000
 
@@ -34,7 +35,7 @@ def test_first_session(browser, fresh_app, screenshot_dir, tmp_path):
         page.locator("#chat-metrics").get_by_text("finish:").wait_for(timeout=WAIT_MS)
         bubbles = page.locator("#chat-bot .message")   # the question, then the answer
         answer = bubbles.last.inner_text().strip()
-        assert answer and answer != "What is the capital of France?"
+        assert "Paris" in answer, answer     # the default path (F16 copy) answers sensibly
         page.screenshot(path=str(screenshot_dir / "first-1-chat.png"))
 
         page.get_by_role("tab", name="Playground").click()
@@ -56,7 +57,8 @@ def test_first_session(browser, fresh_app, screenshot_dir, tmp_path):
         page.locator("#vote-status").get_by_text("Saved").wait_for(timeout=30_000)
 
         page.get_by_role("tab", name="Leaderboard").click()
-        page.locator("#lb-by").get_by_text("mode", exact=True).click()
+        page.locator("#lb-include-named input").check()   # a Playground vote is a named comparison
+        page.locator("#lb-refresh").click()
         table = page.locator("#lb-table")
         deadline = time.monotonic() + 60
         while "few_shot" not in table.inner_text() and time.monotonic() < deadline:
@@ -64,6 +66,9 @@ def test_first_session(browser, fresh_app, screenshot_dir, tmp_path):
         assert "few_shot" in table.inner_text() and "zero_shot" in table.inner_text()
         assert "Error" not in page.locator("#tab-leaderboard_tab").inner_text()
         page.screenshot(path=str(screenshot_dir / "first-3-leaderboard.png"))
+        page.locator("#lb-downloads").get_by_text("Downloads").first.click()
+        page.locator("#lb-prepare-data").click()           # files are built when asked for
+        expect(page.locator("#lb-download-dpo")).to_be_enabled(timeout=60_000)
         with page.expect_download(timeout=60_000) as download:
             page.locator("#lb-download-dpo").click()
         path = tmp_path / "dpo.jsonl"
