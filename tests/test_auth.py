@@ -243,6 +243,7 @@ def test_download_asks_the_size_first_and_refuses_before_fetching(tmp_path, monk
     fetched = []
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(hub, "hub_offline", lambda: False)
+    monkeypatch.setattr(hub, "endpoint_unreachable", lambda *a, **k: None)   # the simulated Hub answers
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: fetched.append(a) or str(tmp_path / "f"))
     with pytest.raises(PlaygroundError, match="more than this server downloads"):

@@ -235,17 +235,20 @@ def test_annotator_calls_to_admin_handlers_are_refused(team_app, capture):
 
 def test_annotator_downloads_only_their_own_votes(team_app):
     add_votes(team_app.db)
+    no_ci = {"Bootstrap rounds": 0}
     with client_as(team_app, "ann") as client:
-        board = call(client, "/leaderboard_refresh", *board_args(client))
+        board = call(client, "/leaderboard_prepare_files", *default_args(client, "/leaderboard_prepare_files", **no_ci))
+        data = refusal(client, "/leaderboard_prepare_data", *default_args(client, "/leaderboard_prepare_data", **no_ci))
         mine = call(client, "/my_votes")
     board_files, my_files = delivered_text(board), delivered_text(mine)
     assert "model-a" in board_files                                    # the aggregate leaderboard: for everyone
     assert "ada asked" not in board_files and "ann asked" not in board_files   # nobody's conversations
+    assert "only an admin can" in data, data                           # everyone's training data: refused
     assert "question only ann asked" in my_files and "ada" not in my_files
     assert "Your votes: **1**" in mine[0], mine[0]
     with client_as(team_app, "ada") as client:                         # the admin downloads everyone's
-        board = call(client, "/leaderboard_refresh", *board_args(client))
-    everything = delivered_text(board)
+        everything = delivered_text(call(client, "/leaderboard_prepare_data",
+                                         *default_args(client, "/leaderboard_prepare_data", **no_ci)))
     assert "question only ann asked" in everything and "question only ada asked" in everything
 
 
@@ -346,6 +349,7 @@ def test_admin_and_annotator_see_different_controls(browser, team_app, screensho
             rounds.fill("0")              # two votes are too few for bootstrap intervals
             rounds.press("Enter")
             expect(page.locator("#lb-table")).to_contain_text("model-a", timeout=120_000)  # aggregate: for all
+            page.locator("#lb-downloads").get_by_text("Downloads").first.click()
         expect(admin.locator("#lb-download-dpo")).to_be_visible()
         expect(annotator.locator("#lb-download-csv")).to_be_visible()
         expect(annotator.locator("#lb-download-dpo")).to_have_count(0)

@@ -33,7 +33,10 @@ ADMIN_ELEMENTS: dict[str, str] = {
     "lb-download-dpo-meta": "download everyone's votes and conversations",
     "lb-download-dpo-conv": "download everyone's votes and conversations",
     "lb-download-dpo-conv-meta": "download everyone's votes and conversations",
+    "lb-download-kto": "download everyone's votes and conversations",
     "lb-download-battles": "download everyone's votes and conversations",
+    "lb-prepare-data": "download everyone's votes and conversations",
+    "lb-anonymous": "download everyone's votes and conversations",
     "lb-model-filter": "download everyone's votes and conversations",
     "lb-mode-filter": "download everyone's votes and conversations",
     "lb-dedupe": "download everyone's votes and conversations",
@@ -41,7 +44,7 @@ ADMIN_ELEMENTS: dict[str, str] = {
 # outputs that carry everyone's data: emptied for non-admins (annotators get theirs in "My votes")
 REDACTED_OUTPUTS: frozenset[str] = frozenset({
     "lb-download-dpo", "lb-download-dpo-meta", "lb-download-dpo-conv", "lb-download-dpo-conv-meta",
-    "lb-download-battles",
+    "lb-download-kto", "lb-download-battles",
 })
 
 

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from playground.context import AppContext
 from playground.errors import PlaygroundError
-from playground.export import export_arena_battles, export_dpo
+from playground.export import export_arena_battles, export_dpo, export_kto
 from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, build_leaderboard, category_counts,
                                     choose_grouping, load_battles, predicted_win_rate_figure, ratings_figure,
                                     tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
@@ -61,7 +61,7 @@ CATEGORY_HEADERS = ["Category", "Rank", "Contestant", "Rating", "95% CI", "Battl
 PLOTS = ("ratings", "winrate", "counts", "predicted")
 HEATMAPS = ("winrate", "counts", "predicted")  # drawn when their accordion is open: ~0.5 s each at 40 contestants
 BOARD_FILES = {"csv": "leaderboard.csv", "json": "leaderboard.json", "md": "leaderboard.md"}
-DATA_FILES = ("dpo", "dpo_meta", "dpo_conv", "dpo_conv_meta", "battles")
+DATA_FILES = ("dpo", "dpo_meta", "dpo_conv", "dpo_conv_meta", "kto", "battles")
 HEATMAP_GUIDE = (
     "**Reading the heatmaps.** Each cell is the row contestant against the column contestant. *Observed win "
     "rate* is the share of points the row took in their battles (a tie counts half; blank where they never "
@@ -472,6 +472,7 @@ def export_view(db_path: str | Path, filters: BoardFilters, export_filters: Expo
                                   dedupe=export_filters.dedupe, **common)
             conversational = export_dpo(db, out_dir / "dpo-conversational.jsonl", format="conversational",
                                         dedupe=export_filters.dedupe, **common)
+            kto = export_kto(db, out_dir / "kto.jsonl", format="standard", dedupe=export_filters.dedupe, **common)
             battles = export_arena_battles(db, out_dir / "arena-battles.json", **common)
     except PlaygroundError as exc:
         return ExportView(message=f"❌ Downloads not prepared: {exc}")
@@ -483,6 +484,11 @@ def export_view(db_path: str | Path, filters: BoardFilters, export_filters: Expo
     else:
         notes.append("**Nothing to export as DPO pairs:** only decisive votes (one answer better) with a user "
                      "turn and two non-empty answers become pairs, and none match the filters.")
+    if kto.written:
+        files["kto"] = kto.path
+    else:
+        notes.append("**Nothing to export as KTO rows:** decisive and both-bad votes become rows (ties give none), "
+                     "and none match the filters.")
     if battles.written:
         files["battles"] = battles.path
     else:
@@ -672,7 +678,8 @@ def _download_section() -> _Downloads:
                              _button("Leaderboard JSON", "lb-download-json"),
                              _button("Leaderboard Markdown", "lb-download-md")]
         gr.Markdown("**Training data and battles** (same date range; DPO pairs come from decisive votes, in "
-                    "TRL's format, with per-pair metadata in the `.meta.jsonl` sidecar):",
+                    "TRL's format, with per-pair metadata in the `.meta.jsonl` sidecar; KTO rows: a decisive "
+                    "vote gives one desirable and one undesirable row, both bad two undesirable, a tie none):",
                     elem_id="lb-data-note")
         with gr.Row(equal_height=True):  # ids must not end in '-model': ui/app.py fills those with the catalog
             model = gr.Dropdown([("any model", ANY)], value=ANY, label="Model (either side)",
@@ -688,6 +695,7 @@ def _download_section() -> _Downloads:
                             _button("standard sidecar (.meta.jsonl)", "lb-download-dpo-meta"),
                             _button("DPO JSONL (conversational)", "lb-download-dpo-conv"),
                             _button("conversational sidecar (.meta.jsonl)", "lb-download-dpo-conv-meta"),
+                            _button("KTO JSONL", "lb-download-kto"),
                             _button("Arena battles JSON", "lb-download-battles")]
     return _Downloads(model, mode, dedupe, anonymous, status, board_prepare, data_prepare, board_buttons,
                       data_buttons)
