@@ -117,7 +117,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from playground.context import AppContext
     from playground.lab import (file_stem, format_summary, load_items, prepare_lab, run_ids_for, run_lab,
                                 summarize, summary_dicts)
-    from playground.lab_plots import write_report
+    from playground.lab.plots import write_report
     from storage import open_database
 
     ctx = AppContext.create(settings)

@@ -21,9 +21,10 @@ from playground.context import AppContext
 from playground.errors import PlaygroundError
 from playground.lab import (DEFAULT_MODES, ITEM_COLUMNS, LabConfig, LabProgress, list_runs, load_items,
                             prepare_lab, run_ids_for, run_lab, summarize, summary_dicts, write_csv)
-from playground.lab_plots import plot_accuracy, plot_logprob
+from playground.lab.plots import plot_accuracy, plot_logprob
 from playground.prompting.plan import MODES
 from playground.ui.common import model_choices
+from storage import lab as lab_store
 from storage import open_database
 
 UPLOAD = "(uploaded file)"
@@ -102,11 +103,9 @@ def item_detail(db_path: Path, run_id: Any, item_index: Any) -> tuple[str, str, 
     except (TypeError, ValueError):
         return "", "", ""
     with open_database(db_path) as db:
-        found = list(db.query("SELECT x.*, r.model_id, r.mode FROM lab_results x JOIN lab_runs r ON r.id = x.run_id "
-                              "WHERE x.run_id = ? AND x.item_index = ?", key))
-    if not found:
+        it = lab_store.item_row(db, *key)
+    if it is None:
         return "", "", ""
-    it = found[0]
     verdict = f"error: {it['error']}" if it["error"] else ("✅ correct" if it["correct"] else "❌ wrong")
     lp = ("-" if it["gold_logprob_mean"] is None
           else f"{it['gold_logprob_mean']:.3f} per token over {it['gold_n_tokens']} token(s)")
