@@ -44,6 +44,8 @@ class LabConfig:
     device: str = "cpu"
     sampling_preset: str = DEFAULT_SAMPLING_PRESET
     logprob: bool = True                 # compute the gold log-likelihood metric
+    shot_counts: tuple[int, ...] = ()    # in-context learning curve: one run per k for few-shot modes
+    unattended: bool | None = None       # load each model alone and free it; None: when several models
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class LabRunSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.model.id} · {self.mode}"
+        shots = f" · {self.pane.shots}-shot" if self.pane.shots is not None else ""
+        return f"{self.model.id} · {self.mode}{shots}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class LabJob:
     family: str
     runs: tuple[LabRunSpec, ...]
     name: str
+    unattended: bool = False
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -126,6 +130,27 @@ def config_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+FEW_SHOT_MODES = ("few_shot", "few_shot_cot", "self_consistency")
+
+
+def parse_shot_counts(value: str | None) -> tuple[int, ...]:
+    """'0,1,2,4,8' -> (0, 1, 2, 4, 8); blank -> (); anything else a clear error."""
+    parts = [v.strip() for v in (value or "").split(",") if v.strip()]
+    try:
+        return tuple(int(v) for v in parts)
+    except ValueError:
+        raise _fail(f"shot counts must be whole numbers separated by commas, e.g. 0,1,2,4,8; got {value!r}") from None
+
+
+def shots_for(config: LabConfig, mode: str) -> tuple[int | None, ...]:
+    """The exemplar counts a mode runs with: the curve's k values, the one given, or the preset's (None)."""
+    if mode not in FEW_SHOT_MODES:
+        return (None,)
+    if config.shot_counts:
+        return tuple(dict.fromkeys(int(k) for k in config.shot_counts))
+    return (config.shots,)
+
+
 def prepare_lab(ctx: AppContext, config: LabConfig) -> LabJob:
     """Validate everything before anything runs: task file, modes, models, presets, sampling."""
     modes = check_modes(config.modes)
@@ -146,16 +171,19 @@ def prepare_lab(ctx: AppContext, config: LabConfig) -> LabJob:
         device, _ = ctx.resolve_device(config.device, backend)
         for mode in modes:
             preset = presets[mode]
-            pane = PaneSpec(model_id=spec.id, mode=mode, backend=backend, device=device, preset_id=preset.id,
-                            shots=config.shots if mode in ("few_shot", "few_shot_cot", "self_consistency") else None,
-                            samples=config.samples if mode == "self_consistency" else None, sampling=sampling)
-            key = config_key({"task_hash": tasks.sha256, "model": spec.id, "model_size": spec.file_size,
-                              "backend": backend, "device": device, "mode": mode, "preset": preset.id,
-                              "shots": pane.shots, "samples": pane.samples, "sampling": sampling.to_dict(),
-                              "family": family, "logprob": config.logprob})
-            runs.append(LabRunSpec(model=spec, backend=backend, device=device, mode=mode, preset=preset,
-                                   pane=pane, config_key=key))
+            for shots in shots_for(config, mode):
+                pane = PaneSpec(model_id=spec.id, mode=mode, backend=backend, device=device, preset_id=preset.id,
+                                shots=shots, samples=config.samples if mode == "self_consistency" else None,
+                                sampling=sampling)
+                key = config_key({"task_hash": tasks.sha256, "model": spec.id, "model_size": spec.file_size,
+                                  "backend": backend, "device": device, "mode": mode, "preset": preset.id,
+                                  "shots": pane.shots, "samples": pane.samples, "sampling": sampling.to_dict(),
+                                  "family": family, "logprob": config.logprob})
+                runs.append(LabRunSpec(model=spec, backend=backend, device=device, mode=mode, preset=preset,
+                                       pane=pane, config_key=key))
     for run in runs:   # a bad shots/samples value must fail now, not after the first model ran
         plan_for(ctx, run.pane, items[0].question, (), chat=bool(run.model.is_chat))
     name = config.run_name or tasks.name
-    return LabJob(config=config, tasks=tasks, items=items, family=family, runs=tuple(runs), name=name)
+    unattended = len(specs) > 1 if config.unattended is None else bool(config.unattended)
+    return LabJob(config=config, tasks=tasks, items=items, family=family, runs=tuple(runs), name=name,
+                  unattended=unattended)

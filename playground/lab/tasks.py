@@ -62,6 +62,7 @@ class TaskItem:
     gold: str                  # normalised: "1234", "yes", "B", "positive"
     answer_kind: str           # number | yes_no | choice | text
     choices: tuple[str, ...] = ()
+    stem: str = ""             # multiple choice: the question without its options (log-likelihood scoring)
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def generic_item(row: dict[str, Any], index: int, line_no: int) -> TaskItem:
         options = _choices(choices)
         letter = choice_letter(target, options)
         return TaskItem(index=index, line=line_no, question=with_choices(question, options), gold=letter,
-                        answer_kind="choice", choices=options)
+                        answer_kind="choice", choices=options, stem=question)
     kind, gold = infer_kind(target)
     return TaskItem(index=index, line=line_no, question=question, gold=gold, answer_kind=kind)
 
