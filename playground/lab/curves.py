@@ -168,7 +168,7 @@ def cot_gains(rows: Sequence[SummaryRow]) -> list[dict]:
             if direct is None:
                 continue
             d, low, high = newcombe_difference(cot.n_correct, cot.n, direct.n_correct, direct.n)
-            out.append({"model_id": model, "name": name, "n_params": cot.n_params, "pair": f"{cot.mode} − {direct.mode}",
+            out.append({"model_id": model, "name": name, "n_params": cot.n_params, "pair": f"{cot.mode}{'' if cot.shots is None else f' k={cot.shots}'} − {direct.mode}",
                         "cot_accuracy": cot.accuracy, "direct_accuracy": direct.accuracy, "difference": d,
                         "ci_low": low, "ci_high": high, "n": min(cot.n, direct.n)})
     return out

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from playground.context import AppContext
 from playground.errors import PlaygroundError
+from playground.lab import metrics
 from playground.lab.config import parse_shot_counts
 from playground.lab import (DEFAULT_MODES, ITEM_COLUMNS, LabConfig, LabProgress, list_runs, load_items,
                             prepare_lab, run_ids_for, run_lab, summarize, summary_dicts, write_csv)
@@ -124,8 +125,24 @@ def item_detail(db_path: Path, run_id: Any, item_index: Any) -> tuple[str, str, 
           else f"{it['gold_logprob_mean']:.3f} per token over {it['gold_n_tokens']} token(s)")
     line = (f"**{it['model_id']} · {it['mode']} · item {it['item_index']}**: gold `{it['gold']}`, extracted "
             f"`{it['extracted'] or '—'}`, {verdict}; gold log-prob {lp}; {it['n_prompt_tokens']} prompt + "
-            f"{it['n_output_tokens']} output tokens in {it['total_s'] or 0:.1f} s")
+            f"{it['n_output_tokens']} output tokens in {it['total_s'] or 0:.1f} s{_harness_line(it)}")
     return it["prompt"] or "", it["output"] or "", line
+
+
+def _harness_line(item: dict[str, Any]) -> str:
+    """What the other scorers read in the same output (so one sees why they differ)."""
+    scores = metrics.item_scores(item)
+    parts = []
+    if scores["strict_extracted"] is not None:
+        parts.append(f"harness strict-match `{scores['strict_extracted']}` "
+                     f"{'✅' if scores['strict_correct'] else '❌'}, flexible-extract "
+                     f"`{scores['flexible_extracted']}` {'✅' if scores['flexible_correct'] else '❌'}")
+    if scores["maj_votes"]:
+        parts.append(f"maj@{scores['maj_k']} `{scores['maj_answer']}` (votes {scores['maj_votes']})")
+    if scores["choice_pick"]:
+        parts.append(f"by option log-likelihood `{scores['choice_pick']}`, per character "
+                     f"`{scores['choice_pick_norm']}`")
+    return "".join(f"\n\n{p}" for p in parts)
 
 
 def past_runs(db_path: Path, limit: int = 200) -> pd.DataFrame:

@@ -1,0 +1,44 @@
+"""The Lab tab in headless Chromium at 1440x900: empty state, one progress line, the research curves."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def lab_page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_lab_tab_runs_and_draws_the_curves(lab_page, live_app, screenshot_dir):
+    page = lab_page
+    page.goto(live_app.url)
+    page.get_by_role("tab", name="Lab").click()
+    summary = page.locator("#lab-summary")
+    summary.wait_for(timeout=30_000)
+    assert "model_id" in summary.inner_text() and "flexible %" in summary.inner_text()   # headers, not "1 2 3"
+    page.screenshot(path=str(screenshot_dir / "lab-1-empty-1440x900.png"))
+
+    limit = page.locator("#lab-limit input").first
+    limit.fill("2")
+    limit.press("Enter")
+    tokens = page.locator("#lab-max-tokens input[type=number]").first
+    tokens.fill("16")
+    tokens.press("Enter")
+    page.locator("#lab-shot-counts textarea").fill("0,1")
+    page.locator("#lab-run").click()
+    caption = page.get_by_text("Running smollm2-135m-instruct")
+    caption.first.wait_for(timeout=300_000)
+    page.screenshot(path=str(screenshot_dir / "lab-2-progress-1440x900.png"))
+    assert caption.count() == 1                       # the progress line is shown once, on the status only
+    page.locator("#lab-status").get_by_text("Done.").wait_for(timeout=600_000)
+    for plot in ("accuracy", "emergence", "icl", "cot"):
+        page.locator(f"#lab-plot-{plot} img").first.wait_for(timeout=60_000)
+    text = summary.inner_text()
+    assert "few_shot_cot" in text and "zero_shot" in text
+    page.screenshot(path=str(screenshot_dir / "lab-3-done-1440x900.png"))
+    page.screenshot(path=str(screenshot_dir / "lab-4-done-full.png"), full_page=True)
