@@ -1,6 +1,7 @@
 """Lab runs are append-only: a re-run never rewrites an earlier run's rows or changes its figures."""
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -54,6 +55,14 @@ def test_nothing_to_do_adds_no_run(app_ctx, tmp_path):
     assert again.ran == 0 and again.run_ids == first.run_ids
 
 
+@pytest.fixture(scope="module")
+def one_run_db(app_ctx, tmp_path_factory) -> Path:
+    """A database with one finished one-item run (made once, copied per test)."""
+    db_path = tmp_path_factory.mktemp("refuse") / "one.db"
+    run_lab(app_ctx, prepare_lab(app_ctx, config(limit=1)), db_path)
+    return db_path
+
+
 @pytest.mark.parametrize("statement", [
     "UPDATE lab_results SET correct = 1 - correct",
     "DELETE FROM lab_results",
@@ -63,9 +72,9 @@ def test_nothing_to_do_adds_no_run(app_ctx, tmp_path):
     "UPDATE lab_runs SET config_key = 'x'",
     "DELETE FROM lab_runs",
 ])
-def test_the_database_refuses_rewrites(app_ctx, tmp_path, statement):
+def test_the_database_refuses_rewrites(one_run_db, tmp_path, statement):
     db_path = tmp_path / "refuse.db"
-    run_lab(app_ctx, prepare_lab(app_ctx, config(limit=1)), db_path)
+    shutil.copy(one_run_db, db_path)
     with sqlite3.connect(db_path) as db:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute(statement)
