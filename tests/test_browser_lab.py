@@ -1,9 +1,26 @@
 """The Lab tab in headless Chromium at 1440x900: empty state, one progress line, the research curves."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def lab_app(tmp_path, bundled_gguf):
+    """Its own app (fresh database); a slow, shared CI machine may need more than the usual 120 s to start."""
+    from tests import browser_support
+
+    original = browser_support.wait_http
+    browser_support.wait_http = functools.partial(original, timeout=480.0)
+    try:
+        app = browser_support.AppProcess(tmp_path / "lab.db")
+    finally:
+        browser_support.wait_http = original
+    yield app
+    app.close()
 
 
 @pytest.fixture
@@ -14,9 +31,9 @@ def lab_page(browser):
     context.close()
 
 
-def test_lab_tab_runs_and_draws_the_curves(lab_page, live_app, screenshot_dir):
+def test_lab_tab_runs_and_draws_the_curves(lab_page, lab_app, screenshot_dir):
     page = lab_page
-    page.goto(live_app.url)
+    page.goto(lab_app.url)
     page.get_by_role("tab", name="Lab").click()
     summary = page.locator("#lab-summary")
     summary.wait_for(timeout=30_000)
