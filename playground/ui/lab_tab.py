@@ -260,8 +260,9 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         shot_counts = gr.Textbox(value="", label="In-context learning curve: shot counts (e.g. 0,1,2,4,8; "
                                  "overrides Shots, one run per k)", elem_id="lab-shot-counts", scale=3)
-        samples = gr.Number(value=None, precision=0, minimum=2, label="Self-consistency paths k (maj@k)",
-                            elem_id="lab-samples", scale=1)
+        samples = gr.Number(value=0, precision=0, minimum=0, maximum=64,
+                            label="Self-consistency paths k for maj@k (0: the preset's)", elem_id="lab-samples",
+                            scale=1)
     with gr.Row():
         run = gr.Button("Run", variant="primary", elem_id="lab-run")
         cancel = gr.Button("Cancel", elem_id="lab-cancel")
