@@ -76,11 +76,11 @@ def task_path(ctx: AppContext, choice: str | None, upload: str | None) -> Path:
 
 
 def _progress_text(p: LabProgress) -> str:
-    """The progress bar's caption; Gradio appends the item count itself ("2/3 items done"), so the
-    caption names the run first and no bare percentage stands next to a mode name."""
+    """The progress bar's caption. Gradio appends "- 66.7%" to it; ending the caption with "overall
+    progress" keeps that figure from reading as the accuracy of the mode named before it."""
     speed = f"{p.items_per_s:.2f} items/s" if p.items_per_s else "-- items/s"
     eta = f", about {p.eta_s:.0f} s left" if p.eta_s is not None else ""
-    return f"Running {p.run_label} ({speed}{eta}):"
+    return f"Running {p.run_label} · {p.done}/{p.total} items ({speed}{eta}) · overall progress"
 
 
 def results_view(db_path: Path, run_ids: Sequence[int], status: str) -> LabView:
