@@ -311,3 +311,69 @@ def m010_battles_tag(db: Database) -> None:
     """battles.tag: an optional user tag, the battle's category on the leaderboard (NULL = by preset family)."""
     db["battles"].add_column("tag", str)
     db["battles"].create_index(["tag"], if_not_exists=True)
+
+# --- issue 18 ---
+
+_LAB_RUN_FIXED = ("id", "created_at", "tstamp", "name", "task_file", "task_hash", "n_items", "model_id",
+                  "model_n_params", "backend", "device", "mode", "preset", "family", "shots", "samples",
+                  "sampling", "seed", "config_key")
+
+
+@migrations()
+def m015_lab_append_only(db: Database) -> None:
+    """Lab runs are append-only, enforced by triggers: results are never updated, replaced or deleted;
+    a run's identity (items, task, model, configuration) never changes; once finished, nothing of it
+    changes. Only a running run's own status, speed and error are written (see storage/lab.py)."""
+    guard = "BEGIN SELECT RAISE(ABORT, '{table} is append-only: {what}'); END"
+    db.execute("CREATE TRIGGER IF NOT EXISTS lab_results_no_update BEFORE UPDATE ON lab_results "
+               + guard.format(table="lab_results", what="a stored result is never changed"))
+    db.execute("CREATE TRIGGER IF NOT EXISTS lab_results_no_delete BEFORE DELETE ON lab_results "
+               + guard.format(table="lab_results", what="a stored result is never deleted"))
+    db.execute("CREATE TRIGGER IF NOT EXISTS lab_results_no_replace BEFORE INSERT ON lab_results "
+               "WHEN EXISTS (SELECT 1 FROM lab_results WHERE id = NEW.id "
+               "OR (run_id = NEW.run_id AND item_index = NEW.item_index)) "
+               + guard.format(table="lab_results", what="a stored result is never replaced"))
+    db.execute("CREATE TRIGGER IF NOT EXISTS lab_runs_no_delete BEFORE DELETE ON lab_runs "
+               + guard.format(table="lab_runs", what="a run is never deleted"))
+    db.execute(f"CREATE TRIGGER IF NOT EXISTS lab_runs_fixed BEFORE UPDATE OF {', '.join(_LAB_RUN_FIXED)} "
+               "ON lab_runs " + guard.format(table="lab_runs", what="the configuration of a run never changes"))
+    db.execute("CREATE TRIGGER IF NOT EXISTS lab_runs_finished BEFORE UPDATE ON lab_runs "
+               "WHEN OLD.status <> 'running' "
+               + guard.format(table="lab_runs", what="a finished run never changes; a re-run is a new run"))
+
+
+@migrations()
+def m016_lab_details(db: Database) -> None:
+    """Per item: self-consistency's sampled paths (maj@k), the options' log-likelihoods (multiple
+    choice), time to first token and tokens/s. Per run: the model's kind and architecture (base vs
+    instruct pairs). The run-identity trigger of m015 is widened to the new run columns."""
+    for column, kind in (("samples", str), ("option_logprobs", str), ("ttft_s", float), ("tokens_per_s", float)):
+        if column not in db["lab_results"].columns_dict:
+            db["lab_results"].add_column(column, kind)
+    for column, kind in (("model_is_chat", int), ("model_architecture", str)):
+        if column not in db["lab_runs"].columns_dict:
+            db["lab_runs"].add_column(column, kind)
+    db.execute("DROP TRIGGER IF EXISTS lab_runs_fixed")
+    fixed = (*_LAB_RUN_FIXED, "model_is_chat", "model_architecture")
+    db.execute(f"CREATE TRIGGER lab_runs_fixed BEFORE UPDATE OF {', '.join(fixed)} ON lab_runs "
+               "BEGIN SELECT RAISE(ABORT, 'lab_runs is append-only: the configuration of a run never changes'); END")
+
+
+@migrations()
+def m017_lab_model_stats(db: Database) -> None:
+    """lab_model_stats: one row per model per lab invocation (load time, peak memory, tokens/s, time
+    to first token, whether it was freed afterwards); append-only like the other lab tables."""
+    db["lab_model_stats"].create(
+        {
+            "id": int, "created_at": str, "tstamp": float, "model_id": str, "backend": str, "device": str,
+            "run_ids": str, "n_items": int, "load_s": float, "rss_before_bytes": int, "peak_rss_bytes": int,
+            "tokens_per_s": float, "ttft_s": float, "n_output_tokens": int, "freed": int, "error": str,
+        },
+        pk="id",
+        not_null=["created_at", "tstamp", "model_id", "backend", "device", "run_ids", "freed"],
+        if_not_exists=True,
+    )
+    db["lab_model_stats"].create_index(["model_id"], if_not_exists=True)
+    for event in ("UPDATE", "DELETE"):
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS lab_model_stats_no_{event.lower()} BEFORE {event} ON "
+                   "lab_model_stats BEGIN SELECT RAISE(ABORT, 'lab_model_stats is append-only'); END")

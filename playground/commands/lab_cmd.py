@@ -1,4 +1,5 @@
-"""`python app.py lab --tasks FILE`: models x prompting modes over a task set, scored and plotted.
+"""`python app.py lab --tasks FILE`: models x prompting modes over a task set, scored and plotted;
+`python app.py lab report`: the summary and the research curves of stored runs, without running.
 
 Results go to the database as they come (Ctrl-C keeps them; the same command resumes), the
 summary is printed (or JSON with --json), and the PNG figures and CSVs are written to --out.
@@ -25,8 +26,11 @@ PLAIN_EVERY_S = 5.0
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `lab` on the CLI's subparsers."""
-    p = sub.add_parser(NAME, help="batch-evaluate models x prompting modes on a task file (accuracy vs size)")
-    p.add_argument("--tasks", required=True, type=Path,
+    p = sub.add_parser(NAME, help="batch-evaluate models x prompting modes on a task file (accuracy vs size); "
+                                  "'lab report' draws the curves of stored runs")
+    p.add_argument("action", nargs="?", choices=("run", "report"), default="run",
+                   help="run (default): run a task file; report: summary and curves of stored runs, nothing runs")
+    p.add_argument("--tasks", type=Path,
                    help="task file: GSM8K JSONL (question, answer '... #### N') or generic JSONL "
                         "(input, target, optional choices); shipped sets are in presets/tasks/")
     p.add_argument("--models", default=None,
@@ -39,15 +43,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="task family that picks the prompting presets (default: inferred from the answers)")
     p.add_argument("--max-tokens", type=int, default=None, help="max new tokens per answer (default: the preset's)")
     p.add_argument("--shots", type=int, default=None, help="exemplars for few-shot modes (default: the preset's)")
-    p.add_argument("--samples", type=int, default=None, help="self-consistency paths (default: the preset's)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="self-consistency paths k, scored as maj@k beside greedy (default: the preset's)")
+    p.add_argument("--shot-counts", default=None,
+                   help="in-context learning curve: comma-separated exemplar counts for the few-shot modes, "
+                        "one run each (e.g. 0,1,2,4,8); overrides --shots")
     p.add_argument("--sampling", default="deterministic", help="sampling preset (default deterministic)")
     p.add_argument("--backend", default=None, help="backend for every model (default: each model's first)")
     p.add_argument("--device", default="cpu", help="cpu | gpu (llama_cpp); cpu | cuda | mps | auto (transformers)")
-    p.add_argument("--no-logprob", action="store_true", help="skip the gold log-likelihood metric (faster)")
+    p.add_argument("--no-logprob", action="store_true",
+                   help="skip the log-likelihood metrics (gold answer, multiple-choice options): faster")
+    p.add_argument("--keep-loaded", action="store_true",
+                   help="borrow models from the shared cache instead of loading each alone and freeing it "
+                        "(the default with several models: an unattended run never holds two at once)")
     p.add_argument("--run-name", default=None,
                    help="name of the runs and of the output files (default: the task file's name)")
     p.add_argument("--out", type=Path, default=None, help="folder for the PNGs and CSVs (default data/lab/)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (progress stays on stderr)")
+    p.add_argument("--run-ids", default=None, help="report: comma-separated run ids (default: the latest run of "
+                                                  "each configuration of --run-name, or of the newest lab)")
 
 
 def split_list(value: str | None) -> tuple[str, ...]:
@@ -59,7 +73,14 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> LabConfig:
                      modes=split_list(args.modes), limit=args.limit, seed=args.seed, family=args.family,
                      max_tokens=args.max_tokens, shots=args.shots, samples=args.samples, run_name=args.run_name,
                      backend=args.backend, device=args.device, sampling_preset=args.sampling,
-                     logprob=not args.no_logprob)
+                     logprob=not args.no_logprob, shot_counts=parse_shot_counts(args.shot_counts),
+                     unattended=False if args.keep_loaded else None)
+
+
+def parse_shot_counts(value: str | None) -> tuple[int, ...]:
+    from playground.lab.config import parse_shot_counts as parse
+
+    return parse(value)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -114,10 +135,18 @@ def report_line_errors(job: Any, stream: TextIO) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "report":
+        return report(args, settings)
+    if args.tasks is None:
+        print("error: lab needs --tasks FILE (a JSONL task file, e.g. presets/tasks/arithmetic-word-problems.jsonl); "
+              "or 'lab report' to draw stored runs", file=sys.stderr)
+        return 2
     from playground.context import AppContext
     from playground.lab import (file_stem, format_summary, load_items, prepare_lab, run_ids_for, run_lab,
                                 summarize, summary_dicts)
-    from playground.lab_plots import write_report
+    from playground.lab.curves import write_curves
+    from playground.lab.plots import write_report
+    from storage import lab as lab_store
     from storage import open_database
 
     ctx = AppContext.create(settings)
@@ -136,20 +165,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         ids = run_ids_for(db, job)
         rows, items = summarize(db, ids), load_items(db, ids)
+        resources = lab_store.model_stats(db, ids)
     finally:
         db.close()
-    files = write_report(rows, items, args.out or settings.data_dir / "lab", file_stem(job.name))
+    out_dir = args.out or settings.data_dir / "lab"
+    files = {**write_report(rows, items, out_dir, file_stem(job.name)),
+             **write_curves(rows, out_dir, file_stem(job.name))}
     if args.json:
         print(json.dumps({"task_file": str(job.tasks.path), "task_hash": job.tasks.sha256, "family": job.family,
                           "n_items": len(job.items), "skipped_lines": [{"line": e.line, "message": e.message}
                                                                        for e in job.tasks.errors],
                           "cancelled": interrupted, "errors": errors, "runs": summary_dicts(rows),
+                          "models": resources,
                           "files": {k: str(v) for k, v in files.items()}}, indent=2, ensure_ascii=False))
     else:
         print(format_summary(rows))
         skipped = f"; {len(job.tasks.errors)} bad line(s) skipped" if job.tasks.errors else ""
-        print(f"\n{job.tasks.name}: {len(job.items)} items, family {job.family}{skipped}. Accuracy CI: 95% Wilson; "
-              "gold logprob: mean per-token log p(gold answer | prompt), ±1.96 SE.")
+        print(f"\n{job.tasks.name}: {len(job.items)} items, family {job.family}{skipped}. {LEGEND}")
+        if resources:
+            print("\n" + format_resources(resources))
         for path in files.values():
             print(f"wrote {path}")
     for error in errors:
@@ -158,3 +192,77 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print("cancelled: finished items are stored; run the same command again to resume", file=sys.stderr)
         return 130
     return 1 if errors else 0
+
+
+LEGEND = ("ACCURACY: exact match by the app's extractor (the plots use it), 95% Wilson CI; STRICT / FLEXIBLE: "
+          "lm-evaluation-harness's gsm8k-cot strict-match and flexible-extract on the same outputs; MAJ@K: "
+          "majority of the k self-consistency paths; MC ACC / ACC_NORM: the option with the highest "
+          "log-likelihood (per character for _NORM); gold logprob: mean per-token log p(gold | prompt), ±1.96 SE.")
+
+
+def report(args: argparse.Namespace, settings: Settings) -> int:
+    """Summary, CSVs and every figure of stored runs; nothing is run and nothing is written to the database."""
+    from playground.lab import file_stem, format_summary, load_items, summarize, summary_dicts
+    from playground.lab.curves import cot_gains, write_curves
+    from playground.lab.plots import write_report
+    from playground.lab.reports import write_csv
+    from storage import lab as lab_store
+    from storage import open_database
+
+    if not Path(settings.db_path).is_file():
+        print(f"error: no database at {settings.db_path}; run 'python app.py lab --tasks FILE' first, "
+              "or pass --db", file=sys.stderr)
+        return 2
+    db = open_database(settings.db_path)
+    try:
+        if args.run_ids:
+            try:
+                ids = [int(v) for v in split_list(args.run_ids)]
+            except ValueError:
+                print(f"error: --run-ids must be whole numbers separated by commas, got {args.run_ids!r}",
+                      file=sys.stderr)
+                return 2
+        else:
+            ids = lab_store.latest_run_ids(db, args.run_name)
+        rows, items = summarize(db, ids), load_items(db, ids)
+        resources = lab_store.model_stats(db, ids)
+    finally:
+        db.close()
+    if not rows:
+        which = f"named {args.run_name!r} " if args.run_name else ""
+        print(f"error: no stored lab runs {which}in {settings.db_path}; run 'python app.py lab --tasks FILE' first",
+              file=sys.stderr)
+        return 2
+    stem = file_stem(args.run_name or rows[0].name or "lab")
+    out_dir = args.out or settings.data_dir / "lab"
+    files = {**write_report(rows, items, out_dir, stem), **write_curves(rows, out_dir, stem)}
+    gains = cot_gains(rows)
+    files["cot_gain_csv"] = write_csv(gains, Path(out_dir) / f"{stem}-cot-gain.csv")
+    if args.json:
+        print(json.dumps({"runs": summary_dicts(rows), "cot_gain": gains, "models": resources,
+                          "files": {k: str(v) for k, v in files.items()}}, indent=2, ensure_ascii=False))
+    else:
+        print(format_summary(rows))
+        print(f"\n{LEGEND}")
+        if resources:
+            print("\n" + format_resources(resources))
+        for path in files.values():
+            print(f"wrote {path}")
+    return 0
+
+
+def format_resources(rows: list[dict[str, Any]]) -> str:
+    """Per model and invocation: load time, peak memory, speed, time to first token, freed or not."""
+    def mb(v: Any) -> str:
+        return "-" if v is None else f"{v / 2**20:.0f} MB"
+
+    def num(v: Any, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    table = [["MODEL", "BACKEND", "ITEMS", "LOAD", "RSS BEFORE", "PEAK RSS", "TOKENS/S", "TTFT", "FREED"]]
+    for r in rows:
+        table.append([r["model_id"], r["backend"], str(r["n_items"] or 0), num(r["load_s"], ".1f") + " s",
+                      mb(r["rss_before_bytes"]), mb(r["peak_rss_bytes"]), num(r["tokens_per_s"], ".1f"),
+                      num(r["ttft_s"], ".2f") + " s", "yes" if r["freed"] else "no (shared cache)"])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)

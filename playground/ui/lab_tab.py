@@ -19,16 +19,24 @@ from matplotlib.figure import Figure
 
 from playground.context import AppContext
 from playground.errors import PlaygroundError
+from playground.lab import metrics
+from playground.lab.config import parse_shot_counts
 from playground.lab import (DEFAULT_MODES, ITEM_COLUMNS, LabConfig, LabProgress, list_runs, load_items,
                             prepare_lab, run_ids_for, run_lab, summarize, summary_dicts, write_csv)
-from playground.lab_plots import plot_accuracy, plot_logprob
+from playground.lab.curves import plot_base_vs_instruct, plot_cot_gain, plot_emergence, plot_icl_curve
+from playground.lab.plots import plot_accuracy, plot_logprob
 from playground.prompting.plan import MODES
 from playground.ui.common import model_choices
+from storage import lab as lab_store
 from storage import open_database
 
 UPLOAD = "(uploaded file)"
-SUMMARY_SHOWN = ["model_id", "n_params", "mode", "n", "accuracy %", "ci_low %", "ci_high %", "mean_logprob",
-                 "items_per_s", "status"]
+SUMMARY_SHOWN = ["model_id", "n_params", "mode", "shots", "n", "accuracy %", "ci_low %", "ci_high %", "strict %",
+                 "flexible %", "maj@k %", "maj_k", "mc acc %", "mc acc_norm %", "mean_logprob", "tokens_per_s",
+                 "ttft_s", "items_per_s", "status"]
+PERCENT_COLUMNS = {"accuracy": "accuracy %", "ci_low": "ci_low %", "ci_high": "ci_high %",
+                   "strict_accuracy": "strict %", "flexible_accuracy": "flexible %", "maj_accuracy": "maj@k %",
+                   "choice_accuracy": "mc acc %", "choice_accuracy_norm": "mc acc_norm %"}
 ITEMS_SHOWN = ["run_id", "model_id", "mode", "item_index", "correct", "gold", "extracted", "gold_logprob_mean",
                "question"]   # the row-select handler reads run_id and item_index by position
 HISTORY_SHOWN = ["run", "created", "name", "model", "mode", "status", "done", "accuracy %", "items/s"]
@@ -44,6 +52,10 @@ class LabView:
     items: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ITEMS_SHOWN))
     accuracy: Figure | None = None
     logprob: Figure | None = None
+    emergence: Figure | None = None
+    icl: Figure | None = None
+    cot_gain: Figure | None = None
+    base_instruct: Figure | None = None
     summary_csv: Path | None = None
     items_csv: Path | None = None
     run_ids: list[int] = field(default_factory=list)
@@ -64,9 +76,11 @@ def task_path(ctx: AppContext, choice: str | None, upload: str | None) -> Path:
 
 
 def _progress_text(p: LabProgress) -> str:
+    """The progress bar's caption. Gradio appends "- 66.7%" to it; ending the caption with "overall
+    progress" keeps that figure from reading as the accuracy of the mode named before it."""
     speed = f"{p.items_per_s:.2f} items/s" if p.items_per_s else "-- items/s"
     eta = f", about {p.eta_s:.0f} s left" if p.eta_s is not None else ""
-    return f"{p.done}/{p.total} items · {speed}{eta} · {p.run_label}"
+    return f"Running {p.run_label} · {p.done}/{p.total} items ({speed}{eta}) · overall progress"
 
 
 def results_view(db_path: Path, run_ids: Sequence[int], status: str) -> LabView:
@@ -81,7 +95,8 @@ def results_view(db_path: Path, run_ids: Sequence[int], status: str) -> LabView:
         status=status,
         summary=summary[[c for c in SUMMARY_SHOWN if c in summary.columns]] if len(summary) else LabView("").summary,
         items=pd.DataFrame(items)[ITEMS_SHOWN] if items else LabView("").items,
-        accuracy=plot_accuracy(rows), logprob=plot_logprob(rows),
+        accuracy=plot_accuracy(rows), logprob=plot_logprob(rows), emergence=plot_emergence(rows),
+        icl=plot_icl_curve(rows), cot_gain=plot_cot_gain(rows), base_instruct=plot_base_vs_instruct(rows),
         summary_csv=write_csv(summary_dicts(rows), out / "lab-summary.csv"),
         items_csv=write_csv(items, out / "lab-items.csv", ITEM_COLUMNS),
         run_ids=[r.run_id for r in rows], run_choices=choices)
@@ -102,18 +117,32 @@ def item_detail(db_path: Path, run_id: Any, item_index: Any) -> tuple[str, str, 
     except (TypeError, ValueError):
         return "", "", ""
     with open_database(db_path) as db:
-        found = list(db.query("SELECT x.*, r.model_id, r.mode FROM lab_results x JOIN lab_runs r ON r.id = x.run_id "
-                              "WHERE x.run_id = ? AND x.item_index = ?", key))
-    if not found:
+        it = lab_store.item_row(db, *key)
+    if it is None:
         return "", "", ""
-    it = found[0]
     verdict = f"error: {it['error']}" if it["error"] else ("✅ correct" if it["correct"] else "❌ wrong")
     lp = ("-" if it["gold_logprob_mean"] is None
           else f"{it['gold_logprob_mean']:.3f} per token over {it['gold_n_tokens']} token(s)")
     line = (f"**{it['model_id']} · {it['mode']} · item {it['item_index']}**: gold `{it['gold']}`, extracted "
             f"`{it['extracted'] or '—'}`, {verdict}; gold log-prob {lp}; {it['n_prompt_tokens']} prompt + "
-            f"{it['n_output_tokens']} output tokens in {it['total_s'] or 0:.1f} s")
+            f"{it['n_output_tokens']} output tokens in {it['total_s'] or 0:.1f} s{_harness_line(it)}")
     return it["prompt"] or "", it["output"] or "", line
+
+
+def _harness_line(item: dict[str, Any]) -> str:
+    """What the other scorers read in the same output (so one sees why they differ)."""
+    scores = metrics.item_scores(item)
+    parts = []
+    if scores["strict_extracted"] is not None:
+        parts.append(f"harness strict-match `{scores['strict_extracted']}` "
+                     f"{'✅' if scores['strict_correct'] else '❌'}, flexible-extract "
+                     f"`{scores['flexible_extracted']}` {'✅' if scores['flexible_correct'] else '❌'}")
+    if scores["maj_votes"]:
+        parts.append(f"maj@{scores['maj_k']} `{scores['maj_answer']}` (votes {scores['maj_votes']})")
+    if scores["choice_pick"]:
+        parts.append(f"by option log-likelihood `{scores['choice_pick']}`, per character "
+                     f"`{scores['choice_pick_norm']}`")
+    return "".join(f"\n\n{p}" for p in parts)
 
 
 def past_runs(db_path: Path, limit: int = 200) -> pd.DataFrame:
@@ -143,23 +172,25 @@ def _readable(summary: pd.DataFrame) -> pd.DataFrame:
     """Percentages with one decimal, log-probs with three: the CSV keeps full precision."""
     if summary.empty:
         return summary
-    for column in ("accuracy", "ci_low", "ci_high"):
+    for column in PERCENT_COLUMNS:
         if column in summary:
             summary[column] = (summary[column].astype(float) * 100).round(1)
-    return summary.round({"mean_logprob": 3, "items_per_s": 2}).rename(
-        columns={"accuracy": "accuracy %", "ci_low": "ci_low %", "ci_high": "ci_high %"})
+    return summary.round({"mean_logprob": 3, "items_per_s": 2, "tokens_per_s": 1, "ttft_s": 2}).rename(
+        columns=PERCENT_COLUMNS)
 
 
 def run_lab_view(ctx: AppContext, state: dict[str, Any], choice: str | None, upload: str | None,
                  models: Sequence[str], modes: Sequence[str], limit: float | None, seed: float | None,
                  shots: float | None, max_tokens: float | None,
-                 progress: Callable[..., None] | None = None) -> Iterator[tuple[dict[str, Any], LabView]]:
+                 progress: Callable[..., None] | None = None, *, shot_counts: str | None = None,
+                 samples: float | None = None) -> Iterator[tuple[dict[str, Any], LabView]]:
     """Validate, run (resuming stored items), then show the results. Yields (state, view)."""
     try:
         config = LabConfig(task_path=task_path(ctx, choice, upload), models=tuple(models or ()),
                            modes=tuple(modes or ()), limit=int(limit) if limit else None, seed=int(seed or 0),
                            shots=int(shots) if shots is not None else None,
-                           max_tokens=int(max_tokens) if max_tokens else None)
+                           max_tokens=int(max_tokens) if max_tokens else None,
+                           samples=int(samples) if samples else None, shot_counts=parse_shot_counts(shot_counts))
         job = prepare_lab(ctx, config)
     except PlaygroundError as exc:
         yield state, LabView(status=f"❌ {exc}")
@@ -172,7 +203,7 @@ def run_lab_view(ctx: AppContext, state: dict[str, Any], choice: str | None, upl
 
     def report(p: LabProgress) -> None:
         if progress is not None:
-            progress((p.done, max(p.total, 1)), desc=_progress_text(p))
+            progress((p.done, max(p.total, 1)), desc=_progress_text(p), unit="items done")
 
     try:
         outcome = run_lab(ctx, job, ctx.settings.db_path, cancel=cancel, on_progress=report)
@@ -197,7 +228,8 @@ def _stored_view(ctx: AppContext, job: Any, status: str) -> LabView:
 
 def _outputs(view: LabView) -> list[Any]:
     picker = gr.update(choices=view.run_choices, value=ALL_RUNS) if view.run_choices else gr.skip()
-    return [view.status, view.summary, view.accuracy, view.logprob, view.items,
+    return [view.status, view.summary, view.accuracy, view.logprob, view.emergence, view.icl, view.cot_gain,
+            view.base_instruct, view.items,
             gr.update(value=str(view.summary_csv) if view.summary_csv else None, interactive=bool(view.summary_csv)),
             gr.update(value=str(view.items_csv) if view.items_csv else None, interactive=bool(view.items_csv)),
             picker]
@@ -226,17 +258,34 @@ def build(ctx: AppContext) -> None:
         shots = gr.Slider(0, 8, value=2, step=1, label="Shots (few-shot modes)", elem_id="lab-shots")
         max_tokens = gr.Slider(16, 512, value=96, step=16, label="Max new tokens", elem_id="lab-max-tokens")
     with gr.Row():
+        shot_counts = gr.Textbox(value="", label="In-context learning curve: shot counts (e.g. 0,1,2,4,8; "
+                                 "overrides Shots, one run per k)", elem_id="lab-shot-counts", scale=3)
+        samples = gr.Number(value=0, precision=0, minimum=0, maximum=64,
+                            label="Self-consistency paths k for maj@k (0: the preset's)", elem_id="lab-samples",
+                            scale=1)
+    with gr.Row():
         run = gr.Button("Run", variant="primary", elem_id="lab-run")
         cancel = gr.Button("Cancel", elem_id="lab-cancel")
     status = gr.Markdown(elem_id="lab-status")
-    summary = gr.Dataframe(label="Accuracy (95% Wilson CI) and gold log-likelihood per model × mode",
+    summary = gr.Dataframe(LabView("").summary, label="Accuracy (95% Wilson CI) and gold log-likelihood per model × mode",
                            interactive=False, elem_id="lab-summary")
+    gr.Markdown("accuracy: exact match by the app's extractor (the plots use it); strict / flexible: "
+                "lm-evaluation-harness's GSM8K strict-match and flexible-extract on the same outputs; maj@k: "
+                "majority of k self-consistency paths; mc acc (_norm): the option with the highest "
+                "log-likelihood (per character).", elem_id="lab-legend")
     with gr.Row():
         plot_acc = gr.Plot(label="Accuracy vs model size", elem_id="lab-plot-accuracy")
         plot_lp = gr.Plot(label="Gold log-likelihood vs model size", elem_id="lab-plot-logprob")
+    with gr.Accordion("Research curves: emergence, in-context learning, CoT gain, base vs instruct", open=True):
+        with gr.Row():
+            plot_em = gr.Plot(label="Emergence: exact match and gold log-prob vs size", elem_id="lab-plot-emergence")
+            plot_icl = gr.Plot(label="In-context learning curve", elem_id="lab-plot-icl")
+        with gr.Row():
+            plot_cot = gr.Plot(label="CoT minus direct", elem_id="lab-plot-cot")
+            plot_bi = gr.Plot(label="Base vs instruct", elem_id="lab-plot-base-instruct")
     with gr.Accordion("Per-item drill-down (select a row to see the exact prompt and the output)", open=False):
         run_pick = gr.Dropdown([("every run shown", ALL_RUNS)], value=ALL_RUNS, label="Run", elem_id="lab-run-pick")
-        items = gr.Dataframe(interactive=False, wrap=True, max_height=400, elem_id="lab-items")
+        items = gr.Dataframe(LabView("").items, interactive=False, wrap=True, max_height=400, elem_id="lab-items")
         verdict = gr.Markdown(elem_id="lab-item-verdict")
         with gr.Row():
             prompt = gr.Code(language=None, interactive=False, label="Exact prompt sent", elem_id="lab-item-prompt")
@@ -253,13 +302,16 @@ def build(ctx: AppContext) -> None:
         history = gr.Dataframe(past_runs(db_path), interactive=False, elem_id="lab-history")
 
     def on_run(st: dict[str, Any], choice: str, up: str | None, ms: list[str], mds: list[str], lim: float,
-               sd: float, sh: float, mt: float, progress: gr.Progress = gr.Progress()) -> Iterator[list[Any]]:
-        for st2, view in run_lab_view(ctx, st, choice, up, ms, mds, lim, sd, sh, mt, progress):
+               sd: float, sh: float, mt: float, counts: str, k: float | None,
+               progress: gr.Progress = gr.Progress()) -> Iterator[list[Any]]:
+        for st2, view in run_lab_view(ctx, st, choice, up, ms, mds, lim, sd, sh, mt, progress, shot_counts=counts,
+                                      samples=k):
             yield [st2, *_outputs(view)]
 
-    view_outputs = [status, summary, plot_acc, plot_lp, items, dl_summary, dl_items, run_pick]
-    run.click(on_run, [state, tasks, upload, models, modes, limit, seed, shots, max_tokens],
-              [state, *view_outputs], api_name="lab_run").then(
+    view_outputs = [status, summary, plot_acc, plot_lp, plot_em, plot_icl, plot_cot, plot_bi, items, dl_summary,
+                    dl_items, run_pick]
+    run.click(on_run, [state, tasks, upload, models, modes, limit, seed, shots, max_tokens, shot_counts, samples],
+              [state, *view_outputs], api_name="lab_run", show_progress_on=[status]).then(
         partial(_refresh_history, db_path), None, [history, history_pick])
     cancel.click(lambda st: ctx.runs.cancel(st.get("run_id")) and None, [state], None, queue=False)
 

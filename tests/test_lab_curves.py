@@ -1,0 +1,92 @@
+"""The research curves drawn from a real small run (bundled model), and an unattended run's resources."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from playground.cli import main
+from playground.lab import LabConfig, prepare_lab, run_lab, summarize
+from playground.lab.curves import (base_instruct_pairs, cot_gains, newcombe_difference, plot_base_vs_instruct,
+                                   plot_cot_gain, plot_emergence, plot_icl_curve)
+from playground.lab.reports import SummaryRow
+from storage import open_database
+
+REPO = Path(__file__).resolve().parent.parent
+TASKS = REPO / "presets" / "tasks" / "arithmetic-word-problems.jsonl"
+MODEL = "smollm2-135m-instruct"
+
+
+def labels(fig: Figure, axis: int = 0) -> set[str]:
+    return {text.get_text() for text in fig.axes[axis].get_legend().get_texts()}
+
+
+def test_curves_from_a_real_small_unattended_run(app_ctx, tmp_path, capsys):
+    db_path = tmp_path / "curves.db"
+    loads_before = app_ctx.cache.loads
+    job = prepare_lab(app_ctx, LabConfig(task_path=TASKS, models=(MODEL,), modes=("zero_shot", "few_shot_cot"),
+                                         limit=2, max_tokens=12, shot_counts=(0, 1), unattended=True))
+    assert [r.pane.shots for r in job.runs] == [None, 0, 1]
+    outcome = run_lab(app_ctx, job, db_path)
+    assert outcome.ran == 6 and not outcome.errors
+
+    # unattended: loaded for the lab alone (not through the shared cache), freed, measured
+    assert app_ctx.cache.loads == loads_before
+    (stats,) = outcome.models
+    assert stats["freed"] == 1 and stats["n_items"] == 6 and stats["load_s"] > 0
+    assert stats["peak_rss_bytes"] >= stats["rss_before_bytes"] > 0
+    assert stats["tokens_per_s"] > 0 and stats["ttft_s"] > 0
+
+    with open_database(db_path) as db:
+        rows = summarize(db, outcome.run_ids)
+    emergence = plot_emergence(rows)
+    top, bottom = emergence.axes
+    assert top.get_xscale() == "log" and bottom.get_xscale() == "log"
+    assert labels(emergence) == {"zero_shot", "few_shot_cot k=0", "few_shot_cot k=1"}
+    assert len(bottom.lines) >= 3 and "log p(gold)" in bottom.get_ylabel()
+
+    icl = plot_icl_curve(rows)
+    icl.savefig(io.BytesIO(), format="png")           # drawn, so the tick labels hold their text
+    assert labels(icl) == {f"{MODEL} · few_shot_cot"}
+    assert [t.get_text() for t in icl.axes[1].get_xticklabels()] == ["0", "1"]
+    assert "exemplars" in icl.axes[1].get_xlabel()
+
+    gains = cot_gains(rows)
+    assert {g["pair"] for g in gains} == {"few_shot_cot k=0 − zero_shot", "few_shot_cot k=1 − zero_shot"}
+    assert all(g["ci_low"] <= g["difference"] <= g["ci_high"] for g in gains)
+    assert labels(plot_cot_gain(rows)) == {g["pair"] for g in gains}
+
+    out = tmp_path / "report"
+    assert main(["lab", "report", "--db", str(db_path), "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for name in ("emergence", "icl", "cot_gain", "base_instruct"):
+        assert Path(report["files"][name]).stat().st_size > 5_000, name
+    assert {r["run_id"] for r in report["runs"]} == set(outcome.run_ids)
+    assert report["models"][0]["freed"] == 1
+
+
+def row(model: str, size: int, chat: bool, mode: str, k: int, n: int = 10) -> SummaryRow:
+    return SummaryRow(run_id=0, name="t", task_file="t", model_id=model, n_params=size, mode=mode, preset=None,
+                      backend="llama_cpp", status="done", n=n, n_correct=k, n_errors=0, accuracy=k / n, ci_low=0.0,
+                      ci_high=1.0, mean_logprob=None, logprob_se=None, items_per_s=None, is_chat=chat,
+                      architecture="llama")
+
+
+def test_base_vs_instruct_pairs_by_metadata():
+    rows = [row("a-base", 135, False, "zero_shot", 1), row("a-instruct", 135, True, "zero_shot", 4),
+            row("b-instruct", 360, True, "zero_shot", 5)]          # no base of 360: not paired
+    pairs = base_instruct_pairs(rows)
+    assert [(b.model_id, i.model_id) for b, i in pairs] == [("a-base", "a-instruct")]
+    fig = plot_base_vs_instruct(rows)
+    assert labels(fig) == {"base", "instruct"} and len(fig.axes[0].patches) == 2
+    empty = plot_base_vs_instruct(rows[1:])
+    assert "needs a base and an instruct" in empty.axes[0].texts[0].get_text()
+
+
+def test_newcombe_interval():
+    d, low, high = newcombe_difference(5, 10, 5, 10)
+    assert d == 0 and -0.5 < low < 0 < high < 0.5 and abs(low + high) < 1e-12
+    d, low, high = newcombe_difference(10, 10, 0, 10)
+    assert d == 1 and 0.5 < low < 1 and high == 1
