@@ -48,11 +48,12 @@ def votes_of(ctx, state) -> int:
 def test_a_vote_across_two_questions_is_refused(ctx, tmp_path):
     state = ask(ctx, new_grid_state(), "What is 2 + 2?", 6)
     state = ask(ctx, state, "Name a colour.", 3)
-    message = vote_on_pair(ctx, state, 1, 4, "left")
-    assert message.startswith("❌ Vote not saved") and "different inputs" in message
+    _, message = vote_on_pair(ctx, state, 1, 4, "left")     # even if the request claims pane 4 is shown
+    assert message.startswith("⚠️ Not saved") and "latest question" in message, message
     assert votes_of(ctx, state) == 0
     since = time.time()
-    assert vote_on_pair(ctx, state, 1, 2, "left").startswith("✅ Saved")
+    state, message = vote_on_pair(ctx, state, 1, 2, "left", visible=3)
+    assert message.startswith("✅ Saved"), message
     db = open_database(ctx.settings.db_path)
     try:
         result = export_dpo(db, tmp_path / "pairs.jsonl", format="conversational", since=since)
@@ -69,9 +70,11 @@ def test_a_vote_across_two_questions_is_refused(ctx, tmp_path):
 
 def test_the_same_two_panes_in_the_other_order_return_the_first_vote(ctx):
     state = ask(ctx, new_grid_state(), "What is 3 + 3?", 2)
-    assert vote_on_pair(ctx, state, 1, 2, "left").startswith("✅ Saved")
-    again = vote_on_pair(ctx, state, 2, 1, "left")     # A=2, B=1: would contradict the first vote
-    assert "already judged" in again and "A is better" in again
+    first, message = vote_on_pair(ctx, state, 1, 2, "left")
+    assert message.startswith("✅ Saved"), message
+    for judged_state in (first, state):   # the session knows; and storage knows even when the state does not
+        _, again = vote_on_pair(ctx, judged_state, 2, 1, "left")     # A=2, B=1: would contradict the first vote
+        assert "already judged" in again and "A is better" in again, again
     assert votes_of(ctx, state) == 1
 
 
@@ -81,6 +84,6 @@ def test_an_answer_cut_by_stop_cannot_be_judged(ctx):
         reasons = [db.execute("SELECT finish_reason FROM generations WHERE id = ?", (g,)).fetchone()[0]
                    for g in state["generations"][:2] if g is not None]
     assert "cancelled" in reasons
-    message = vote_on_pair(ctx, state, 1, 2, "left")
-    assert message.startswith("❌ Vote not saved") and "cut by Stop" in message
+    _, message = vote_on_pair(ctx, state, 1, 2, "left")
+    assert message.startswith("⚠️ Not saved") and "only finished answers" in message, message
     assert votes_of(ctx, state) == 0

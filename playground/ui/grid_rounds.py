@@ -15,6 +15,7 @@ from playground.context import AppContext
 from playground.errors import PlaygroundError
 from playground.recording import save_vote, session_id_for
 from playground.ui.common import new_session_id
+from storage.pairs import pair_key as storage_pair_key
 
 MAX_PANES = 6
 DEFAULT_PANES = 2
@@ -108,8 +109,9 @@ def judge_summary(state: dict[str, Any], visible: int) -> str:
 
 
 def pair_key(left_id: int, right_id: int) -> str:
-    """The unordered pair of two generations (A=1,B=2 and A=2,B=1 are the same comparison)."""
-    a, b = sorted((int(left_id), int(right_id)))
+    """The unordered pair of two generations (A=1,B=2 and A=2,B=1 are the same comparison), as
+    storage identifies battles (`storage.pairs.pair_key`), spelled as a string for gr.State."""
+    a, b = storage_pair_key(int(left_id), int(right_id))
     return f"{a}-{b}"
 
 
