@@ -59,18 +59,20 @@ def cohen_kappa(first: Sequence[str], second: Sequence[str], categories: Sequenc
     """Cohen's kappa of two annotators' verdicts on the same items (in the same order)."""
     if len(first) != len(second):
         raise ValueError("cohen_kappa needs two equally long lists of verdicts")
-    if not first:
-        return math.nan
     index = {c: i for i, c in enumerate(categories)}
-    table = np.zeros((len(categories), len(categories)))
-    for a, b in zip(first, second):
-        table[index[a], index[b]] += 1
-    total = table.sum()
-    observed = np.trace(table) / total
-    chance = float((table.sum(axis=1) / total) @ (table.sum(axis=0) / total))
+    return _cohen_codes(np.array([index[a] for a in first], dtype=np.int64),
+                        np.array([index[b] for b in second], dtype=np.int64), len(categories))
+
+
+def _cohen_codes(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """Cohen's kappa on integer-coded verdicts (vectorised: the bootstrap calls it 1000 times)."""
+    if len(a) == 0:
+        return math.nan
+    observed = float(np.mean(a == b))
+    chance = float(np.bincount(a, minlength=k) @ np.bincount(b, minlength=k)) / (len(a) ** 2)
     if chance >= 1.0:
         return math.nan
-    return (float(observed) - chance) / (1.0 - chance)
+    return (observed - chance) / (1.0 - chance)
 
 
 def bootstrap_interval(statistic: Any, n_items: int, *, resamples: int = BOOTSTRAP_RESAMPLES,
@@ -142,10 +144,13 @@ def pair_kappa(battles: dict[int, dict[str, str]], first: str, second: str, *, s
     both = [(j[first], j[second]) for j in battles.values() if first in j and second in j]
     if not both:
         return None
-    a, b = [x for x, _ in both], [y for _, y in both]
-    low, high = bootstrap_interval(lambda idx: cohen_kappa([a[i] for i in idx], [b[i] for i in idx]), len(both),
-                                   seed=seed, resamples=resamples)
-    return Kappa("cohen", cohen_kappa(a, b), low, high, len(both), (first, second))
+    index = {w: i for i, w in enumerate(WINNERS)}
+    a = np.array([index[x] for x, _ in both], dtype=np.int64)
+    b = np.array([index[y] for _, y in both], dtype=np.int64)
+    k = len(WINNERS)
+    low, high = bootstrap_interval(lambda idx: _cohen_codes(a[idx], b[idx], k), len(both), seed=seed,
+                                   resamples=resamples)
+    return Kappa("cohen", _cohen_codes(a, b, k), low, high, len(both), (first, second))
 
 
 @dataclass(frozen=True)
@@ -235,8 +240,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     agreement = report["agreement"]
     if agreement and agreement["kappa"] is not None:
         interval = ("" if agreement["low"] is None else f" (95% CI {agreement['low']:.2f} to {agreement['high']:.2f})")
-        lines.append(f"Agreement ({'Cohen' if agreement['method'] == 'cohen' else 'Fleiss'}'s kappa, "
-                     f"{agreement['n_battles']} battles, {len(agreement['annotators'])} annotators): "
+        name = "Cohen's" if agreement["method"] == "cohen" else "Fleiss'"
+        lines.append(f"Agreement ({name} kappa, {agreement['n_battles']} battles, {len(agreement['annotators'])} annotators): "
                      f"**{agreement['kappa']:.2f}**{interval}.")
     else:
         lines.append("Agreement: no battle was judged by two annotators yet (assign overlap to measure it).")

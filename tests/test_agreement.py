@@ -115,3 +115,61 @@ def test_team_report_reads_counted_votes_of_a_real_database(tmp_path: Path):
     assert [s["voter"] for s in report["annotators"]] == ["ann", "bob"]
     text = report_markdown(report)
     assert "Cohen's kappa" in text and "| ann | 60 |" in text
+
+
+def _judge(db, question: str, verdicts: dict[str, str]) -> None:
+    conv = [{"role": "user", "content": question}]
+    ids = [storage.insert_generation(db, storage.GenerationRecord(model_id=m, conversation=conv, output=f"{m} {question}"))
+           for m in ("a", "b")]
+    battle = storage.create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=True,
+                                   session_id="s")
+    for voter, winner in verdicts.items():
+        storage.record_vote(db, battle_id=battle, winner=winner, session_id=f"user:{voter}/s")
+
+
+def test_agreed_only_export_and_team_sidecar_through_the_cli(tmp_path: Path):
+    import json
+    import subprocess
+    import sys
+
+    db_path = tmp_path / "p.db"
+    db = storage.open_database(db_path)
+    _judge(db, "agreed", {"ann": "left", "bob": "left"})
+    _judge(db, "split", {"ann": "left", "bob": "right"})
+    _judge(db, "tie against left", {"ann": "tie", "bob": "left"})
+    _judge(db, "alone", {"ann": "right"})
+    _judge(db, "agreed both bad", {"ann": "both_bad", "bob": "both_bad", "cy": "both_bad"})
+    db.close()
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "dpo.jsonl"
+    run = subprocess.run([sys.executable, "app.py", "export", "dpo", "--agreed-only", "--out", str(out),
+                          "--db", str(db_path)], cwd=root, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 1 and "agreed" in rows[0]["prompt"] and rows[0]["chosen"] == "a agreed"
+    summary = json.loads(Path(str(out) + ".summary.json").read_text())
+    assert summary["agreed_only"] is True
+    assert summary["left_out"] == {"agreed_pair_repeat": 1, "annotators_disagree": 3, "single_annotator": 1}
+    team = json.loads(Path(str(out) + ".team.json").read_text())
+    assert team["overlapping_battles"] == 4 and team["agreement"]["method"] == "fleiss"
+    assert {s["voter"] for s in team["annotators"]} == {"ann", "bob", "cy"}
+
+    kto = tmp_path / "kto.jsonl"
+    assert subprocess.run([sys.executable, "app.py", "export", "kto", "--agreed-only", "--out", str(kto),
+                           "--db", str(db_path)], cwd=root, capture_output=True, text=True, timeout=120).returncode == 0
+    labels = [json.loads(line)["label"] for line in kto.read_text().splitlines()]
+    assert sorted(labels) == [False, False, False, True]     # agreed left: 1 true + 1 false; agreed both bad: 2 false
+
+    everything = subprocess.run([sys.executable, "app.py", "export", "dpo", "--out", str(tmp_path / "all.jsonl"),
+                                 "--db", str(db_path), "--no-dedupe"], cwd=root, capture_output=True, text=True,
+                                timeout=120)
+    assert everything.returncode == 0
+    assert len((tmp_path / "all.jsonl").read_text().splitlines()) == 6   # every decisive vote: 2 + 2 + 1 + 1
+
+    report = subprocess.run([sys.executable, "app.py", "team", "report", "--json", "--db", str(db_path)], cwd=root,
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["votes"] == 10
+    text = subprocess.run([sys.executable, "app.py", "team", "report", "--db", str(db_path)], cwd=root,
+                          capture_output=True, text=True, timeout=120).stdout
+    assert "Fleiss' kappa" in text and "| ann | 5 |" in text
