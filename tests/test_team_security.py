@@ -243,8 +243,11 @@ def test_annotator_downloads_only_their_own_votes(team_app):
     assert "ada asked" not in board_files and "ann asked" not in board_files   # nobody's conversations
     assert "question only ann asked" in my_files and "ada" not in my_files
     assert "Your votes: **1**" in mine[0], mine[0]
+    assert not mine[4]                                                 # no team statistics for an annotator
     with client_as(team_app, "ada") as client:                         # the admin downloads everyone's
         board = call(client, "/leaderboard_refresh", *board_args(client))
+        admin_view = call(client, "/my_votes")
+    assert "Team quality" in admin_view[4] and "| ann | 1 |" in admin_view[4], admin_view[4]
     everything = delivered_text(board)
     assert "question only ann asked" in everything and "question only ada asked" in everything
 
