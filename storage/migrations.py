@@ -343,3 +343,24 @@ def m020_votes_voter(db: Database) -> None:
         "AND b.right_generation_id = nb.left_generation_id) JOIN votes v ON v.battle_id = b.id "
         "WHERE nb.id = NEW.battle_id AND v.voter = NEW.voter) "
         "BEGIN SELECT RAISE(ABORT, 'vote refused: this voter already judged this pair of answers'); END")
+
+
+@migrations()
+def m021_assignments(db: Database) -> None:
+    """assignments: battle X is to be judged by voter Y (quotas of overlap; storage/assignments.py).
+
+    Append-only like the judged tables: an assignment is done when that voter's vote on the
+    battle exists, so nothing is ever updated.
+    """
+    db["assignments"].create(
+        {"id": int, "battle_id": int, "voter": str, "created_at": str, "tstamp": float, "assigned_by": str,
+         "batch": str},
+        pk="id", foreign_keys=[("battle_id", "battles", "id")], not_null=["battle_id", "voter", "created_at", "tstamp"],
+        if_not_exists=True,
+    )
+    db["assignments"].create_index(["battle_id", "voter"], unique=True, if_not_exists=True)
+    db["assignments"].create_index(["voter"], if_not_exists=True)
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS assignments_append_only_{event.lower()} BEFORE {event} ON assignments "
+            f"BEGIN SELECT RAISE(ABORT, 'assignments is append-only: {event} refused'); END")
