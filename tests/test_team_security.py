@@ -358,7 +358,12 @@ def test_admin_and_annotator_see_different_controls(browser, team_app, screensho
         expect(annotator.locator("#my-votes-summary")).to_contain_text("Your votes: 1", timeout=60_000)
         expect(annotator.locator("#my-votes-table")).to_contain_text("question only ann asked")
         expect(annotator.locator("#my-votes-table")).not_to_contain_text("question only ada asked")
+        expect(annotator.locator("#my-votes-team")).not_to_contain_text("Team quality")   # admins only
         annotator.screenshot(path=str(screenshot_dir / "team-annotator-my-votes.png"), full_page=True)
+        admin.get_by_role("tab", name="My votes").click()
+        expect(admin.locator("#my-votes-team")).to_contain_text("Team quality", timeout=60_000)
+        expect(admin.locator("#my-votes-team")).to_contain_text("ann")
+        admin.screenshot(path=str(screenshot_dir / "team-admin-my-votes.png"), full_page=True)
     finally:
         admin.context.close()
         annotator.context.close()
