@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             result = write(db, args.out, format=args.format, model=args.model, mode=args.mode,
                            anonymous_only=args.anonymous_only, dedupe=not args.no_dedupe,
                            include_truncated=not getattr(args, "no_truncated", False),
-                           agreed_only=args.agreed_only, **window)
+                           agreed_only=getattr(args, "agreed_only", False), **window)
             print(preference_report(args.what, args.format, result))
         elif args.what == "battles":
             result = export.export_arena_battles(db, args.out, model=args.model, mode=args.mode,
