@@ -1,7 +1,9 @@
 """Exports: DPO pairs and KTO rows for TRL, Chatbot Arena battles JSON, leaderboard files.
 
-Preference data comes from `counted_votes` (storage: the first judgement of each pair, nothing
-forgotten) and only from pairs that satisfy storage/pairs.py (same input, finished answers).
+Preference data comes from `counted_votes` (storage: each annotator's first judgement of each
+pair, nothing forgotten) and only from pairs that satisfy storage/pairs.py (same input, finished
+answers). A pair several annotators judged gives one row per vote (identical rows are deduped);
+`agreed_only` keeps only pairs two or more annotators judged alike, once.
 
 DPO JSONL follows TRL's preference formats exactly, one pair per line and no other keys:
   standard:       {"prompt": str, "chosen": str, "rejected": str}
@@ -16,7 +18,8 @@ rendered as "Role: content" blocks.
 
 KTO JSONL is TRL's unpaired format, {"prompt", "completion", "label"}, with `KTO_RULE`.
 
-Each file has two sidecars: `<out>.meta.jsonl` (per line, same order: ids, models, modes, finish
+Each file has two sidecars (three for an admin export: `<out>.team.json`, the annotators'
+statistics and agreement): `<out>.meta.jsonl` (per line, same order: ids, models, modes, finish
 reasons) and `<out>.summary.json` (the rule, counts, answers cut by the token limit, what was
 left out and why). TRL rejects unknown keys in some code paths, hence the sidecars.
 
@@ -136,6 +139,7 @@ def export_dpo(
     dedupe: bool = True,
     include_truncated: bool = True,
     voter: str | None = None,
+    agreed_only: bool = False,
 ) -> ExportResult:
     """Write decisive votes as TRL DPO pairs to `out`, with `<out>.meta.jsonl` and `<out>.summary.json`.
 
@@ -144,6 +148,9 @@ def export_dpo(
     `dedupe` drops a pair whose (prompt, chosen, rejected)
     was already written (repeated prompts with identical answers add no signal, only weight).
     `include_truncated=False` leaves out pairs with an answer cut by the token limit.
+    `agreed_only` keeps a pair once, and only when two or more annotators judged it and all gave
+    the same verdict (`agreed_battles`). Admin exports (no `voter`) also write `<out>.team.json`:
+    per-annotator statistics and agreement (`playground.agreement.team_report`).
     """
     _check_format(format)
     filters = dict(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter)
@@ -158,7 +165,7 @@ def export_dpo(
                    "rejected": rejected[0]["content"]}, dpo_metadata(row)
 
     return _write_preference_file(db, out, "dpo", format, ("left", "right"), rows, filters, dedupe,
-                                  include_truncated, DPO_RULE)
+                                  include_truncated, DPO_RULE, agreed_only)
 
 
 def export_kto(
@@ -174,9 +181,11 @@ def export_kto(
     dedupe: bool = True,
     include_truncated: bool = True,
     voter: str | None = None,
+    agreed_only: bool = False,
 ) -> ExportResult:
     """Write votes as TRL KTO rows ({"prompt", "completion", "label"}) by `KTO_RULE`, with the
-    same sidecars, filters and options as `export_dpo` (`dedupe` drops repeated identical rows)."""
+    same sidecars, filters and options as `export_dpo` (`dedupe` drops repeated identical rows;
+    `agreed_only` keeps pairs every one of two or more annotators judged alike, once)."""
     _check_format(format)
     filters = dict(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter)
 
@@ -190,7 +199,7 @@ def export_kto(
             yield line, kto_metadata(row, side, label)
 
     return _write_preference_file(db, out, "kto", format, ("left", "right", "both_bad"), rows, filters, dedupe,
-                                  include_truncated, KTO_RULE)
+                                  include_truncated, KTO_RULE, agreed_only)
 
 
 def _check_format(format: str) -> None:
@@ -200,9 +209,11 @@ def _check_format(format: str) -> None:
 
 def _write_preference_file(db: Database, out: str | Path, kind: str, format: str, winners: tuple[str, ...],
                            make_rows: Any, filters: dict[str, Any], dedupe: bool, include_truncated: bool,
-                           rule: str) -> ExportResult:
+                           rule: str, agreed_only: bool = False) -> ExportResult:
     """The shared loop of DPO and KTO: read voted pairs, split them, apply the options, write."""
     out = Path(out)
+    agreement = agreed_battles(db) if agreed_only else {}
+    used_battles: set[int] = set()
     seen: set[bytes] = set()  # 16-byte digests of written lines: ~50 MB per million rows
     written = duplicates = truncated = 0
     skipped: Counter[str] = Counter()
@@ -213,6 +224,12 @@ def _write_preference_file(db: Database, out: str | Path, kind: str, format: str
         meta = files.enter_context(atomic_text_file(meta_path_for(out)))
         summary = files.enter_context(atomic_text_file(summary_path_for(out)))
         for row in voted_pairs(db, winners, **filters):
+            if agreed_only:
+                why = _not_agreed(agreement.get(row["battle_id"]), row["battle_id"] in used_battles)
+                if why:
+                    left_out[why] += 1
+                    continue
+                used_battles.add(row["battle_id"])
             sides = split_pair(row)
             if isinstance(sides, str):
                 skipped[sides] += 1
@@ -240,16 +257,53 @@ def _write_preference_file(db: Database, out: str | Path, kind: str, format: str
             "kind": kind, "format": format, "rule": rule, "written": written, "duplicates_dropped": duplicates,
             "truncated_answers_included": truncated, "include_truncated": include_truncated,
             "left_out": dict(left_out), "skipped": dict(skipped), "filters": filters, "dedupe": dedupe,
-            "votes_used": "counted_votes: the first judgement of each pair of answers, nothing forgotten",
+            "agreed_only": agreed_only,
+            "votes_used": "counted_votes: each annotator's first judgement of each pair of answers, nothing "
+                          "forgotten" + ("; only pairs two or more annotators judged alike, once" if agreed_only else ""),
             "notes": {
                 "truncated": "rows whose answer (either side) was cut by the token limit (finish_reason length)",
                 "multi_turn": "pairs whose sides differ in more than the final answer: the standard format cannot "
                               "hold several completion messages; use the conversational format",
+                "single_annotator": "agreed_only: pairs judged by one annotator",
+                "annotators_disagree": "agreed_only: pairs whose annotators gave different verdicts",
+                "agreed_pair_repeat": "agreed_only: the other annotators' votes of a pair already written",
             },
             "exported_at": time.time(),
         }, indent=2, ensure_ascii=False) + "\n")
+    if filters.get("voter") is None:
+        write_team_sidecar(db, out)
     return ExportResult(out, written, meta_path_for(out), duplicates, sum(skipped.values()), summary_path_for(out),
                         truncated, dict(left_out))
+
+
+def team_path_for(out: str | Path) -> Path:
+    """`<out>.team.json`: the annotators' statistics and agreement, next to an admin export."""
+    return Path(str(out) + ".team.json")
+
+
+def write_team_sidecar(db: Database, out: str | Path) -> Path:
+    """Write `playground.agreement.team_report` next to an export (every annotator's figures: admin data)."""
+    from playground.agreement import team_report
+
+    path = team_path_for(out)
+    with atomic_text_file(path) as f:
+        f.write(json.dumps(team_report(db), indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def agreed_battles(db: Database) -> dict[int, tuple[int, bool]]:
+    """{battle_id: (number of annotators, whether all gave one verdict)} over every counted vote."""
+    sql = "SELECT battle_id, count(DISTINCT voter), count(DISTINCT winner) FROM counted_votes GROUP BY battle_id"
+    return {int(b): (int(n), int(w) == 1) for b, n, w in db.execute(sql)}
+
+
+def _not_agreed(agreement: tuple[int, bool] | None, already_written: bool) -> str | None:
+    n_voters, unanimous = agreement or (0, False)
+    if n_voters < 2:
+        return "single_annotator"
+    if not unanimous:
+        return "annotators_disagree"
+    return "agreed_pair_repeat" if already_written else None
 
 
 _PAIR_COLUMNS = (

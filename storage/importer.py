@@ -22,6 +22,7 @@ from playground.errors import PlaygroundError
 from storage.db import StorageError, storage_errors, write_transaction
 from storage.pairs import input_difference, input_fingerprint
 from storage.records import check_conversation, iso_utc
+from storage.voters import voter_of_session
 
 ARENA_WINNERS = {"model_a": "left", "model_b": "right", "tie": "tie", "tie (bothbad)": "both_bad"}
 BATCH_ROWS = 2_000
@@ -325,6 +326,7 @@ def _insert_battles(db: Database, battles: list[_ArenaBattle]) -> None:
         votes.append({
             "battle_id": battle_id, "winner": battle.winner, "note": None,
             "session_id": battle.session_id, "created_at": created_at, "tstamp": battle.tstamp,
+            "voter": voter_of_session(battle.session_id),
         })
         battle_id += 1
     _insert_rows(db, "generations", generations)

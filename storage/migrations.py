@@ -377,3 +377,65 @@ def m017_lab_model_stats(db: Database) -> None:
     for event in ("UPDATE", "DELETE"):
         db.execute(f"CREATE TRIGGER IF NOT EXISTS lab_model_stats_no_{event.lower()} BEFORE {event} ON "
                    "lab_model_stats BEGIN SELECT RAISE(ABORT, 'lab_model_stats is append-only'); END")
+
+
+# --- issue 13 ---
+# Team quality: whose vote each vote is (a `voter` column), one judgement per pair PER VOTER, and
+# battles assigned to several annotators (quotas). Rules in storage/pairs.py and storage/voters.py.
+
+# The voter a stored session_id names: `user:NAME/...` (recording.session_id_for under --auth) -> NAME,
+# anything else -> 'local'. storage.voters.voter_of_session is the same rule in Python (a test checks).
+VOTER_FROM_SESSION_SQL = (
+    "CASE WHEN substr(coalesce(session_id, ''), 1, 5) = 'user:' AND instr(substr(session_id, 6), '/') > 1 "
+    "THEN substr(session_id, 6, instr(substr(session_id, 6), '/') - 1) ELSE 'local' END")
+
+
+@migrations()
+def m020_votes_voter(db: Database) -> None:
+    """votes.voter: who judged, so several annotators can judge one battle, each once.
+
+    The column is added (every row 'local') and rows whose session_id names a login get that name
+    (the only value written: the append-only UPDATE trigger is dropped for this one statement and re-created from
+    its own stored SQL, so it comes back exactly). Then the per-battle unique index becomes
+    (battle_id, voter) and m008's `votes_one_per_pair` becomes `votes_one_per_pair_per_voter`.
+    The column is NOT NULL DEFAULT 'local', so a writer that does not name a voter stores 'local'.
+    """
+    db["votes"].add_column("voter", str, not_null_default="local")
+    guard = db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'votes_append_only_update'"
+                       ).fetchone()
+    db.execute("DROP TRIGGER IF EXISTS votes_append_only_update")
+    db.execute(f"UPDATE votes SET voter = {VOTER_FROM_SESSION_SQL} WHERE session_id LIKE 'user:%'")
+    if guard is not None:
+        db.execute(guard[0])
+    db.execute("DROP INDEX IF EXISTS idx_votes_battle_id")
+    db["votes"].create_index(["battle_id", "voter"], unique=True, if_not_exists=True)
+    db["votes"].create_index(["voter"], if_not_exists=True)
+    db.execute("DROP TRIGGER IF EXISTS votes_one_per_pair")
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS votes_one_per_pair_per_voter BEFORE INSERT ON votes "
+        "WHEN EXISTS (SELECT 1 FROM battles nb JOIN battles b ON (b.left_generation_id = nb.left_generation_id "
+        "AND b.right_generation_id = nb.right_generation_id) OR (b.left_generation_id = nb.right_generation_id "
+        "AND b.right_generation_id = nb.left_generation_id) JOIN votes v ON v.battle_id = b.id "
+        "WHERE nb.id = NEW.battle_id AND v.voter = NEW.voter) "
+        "BEGIN SELECT RAISE(ABORT, 'vote refused: this voter already judged this pair of answers'); END")
+
+
+@migrations()
+def m021_assignments(db: Database) -> None:
+    """assignments: battle X is to be judged by voter Y (quotas of overlap; storage/assignments.py).
+
+    Append-only like the judged tables: an assignment is done when that voter's vote on the
+    battle exists, so nothing is ever updated.
+    """
+    db["assignments"].create(
+        {"id": int, "battle_id": int, "voter": str, "created_at": str, "tstamp": float, "assigned_by": str,
+         "batch": str},
+        pk="id", foreign_keys=[("battle_id", "battles", "id")], not_null=["battle_id", "voter", "created_at", "tstamp"],
+        if_not_exists=True,
+    )
+    db["assignments"].create_index(["battle_id", "voter"], unique=True, if_not_exists=True)
+    db["assignments"].create_index(["voter"], if_not_exists=True)
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS assignments_append_only_{event.lower()} BEFORE {event} ON assignments "
+            f"BEGIN SELECT RAISE(ABORT, 'assignments is append-only: {event} refused'); END")

@@ -17,9 +17,10 @@ column is a sha256 over exactly those messages.
 cannot be judged; one cut by the token limit (`length`) can, and exports say how many they hold.
 
 *Pair identity.* A battle is the UNORDERED pair of its two generations: (A, B) and (B, A) are the
-same battle, and the pair has one judgement, the first. Only `pair_clause`, `battle_for_pair` and
-`first_vote_for_pair` know this; making it "one vote per pair per voter" changes them (and the
-m008 triggers, in a new migration).
+same battle (one battle per pair), and each voter gives the pair one judgement, their first
+(issue 13: several annotators may judge one battle; `votes.voter` says who). Only `pair_clause`,
+`battle_for_pair` and `first_vote_for_pair` know this; the triggers of m008 and m020 refuse the
+same for any other writer.
 """
 from __future__ import annotations
 
@@ -91,9 +92,10 @@ def battle_for_pair(db: Database, first_id: int, second_id: int) -> int | None:
     return None if found is None or found[0] is None else int(found[0])
 
 
-def first_vote_for_pair(db: Database, first_id: int, second_id: int) -> dict[str, Any] | None:
-    """The first vote on any battle of this unordered pair: {id, battle_id, winner}, or None."""
+def first_vote_for_pair(db: Database, first_id: int, second_id: int, voter: str) -> dict[str, Any] | None:
+    """This voter's first vote on any battle of this unordered pair: {id, battle_id, winner}, or None."""
     found = db.execute(
         f"SELECT v.id, v.battle_id, v.winner FROM votes v JOIN battles b ON b.id = v.battle_id "
-        f"WHERE {pair_clause()} ORDER BY v.id LIMIT 1", [first_id, second_id, first_id, second_id]).fetchone()
+        f"WHERE {pair_clause()} AND v.voter = ? ORDER BY v.id LIMIT 1",
+        [first_id, second_id, first_id, second_id, voter]).fetchone()
     return None if found is None else {"id": int(found[0]), "battle_id": int(found[1]), "winner": found[2]}

@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from storage.db import StorageError, storage_errors, write_transaction
 from storage.migrations import WINNERS
+from storage.voters import voter_of_session
 from storage.pairs import (battle_for_pair, first_vote_for_pair, input_difference, input_fingerprint,
                            unvotable_reason)
 
@@ -293,13 +294,15 @@ def _battle_ready_generation(db: Database, generation_id: int, side: str) -> dic
 
 
 def get_battle(db: Database, battle_id: int) -> dict[str, Any] | None:
-    """The battle row, plus `vote` (the vote row, or None), or None if there is no such battle."""
+    """The battle row, plus `vote` (its first vote row, or None) and `votes` (every voter's, in order),
+    or None if there is no such battle."""
     rows = list(db["battles"].rows_where("id = ?", [battle_id]))
     if not rows:
         return None
     battle = rows[0]
-    votes = list(db["votes"].rows_where("battle_id = ?", [battle_id]))
+    votes = list(db["votes"].rows_where("battle_id = ?", [battle_id], order_by="id"))
     battle["vote"] = votes[0] if votes else None
+    battle["votes"] = votes
     return battle
 
 
@@ -314,11 +317,14 @@ def record_vote(
     session_id: str,
     note: str | None = None,
     tstamp: float | None = None,
+    voter: str | None = None,
 ) -> VoteResult:
-    """Store the one judgement of a pair of answers, in one transaction.
+    """Store one voter's judgement of a pair of answers, in one transaction.
 
-    A second vote on the same pair, in either order (a double click, a retry, B-vs-A after
-    A-vs-B), stores nothing and returns the first vote with duplicate=True. `tstamp` is the
+    `voter` defaults to the one `session_id` names (`storage.voters.voter_of_session`). Several
+    voters may judge one pair; the same voter's second vote on it, in either order (a double
+    click, a retry, B-vs-A after A-vs-B), stores nothing and returns their first vote with
+    duplicate=True. `tstamp` is the
     vote's time (default now; imports and tests give their own). Raises `VoteRefused` for an
     invalid winner, an unknown battle, or a battle whose answers cannot be judged.
     """
@@ -330,14 +336,15 @@ def record_vote(
         ).fetchone()
         if battle is None:
             raise VoteRefused(f"battle {battle_id} does not exist; the vote was not stored")
-        first = first_vote_for_pair(db, *battle)
+        voter = voter or voter_of_session(session_id)
+        first = first_vote_for_pair(db, *battle, voter)
         if first is not None:
             return VoteResult(first["id"], first["battle_id"], first["winner"], duplicate=True)
         check_pair(_battle_ready_generation(db, battle[0], "left"), _battle_ready_generation(db, battle[1], "right"))
         created_at, tstamp = resolve_times(None, tstamp)
         row = {
             "battle_id": battle_id, "winner": winner, "note": note,
-            "session_id": session_id, "created_at": created_at, "tstamp": tstamp,
+            "session_id": session_id, "created_at": created_at, "tstamp": tstamp, "voter": voter,
         }
         vote_id = int(db["votes"].insert(row).last_pk)
     return VoteResult(vote_id, battle_id, winner)

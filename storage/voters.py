@@ -1,8 +1,9 @@
 """Whose vote is whose: reading one voter's votes back (the "My votes" tab, own downloads).
 
-Until votes get a voter column, a voter is the prefix their votes' `session_id` starts with
-(`user:NAME/`, see `playground.recording.session_id_for`); None means every vote (single-user
-mode). `voter_sql` is the one place that knows this, so a later voter column changes only it.
+A voter is the `votes.voter` column (migration m020): the login name under `--auth`, `local`
+otherwise. `record_vote` fills it from the session id by `voter_of_session` (`user:NAME/...` ->
+NAME, as `playground.recording.session_id_for` writes it); m020 filled old rows by the same rule.
+In queries, None means every vote (single-user mode); `voter_sql` is the one place that filters.
 """
 from __future__ import annotations
 
@@ -14,14 +15,25 @@ from sqlite_utils import Database
 from storage.migrations import WINNERS
 
 
-def voter_sql(voter: str | None, alias: str = "v") -> tuple[str, list[Any]]:
-    """A SQL condition on `votes <alias>` keeping one voter's votes ('' when voter is None).
+LOCAL_VOTER = "local"
+_PREFIX = "user:"
 
-    substr() rather than LIKE: '_' in a user name would be a LIKE wildcard.
-    """
+
+def voter_of_session(session_id: str | None) -> str:
+    """The voter a session id names: NAME for `user:NAME/...`, else `local` (same rule as m020's SQL)."""
+    text = session_id or ""
+    if text.startswith(_PREFIX):
+        name, slash, _ = text[len(_PREFIX):].partition("/")
+        if slash and name:
+            return name
+    return LOCAL_VOTER
+
+
+def voter_sql(voter: str | None, alias: str = "v") -> tuple[str, list[Any]]:
+    """A SQL condition on `votes <alias>` keeping one voter's votes ('' when voter is None)."""
     if voter is None:
         return "", []
-    return f"substr({alias}.session_id, 1, ?) = ?", [len(voter), voter]
+    return f"{alias}.voter = ?", [voter]
 
 
 def vote_counts(db: Database, voter: str | None) -> dict[str, int]:

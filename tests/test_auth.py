@@ -94,7 +94,7 @@ def test_access_modes(tmp_path: Path) -> None:
     write_user(path, "ann", "annotator", "ann-password")
     team = Access("team", UserTable.load(path))
     ann = team.user(SimpleNamespace(username="ann"))
-    assert not ann.is_admin and ann.voter == "user:ann/"
+    assert not ann.is_admin and ann.voter == "ann"
     assert team.user(SimpleNamespace(username="ada")).is_admin
     assert not team.user(SimpleNamespace(username="ghost")).is_admin      # unknown: least rights
     with pytest.raises(AccessDenied, match="only an admin can run the lab: you are signed in as ann"):
@@ -190,7 +190,7 @@ def test_team_server_never_downloads_on_first_use(app_ctx) -> None:
 
 
 def test_own_votes_filter_by_voter(tmp_path: Path) -> None:
-    """'user:ann/' must not match 'user:ann_2/' or 'user:annx/' ('_' is a LIKE wildcard, hence substr)."""
+    """ann's votes are not annx's or ann_2's (the voter column is compared whole, no LIKE)."""
     from storage.voters import recent_votes, vote_counts
 
     db = storage.open_database(tmp_path / "p.db")
@@ -201,9 +201,9 @@ def test_own_votes_filter_by_voter(tmp_path: Path) -> None:
         battle = storage.create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=True,
                                        session_id=f"user:{who}/s1")
         storage.record_vote(db, battle_id=battle, winner=winner, session_id=f"user:{who}/s1")
-    assert vote_counts(db, "user:ann/") == {"left": 1, "right": 0, "tie": 1, "both_bad": 0, "total": 2}
+    assert vote_counts(db, "ann") == {"left": 1, "right": 0, "tie": 1, "both_bad": 0, "total": 2}
     assert vote_counts(db, None)["total"] == 5
-    assert {r["question"] for r in recent_votes(db, "user:ann/")} == {"ann asks"}
+    assert {r["question"] for r in recent_votes(db, "ann")} == {"ann asks"}
     db.close()
 
 

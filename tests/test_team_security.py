@@ -246,9 +246,12 @@ def test_annotator_downloads_only_their_own_votes(team_app):
     assert "only an admin can" in data, data                           # everyone's training data: refused
     assert "question only ann asked" in my_files and "ada" not in my_files
     assert "Your votes: **1**" in mine[0], mine[0]
+    assert not mine[4]                                                 # no team statistics for an annotator
     with client_as(team_app, "ada") as client:                         # the admin downloads everyone's
         everything = delivered_text(call(client, "/leaderboard_prepare_data",
                                          *default_args(client, "/leaderboard_prepare_data", **no_ci)))
+        admin_view = call(client, "/my_votes")
+    assert "Team quality" in admin_view[4] and "| ann | 1 |" in admin_view[4], admin_view[4]
     assert "question only ann asked" in everything and "question only ada asked" in everything
 
 
@@ -359,7 +362,12 @@ def test_admin_and_annotator_see_different_controls(browser, team_app, screensho
         expect(annotator.locator("#my-votes-summary")).to_contain_text("Your votes: 1", timeout=60_000)
         expect(annotator.locator("#my-votes-table")).to_contain_text("question only ann asked")
         expect(annotator.locator("#my-votes-table")).not_to_contain_text("question only ada asked")
+        expect(annotator.locator("#my-votes-team")).not_to_contain_text("Team quality")   # admins only
         annotator.screenshot(path=str(screenshot_dir / "team-annotator-my-votes.png"), full_page=True)
+        admin.get_by_role("tab", name="My votes").click()
+        expect(admin.locator("#my-votes-team")).to_contain_text("Team quality", timeout=60_000)
+        expect(admin.locator("#my-votes-team")).to_contain_text("ann")
+        admin.screenshot(path=str(screenshot_dir / "team-admin-my-votes.png"), full_page=True)
     finally:
         admin.context.close()
         annotator.context.close()

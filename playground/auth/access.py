@@ -25,7 +25,6 @@ MODES = ("local", "open", "team")
 INSECURE_BANNER = ("⚠️ **No login:** this playground is reachable from other machines without a password "
                    "(`--insecure-no-auth`). Anyone who can open this page can do everything, including admin "
                    "operations. Restart it with `--auth FILE` to require a login.")
-VOTER_PREFIX = "user:{name}/"       # the start of votes.session_id for a logged-in voter (recording.session_id_for)
 
 
 class AccessDenied(PlaygroundError):
@@ -46,9 +45,9 @@ class User:
 
     @property
     def voter(self) -> str | None:
-        """Whose votes are "theirs": the session-id prefix of their votes; None = every vote
+        """Whose votes are "theirs": their `votes.voter` (the login name); None = every vote
         (single-user modes, where all votes on the machine are the one user's)."""
-        return VOTER_PREFIX.format(name=self.name) if self.logged_in else None
+        return self.name if self.logged_in else None
 
     def require_admin(self, what: str) -> None:
         if not self.is_admin:

@@ -34,6 +34,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--until", help="only votes before this time; a bare date includes that whole day")
     p.add_argument("--anonymous-only", action="store_true", help="only blind (anonymous) battles")
     p.add_argument("--no-dedupe", action="store_true", help="dpo/kto: keep exact duplicate rows")
+    p.add_argument("--agreed-only", action="store_true",
+                   help="dpo/kto: only pairs judged by two or more annotators who all gave the same verdict (once)")
     p.add_argument("--no-truncated", action="store_true",
                    help="dpo/kto: leave out answers cut by the token limit (default: kept, counted in the summary)")
     p.add_argument("--by", choices=GROUPINGS, default="model", help="leaderboard: what a contestant is (default model)")
@@ -85,6 +87,12 @@ def preference_report(what: str, format: str, result: Any) -> str:
     if result.left_out.get("multi_turn"):
         lines.append(f"{result.left_out['multi_turn']} multi-turn votes left out: the standard format cannot hold "
                      "several completion messages; use --format conversational")
+    disagreement = {k: result.left_out.get(k, 0) for k in ("single_annotator", "annotators_disagree",
+                                                             "agreed_pair_repeat")}
+    if any(disagreement.values()):
+        lines.append(f"--agreed-only: {disagreement['single_annotator']} votes on pairs with one annotator and "
+                     f"{disagreement['annotators_disagree']} on pairs whose annotators disagree left out; "
+                     f"{disagreement['agreed_pair_repeat']} repeat votes of agreed pairs written once")
     if what == "kto":
         from playground.export import KTO_RULE
 
@@ -105,7 +113,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             write = export.export_dpo if args.what == "dpo" else export.export_kto
             result = write(db, args.out, format=args.format, model=args.model, mode=args.mode,
                            anonymous_only=args.anonymous_only, dedupe=not args.no_dedupe,
-                           include_truncated=not getattr(args, "no_truncated", False), **window)
+                           include_truncated=not getattr(args, "no_truncated", False),
+                           agreed_only=getattr(args, "agreed_only", False), **window)
             print(preference_report(args.what, args.format, result))
         elif args.what == "battles":
             result = export.export_arena_battles(db, args.out, model=args.model, mode=args.mode,

@@ -116,8 +116,9 @@ def load_battles(
 ) -> Battles:
     """Every counted vote's battle in vote-time order (ties by vote id), read as numbers, not Python rows.
 
-    Counted = storage's `counted_votes` view: the first judgement of each pair of answers, and
-    nothing forgotten with `python app.py forget` (docs/architecture.md, "Judging rules").
+    Counted = storage's `counted_votes` view: each voter's first judgement of each pair of answers
+    (several annotators' votes on one battle each count once), and nothing forgotten with
+    `python app.py forget` (docs/architecture.md, "Judging rules").
 
     Contestant labels: model (`left_model`), mode (empty mode -> '(no mode)') or 'model + mode'
     (empty mode -> just the model); `by="auto"` picks with `choose_grouping`. `tstamp` is the

@@ -17,6 +17,7 @@ import gradio as gr
 from playground.arena import (SIDE_NAMES, SIDES, WINNER_LABELS, ArenaError, Contestant, Revealed, Round,
                               begin_turn, build_pool, can_vote, cast_vote, draw_round, record_answer, reveal,
                               session_id_for)
+from playground.assigned import assigned_round
 from playground.compare import PaneSpec, run_panes
 from playground.context import AppContext
 from playground.engine import PaneResult
@@ -178,11 +179,17 @@ def _reveal_text(rnd: Round | None) -> str:
 
 
 def arena_new_round(ctx: AppContext, state: dict[str, Any], choice: PoolChoice,
-                    rng: random.Random | None = None) -> tuple[dict[str, Any], ArenaView]:
-    """Abandon the current round (stopping its answers) and draw a new pair from the pool."""
+                    rng: random.Random | None = None, username: str | None = None) -> tuple[dict[str, Any], ArenaView]:
+    """Abandon the current round (stopping its answers); serve the user's next assigned battle
+    (playground/assigned.py), else draw a new pair from the pool."""
     ctx.runs.cancel(state.get("run_id"))
     state = {**state, "round": None, "run_id": None}
     try:
+        assigned = assigned_round(ctx.settings.db_path, username)
+        if assigned is not None:
+            state["round"] = assigned[0].to_dict()
+            return state, round_view(assigned[0], f"📋 Assigned battle ({assigned[1]} open for you): judge these "
+                                                  "two answers.")
         pool = build_pool(choice.models, choice.modes)
         rnd = draw_round(ctx.settings.db_path, pool, rng or random.Random())
     except PlaygroundError as exc:
@@ -350,8 +357,9 @@ def build(ctx: AppContext) -> None:
             yield [*_view_outputs(st2, view), "" if clear else gr.skip()]
 
     def on_new_round(st: dict[str, Any], models: list[str], modes: list[str], family: str, max_new_tokens: float,
-                     sampling: str) -> list[Any]:
-        return _view_outputs(*arena_new_round(ctx, st, _choice(models, modes, family, max_new_tokens, sampling)))
+                     sampling: str, request: gr.Request) -> list[Any]:
+        return _view_outputs(*arena_new_round(ctx, st, _choice(models, modes, family, max_new_tokens, sampling),
+                                              username=_username(request)))
 
     send_event = gr.on([send.click, question.submit], on_send, [state, question, *pool_inputs],
                        [*round_outputs, question], api_name="arena_send")

@@ -16,6 +16,7 @@ import gradio as gr
 import pandas as pd
 from gradio.context import Context
 
+from playground.agreement import report_markdown, team_report
 from playground.auth.access import User
 from playground.context import AppContext
 from playground.errors import PlaygroundError
@@ -34,17 +35,19 @@ class MyVotesView:
     table: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HEADERS))
     dpo: Path | None = None
     battles: Path | None = None
+    team: str = ""          # admins only: every annotator's statistics and agreement (playground.agreement)
 
 
 def my_votes_view(db_path: str | Path, user: User, out_dir: Path) -> MyVotesView:
     """Counts, the latest votes and the two download files of `user`'s votes (never anyone else's)."""
     try:
         with closing(open_database(db_path)) as db:
+            team = report_markdown(team_report(db)) if user.is_admin else ""
             counts = vote_counts(db, user.voter)
             rows = recent_votes(db, user.voter, SHOWN)
             if counts["total"] == 0:
                 return MyVotesView(summary=f"**{user.label()}:** no votes yet. Judge answer pairs in the "
-                                           "**Arena** or **Playground** tab; they show up here.")
+                                           "**Arena** or **Playground** tab; they show up here.", team=team)
             dpo = export_dpo(db, out_dir / "my-dpo.jsonl", voter=user.voter)
             battles = export_arena_battles(db, out_dir / "my-battles.json", voter=user.voter)
     except PlaygroundError as exc:
@@ -57,7 +60,7 @@ def my_votes_view(db_path: str | Path, user: User, out_dir: Path) -> MyVotesView
     table["question"] = table["question"].str.slice(0, 160)
     table["time (UTC)"] = table["time (UTC)"].str.slice(0, 16).str.replace("T", " ")
     return MyVotesView(summary=summary, table=table, dpo=dpo.path if dpo.written else None,
-                       battles=battles.path if battles.written else None)
+                       battles=battles.path if battles.written else None, team=team)
 
 
 def build(ctx: AppContext) -> None:
@@ -71,15 +74,16 @@ def build(ctx: AppContext) -> None:
         dpo = gr.DownloadButton("My DPO pairs (JSONL)", interactive=False, size="sm", elem_id="my-votes-download-dpo")
         battles = gr.DownloadButton("My battles (JSON)", interactive=False, size="sm",
                                     elem_id="my-votes-download-battles")
+    team = gr.Markdown(elem_id="my-votes-team")     # filled for admins only (my_votes_view)
 
     def on_refresh(request: gr.Request) -> Iterator[list[Any]]:
         with request_dir() as out_dir:
             view = my_votes_view(ctx.settings.db_path, ctx.access.user(request), out_dir)
-            yield [view.summary, view.table, _file(view.dpo), _file(view.battles)]
+            yield [view.summary, view.table, _file(view.dpo), _file(view.battles), view.team]
 
     parent = Context.block
     triggers = [refresh.click, parent.select] if isinstance(parent, gr.Tab) else [refresh.click]
-    gr.on(triggers, on_refresh, None, [summary, table, dpo, battles], api_name="my_votes")
+    gr.on(triggers, on_refresh, None, [summary, table, dpo, battles, team], api_name="my_votes")
 
 
 def _file(path: Path | None) -> Any:
