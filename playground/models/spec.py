@@ -31,6 +31,7 @@ class ModelSpec:
     base_url: str | None = None      # remote (OpenAI-compatible) server, e.g. http://127.0.0.1:8000/v1
     remote_model: str | None = None  # the model name the server knows
     api_key_env: str | None = None   # name of the env var holding the API key (never the key itself)
+    tuned_from: str | None = None    # base model id of a model trained here (its training.json)
 
     @property
     def available(self) -> bool:
