@@ -180,9 +180,9 @@ def build(ctx: AppContext) -> None:
     with gr.Accordion("Hyperparameters", open=False):
         with gr.Row():
             beta = gr.Number(value=h.beta, label="beta", elem_id="train-beta")
-            lr = gr.Number(value=None, label="Learning rate (empty: 5e-5 LoRA, 5e-6 full)", elem_id="train-lr")
+            lr = gr.Number(value=0, label="Learning rate (0: 5e-5 LoRA, 5e-6 full)", elem_id="train-lr")
             epochs = gr.Number(value=h.epochs, label="Epochs", elem_id="train-epochs")
-            max_steps = gr.Number(value=None, precision=0, label="Max steps (empty: whole epochs)",
+            max_steps = gr.Number(value=0, precision=0, label="Max steps (0: whole epochs)",
                                   elem_id="train-max-steps")
         with gr.Row():
             batch = gr.Slider(1, 32, value=h.batch_size, step=1, label="Batch size", elem_id="train-batch")
