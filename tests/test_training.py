@@ -176,3 +176,14 @@ def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, vote
     finally:
         app_ctx.settings = settings
         app_ctx.catalog.models.pop("smol-full", None)
+
+
+def test_cli_says_what_to_change_when_no_vote_matches(voted_db, tmp_path, capsys):
+    from playground.cli import main
+
+    code = main(["train", "dpo", "--base", MODEL, "--name", "cli-x", "--db", str(voted_db), "--models-dir",
+                 str(tmp_path), "--anonymous-only", "--max-steps", "2"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error: no preference pairs to train on" in err and "anonymous_only=True" in err
+    assert "answers cut by the token limit left out" in err and list(tmp_path.iterdir()) == []

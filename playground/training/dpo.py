@@ -187,7 +187,13 @@ def _make_trainer(request: TrainRequest, model: Any, tokenizer: Any, split: Pref
     hp = request.hyper
 
     class Watch(TrainerCallback):
-        """Stops at the next step when `cancel` is set; reports each step and TRL's logs."""
+        """Stops at the next step when `cancel` is set; reports each step and TRL's logs.
+        The ETA is the mean step time since training began (loading and scoring left out) × steps left."""
+
+        began = time.monotonic()
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.began = time.monotonic()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if cancel.is_set():
@@ -199,7 +205,7 @@ def _make_trainer(request: TrainRequest, model: Any, tokenizer: Any, split: Pref
 
         def _report(self, state: Any, logs: dict[str, float]) -> None:
             elapsed = time.monotonic() - started
-            per = (elapsed / state.global_step) if state.global_step else None
+            per = ((time.monotonic() - self.began) / state.global_step) if state.global_step else None
             eta = per * (state.max_steps - state.global_step) if per else None
             report(TrainProgress(state.global_step, state.max_steps, elapsed, eta, logs))
 
