@@ -148,7 +148,7 @@ def test_accuracy_and_implicit_reward_signs():
     assert lo < 2 / 3 < hi
 
 
-def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, voted_db, tmp_path):
+def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, voted_db, tmp_path, screenshot_dir):
     """The Train tab's handler without a browser: full fine-tuning, progress lines, the metrics figure."""
     from playground.ui.train_tab import build_request, run_training_view, trainable_choices
 
@@ -170,6 +170,7 @@ def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, vote
         titles = [ax.get_title() for ax in figures[-1].axes]
         assert titles == ["loss", "rewards/margins", "rewards/accuracies"]
         assert all(len(ax.lines[0].get_xdata()) == 2 for ax in figures[-1].axes)
+        figures[-1].savefig(screenshot_dir / "train_metrics.png")
         assert "smol-full" in dict((v, k) for k, v in trainable_choices(app_ctx))
         facts = json.loads((tmp_path / "smol-full" / "training.json").read_text())
         assert facts["hyperparameters"]["method"] == "full" and facts["hyperparameters"]["learning_rate"] == 5e-6

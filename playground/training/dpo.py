@@ -8,6 +8,7 @@ save_pretrained can write it (docs/architecture.md, "Training").
 """
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -181,7 +182,7 @@ def load_trainable(spec: ModelSpec, device: str) -> tuple[Any, Any]:
 def _make_trainer(request: TrainRequest, model: Any, tokenizer: Any, split: PreferenceSplit,
                   cancel: threading.Event, report: ProgressFn, started: float, scratch: Path) -> Any:
     from datasets import Dataset
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
     hp = request.hyper
@@ -221,8 +222,13 @@ def _make_trainer(request: TrainRequest, model: Any, tokenizer: Any, split: Pref
 
         peft_config = LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=0.0,
                                  target_modules="all-linear", task_type="CAUSAL_LM")
-    return DPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(split.train),
-                      processing_class=tokenizer, peft_config=peft_config, callbacks=[Watch()])
+    # Full fine-tuning needs a frozen reference; TRL would reload it from the model's folder, which
+    # fails for a GGUF (no config.json there), so it gets a copy of the loaded base.
+    ref_model = None if peft_config else copy.deepcopy(model).eval().requires_grad_(False)
+    trainer = DPOTrainer(model=model, ref_model=ref_model, args=config, train_dataset=Dataset.from_list(split.train),
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=[Watch()])
+    trainer.remove_callback(PrinterCallback)   # progress goes through `report`, not print()
+    return trainer
 
 
 def _raise_if_cancelled(cancel: threading.Event) -> None:
