@@ -71,14 +71,18 @@ def spec_from_hf_folder(model_id: str, display_name: str, source: str, folder: P
                         hub_ref: str | None = None, note: str = "") -> ModelSpec:
     """A catalog entry whose metadata comes from config.json and the safetensors headers."""
     from playground.models.hf_meta import read_hf_folder
+    from playground.training.card import read_tuned_from
 
     meta = read_hf_folder(folder)
+    tuned_from = read_tuned_from(folder)
+    if tuned_from:
+        note = f"tuned from {tuned_from}" + (f"; {note}" if note else "")
     return ModelSpec(
         id=model_id, display_name=meta.get("display_name") or display_name, source=source,
         backends=HF_BACKENDS, path=folder, format="hf", hub_ref=hub_ref,
         n_params=meta.get("n_params"), quantization=meta.get("quantization"),
         context_length=meta.get("context_length"), is_chat=meta.get("is_chat"),
-        architecture=meta.get("architecture"), note=note)
+        architecture=meta.get("architecture"), note=note, tuned_from=tuned_from)
 
 
 def _bundled(catalog: Catalog, cache_dir: Path) -> None:
@@ -156,9 +160,9 @@ def _local(catalog: Catalog, models_dir: Path) -> None:
         catalog.add(spec_from_gguf(slug(str(rel.with_suffix(""))), f"{rel} (local)", "local", info))
     for config in sorted(models_dir.rglob("config.json")):
         folder = config.parent
-        if not _is_hf_folder(folder):
-            continue
         rel = folder.relative_to(models_dir)
+        if not _is_hf_folder(folder) or any(part.startswith(".") for part in rel.parts):
+            continue  # hidden folders: e.g. a model still being written by training
         try:
             catalog.add(spec_from_hf_folder(slug(str(rel)), f"{rel} (local)", "local", folder))
         except PlaygroundError as exc:

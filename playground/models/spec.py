@@ -32,6 +32,7 @@ class ModelSpec:
     remote_model: str | None = None  # the model name the server knows
     api_key_env: str | None = None   # name of the env var holding the API key (never the key itself)
     built_from: Path | None = None   # bundled file this entry is derived from on first use (F16 copy)
+    tuned_from: str | None = None    # base model id of a model trained here (its training.json)
 
     @property
     def available(self) -> bool:

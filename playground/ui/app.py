@@ -21,6 +21,7 @@ TABS: tuple[tuple[str, str], ...] = (
     ("Arena", "arena_tab"),
     ("Leaderboard", "leaderboard_tab"),
     ("Lab", "lab_tab"),
+    ("Train", "train_tab"),
     ("Models", "models_tab"),
     ("My votes", "my_votes_tab"),
 )

@@ -1,0 +1,70 @@
+"""The tuned model's card: README.md for people, training.json for the catalog (same facts).
+
+The catalog reads only `training.json` (`base_model.id`) to mark the model "tuned from <base>".
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+TRAINING_FILE = "training.json"
+
+
+def write_card(folder: Path, facts: dict[str, Any]) -> None:
+    """README.md (model card) and training.json into `folder`."""
+    (folder / TRAINING_FILE).write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / "README.md").write_text(render_card(facts), encoding="utf-8")
+
+
+def read_tuned_from(folder: Path) -> str | None:
+    """The base model id of a model trained here, or None (no or unreadable training.json)."""
+    try:
+        facts = json.loads((Path(folder) / TRAINING_FILE).read_text(encoding="utf-8"))
+        return str(facts["base_model"]["id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def render_card(facts: dict[str, Any]) -> str:
+    base, data, ev = facts["base_model"], facts["data"], facts["evaluation"]
+    hp = "\n".join(f"| {k} | {v} |" for k, v in facts["hyperparameters"].items())
+    metrics = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                        for k, v in facts["final_metrics"].items()) or "| (none logged) | |"
+    return f"""---
+base_model: {base['id']}
+library_name: transformers
+tags: [dpo, trl, playground]
+---
+# {facts['name']}
+
+Tuned from **{base['id']}** ({base['display_name']}) with {facts['method']} on the votes stored in the
+playground, on {facts['date']}.
+
+## Base model
+- id: `{base['id']}`, path: `{base['path']}`
+- identity (sha256): `{base.get('sha256') or 'unknown'}`
+
+## Data
+- {data['pairs']} DPO pairs (conversational) from the votes: {data['train']} for training, {data['held_out']} held out
+- set sha256: `{data['sha256']}`
+- filters: {data['filters_text']}
+- export counts: `{json.dumps(data['export_counts'])}`
+
+## Hyperparameters
+| name | value |
+|---|---|
+{hp}
+
+## Final metrics (TRL's last logged values)
+| metric | value |
+|---|---|
+{metrics}
+
+## Held-out preference accuracy (Wilson 95% intervals)
+- base model, log p(chosen) > log p(rejected): {ev['base_label']}
+- tuned model, same measure: {ev['tuned_label']}
+- tuned model's implicit reward prefers the chosen answer: {ev['implicit_label']}
+
+Steps: {facts['steps']}, wall time {facts['wall_seconds']:.1f} s.
+"""

@@ -1,0 +1,209 @@
+"""The Train tab: DPO on the stored votes into a new catalog model, with progress, live metrics, Cancel.
+
+Handlers are plain functions (tested without a browser). Training runs in a worker thread; the
+handler generator drains its progress queue and yields a status line (step, ETA) and a figure of
+TRL's logged loss, rewards/margins and rewards/accuracies. Cancel sets the run's event in
+`ctx.runs`; the trainer stops at the next step and nothing is written.
+
+Roles: this branch has none. `may_train` is the hook: once roles exist, make it return True only
+for admins (training is slow and writes into the shared models folder).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import gradio as gr
+from matplotlib.figure import Figure
+
+from playground.commands.export_cmd import parse_when
+from playground.context import AppContext
+from playground.errors import PlaygroundError
+from playground.training.data import PreferenceFilters
+from playground.training.dpo import DPOHyperparameters, TrainProgress, TrainRequest, TrainResult, train_dpo
+
+PLOTTED = ("loss", "rewards/margins", "rewards/accuracies")
+
+
+@dataclass
+class TrainView:
+    status: str
+    history: list[dict[str, float]] = field(default_factory=list)
+    result: TrainResult | None = None
+
+    def figure(self) -> Figure | None:
+        return metrics_figure(self.history) if self.history else None
+
+
+def may_train(ctx: AppContext, request: gr.Request | None = None) -> bool:
+    """Who may train. No roles on this branch: everyone. Hook for the role mechanism (admins only)."""
+    return True
+
+
+def trainable_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    """Catalog models with weights on disk that transformers loads (GGUF files and HF folders)."""
+    return [(f"{s.display_name}{' · tuned from ' + s.tuned_from if s.tuned_from else ''}", s.id)
+            for s in ctx.catalog if s.format in ("gguf", "hf") and s.available]
+
+
+def metrics_figure(history: list[dict[str, float]]) -> Figure:
+    """One panel per logged metric against the step (a Figure, no pyplot: no shared global state)."""
+    fig = Figure(figsize=(9.0, 2.8), dpi=100)
+    for k, key in enumerate(PLOTTED):
+        ax = fig.add_subplot(1, len(PLOTTED), k + 1)
+        points = [(h["step"], h[key]) for h in history if key in h]
+        if points:
+            ax.plot(*zip(*points), marker="o", markersize=3)
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("step", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def status_line(p: TrainProgress) -> str:
+    if p.stage != "training":
+        return f"⏳ {p.stage}…"
+    eta = f", about {p.eta:.0f} s left" if p.eta is not None else ""
+    return f"⏳ step {p.step} of {p.max_steps} ({p.elapsed:.0f} s so far{eta})"
+
+
+def result_text(result: TrainResult) -> str:
+    return (f"✅ **{result.model_id}** written to `{result.path}` and added to the catalog "
+            f"({result.pairs} pairs, {result.steps} steps, {result.wall_seconds:.0f} s). Model card: "
+            f"`{result.path / 'README.md'}`.\n\n"
+            f"Held-out preference accuracy: base {result.base_accuracy.label()}; tuned "
+            f"{result.tuned_accuracy.label()}; tuned implicit reward prefers the chosen answer "
+            f"{result.implicit.label()}.")
+
+
+def build_request(ctx: AppContext, base: str | None, name: str | None, method: str, contestant: str | None,
+                  since: str | None, until: str | None, anonymous_only: bool, include_truncated: bool,
+                  beta: float, lr: float | None, epochs: float, max_steps: float | None, batch_size: float,
+                  max_length: float, held_out: float) -> TrainRequest:
+    """The form as a TrainRequest; empty or unreadable fields -> PlaygroundError naming the field."""
+    if not base:
+        raise PlaygroundError("choose a base model")
+    if not (name or "").strip():
+        raise PlaygroundError("give the tuned model a name (its folder under the models folder)")
+    filters = PreferenceFilters(model=contestant or None, since=parse_when(since or None),
+                                until=parse_when(until or None, end_of_day=True), anonymous_only=bool(anonymous_only),
+                                include_truncated=bool(include_truncated))
+    hyper = DPOHyperparameters(beta=float(beta), learning_rate=float(lr) if lr else None, epochs=float(epochs),
+                               batch_size=int(batch_size), max_length=int(max_length),
+                               max_steps=int(max_steps) if max_steps and max_steps > 0 else -1)
+    return TrainRequest(base=base, name=name.strip(), models_dir=ctx.settings.models_dir,
+                        method="full" if method == "full" else "lora", filters=filters, hyper=hyper,
+                        held_out_fraction=float(held_out), device=ctx.settings.device)
+
+
+def run_training_view(ctx: AppContext, state: dict[str, Any], make_request: Callable[[], TrainRequest],
+                      ) -> Iterator[tuple[dict[str, Any], TrainView]]:
+    """Validate, train in a worker thread, yield (state, view) at every progress report and at the end."""
+    try:
+        request = make_request()
+    except PlaygroundError as exc:
+        yield state, TrainView(f"❌ {exc}")
+        return
+    run_id, cancel = ctx.runs.start()
+    state = {**state, "run_id": run_id}
+    updates: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def work() -> None:
+        try:
+            with closing(_open_db(ctx)) as db:
+                updates.put(("done", train_dpo(request, ctx.catalog, db, cancel=cancel,
+                                               progress=lambda p: updates.put(("progress", p)))))
+        except PlaygroundError as exc:
+            updates.put(("error", exc))
+        except Exception as exc:  # a bug in training must still end the run with a message
+            updates.put(("error", PlaygroundError(f"training failed: {type(exc).__name__}: {exc}")))
+
+    view = TrainView("⏳ starting…")
+    yield state, view
+    worker = threading.Thread(target=work, name=f"train-{run_id}", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, payload = updates.get()
+            if kind == "progress":
+                if payload.logs:
+                    view.history.append({"step": payload.step, **payload.logs})
+                view.status = status_line(payload)
+                yield state, view
+                continue
+            if kind == "done":
+                view.result, view.status = payload, result_text(payload)
+            else:
+                view.status = f"❌ {payload}"
+            break
+    finally:
+        worker.join()
+        ctx.runs.finish(run_id)
+    yield {**state, "run_id": None}, view
+
+
+def _open_db(ctx: AppContext) -> Any:
+    from storage import open_database
+
+    if not ctx.settings.db_path.exists():
+        raise PlaygroundError(f"no database at {ctx.settings.db_path}: vote in the Arena first")
+    return open_database(ctx.settings.db_path)
+
+
+def build(ctx: AppContext) -> None:
+    """Lay out the Train tab."""
+    state = gr.State(lambda: {"run_id": None})
+    h = DPOHyperparameters()
+    gr.Markdown("Train a model on your votes with **DPO** (TRL's DPOTrainer): each decisive vote is a pair "
+                "(chosen, rejected), the same pairs `export dpo` writes. A share of the pairs is held out and "
+                "scored before and after. The result is a new model in the models folder, listed as tuned "
+                "from its base.")
+    choices = trainable_choices(ctx)
+    default = ctx.settings.default_model if ctx.settings.default_model in dict((v, k) for k, v in choices) else None
+    with gr.Row():
+        base = gr.Dropdown(choices, value=default, label="Base model (GGUF or HF folder)", elem_id="train-base")
+        name = gr.Textbox(label="Name of the tuned model (folder)", placeholder="my-model-dpo", elem_id="train-name")
+        method = gr.Radio([("LoRA (merged at the end)", "lora"), ("Full fine-tuning", "full")], value="lora",
+                          label="Method", elem_id="train-method")
+    with gr.Accordion("Which votes", open=False):
+        with gr.Row():
+            contestant = gr.Textbox(label="Only battles with this model (id)", elem_id="train-contestant")
+            since = gr.Textbox(label="Votes since (ISO date)", elem_id="train-since")
+            until = gr.Textbox(label="Votes until (ISO date, inclusive)", elem_id="train-until")
+        with gr.Row():
+            anonymous_only = gr.Checkbox(label="Blind (anonymous) battles only", elem_id="train-anonymous")
+            include_truncated = gr.Checkbox(label="Keep answers cut by the token limit", elem_id="train-truncated")
+    with gr.Accordion("Hyperparameters", open=False):
+        with gr.Row():
+            beta = gr.Number(value=h.beta, label="beta", elem_id="train-beta")
+            lr = gr.Number(value=0, label="Learning rate (0: 5e-5 LoRA, 5e-6 full)", elem_id="train-lr")
+            epochs = gr.Number(value=h.epochs, label="Epochs", elem_id="train-epochs")
+            max_steps = gr.Number(value=0, precision=0, label="Max steps (0: whole epochs)",
+                                  elem_id="train-max-steps")
+        with gr.Row():
+            batch = gr.Slider(1, 32, value=h.batch_size, step=1, label="Batch size", elem_id="train-batch")
+            max_length = gr.Slider(32, 2048, value=h.max_length, step=32, label="Max length (tokens)",
+                                   elem_id="train-max-length")
+            held_out = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Held-out share", elem_id="train-held-out")
+    with gr.Row():
+        start = gr.Button("Train", variant="primary", elem_id="train-start")
+        stop = gr.Button("Cancel", elem_id="train-cancel")
+    status = gr.Markdown(elem_id="train-status")
+    plot = gr.Plot(label="TRL's logged metrics per step", elem_id="train-plot")
+
+    def on_train(st: dict[str, Any], *form: Any, request: gr.Request = None) -> Iterator[list[Any]]:
+        if not may_train(ctx, request):
+            yield [st, "❌ only an admin may train models here", None, gr.skip()]
+            return
+        for st2, view in run_training_view(ctx, st, lambda: build_request(ctx, *form)):
+            picker = gr.update(choices=trainable_choices(ctx)) if view.result else gr.skip()
+            yield [st2, view.status, view.figure(), picker]
+
+    inputs = [base, name, method, contestant, since, until, anonymous_only, include_truncated, beta, lr, epochs,
+              max_steps, batch, max_length, held_out]
+    start.click(on_train, [state, *inputs], [state, status, plot, base], api_name="train_dpo")
+    stop.click(lambda st: ctx.runs.cancel(st.get("run_id")) and None, [state], None, queue=False)
