@@ -28,6 +28,8 @@ ADMIN_ELEMENTS: dict[str, str] = {
     "lab-run": "run the lab",
     "lab-cancel": "cancel lab runs",
     "lab-upload": "upload lab task files",
+    "train-start": "train models",
+    "train-cancel": "cancel training",
     "lb-data-note": "download everyone's votes and conversations",
     "lb-download-dpo": "download everyone's votes and conversations",
     "lb-download-dpo-meta": "download everyone's votes and conversations",

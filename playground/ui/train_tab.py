@@ -5,8 +5,8 @@ handler generator drains its progress queue and yields a status line (step, ETA)
 TRL's logged loss, rewards/margins and rewards/accuracies. Cancel sets the run's event in
 `ctx.runs`; the trainer stops at the next step and nothing is written.
 
-Roles: this branch has none. `may_train` is the hook: once roles exist, make it return True only
-for admins (training is slow and writes into the shared models folder).
+Admin-only (training is slow and writes into the shared models folder): the Train and Cancel
+buttons are in `playground/auth/policy.py`, which refuses their events for non-admins server-side.
 """
 from __future__ import annotations
 
@@ -36,11 +36,6 @@ class TrainView:
 
     def figure(self) -> Figure | None:
         return metrics_figure(self.history) if self.history else None
-
-
-def may_train(ctx: AppContext, request: gr.Request | None = None) -> bool:
-    """Who may train. No roles on this branch: everyone. Hook for the role mechanism (admins only)."""
-    return True
 
 
 def trainable_choices(ctx: AppContext) -> list[tuple[str, str]]:
@@ -195,10 +190,7 @@ def build(ctx: AppContext) -> None:
     status = gr.Markdown(elem_id="train-status")
     plot = gr.Plot(label="TRL's logged metrics per step", elem_id="train-plot")
 
-    def on_train(st: dict[str, Any], *form: Any, request: gr.Request = None) -> Iterator[list[Any]]:
-        if not may_train(ctx, request):
-            yield [st, "❌ only an admin may train models here", None, gr.skip()]
-            return
+    def on_train(st: dict[str, Any], *form: Any) -> Iterator[list[Any]]:
         for st2, view in run_training_view(ctx, st, lambda: build_request(ctx, *form)):
             picker = gr.update(choices=trainable_choices(ctx)) if view.result else gr.skip()
             yield [st2, view.status, view.figure(), picker]
