@@ -22,6 +22,7 @@ from tests.browser_support import AppProcess
 pytestmark = pytest.mark.browser
 
 SMOL = "smollm2-135m-instruct"
+DEFAULT = "smollm2-135m-instruct-f16"   # the default model (the F16 copy): the fresh install's Arena pool
 TWIN = "twin-model"
 SIZE = (1440, 900)
 # What could name a contestant: ids, display names, size, quantisation, modes, presets, notices, figures.
@@ -150,9 +151,9 @@ def test_fresh_install_first_leaderboard_visit_after_one_arena_vote(page, fresh_
 
     page.get_by_role("tab", name="Leaderboard").click()
     table = page.locator("#lb-table")
-    table.get_by_text(f"{SMOL} + zero_shot").wait_for(timeout=60_000)
+    table.get_by_text(f"{DEFAULT} + zero_shot").wait_for(timeout=60_000)
     text = table.inner_text()
-    assert f"{SMOL} + instruction" in text and f"{SMOL} + zero_shot" in text
+    assert f"{DEFAULT} + instruction" in text and f"{DEFAULT} + zero_shot" in text
     message = page.locator("#lb-message").inner_text()
     assert "Grouped by model + mode" in message and "Ranked 2 contestants from 1 battle " in message
     assert "error" not in message.lower()
