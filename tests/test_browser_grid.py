@@ -68,7 +68,7 @@ def ask(page, question: str) -> None:
 def picker_options(page, elem_id: str) -> list[str]:
     """The pane numbers a judge picker offers (its options' labels start with the number)."""
     page.locator(f"#{elem_id} input").click()
-    options = page.locator("ul[role='listbox'] li")
+    options = page.locator(f"#{elem_id} ul[role='listbox'] li")   # this picker's list only
     labels = [options.nth(i).inner_text().strip() for i in range(options.count())]
     page.keyboard.press("Escape")
     return [label.replace("✓", "").strip().split(":")[0] for label in labels]   # ✓ marks the selected one
@@ -76,7 +76,7 @@ def picker_options(page, elem_id: str) -> list[str]:
 
 def pick(page, elem_id: str, pane: int) -> None:
     page.locator(f"#{elem_id} input").click()
-    page.locator("ul[role='listbox'] li").filter(has_text=f"{pane}:").first.click()
+    page.locator(f"#{elem_id} ul[role='listbox'] li").filter(has_text=f"{pane}:").first.click()
 
 
 def conversations_of_battles(db) -> list[tuple[list, list]]:
