@@ -105,8 +105,8 @@ def _client_votes(url: str, name: str, results: dict[str, list], errors: list) -
             if "Assigned battle" not in status:
                 break
             winner = rng.choice(["left", "right", "tie", "both_bad"])
-            first = client.predict("", api_name=f"/arena_vote_{winner}")
-            again = client.predict("", api_name=f"/arena_vote_{winner}")       # a double click
+            first = client.predict("", "", api_name=f"/arena_vote_{winner}")   # note, category tag
+            again = client.predict("", "", api_name=f"/arena_vote_{winner}")   # a double click
             results[name].append((winner, first[0], again[0]))
     except Exception as exc:            # reported by the test, with the annotator's name
         errors.append((name, repr(exc)))
