@@ -82,7 +82,8 @@ def battles_to_judge(db: Database, judge: str, which: str = "unjudged", limit: i
 
 def pair_verdicts(db: Database, judge: str | None = None, inconsistent: str = "tie") -> list[dict[str, Any]]:
     """Combined verdicts per (battle, judge) with both orders judged; `counted` is what the pair
-    counts as under the `inconsistent` policy (None when dropped)."""
+    counts as under the `inconsistent` policy (None when dropped, and always None when an order
+    was unparseable)."""
     if inconsistent not in INCONSISTENT_POLICIES:
         raise StorageError(f"inconsistent={inconsistent!r}: choose {', '.join(INCONSISTENT_POLICIES)}")
     sql = "SELECT * FROM judge_pair_verdicts"
@@ -94,6 +95,8 @@ def pair_verdicts(db: Database, judge: str | None = None, inconsistent: str = "t
     for row in rows:
         if row["consistent"]:
             row["counted"] = row["verdict"]
+        elif row["verdict"] == "unparseable":
+            row["counted"] = None     # an order without a verdict: never guessed, never counted
         else:
             row["counted"] = {"tie": "tie", "drop": None, "keep": "inconsistent"}[inconsistent]
     return rows

@@ -353,16 +353,17 @@ def m031_judge_pair_verdicts_view(db: Database) -> None:
     """judge_pair_verdicts: per (battle, judge) with both orders judged, the combined verdict.
 
     `consistent` is 1 when both orders gave the same (battle-side) verdict and it is not
-    unparseable; `verdict` is that verdict, else `inconsistent` (readers decide what that counts
-    as: a tie by default). Battles or generations that were forgotten are left out.
+    unparseable; `verdict` is that verdict, `unparseable` when either order was (never counted),
+    else `inconsistent` (readers decide what that counts as: a tie by default). Battles or
+    generations that were forgotten are left out.
     """
     db.execute(
         "CREATE VIEW IF NOT EXISTS judge_pair_verdicts AS "
         "SELECT ab.battle_id AS battle_id, ab.judge AS judge, ab.judge_model AS judge_model, "
         "ab.prompt_id AS prompt_id, ab.verdict AS ab_verdict, ba.verdict AS ba_verdict, "
         "CASE WHEN ab.verdict = ba.verdict AND ab.verdict <> 'unparseable' THEN 1 ELSE 0 END AS consistent, "
-        "CASE WHEN ab.verdict = ba.verdict AND ab.verdict <> 'unparseable' THEN ab.verdict "
-        "ELSE 'inconsistent' END AS verdict, max(ab.tstamp, ba.tstamp) AS tstamp "
+        "CASE WHEN 'unparseable' IN (ab.verdict, ba.verdict) THEN 'unparseable' WHEN ab.verdict = ba.verdict "
+        "THEN ab.verdict ELSE 'inconsistent' END AS verdict, max(ab.tstamp, ba.tstamp) AS tstamp "
         "FROM judge_verdicts ab JOIN judge_verdicts ba ON ba.battle_id = ab.battle_id AND ba.judge = ab.judge "
         "AND ba.judge_order = 'BA' JOIN battles b ON b.id = ab.battle_id WHERE ab.judge_order = 'AB' "
         "AND b.id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'battle') "
