@@ -119,3 +119,9 @@ def test_report_from_the_database(tmp_path):
     text = format_report(report)
     assert me in text and "Cohen's kappa" in text and "swap consistency" in text
     db.close()
+    # the Leaderboard tab's panel: the same figures as Markdown tables
+    from playground.ui.judges_panel import EMPTY, judges_markdown
+
+    md = judges_markdown(tmp_path / "p.db", builtin_presets(), rounds=50)
+    assert f"| `{me}` | 300 |" in md and f"| {300 - inconsistent}/300 (" in md and "| arithmetic | 150 |" in md
+    assert judges_markdown(tmp_path / "missing.db") == EMPTY

@@ -25,6 +25,7 @@ from gradio.context import Context
 from matplotlib.figure import Figure
 
 from playground.context import AppContext
+from playground.ui import judges_panel
 from playground.errors import PlaygroundError
 from playground.export import export_arena_battles, export_dpo
 from playground.leaderboard import (
@@ -470,6 +471,7 @@ def build(ctx: AppContext) -> None:
         with gr.Row():
             plot_counts = _plot("Battle counts", "lb-plot-counts")
             gr.Markdown(HEATMAP_GUIDE, elem_id="lb-heatmap-guide")
+    judges_panel.build(ctx)   # issue 15: judge models' agreement with people
 
     board_inputs = [by, anonymous, since, until, both_bad, rounds, length]
     export_inputs = [downloads.model, downloads.mode, downloads.dedupe]
