@@ -116,7 +116,7 @@ def test_bundled_model_judges_battles_in_both_orders(app_ctx, battles_db, tmp_pa
 def test_cli_judge_killed_mid_batch_then_resumed(battles_db, tmp_path):
     db_path = _copy(battles_db, tmp_path / "k.db")
     env = {**os.environ, "PLAYGROUND_DB": str(db_path), "PLAYGROUND_MODELS": str(tmp_path / "models")}
-    cmd = [sys.executable, "app.py", "judge", "--judge", MODEL, "--max-tokens", "48", "--threads", "2", "--json"]
+    cmd = [sys.executable, "app.py", "judge", "--judge", MODEL, "--max-tokens", "16", "--threads", "2", "--json"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 400   # a loaded 2-core machine starts slowly
@@ -132,7 +132,7 @@ def test_cli_judge_killed_mid_batch_then_resumed(battles_db, tmp_path):
             proc.kill()
     stored = _count(db_path)
     assert 1 <= stored < 6
-    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["skipped_done"] == stored and report["judged"] == 6 - stored
@@ -175,7 +175,7 @@ def test_judge_behind_a_real_llama_cpp_server(app_ctx, battles_db, tmp_path):
         env = {**os.environ, "PLAYGROUND_DB": str(db_path), "PLAYGROUND_MODELS": str(tmp_path / "models")}
         out = subprocess.run([sys.executable, "app.py", "judge", "--base-url", server.url, "--judge", "smollm2",
                               "--limit", "2", "--max-tokens", "16", "--json"], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=900)
     finally:
         server.close()
     assert out.returncode == 0, out.stderr
