@@ -85,6 +85,8 @@ def test_bad_judge_prompt_files_are_reported_and_skipped(tmp_path, change, field
     assert len(lib.errors) == 1
     err = lib.errors[0]
     assert err.path == str(bad) and err.field == field and problem in err.problem
+    with pytest.raises(PlaygroundError, match="skipped .*bad.yaml"):
+        lib.get("other")
 
 
 def _write(path: Path, text: str) -> Path:

@@ -68,8 +68,9 @@ class JudgePromptLibrary:
     def get(self, prompt_id: str) -> JudgePrompt:
         if prompt_id not in self.prompts:
             known = ", ".join(sorted(self.prompts)) or "none"
+            skipped = "".join(f"; skipped {e}" for e in self.errors)
             raise PlaygroundError(f"no judge prompt '{prompt_id}' (known: {known}); add "
-                                  f"presets/judges/{prompt_id}.yaml")
+                                  f"presets/judges/{prompt_id}.yaml{skipped}")
         return self.prompts[prompt_id]
 
 
