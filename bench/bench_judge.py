@@ -63,12 +63,16 @@ def main(battles: int = 6, max_tokens: int = 64) -> dict:
             assert report.judged == 2 * battles, report
             if rep == 0:
                 with open_database(db_path) as db:
-                    prompts = [r[0] for r in db.execute("SELECT judge_prompt FROM judge_verdicts ORDER BY id")]
+                    rows = list(db.execute("SELECT judge_prompt, raw_output FROM judge_verdicts ORDER BY id"))
+                prompts = [r[0] for r in rows]
+                app_tokens = sum(len(raw.tokenize(r[1].encode("utf-8"), add_bos=False)) for r in rows)
+                raw_tokens = 0
                 start = time.perf_counter()
                 for prompt in prompts:
                     tokens = raw.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-                    raw.create_completion(tokens, max_tokens=max_tokens, temperature=0.0, top_k=0, top_p=1.0,
-                                          min_p=0.0, repeat_penalty=1.0, seed=0)
+                    out = raw.create_completion(tokens, max_tokens=max_tokens, temperature=0.0, top_k=0, top_p=1.0,
+                                                min_p=0.0, repeat_penalty=1.0, seed=0)
+                    raw_tokens += out["usage"]["completion_tokens"]
                 raw_s = time.perf_counter() - start
         raw.close()
         ctx.cache.clear()
@@ -76,6 +80,7 @@ def main(battles: int = 6, max_tokens: int = 64) -> dict:
     n = 2 * battles
     return {"battles": battles, "judgements": n, "max_tokens": max_tokens, "app_judgements_per_s": n / app,
             "raw_judgements_per_s": n / raw_s, "ratio": raw_s / app, "app_runs_s": app_s, "raw_s": raw_s,
+            "app_output_tokens": app_tokens, "raw_output_tokens": raw_tokens,
             "load average": machine_info()["load average"]}
 
 
@@ -83,7 +88,8 @@ def report(f: dict) -> str:
     return (f"{f['judgements']} judgements ({f['battles']} battles x 2 orders), bundled SmolLM2-135M, greedy, "
             f"{f['max_tokens']} new tokens max: app {f['app_judgements_per_s']:.2f} judgements/s, raw "
             f"llama-cpp-python {f['raw_judgements_per_s']:.2f} judgements/s -> ratio {f['ratio']:.2f} "
-            f"(app runs {', '.join(f'{s:.1f}' for s in f['app_runs_s'])} s; raw {f['raw_s']:.1f} s; "
+            f"(app runs {', '.join(f'{s:.1f}' for s in f['app_runs_s'])} s; raw {f['raw_s']:.1f} s; output tokens "
+            f"app {f['app_output_tokens']} (first run), raw {f['raw_output_tokens']}; "
             f"load average {f['load average']})")
 
 
