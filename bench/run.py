@@ -49,6 +49,8 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
      "rankings reading the counted_votes view vs the votes table; bulk inserts with vs without the judging "
      "triggers", {"n_battles": 200_000}, {"n_battles": 50_000}),
     ("bench_lab", "Lab items/s", "the bundled model on GSM8K items, app vs raw llama-cpp-python", {}, {}),
+    ("bench_judge", "Judgements/s", "the bundled model as judge (both orders), app vs raw llama-cpp-python",
+     {"battles": 6, "max_tokens": 64}, {"battles": 3, "max_tokens": 32}),
     ("bench_remote", "Remote server vs in-process",
      "llama-cpp-python's OpenAI-compatible server vs in-process llama-cpp-python; 4 concurrent users", {}, {}),
     ("gpu_check", "GPU vs CPU",

@@ -439,3 +439,70 @@ def m021_assignments(db: Database) -> None:
         db.execute(
             f"CREATE TRIGGER IF NOT EXISTS assignments_append_only_{event.lower()} BEFORE {event} ON assignments "
             f"BEGIN SELECT RAISE(ABORT, 'assignments is append-only: {event} refused'); END")
+
+
+# --- issue 15 ---
+# A model as judge: every verdict a judge model gave on a battle, in each order, with the exact
+# prompt and raw output; kept apart from people's votes (see docs/architecture.md, "A model as
+# judge"). The lead folds consistent verdicts into votes once votes have a voter column.
+
+JUDGE_VERDICTS = ("left", "right", "tie", "both_bad", "unparseable")
+JUDGE_ORDERS = ("AB", "BA")
+
+
+@migrations()
+def m030_judge_verdicts(db: Database) -> None:
+    """judge_verdicts: one row per (battle, judge, order), append-only, checked by triggers.
+
+    `judge` is `judge:<model>@<prompt>`; `judge_order` AB shows the battle's left answer as A, BA
+    shows it as B; `verdict` is in the battle's terms (left/right/tie/both_bad) or `unparseable`
+    (never guessed); `label` is what the judge wrote (A, B, tie, both_bad) before the swap.
+    """
+    db["judge_verdicts"].create(
+        {
+            "id": int, "created_at": str, "tstamp": float, "battle_id": int, "judge": str,
+            "judge_model": str, "judge_model_identity": str, "prompt_id": str, "judge_order": str,
+            "judge_prompt": str, "raw_output": str, "label": str, "verdict": str,
+            "finish_reason": str, "sampling": str, "total_s": float,
+        },
+        pk="id", foreign_keys=[("battle_id", "battles", "id")],
+        not_null=["created_at", "tstamp", "battle_id", "judge", "judge_model", "prompt_id", "judge_order",
+                  "judge_prompt", "raw_output", "verdict"],
+        if_not_exists=True,
+    )
+    db["judge_verdicts"].create_index(["battle_id", "judge", "judge_order"], unique=True, if_not_exists=True)
+    db["judge_verdicts"].create_index(["judge"], if_not_exists=True)
+    verdicts = ", ".join(f"'{v}'" for v in JUDGE_VERDICTS)
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS judge_verdicts_checks BEFORE INSERT ON judge_verdicts "
+        f"WHEN NEW.verdict NOT IN ({verdicts}) OR NEW.judge_order NOT IN ('AB', 'BA') "
+        "OR NEW.judge NOT LIKE 'judge:%@%' "
+        "BEGIN SELECT RAISE(ABORT, 'judge_verdicts: verdict, order (AB|BA) or judge (judge:<model>@<prompt>) "
+        "invalid'); END")
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS judge_verdicts_append_only_{event.lower()} BEFORE {event} "
+            f"ON judge_verdicts BEGIN SELECT RAISE(ABORT, 'judge_verdicts is append-only: {event} refused'); END")
+
+
+@migrations()
+def m031_judge_pair_verdicts_view(db: Database) -> None:
+    """judge_pair_verdicts: per (battle, judge) with both orders judged, the combined verdict.
+
+    `consistent` is 1 when both orders gave the same (battle-side) verdict and it is not
+    unparseable; `verdict` is that verdict, `unparseable` when either order was (never counted),
+    else `inconsistent` (readers decide what that counts as: a tie by default). Battles or
+    generations that were forgotten are left out.
+    """
+    db.execute(
+        "CREATE VIEW IF NOT EXISTS judge_pair_verdicts AS "
+        "SELECT ab.battle_id AS battle_id, ab.judge AS judge, ab.judge_model AS judge_model, "
+        "ab.prompt_id AS prompt_id, ab.verdict AS ab_verdict, ba.verdict AS ba_verdict, "
+        "CASE WHEN ab.verdict = ba.verdict AND ab.verdict <> 'unparseable' THEN 1 ELSE 0 END AS consistent, "
+        "CASE WHEN 'unparseable' IN (ab.verdict, ba.verdict) THEN 'unparseable' WHEN ab.verdict = ba.verdict "
+        "THEN ab.verdict ELSE 'inconsistent' END AS verdict, max(ab.tstamp, ba.tstamp) AS tstamp "
+        "FROM judge_verdicts ab JOIN judge_verdicts ba ON ba.battle_id = ab.battle_id AND ba.judge = ab.judge "
+        "AND ba.judge_order = 'BA' JOIN battles b ON b.id = ab.battle_id WHERE ab.judge_order = 'AB' "
+        "AND b.id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'battle') "
+        "AND b.left_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation') "
+        "AND b.right_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation')")

@@ -28,6 +28,7 @@ from gradio.context import Context
 from matplotlib.figure import Figure
 
 from playground.context import AppContext
+from playground.ui import judges_panel
 from playground.errors import PlaygroundError
 from playground.export import export_arena_battles, export_dpo, export_kto
 from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, build_leaderboard, category_counts,
@@ -600,6 +601,7 @@ def build(ctx: AppContext) -> None:
             with gr.Row():
                 plot_counts = _plot("Battle counts", "lb-plot-counts")
                 gr.Markdown(HEATMAP_GUIDE, elem_id="lb-heatmap-guide")
+    judges_panel.build(ctx)   # issue 15: judge models' agreement with people
     heatmaps_open = gr.State(False)
 
     board_inputs = [by, named, since, until, both_bad, rounds, length, ties, category]
