@@ -14,7 +14,7 @@ COLUMNS = ["id", "name", "kind", "params", "quant.", "context", "backends", "sou
            "memory · fits"]
 # Long Hub ids wrap inside their share instead of pushing the other columns off screen; the short
 # columns are wide enough for their longest word at 1440 px ("transformers", "downloaded").
-COLUMN_WIDTHS = ["14%", "12%", "6.5%", "5.5%", "5.5%", "5.5%", "10%", "7%", "8%", "11%", "15%"]
+COLUMN_WIDTHS = ["13%", "11.5%", "7%", "5%", "5.5%", "6.5%", "10%", "6.5%", "7%", "12%", "16%"]
 
 
 def status(spec: ModelSpec) -> str:
