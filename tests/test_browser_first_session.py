@@ -30,6 +30,8 @@ def test_first_session(browser, fresh_app, screenshot_dir, tmp_path):
         page.goto(fresh_app.url)
         box = page.locator("#chat-input textarea")
         box.wait_for(timeout=60_000)
+        note = page.locator("#app-model-note").inner_text()
+        assert "is tiny" in note and "Models" in note, note     # said plainly, with the way to a bigger model
         box.fill("What is the capital of France?")
         box.press("Enter")
         page.locator("#chat-metrics").get_by_text("finish:").wait_for(timeout=WAIT_MS)

@@ -79,11 +79,9 @@ def tiny_model_note(ctx: AppContext) -> str:
     spec = ctx.catalog.models.get(ctx.settings.default_model)
     if spec is None or spec.source != "bundled":
         return ""
-    return (f"ℹ️ The default model, **{spec.display_name}**, is tiny ({spec.params_label()} parameters): "
-            "it answers simple questions and often gets facts and arithmetic wrong. For better answers "
-            "add a bigger model in the **Models** tab (recommended, smallest first: "
-            "`presets/hub_models.yaml`, e.g. Qwen2.5 1.5B Instruct) or drop a `.gguf` file into "
-            f"`{ctx.settings.models_dir}`.")
+    return (f"ℹ️ The default model, **{spec.display_name}**, is tiny ({spec.params_label()} parameters) and "
+            "often wrong on facts and arithmetic: add a bigger one in the **Models** tab "
+            "(`presets/hub_models.yaml` lists some, smallest first).")
 
 
 def _refresh_model_pickers_on_load(ctx: AppContext, demo: gr.Blocks) -> None:

@@ -37,7 +37,7 @@ MODE_TITLES = {
 }
 DEFAULT_PRESET = "(mode default)"
 STREAM_INTERVAL_S = 0.2     # browser updates per pane: a readable rate, not one per token
-ANSWER_HEIGHT = 280         # px: 4 panes, their judge bar and the question fit in 1440x900
+ANSWER_HEIGHT = 230         # px: 4 panes, their judge bar, the question and the page header fit in 1440x900
 
 GRID_CSS = """
 #pane-grid { gap: 10px; }
