@@ -33,7 +33,7 @@ def test_compare_json_has_every_field(bundled_gguf):
     assert data["wall_s"] > 0 and len(data["panes"]) == 3
     assert [p["mode"] for p in data["panes"]] == ["zero_shot", "few_shot", "self_consistency"]
     for pane in data["panes"]:
-        assert PANE_KEYS <= set(pane) and pane["model"] == "smollm2-135m-instruct"
+        assert PANE_KEYS <= set(pane) and pane["model"] == "smollm2-135m-instruct-f16"
         assert pane["answer"].strip() and pane["n_prompt_tokens"] > 0 and pane["n_output_tokens"] > 0
         assert 0 < pane["ttft_s"] <= pane["total_s"] <= data["wall_s"] + 0.05
     assert data["panes"][1]["n_prompt_tokens"] > data["panes"][0]["n_prompt_tokens"]   # exemplars
@@ -42,7 +42,7 @@ def test_compare_json_has_every_field(bundled_gguf):
 def test_compare_text_output_and_bad_modes(bundled_gguf):
     out = run_cli("Say hello.", "--modes", "zero_shot,instruction", "--max-tokens", "8")
     assert out.returncode == 0, out.stderr
-    assert "=== pane 1: smollm2-135m-instruct · zero_shot" in out.stdout
+    assert "=== pane 1: smollm2-135m-instruct-f16 · zero_shot" in out.stdout
     assert "ttft" in out.stdout and "wall time" in out.stdout
     bad = run_cli("hi", "--modes", "zero_shot,telepathy")
     assert bad.returncode == 2 and "unknown mode(s) telepathy" in bad.stderr and "Traceback" not in bad.stderr

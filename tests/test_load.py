@@ -98,9 +98,11 @@ def grid_round(client, params, question: str, n_panes: int, modes: list[str]) ->
     return out
 
 
-def vote(client, winner: str, a: int = 1, b: int = 2) -> tuple[int | None, str]:
-    """(vote id if the app acknowledged a new vote, the status text)."""
-    job = client.submit(str(a), str(b), "", api_name=f"/grid_vote_{winner}")
+def vote(client, winner: str, a: int = 1, b: int = 2, visible: int | None = None) -> tuple[int | None, str]:
+    """(vote id if the app acknowledged a new vote, the status text). `visible`: the pane count the
+    page shows (the server refuses a hidden pane); by default just enough to show both panes."""
+    shown = max(a, b, 2) if visible is None else visible
+    job = client.submit(str(a), str(b), "", str(shown), api_name=f"/grid_vote_{winner}")
     status = job.result(timeout=REQUEST_TIMEOUT_S)
     match = VOTE_RE.search(status or "")
     return (int(match.group(1)) if match else None), status
