@@ -9,6 +9,8 @@ import argparse
 import contextlib
 import importlib
 import io
+import os
+import re
 import sys
 import time
 import traceback
@@ -81,24 +83,51 @@ def run_one(module_name: str, kwargs: dict) -> tuple[str, dict | None, float]:
     return out.getvalue().strip(), figures, time.perf_counter() - start
 
 
-def render(results: list[tuple[str, str, str, str, dict | None, float]], quick: bool) -> str:
-    info = machine_info()
-    lines = ["# Benchmarks", "",
-             "Written by `python bench/run.py`" + (" --quick" if quick else "") +
-             f" on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Every figure is compared with a baseline "
-             "measured in the same run on the same machine; wall times are noisy when the machine is shared, "
-             "ratios much less so.", "", "## Machine", "",
-             "| | |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in info.items()], ""]
-    for name, title, what, text, figures, seconds in results:
-        lines += [f"## {title}", "", f"{what} (`bench/{name}.py`, {seconds:.0f} s).", "", "```", text or "(no output)",
-                  "```", ""]
-        if figures:
-            lines += ["| figure | value |", "| --- | --- |"]
-            for key, value in figures.items():
-                shown = f"{value:,.4g}" if isinstance(value, float) else str(value)
-                lines.append(f"| {key} | {shown} |")
-            lines.append("")
+def _section(name: str, title: str, what: str, text: str, figures: dict | None, seconds: float) -> str:
+    """One benchmark's section, stamped with when it ran and the machine's load then."""
+    try:
+        load = f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        load = "?"
+    lines = [f"## {title}", "",
+             f"{what} (`bench/{name}.py`, {seconds:.0f} s, run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+             f"at load {load}).", "", "```", text or "(no output)", "```", ""]
+    if figures:
+        lines += ["| figure | value |", "| --- | --- |"]
+        for key, value in figures.items():
+            shown = f"{value:,.4g}" if isinstance(value, float) else str(value)
+            lines.append(f"| {key} | {shown} |")
+        lines.append("")
     return "\n".join(lines)
+
+
+def _split_sections(text: str) -> tuple[str, list[str]]:
+    """The text before the first '## ' heading, and each '## ' section whole."""
+    parts = re.split(r"(?m)^(?=## )", text)
+    return parts[0], parts[1:]
+
+
+def render(results: list[tuple[str, str, str, str, dict | None, float]], quick: bool, existing: str = "") -> str:
+    """The benchmarks page: sections of the benchmarks that ran are replaced (or added), every other section of
+    the existing page is kept as it was, so a partial run or a hand-written study never erases the rest."""
+    info = machine_info()
+    head = ["# Benchmarks", "",
+            "Written by `python bench/run.py`" + (" --quick" if quick else "") +
+            f" (last run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; each section says when it ran and the "
+            "load then). Every figure is compared with a baseline measured in the same run on the same machine; "
+            "wall times are noisy when the machine is shared, ratios much less so.", "", ""]
+    machine = "\n".join(["## Machine", "", "| | |", "| --- | --- |",
+                         *[f"| {k} | {v} |" for k, v in info.items()], "", ""])
+    _, sections = _split_sections(existing)
+    sections = [s for s in sections if not s.startswith("## Machine")]
+    fresh = {name: _section(name, title, what, text, figures, seconds) + "\n"
+             for name, title, what, text, figures, seconds in results}
+    out = []
+    for section in sections:
+        owner = next((name for name in fresh if f"(`bench/{name}.py`" in section), None)
+        out.append(fresh.pop(owner) if owner else section)
+    out.extend(fresh.values())
+    return "\n".join(head) + machine + "".join(s if s.endswith("\n") else s + "\n" for s in out)
 
 
 def main() -> None:
@@ -115,7 +144,8 @@ def main() -> None:
         text, figures, seconds = run_one(name, quick if args.quick else full)
         print(text, flush=True)
         results.append((name, title, what, text, figures, seconds))
-    args.out.write_text(render(results, args.quick), encoding="utf-8")
+    existing = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    args.out.write_text(render(results, args.quick, existing), encoding="utf-8")
     print(f"wrote {args.out}")
 
 
