@@ -83,13 +83,13 @@ def run_one(module_name: str, kwargs: dict) -> tuple[str, dict | None, float]:
     return out.getvalue().strip(), figures, time.perf_counter() - start
 
 
-def _section(name: str, title: str, what: str, text: str, figures: dict | None, seconds: float) -> str:
-    """One benchmark's section, stamped with when it ran and the machine's load then."""
+def _block(name: str, what: str, text: str, figures: dict | None, seconds: float) -> str:
+    """One benchmark's generated block, between markers, stamped with when it ran and the load then."""
     try:
         load = f"{os.getloadavg()[0]:.2f}"
     except OSError:
         load = "?"
-    lines = [f"## {title}", "",
+    lines = [f"<!-- bench:{name} -->",
              f"{what} (`bench/{name}.py`, {seconds:.0f} s, run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
              f"at load {load}).", "", "```", text or "(no output)", "```", ""]
     if figures:
@@ -98,6 +98,7 @@ def _section(name: str, title: str, what: str, text: str, figures: dict | None, 
             shown = f"{value:,.4g}" if isinstance(value, float) else str(value)
             lines.append(f"| {key} | {shown} |")
         lines.append("")
+    lines.append(f"<!-- /bench:{name} -->")
     return "\n".join(lines)
 
 
@@ -108,26 +109,39 @@ def _split_sections(text: str) -> tuple[str, list[str]]:
 
 
 def render(results: list[tuple[str, str, str, str, dict | None, float]], quick: bool, existing: str = "") -> str:
-    """The benchmarks page: sections of the benchmarks that ran are replaced (or added), every other section of
-    the existing page is kept as it was, so a partial run or a hand-written study never erases the rest."""
+    """The benchmarks page with the fresh results put in, everything hand-written kept.
+
+    A benchmark's output lives between `<!-- bench:NAME -->` markers: a run replaces only that block, so prose
+    written around it (what the figures mean, what was not measured) survives. An older generated section
+    without markers (one that cites "(`bench/NAME.py`, N s") is replaced whole; a new benchmark is appended.
+    """
     info = machine_info()
     head = ["# Benchmarks", "",
             "Written by `python bench/run.py`" + (" --quick" if quick else "") +
-            f" (last run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; each section says when it ran and the "
-            "load then). Every figure is compared with a baseline measured in the same run on the same machine; "
-            "wall times are noisy when the machine is shared, ratios much less so.", "", ""]
+            f" (last run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; each block says when it ran and the "
+            "load then) and by hand around its blocks. Every figure is compared with a baseline measured in the "
+            "same run on the same machine; wall times are noisy when the machine is shared, ratios much less so.",
+            "", ""]
     machine = "\n".join(["## Machine", "", "| | |", "| --- | --- |",
                          *[f"| {k} | {v} |" for k, v in info.items()], "", ""])
     _, sections = _split_sections(existing)
     sections = [s for s in sections if not s.startswith("## Machine")]
-    fresh = {name: _section(name, title, what, text, figures, seconds) + "\n"
+    fresh = {name: (title, _block(name, what, text, figures, seconds))
              for name, title, what, text, figures, seconds in results}
     out = []
     for section in sections:
-        owner = next((name for name in fresh if f"(`bench/{name}.py`" in section), None)
-        out.append(fresh.pop(owner) if owner else section)
-    out.extend(fresh.values())
-    return "\n".join(head) + machine + "".join(s if s.endswith("\n") else s + "\n" for s in out)
+        for name in list(fresh):
+            title, block = fresh[name]
+            marked = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
+            if marked.search(section):
+                section = marked.sub(lambda _m, b=block: b, section, count=1)
+                del fresh[name]
+            elif re.search(rf"\(`bench/{re.escape(name)}\.py`, \d+ s", section):
+                section = f"## {title}\n\n{block}\n\n"
+                del fresh[name]
+        out.append(section if section.endswith("\n") else section + "\n")
+    out.extend(f"## {title}\n\n{block}\n\n" for title, block in fresh.values())
+    return "\n".join(head) + machine + "".join(out)
 
 
 def main() -> None:
