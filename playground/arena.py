@@ -98,8 +98,8 @@ def saved_pool(db_path: Path, known: Iterable[str]) -> list[Contestant] | None:
         return None
     missing = [m for m in models if m not in set(known)]
     if missing:
-        raise ArenaError(f"the saved Arena pool names {', '.join(missing)}, not in the catalog any more: "
-                         "set another with `python app.py arena pool --models A,B` or clear it with --clear")
+        raise ArenaError(f"the saved Arena pool names {', '.join(missing)}, not in the catalog any more: set "
+                         "another with `python app.py arena pool --models A,B` or `python app.py arena pool --clear`")
     return build_pool(models)
 
 
