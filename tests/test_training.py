@@ -150,7 +150,7 @@ def test_accuracy_and_implicit_reward_signs():
 
 def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, voted_db, tmp_path, screenshot_dir):
     """The Train tab's handler without a browser: full fine-tuning, progress lines, the metrics figure."""
-    from playground.ui.train_tab import build_request, run_training_view, trainable_choices
+    from playground.ui.train_tab import battle_it, build_request, run_training_view, trainable_choices
 
     settings = app_ctx.settings
     app_ctx.settings = replace(settings, db_path=voted_db, models_dir=tmp_path)
@@ -158,6 +158,9 @@ def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, vote
         unnamed = (MODEL, " ", "lora", None, None, None, False, True, 0.1, None, 1, 2, 2, 48, 0.1)
         bad = list(run_training_view(app_ctx, {}, lambda: build_request(app_ctx, *unnamed)))
         assert bad[-1][1].status.startswith("❌ give the tuned model a name")
+        kto = build_request(app_ctx, MODEL, "k", "lora", None, None, None, False, True, 0.1, None, 1, 2, 2, 48, 0.1,
+                            "kto", True)
+        assert kto.objective == "kto" and kto.filters.agreed_only and kto.hyper.batch_size == 2
         form = (MODEL, "smol-full", "full", None, None, None, False, True, 0.1, None, 1, 2, 2, 48, 0.1)
         statuses, figures, state, view = [], [], None, None
         for state, view in run_training_view(app_ctx, {}, lambda: build_request(app_ctx, *form)):
@@ -174,6 +177,21 @@ def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, vote
         assert "smol-full" in dict((v, k) for k, v in trainable_choices(app_ctx))
         facts = json.loads((tmp_path / "smol-full" / "training.json").read_text())
         assert facts["hyperparameters"]["method"] == "full" and facts["hyperparameters"]["learning_rate"] == 5e-6
+
+        # "Battle it against its base": the same pool `arena pool --models` saves; the Arena draws from it
+        from playground.ui import arena_tab as at
+        from storage.arena_pool import current_arena_pool
+
+        assert state["battle"] == [MODEL, "smol-full"]
+        assert battle_it(app_ctx, {"run_id": None}).startswith("⚠️ Train a model first")
+        said = battle_it(app_ctx, state)
+        assert said.startswith(f"⚔️ Arena pool set: **{MODEL}** vs **smol-full**"), said
+        with closing(storage.open_database(voted_db)) as db:
+            assert current_arena_pool(db) == (MODEL, "smol-full")
+        own = at.PoolChoice(models=(MODEL,), modes=("zero_shot", "instruction"))
+        st, view = at.arena_new_round(app_ctx, at.new_arena_state(), own)
+        sides = {st["round"][s]["contestant"]["model_id"] for s in ("left", "right")}
+        assert sides == {MODEL, "smol-full"}, view.status
     finally:
         app_ctx.settings = settings
         app_ctx.catalog.models.pop("smol-full", None)
@@ -263,3 +281,12 @@ def test_cli_agreed_only_reaches_the_filter(voted_db, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no KTO rows to train on" in err and "agreed_only=True" in err and "single_annotator" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_metrics_figure_shows_kl_for_a_kto_run_and_accuracies_for_dpo():
+    from playground.ui.train_tab import metrics_figure
+
+    kto = metrics_figure([{"step": 1, "loss": 0.7, "rewards/margins": 0.1, "kl": 0.0}])
+    dpo = metrics_figure([{"step": 1, "loss": 0.7, "rewards/margins": 0.1, "rewards/accuracies": 0.5}])
+    assert [ax.get_title() for ax in kto.axes] == ["loss", "rewards/margins", "kl"]
+    assert [ax.get_title() for ax in dpo.axes] == ["loss", "rewards/margins", "rewards/accuracies"]

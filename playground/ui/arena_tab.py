@@ -80,13 +80,22 @@ def pool_summary(models: Sequence[str] | None, modes: Sequence[str] | None) -> s
 
 def current_pool(ctx: AppContext, choice: PoolChoice) -> list[Contestant]:
     """The saved pool when one is set (`arena pool`, the Train tab's "Battle it"), else the user's choice."""
-    return saved_pool(ctx.settings.db_path, ctx.catalog.ids()) or build_pool(choice.models, choice.modes)
+    return _saved_pool(ctx) or build_pool(choice.models, choice.modes)
+
+
+def _saved_pool(ctx: AppContext) -> list[Contestant] | None:
+    """`saved_pool`; a model the catalog does not know yet (trained by `python app.py train` while the app
+    ran) gets one re-scan of the models folder before the pool is refused."""
+    try:
+        return saved_pool(ctx.settings.db_path, ctx.catalog.ids())
+    except ArenaError:
+        return saved_pool(ctx.settings.db_path, ctx.refresh_catalog().ids())
 
 
 def pool_text(ctx: AppContext, models: Sequence[str] | None, modes: Sequence[str] | None) -> str:
     """`pool_summary`, or the saved pool that replaces the user's choice while it is set."""
     try:
-        saved = saved_pool(ctx.settings.db_path, ctx.catalog.ids())
+        saved = _saved_pool(ctx)
     except ArenaError as exc:
         return f"⚠️ {exc}"
     if saved is None:
