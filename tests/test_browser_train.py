@@ -34,3 +34,23 @@ def test_train_tab_form_and_missing_name(page, bundled_gguf, screenshot_dir, tmp
         page.screenshot(path=str(screenshot_dir / "train_tab.png"), full_page=True)
     finally:
         app.close()
+
+
+def test_arena_tab_says_a_saved_pool_replaces_the_model_choice(page, bundled_gguf, screenshot_dir, tmp_path):
+    """`arena pool --models` before the app starts: the Arena tab names the saved pair and how to clear it."""
+    from playground.cli import main
+
+    db, models = tmp_path / "playground.db", tmp_path / "models"
+    pair = "smollm2-135m-instruct,smollm2-135m-instruct-f16"
+    assert main(["arena", "pool", "--db", str(db), "--models-dir", str(models), "--models", pair]) == 0
+    app = AppProcess(db, extra=["--models-dir", str(models)])
+    try:
+        page.goto(app.url)
+        page.get_by_role("tab", name="Arena").click()
+        pool = page.locator("#arena-pool")
+        expect(pool).to_contain_text("Saved pool: smollm2-135m-instruct vs smollm2-135m-instruct-f16",
+                                     timeout=30_000)
+        expect(pool).to_contain_text("python app.py arena pool --clear")
+        pool.screenshot(path=str(screenshot_dir / "arena_saved_pool.png"))
+    finally:
+        app.close()

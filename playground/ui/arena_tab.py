@@ -102,7 +102,7 @@ def pool_text(ctx: AppContext, models: Sequence[str] | None, modes: Sequence[str
         return pool_summary(models, modes)
     names = " vs ".join(f"`{c.key}`" for c in saved)
     return (f"**Saved pool:** {names} (models only, zero-shot), set by `arena pool` or the Train tab; it replaces "
-            "the choice below until cleared (`python app.py arena pool --clear`).")
+            "the models and modes picked above until cleared (`python app.py arena pool --clear`).")
 
 
 def contestant_pane(ctx: AppContext, contestant: Contestant, choice: PoolChoice) -> PaneSpec:
