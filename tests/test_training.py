@@ -290,3 +290,14 @@ def test_metrics_figure_shows_kl_for_a_kto_run_and_accuracies_for_dpo():
     dpo = metrics_figure([{"step": 1, "loss": 0.7, "rewards/margins": 0.1, "rewards/accuracies": 0.5}])
     assert [ax.get_title() for ax in kto.axes] == ["loss", "rewards/margins", "kl"]
     assert [ax.get_title() for ax in dpo.axes] == ["loss", "rewards/margins", "rewards/accuracies"]
+
+
+def test_the_battle_button_is_behind_the_admin_guard(app_ctx):
+    """Setting the pool changes every user's Arena: its event is wrapped by auth.policy's role check."""
+    from playground.auth.policy import ADMIN_ELEMENTS
+    from playground.ui.app import build_ui
+
+    demo = build_ui(app_ctx)
+    battle = [f for f in demo.fns.values() if f.api_name == "train_battle"]
+    assert ADMIN_ELEMENTS["train-battle"] == "set the Arena pool"
+    assert len(battle) == 1 and getattr(battle[0].fn, "__wrapped__", None) is not None
