@@ -32,7 +32,8 @@ def render_card(facts: dict[str, Any]) -> str:
     if "kto_rows" in data:
         rows = (f"- trained with KTO on {data['kto_rows']} unpaired rows ({data['kto_desirable']} desirable) from the "
                 f"votes, the held-out pairs' answers left out; rows sha256: `{data['kto_sha256']}`\n")
-        pairs = f"- {data['pairs']} DPO pairs (conversational) from the same votes: {data['held_out']} held out for scoring"
+        pairs = (f"- {data['pairs']} DPO pairs (conversational) from the same votes: {data['held_out']} held out "
+                 "for scoring")
     else:
         rows = ""
         pairs = (f"- {data['pairs']} DPO pairs (conversational) from the votes: {data['train']} for training, "

@@ -164,7 +164,8 @@ def train_dpo(request: TrainRequest, catalog: Catalog, db: Database, *, cancel: 
     tuned_margins = preference_margins(tuned, tokenizer, split.held_out, request.hyper.max_length)
     _raise_if_cancelled(cancel)
     final = _final_metrics(trainer.state.log_history)
-    result = TrainResult(target, "", len(unpaired.rows) if unpaired else split.size, trainer.state.global_step, final, accuracy(base_margins),
+    trained_on = len(unpaired.rows) if unpaired else split.size
+    result = TrainResult(target, "", trained_on, trainer.state.global_step, final, accuracy(base_margins),
                          accuracy(tuned_margins), implicit_accuracy(base_margins, tuned_margins),
                          time.monotonic() - started)
     _save_atomically(tuned, tokenizer, target, _card_facts(request, spec, split, result, unpaired), cancel)

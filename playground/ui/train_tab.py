@@ -73,7 +73,8 @@ def status_line(p: TrainProgress) -> str:
 
 def result_text(result: TrainResult, objective: str = "dpo") -> str:
     return (f"✅ **{result.model_id}** written to `{result.path}` and added to the catalog "
-            f"({result.pairs} {'rows' if objective == 'kto' else 'pairs'}, {result.steps} steps, {result.wall_seconds:.0f} s). Model card: "
+            f"({result.pairs} {'rows' if objective == 'kto' else 'pairs'}, {result.steps} steps, "
+            f"{result.wall_seconds:.0f} s). Model card: "
             f"`{result.path / 'README.md'}`.\n\n"
             f"Held-out preference accuracy: base {result.base_accuracy.label()}; tuned "
             f"{result.tuned_accuracy.label()}; tuned implicit reward prefers the chosen answer "
