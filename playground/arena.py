@@ -82,6 +82,46 @@ def build_pool(models: Iterable[str], modes: Iterable[str] = ()) -> list[Contest
     return pool
 
 
+def saved_pool(db_path: Path, known: Iterable[str]) -> list[Contestant] | None:
+    """The saved pool (`arena pool`, the Train tab's "Battle it") as models-only contestants, or None.
+
+    While it is set, every new pair is drawn from it, whatever a user picked: base and tuned then
+    meet under the same mode. A saved model missing from the catalog (`known`) -> ArenaError.
+    """
+    from storage.arena_pool import current_arena_pool
+
+    if not Path(db_path).exists():
+        return None
+    with closing(open_database(db_path)) as db:
+        models = current_arena_pool(db)
+    if models is None:
+        return None
+    missing = [m for m in models if m not in set(known)]
+    if missing:
+        raise ArenaError(f"the saved Arena pool names {', '.join(missing)}, not in the catalog any more: set "
+                         "another with `python app.py arena pool --models A,B` or `python app.py arena pool --clear`")
+    return build_pool(models)
+
+
+def save_pool(db_path: Path, models: Sequence[str], catalog: Any, *, set_by: str = "") -> tuple[str, ...]:
+    """Save the pool every new battle is drawn from; each id must be a catalog model (else a
+    PlaygroundError naming it, with close matches), at least two different ones."""
+    from storage.arena_pool import set_arena_pool
+
+    ids = tuple(dict.fromkeys(m.strip() for m in models if m and m.strip()))
+    for model_id in ids:
+        if model_id not in catalog.models:
+            if not model_id.startswith("hf:"):
+                catalog.get(model_id)       # raises UnknownModelError with close matches
+            raise ArenaError(f"{model_id} is not in the catalog: download it in the Models tab first "
+                             "(`python app.py models` lists the catalog)")
+    if len(ids) < 2:
+        raise ArenaError(f"an Arena pool needs at least two different models, got {', '.join(ids) or 'none'}: "
+                         "pass --models BASE,TUNED")
+    with closing(open_database(db_path)) as db:
+        return set_arena_pool(db, ids, set_by=set_by)
+
+
 # ---------------------------------------------------------------- balanced pair sampling
 
 

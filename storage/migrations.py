@@ -506,3 +506,21 @@ def m031_judge_pair_verdicts_view(db: Database) -> None:
         "AND b.id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'battle') "
         "AND b.left_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation') "
         "AND b.right_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation')")
+
+
+# --- issue 14 (session 2) ---
+# The Arena's saved pool (`python app.py arena pool`, the Train tab's "Battle it" button): an
+# append-only log of pool settings; the latest row is the pool in force, a row with no models clears it.
+
+
+@migrations()
+def m040_arena_pool(db: Database) -> None:
+    """arena_pool: one row per setting of the saved Arena pool (`models` a JSON list; '[]' = cleared)."""
+    db["arena_pool"].create(
+        {"id": int, "created_at": str, "tstamp": float, "models": str, "set_by": str},
+        pk="id", not_null=["created_at", "tstamp", "models"], if_not_exists=True,
+    )
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS arena_pool_append_only_{event.lower()} BEFORE {event} ON arena_pool "
+            f"BEGIN SELECT RAISE(ABORT, 'arena_pool is append-only: {event} refused'); END")

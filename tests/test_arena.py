@@ -303,3 +303,74 @@ def test_a_failing_contestant_shows_its_error_on_its_side_only(app_ctx):
     assert fresh.chats == [[], []] and "New round" in fresh.status and state["round"]["status"] == "ready"
     assert rows(app_ctx.settings.db_path, "SELECT count(*) FROM battles WHERE session_id = ?",
                 state["session_uuid"]) == [(0,)]
+
+
+# ---------------------------------------------------------------- the saved pool (issue 14)
+
+F16 = "smollm2-135m-instruct-f16"
+
+
+@pytest.fixture()
+def pool_ctx(app_ctx, tmp_path):
+    """The shared context on a database of its own, so a saved pool never reaches the other tests."""
+    from dataclasses import replace
+
+    settings = app_ctx.settings
+    app_ctx.settings = replace(settings, db_path=tmp_path / "pool.db")
+    try:
+        yield app_ctx
+    finally:
+        app_ctx.settings = settings
+
+
+def test_cli_pool_makes_every_arena_battle_base_against_tuned_until_cleared(pool_ctx, capsys):
+    from playground.cli import main
+    from playground.leaderboard import build_leaderboard, load_battles
+
+    db = pool_ctx.settings.db_path
+    argv = ["arena", "pool", "--db", str(db), "--models-dir", str(pool_ctx.settings.models_dir)]
+    assert main(argv + ["--models", f"{SMOL},{F16}"]) == 0
+    assert main(argv) == 0 and f"saved Arena pool: {SMOL} vs {F16}" in capsys.readouterr().out
+    own = choice("zero_shot", "instruction")      # the user's own pick: one model under two modes
+    for seed in range(8):
+        st, view = at.arena_new_round(pool_ctx, at.new_arena_state(), own, rng=random.Random(seed))
+        rnd = Round.from_dict(st["round"])
+        assert {rnd.left.contestant, rnd.right.contestant} == {Contestant(SMOL), Contestant(F16)}, view.status
+    assert f"**Saved pool:** `{SMOL}` vs `{F16}`" in at.pool_text(pool_ctx, [SMOL], [])
+
+    state, answered = run_turn(pool_ctx, at.new_arena_state(), "Say hello.", own, rng=random.Random(3))[-1]
+    assert answered.can_vote, answered.status
+    _, voted = at.arena_vote(pool_ctx, state, "left", "")
+    assert f"was **{SMOL}**" in voted.reveal and f"was **{F16}**" in voted.reveal
+    assert sorted(rows(db, "SELECT left_model, right_model, left_mode, right_mode FROM battles")[0]) == sorted(
+        (SMOL, F16, "zero_shot", "zero_shot"))
+    with closing(storage.open_database(db)) as conn:
+        board = build_leaderboard(load_battles(conn, by="model"), rounds=20)
+    assert {r.contestant for r in board.rows} == {SMOL, F16}           # side by side, each with its interval
+    assert all(r.battles == 1 and r.ci_low <= r.rating <= r.ci_high for r in board.rows)
+
+    assert main(argv + ["--clear"]) == 0 and "cleared" in capsys.readouterr().out
+    st, _ = at.arena_new_round(pool_ctx, at.new_arena_state(), own, rng=random.Random(0))
+    rnd = Round.from_dict(st["round"])
+    assert {rnd.left.contestant.key, rnd.right.contestant.key} == {f"{SMOL} + zero_shot", f"{SMOL} + instruction"}
+    assert main(argv) == 0 and "no saved Arena pool" in capsys.readouterr().out
+
+
+def test_pool_with_an_unknown_model_is_refused_and_nothing_is_saved(pool_ctx, capsys):
+    from playground.cli import main
+    from storage.arena_pool import current_arena_pool, set_arena_pool
+
+    db = pool_ctx.settings.db_path
+    argv = ["arena", "pool", "--db", str(db), "--models-dir", str(pool_ctx.settings.models_dir), "--models"]
+    assert main(argv + [f"{SMOL},smollm2-135m-instrct"]) == 2
+    assert "unknown model 'smollm2-135m-instrct'. Did you mean: smollm2-135m-instruct" in capsys.readouterr().err
+    assert main(argv + [f"{SMOL},{SMOL}"]) == 2
+    assert "needs at least two different models" in capsys.readouterr().err
+    with closing(storage.open_database(db)) as conn:
+        assert current_arena_pool(conn) is None
+        set_arena_pool(conn, [SMOL, "deleted-model"])            # a model removed after the pool was saved
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute("DELETE FROM arena_pool")
+    _, view = at.arena_new_round(pool_ctx, at.new_arena_state(), choice("zero_shot", "instruction"))
+    assert "saved Arena pool names deleted-model, not in the catalog any more" in view.status
+    assert "arena pool --clear" in view.status

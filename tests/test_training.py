@@ -150,7 +150,7 @@ def test_accuracy_and_implicit_reward_signs():
 
 def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, voted_db, tmp_path, screenshot_dir):
     """The Train tab's handler without a browser: full fine-tuning, progress lines, the metrics figure."""
-    from playground.ui.train_tab import build_request, run_training_view, trainable_choices
+    from playground.ui.train_tab import battle_it, build_request, run_training_view, trainable_choices
 
     settings = app_ctx.settings
     app_ctx.settings = replace(settings, db_path=voted_db, models_dir=tmp_path)
@@ -158,6 +158,9 @@ def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, vote
         unnamed = (MODEL, " ", "lora", None, None, None, False, True, 0.1, None, 1, 2, 2, 48, 0.1)
         bad = list(run_training_view(app_ctx, {}, lambda: build_request(app_ctx, *unnamed)))
         assert bad[-1][1].status.startswith("❌ give the tuned model a name")
+        kto = build_request(app_ctx, MODEL, "k", "lora", None, None, None, False, True, 0.1, None, 1, 2, 2, 48, 0.1,
+                            "kto", True)
+        assert kto.objective == "kto" and kto.filters.agreed_only and kto.hyper.batch_size == 2
         form = (MODEL, "smol-full", "full", None, None, None, False, True, 0.1, None, 1, 2, 2, 48, 0.1)
         statuses, figures, state, view = [], [], None, None
         for state, view in run_training_view(app_ctx, {}, lambda: build_request(app_ctx, *form)):
@@ -174,6 +177,21 @@ def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, vote
         assert "smol-full" in dict((v, k) for k, v in trainable_choices(app_ctx))
         facts = json.loads((tmp_path / "smol-full" / "training.json").read_text())
         assert facts["hyperparameters"]["method"] == "full" and facts["hyperparameters"]["learning_rate"] == 5e-6
+
+        # "Battle it against its base": the same pool `arena pool --models` saves; the Arena draws from it
+        from playground.ui import arena_tab as at
+        from storage.arena_pool import current_arena_pool
+
+        assert state["battle"] == [MODEL, "smol-full"]
+        assert battle_it(app_ctx, {"run_id": None}).startswith("⚠️ Train a model first")
+        said = battle_it(app_ctx, state)
+        assert said.startswith(f"⚔️ Arena pool set: **{MODEL}** vs **smol-full**"), said
+        with closing(storage.open_database(voted_db)) as db:
+            assert current_arena_pool(db) == (MODEL, "smol-full")
+        own = at.PoolChoice(models=(MODEL,), modes=("zero_shot", "instruction"))
+        st, view = at.arena_new_round(app_ctx, at.new_arena_state(), own)
+        sides = {st["round"][s]["contestant"]["model_id"] for s in ("left", "right")}
+        assert sides == {MODEL, "smol-full"}, view.status
     finally:
         app_ctx.settings = settings
         app_ctx.catalog.models.pop("smol-full", None)
@@ -188,3 +206,98 @@ def test_cli_says_what_to_change_when_no_vote_matches(voted_db, tmp_path, capsys
     err = capsys.readouterr().err
     assert "error: no preference pairs to train on" in err and "anonymous_only=True" in err
     assert "answers cut by the token limit left out" in err and list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- KTO (issue 14, session 2)
+
+
+def test_kto_run_trains_on_unpaired_rows_without_the_held_out_answers(app_ctx, voted_db, tmp_path):
+    """KTO through the same path: 8 pairs -> 16 unpaired rows, the held-out pair's 2 answers left out."""
+    seen = []
+    result = run(app_ctx, voted_db, request(tmp_path, "smol-kto", objective="kto"), progress=seen.append)
+    assert result.steps == 2 and result.pairs == 14 and result.model_id == "smol-kto"
+    assert "loss" in result.final_metrics and "kl" in result.final_metrics
+    assert result.base_accuracy.n == 1 and result.tuned_accuracy.n == 1
+    facts = json.loads((result.path / "training.json").read_text())
+    assert facts["method"] == "KTO (LoRA, merged)" and facts["hyperparameters"]["objective"] == "kto"
+    assert facts["data"]["kto_rows"] == 14 and facts["data"]["kto_desirable"] == 7
+    assert facts["data"]["kto_export_counts"]["held_out_rows_dropped"] == 2
+    card = (result.path / "README.md").read_text()
+    assert "tags: [kto, trl, playground]" in card and "trained with KTO on 14 unpaired rows (7 desirable)" in card
+    assert build_catalog(tmp_path, include_hub=False).get("smol-kto").tuned_from == MODEL
+    del app_ctx.catalog.models["smol-kto"]
+
+
+def test_kto_needs_a_batch_of_two_and_an_objective_is_checked(app_ctx, voted_db, tmp_path):
+    with pytest.raises(PlaygroundError, match="KTO needs a batch size of at least 2"):
+        run(app_ctx, voted_db, request(tmp_path, "x", objective="kto", hyper=replace(TINY, batch_size=1)))
+    with pytest.raises(PlaygroundError, match="unknown training objective 'ppo'"):
+        run(app_ctx, voted_db, request(tmp_path, "x", objective="ppo"))
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- agreement filter
+
+
+@pytest.fixture()
+def two_voters_db(voted_db, tmp_path) -> Path:
+    """The 8 voted pairs plus alice and bob: both agree with the first pair's vote, disagree on the second."""
+    import shutil
+
+    path = tmp_path / "team.db"
+    with closing(storage.open_database(voted_db)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pairs = db.execute("SELECT b.left_generation_id, b.right_generation_id FROM battles b ORDER BY b.id"
+                           ).fetchall()
+    shutil.copy(voted_db, path)
+    for voter, first, second in (("alice", "left", "left"), ("bob", "left", "right")):
+        for (left, right), winner in zip(pairs[:2], (first, second)):
+            save_vote(path, left_generation_id=left, right_generation_id=right, winner=winner,
+                      session_id=f"user:{voter}/s", anonymous=False, source="arena")
+    return path
+
+
+def test_agreed_only_keeps_the_one_pair_every_annotator_judged_alike(two_voters_db):
+    from playground.training.data import load_preferences, load_unpaired
+
+    with closing(storage.open_database(two_voters_db)) as db:
+        everyone = load_preferences(db, ALL_VOTES, held_out_fraction=0)
+        agreed = load_preferences(db, replace(ALL_VOTES, agreed_only=True), held_out_fraction=0)
+        rows = load_unpaired(db, replace(ALL_VOTES, agreed_only=True), [])
+    # 8 pairs; the first judged alike 3 times (deduped to one row); bob reversed the second: one more pair
+    assert everyone.size == 9
+    assert agreed.size == 1 and agreed.export_counts["left_out"] == {"single_annotator": 6,
+                                                                      "annotators_disagree": 3,
+                                                                      "agreed_pair_repeat": 2}
+    assert len(rows.rows) == 2 and rows.desirable == 1
+
+
+def test_cli_agreed_only_reaches_the_filter(voted_db, tmp_path, capsys):
+    from playground.cli import main
+
+    code = main(["train", "kto", "--base", MODEL, "--name", "cli-y", "--db", str(voted_db), "--models-dir",
+                 str(tmp_path), "--agreed-only", "--max-steps", "2"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no KTO rows to train on" in err and "agreed_only=True" in err and "single_annotator" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_metrics_figure_shows_kl_for_a_kto_run_and_accuracies_for_dpo():
+    from playground.ui.train_tab import metrics_figure
+
+    kto = metrics_figure([{"step": 1, "loss": 0.7, "rewards/margins": 0.1, "kl": 0.0}])
+    dpo = metrics_figure([{"step": 1, "loss": 0.7, "rewards/margins": 0.1, "rewards/accuracies": 0.5}])
+    assert [ax.get_title() for ax in kto.axes] == ["loss", "rewards/margins", "kl"]
+    assert [ax.get_title() for ax in dpo.axes] == ["loss", "rewards/margins", "rewards/accuracies"]
+
+
+def test_the_battle_button_is_behind_the_admin_guard(app_ctx):
+    """Setting the pool changes every user's Arena: its event is wrapped by auth.policy's role check."""
+    from playground.auth.policy import ADMIN_ELEMENTS
+    from playground.ui.app import build_ui
+
+    demo = build_ui(app_ctx)
+    battle = [f for f in demo.fns.values() if f.api_name == "train_battle"]
+    assert ADMIN_ELEMENTS["train-battle"] == "set the Arena pool"
+    assert len(battle) == 1 and getattr(battle[0].fn, "__wrapped__", None) is not None

@@ -30,6 +30,7 @@ ADMIN_ELEMENTS: dict[str, str] = {
     "lab-upload": "upload lab task files",
     "train-start": "train models",
     "train-cancel": "cancel training",
+    "train-battle": "set the Arena pool",
     "lb-data-note": "download everyone's votes and conversations",
     "lb-download-dpo": "download everyone's votes and conversations",
     "lb-download-dpo-meta": "download everyone's votes and conversations",

@@ -28,13 +28,23 @@ def read_tuned_from(folder: Path) -> str | None:
 
 def render_card(facts: dict[str, Any]) -> str:
     base, data, ev = facts["base_model"], facts["data"], facts["evaluation"]
+    objective = facts["hyperparameters"].get("objective", "dpo")
+    if "kto_rows" in data:
+        rows = (f"- trained with KTO on {data['kto_rows']} unpaired rows ({data['kto_desirable']} desirable) from the "
+                f"votes, the held-out pairs' answers left out; rows sha256: `{data['kto_sha256']}`\n")
+        pairs = (f"- {data['pairs']} DPO pairs (conversational) from the same votes: {data['held_out']} held out "
+                 "for scoring")
+    else:
+        rows = ""
+        pairs = (f"- {data['pairs']} DPO pairs (conversational) from the votes: {data['train']} for training, "
+                 f"{data['held_out']} held out")
     hp = "\n".join(f"| {k} | {v} |" for k, v in facts["hyperparameters"].items())
     metrics = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
                         for k, v in facts["final_metrics"].items()) or "| (none logged) | |"
     return f"""---
 base_model: {base['id']}
 library_name: transformers
-tags: [dpo, trl, playground]
+tags: [{objective}, trl, playground]
 ---
 # {facts['name']}
 
@@ -46,7 +56,7 @@ playground, on {facts['date']}.
 - identity (sha256): `{base.get('sha256') or 'unknown'}`
 
 ## Data
-- {data['pairs']} DPO pairs (conversational) from the votes: {data['train']} for training, {data['held_out']} held out
+{rows}{pairs}
 - set sha256: `{data['sha256']}`
 - filters: {data['filters_text']}
 - export counts: `{json.dumps(data['export_counts'])}`

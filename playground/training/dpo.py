@@ -1,4 +1,8 @@
-"""DPO on the stored votes with TRL's DPOTrainer: LoRA (peft, merged at the end) or full fine-tuning.
+"""DPO (TRL's DPOTrainer) or KTO (KTOTrainer) on the stored votes: LoRA (peft, merged) or full fine-tuning.
+
+The two objectives share everything but the data and the trainer class: DPO trains on the DPO
+export's pairs, KTO on the KTO export's unpaired rows (prompt, completion, desirable or not),
+without the held-out pairs' answers; both are scored on the same held-out DPO pairs.
 
 The result is an HF folder under the models directory that the catalog lists at once. It is
 written into a hidden temporary folder beside its final place (the catalog skips hidden
@@ -26,10 +30,12 @@ from playground.errors import ModelError, PlaygroundError
 from playground.models.catalog import Catalog, slug, spec_from_hf_folder
 from playground.models.spec import ModelSpec
 from playground.training.card import write_card
-from playground.training.data import PreferenceFilters, PreferenceSplit, describe, load_preferences
+from playground.training.data import (PreferenceFilters, PreferenceSplit, UnpairedRows, describe, load_preferences,
+                                      load_unpaired)
 from playground.training.scoring import Accuracy, accuracy, implicit_accuracy, preference_margins
 
 METHODS = ("lora", "full")
+OBJECTIVES = ("dpo", "kto")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 
 
@@ -62,6 +68,7 @@ class TrainRequest:
     hyper: DPOHyperparameters = field(default_factory=DPOHyperparameters)
     held_out_fraction: float = 0.1
     device: str = "cpu"
+    objective: str = "dpo"                   # "dpo" (pairs) or "kto" (unpaired rows)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,11 @@ def check_request(request: TrainRequest, catalog: Catalog) -> tuple[ModelSpec, P
     """The base spec and the final folder, or a PlaygroundError saying what to change (before any work)."""
     if request.method not in METHODS:
         raise PlaygroundError(f"unknown method {request.method!r}: choose {' or '.join(METHODS)}")
+    if request.objective not in OBJECTIVES:
+        raise PlaygroundError(f"unknown training objective {request.objective!r}: choose {' or '.join(OBJECTIVES)}")
+    if request.objective == "kto" and request.hyper.batch_size < 2:
+        raise PlaygroundError(f"KTO needs a batch size of at least 2 (it estimates its KL term from the other rows "
+                              f"of the batch), got {request.hyper.batch_size}: pass --batch-size 2 or more")
     if not NAME_RE.match(request.name or ""):
         raise PlaygroundError(f"model name {request.name!r} is not a folder name: use letters, digits, '.', '_' "
                               "or '-' (up to 80), starting with a letter or digit")
@@ -126,20 +138,24 @@ def check_request(request: TrainRequest, catalog: Catalog) -> tuple[ModelSpec, P
 
 def train_dpo(request: TrainRequest, catalog: Catalog, db: Database, *, cancel: threading.Event | None = None,
               progress: ProgressFn | None = None) -> TrainResult:
-    """Train, score held-out pairs before and after, write the folder with its card; see the module doc."""
+    """Train, score held-out pairs before and after, write the folder with its card; see the module doc.
+    Runs the request's objective (DPO by default, or KTO): the name is kept for its callers."""
     started = time.monotonic()
     cancel = cancel or threading.Event()
     report = progress or (lambda p: None)
     spec, target = check_request(request, catalog)
+    kto = request.objective == "kto"
     split = load_preferences(db, request.filters, held_out_fraction=request.held_out_fraction,
-                             seed=request.hyper.seed)
+                             seed=request.hyper.seed, require_pairs=not kto)
+    unpaired = load_unpaired(db, request.filters, split.held_out, seed=request.hyper.seed) if kto else None
     report(TrainProgress(0, 0, time.monotonic() - started, None, {}, stage="loading the base model"))
     tokenizer, model = load_trainable(spec, request.device)
     report(TrainProgress(0, 0, time.monotonic() - started, None, {}, stage="scoring held-out pairs (base)"))
     base_margins = preference_margins(model, tokenizer, split.held_out, request.hyper.max_length)
     _raise_if_cancelled(cancel)
     with tempfile.TemporaryDirectory(prefix="playground-dpo-") as scratch:
-        trainer = _make_trainer(request, model, tokenizer, split, cancel, report, started, Path(scratch))
+        trainer = _make_trainer(request, model, tokenizer, unpaired.rows if unpaired else split.train, cancel,
+                                report, started, Path(scratch))
         trainer.train()
     _raise_if_cancelled(cancel)
     tuned = trainer.model.merge_and_unload() if request.method == "lora" else trainer.model
@@ -148,10 +164,11 @@ def train_dpo(request: TrainRequest, catalog: Catalog, db: Database, *, cancel: 
     tuned_margins = preference_margins(tuned, tokenizer, split.held_out, request.hyper.max_length)
     _raise_if_cancelled(cancel)
     final = _final_metrics(trainer.state.log_history)
-    result = TrainResult(target, "", split.size, trainer.state.global_step, final, accuracy(base_margins),
+    trained_on = len(unpaired.rows) if unpaired else split.size
+    result = TrainResult(target, "", trained_on, trainer.state.global_step, final, accuracy(base_margins),
                          accuracy(tuned_margins), implicit_accuracy(base_margins, tuned_margins),
                          time.monotonic() - started)
-    _save_atomically(tuned, tokenizer, target, _card_facts(request, spec, split, result), cancel)
+    _save_atomically(tuned, tokenizer, target, _card_facts(request, spec, split, result, unpaired), cancel)
     listed = catalog.add(spec_from_hf_folder(slug(request.name), f"{request.name} (local)", "local", target))
     return replace(result, model_id=listed.id)
 
@@ -179,11 +196,14 @@ def load_trainable(spec: ModelSpec, device: str) -> tuple[Any, Any]:
     return tokenizer, model.to(device)
 
 
-def _make_trainer(request: TrainRequest, model: Any, tokenizer: Any, split: PreferenceSplit,
+def _make_trainer(request: TrainRequest, model: Any, tokenizer: Any, rows: list[dict[str, Any]],
                   cancel: threading.Event, report: ProgressFn, started: float, scratch: Path) -> Any:
+    """TRL's DPOTrainer on pairs or KTOTrainer on unpaired rows (same config fields, same constructor)."""
     from datasets import Dataset
     from transformers import PrinterCallback, TrainerCallback
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
+
+    Config, Trainer = (KTOConfig, KTOTrainer) if request.objective == "kto" else (DPOConfig, DPOTrainer)
 
     hp = request.hyper
 
@@ -210,7 +230,7 @@ def _make_trainer(request: TrainRequest, model: Any, tokenizer: Any, split: Pref
             eta = per * (state.max_steps - state.global_step) if per else None
             report(TrainProgress(state.global_step, state.max_steps, elapsed, eta, logs))
 
-    config = DPOConfig(
+    config = Config(
         output_dir=str(scratch), beta=hp.beta,
         learning_rate=hp.lr_for(request.method), num_train_epochs=hp.epochs, max_steps=hp.max_steps,
         per_device_train_batch_size=hp.batch_size, max_length=hp.max_length, logging_steps=1,
@@ -225,7 +245,7 @@ def _make_trainer(request: TrainRequest, model: Any, tokenizer: Any, split: Pref
     # Full fine-tuning needs a frozen reference; TRL would reload it from the model's folder, which
     # fails for a GGUF (no config.json there), so it gets a copy of the loaded base.
     ref_model = None if peft_config else copy.deepcopy(model).eval().requires_grad_(False)
-    trainer = DPOTrainer(model=model, ref_model=ref_model, args=config, train_dataset=Dataset.from_list(split.train),
+    trainer = Trainer(model=model, ref_model=ref_model, args=config, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=peft_config, callbacks=[Watch()])
     trainer.remove_callback(PrinterCallback)   # progress goes through `report`, not print()
     return trainer
@@ -245,20 +265,27 @@ def _final_metrics(history: list[dict[str, Any]]) -> dict[str, float]:
     return last
 
 
-def _card_facts(request: TrainRequest, spec: ModelSpec, split: PreferenceSplit, result: TrainResult) -> dict[str, Any]:
+def _card_facts(request: TrainRequest, spec: ModelSpec, split: PreferenceSplit, result: TrainResult,
+                unpaired: UnpairedRows | None = None) -> dict[str, Any]:
     from playground.models.identity import model_identity
 
     identity = model_identity(spec)
     hp = asdict(request.hyper) | {"learning_rate": request.hyper.lr_for(request.method), "method": request.method,
-                                  "held_out_fraction": request.held_out_fraction, "device": request.device}
+                                  "held_out_fraction": request.held_out_fraction, "device": request.device,
+                                  "objective": request.objective}
+    data: dict[str, Any] = {"pairs": split.size, "train": len(split.train), "held_out": len(split.held_out),
+                            "sha256": split.sha256, "filters": request.filters.to_dict(),
+                            "filters_text": describe(request.filters), "export_counts": split.export_counts}
+    if unpaired is not None:
+        data |= {"kto_rows": len(unpaired.rows), "kto_desirable": unpaired.desirable, "kto_sha256": unpaired.sha256,
+                 "kto_export_counts": unpaired.export_counts}
+    how = "LoRA, merged" if request.method == "lora" else "full fine-tuning"
     return {
-        "name": request.name, "method": f"DPO ({'LoRA, merged' if request.method == 'lora' else 'full fine-tuning'})",
+        "name": request.name, "method": f"{request.objective.upper()} ({how})",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "base_model": {"id": spec.id, "display_name": spec.display_name, "path": str(spec.path),
                        "sha256": identity.get("sha256")},
-        "data": {"pairs": split.size, "train": len(split.train), "held_out": len(split.held_out),
-                 "sha256": split.sha256, "filters": request.filters.to_dict(),
-                 "filters_text": describe(request.filters), "export_counts": split.export_counts},
+        "data": data,
         "hyperparameters": hp, "final_metrics": result.final_metrics, "steps": result.steps,
         "wall_seconds": result.wall_seconds,
         "evaluation": {"base": result.base_accuracy.to_dict(), "tuned": result.tuned_accuracy.to_dict(),

@@ -16,7 +16,7 @@ import gradio as gr
 
 from playground.arena import (SIDE_NAMES, SIDES, WINNER_LABELS, ArenaError, Contestant, Revealed, Round,
                               begin_turn, build_pool, can_vote, cast_vote, draw_round, record_answer, reveal,
-                              session_id_for)
+                              saved_pool, session_id_for)
 from playground.assigned import assigned_round
 from playground.compare import PaneSpec, run_panes
 from playground.context import AppContext
@@ -76,6 +76,33 @@ def pool_summary(models: Sequence[str] | None, modes: Sequence[str] | None) -> s
     names = ", ".join(f"`{c.key}`" for c in pool)
     rule = "" if modes else f" (models only, each in {MODE_TITLES['zero_shot'].lower()})"
     return f"**Pool:** {n} contestants{rule}, {n * (n - 1) // 2} possible pairs: {names}"
+
+
+def current_pool(ctx: AppContext, choice: PoolChoice) -> list[Contestant]:
+    """The saved pool when one is set (`arena pool`, the Train tab's "Battle it"), else the user's choice."""
+    return _saved_pool(ctx) or build_pool(choice.models, choice.modes)
+
+
+def _saved_pool(ctx: AppContext) -> list[Contestant] | None:
+    """`saved_pool`; a model the catalog does not know yet (trained by `python app.py train` while the app
+    ran) gets one re-scan of the models folder before the pool is refused."""
+    try:
+        return saved_pool(ctx.settings.db_path, ctx.catalog.ids())
+    except ArenaError:
+        return saved_pool(ctx.settings.db_path, ctx.refresh_catalog().ids())
+
+
+def pool_text(ctx: AppContext, models: Sequence[str] | None, modes: Sequence[str] | None) -> str:
+    """`pool_summary`, or the saved pool that replaces the user's choice while it is set."""
+    try:
+        saved = _saved_pool(ctx)
+    except ArenaError as exc:
+        return f"⚠️ {exc}"
+    if saved is None:
+        return pool_summary(models, modes)
+    names = " vs ".join(f"`{c.key}`" for c in saved)
+    return (f"**Saved pool:** {names} (models only, zero-shot), set by `arena pool` or the Train tab; it replaces "
+            "the models and modes picked above until cleared (`python app.py arena pool --clear`).")
 
 
 def contestant_pane(ctx: AppContext, contestant: Contestant, choice: PoolChoice) -> PaneSpec:
@@ -190,8 +217,7 @@ def arena_new_round(ctx: AppContext, state: dict[str, Any], choice: PoolChoice,
             state["round"] = assigned[0].to_dict()
             return state, round_view(assigned[0], f"📋 Assigned battle ({assigned[1]} open for you): judge these "
                                                   "two answers.")
-        pool = build_pool(choice.models, choice.modes)
-        rnd = draw_round(ctx.settings.db_path, pool, rng or random.Random())
+        rnd = draw_round(ctx.settings.db_path, current_pool(ctx, choice), rng or random.Random())
     except PlaygroundError as exc:
         return state, round_view(None, f"⚠️ {exc}")
     state["round"] = rnd.to_dict()
@@ -212,7 +238,7 @@ def arena_send(ctx: AppContext, state: dict[str, Any], question: str, choice: Po
         return
     try:
         if rnd is None:
-            rnd = draw_round(ctx.settings.db_path, build_pool(choice.models, choice.modes), rng or random.Random())
+            rnd = draw_round(ctx.settings.db_path, current_pool(ctx, choice), rng or random.Random())
         specs = [contestant_pane(ctx, rnd.side(s).contestant, choice) for s in SIDES]
         followups = [_followup(ctx, spec) for spec in specs]
         histories = [list(rnd.side(s).history) for s in SIDES]
@@ -316,7 +342,7 @@ def build(ctx: AppContext) -> None:
                                    elem_id="arena-sampling")
             max_tokens = gr.Slider(8, 1024, value=DEFAULT_MAX_TOKENS, step=8, label="Max new tokens",
                                    elem_id="arena-max-tokens")
-        pool_info = gr.Markdown(pool_summary(default_models, DEFAULT_MODES), elem_id="arena-pool")
+        pool_info = gr.Markdown(lambda: pool_text(ctx, default_models, DEFAULT_MODES), elem_id="arena-pool")
     with gr.Row(equal_height=False):
         sides = []
         for side in SIDES:
@@ -369,8 +395,8 @@ def build(ctx: AppContext) -> None:
         button.click(_vote_handler(ctx, winner), [state, note, tag],
                      [state, status, revealed, *metric_boxes, *notice_boxes, *buttons.values()],
                      api_name=f"arena_vote_{winner}")
-    gr.on([models.change, modes.change], pool_summary, [models, modes], [pool_info], queue=False,
-          api_visibility="private")
+    gr.on([models.change, modes.change], lambda m, d: pool_text(ctx, m, d), [models, modes], [pool_info],
+          queue=False, api_visibility="private")
 
 
 def _vote_handler(ctx: AppContext, winner: str):

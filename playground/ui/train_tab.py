@@ -1,12 +1,14 @@
-"""The Train tab: DPO on the stored votes into a new catalog model, with progress, live metrics, Cancel.
+"""The Train tab: DPO or KTO on the stored votes into a new catalog model, with progress, live metrics,
+Cancel, and after a run "Battle it against its base" (saves base + tuned as the Arena's pool).
 
 Handlers are plain functions (tested without a browser). Training runs in a worker thread; the
 handler generator drains its progress queue and yields a status line (step, ETA) and a figure of
 TRL's logged loss, rewards/margins and rewards/accuracies. Cancel sets the run's event in
 `ctx.runs`; the trainer stops at the next step and nothing is written.
 
-Admin-only (training is slow and writes into the shared models folder): the Train and Cancel
-buttons are in `playground/auth/policy.py`, which refuses their events for non-admins server-side.
+Admin-only (training is slow and writes into the shared models folder; the pool applies to every
+user): the Train, Cancel and Battle buttons are in `playground/auth/policy.py`, which refuses their
+events for non-admins server-side.
 """
 from __future__ import annotations
 
@@ -19,13 +21,14 @@ from typing import Any, Callable, Iterator
 import gradio as gr
 from matplotlib.figure import Figure
 
+from playground.arena import save_pool
 from playground.commands.export_cmd import parse_when
 from playground.context import AppContext
 from playground.errors import PlaygroundError
 from playground.training.data import PreferenceFilters
 from playground.training.dpo import DPOHyperparameters, TrainProgress, TrainRequest, TrainResult, train_dpo
 
-PLOTTED = ("loss", "rewards/margins", "rewards/accuracies")
+PLOTTED = ("loss", "rewards/margins", "rewards/accuracies")   # DPO; KTO logs "kl" instead of accuracies
 
 
 @dataclass
@@ -47,8 +50,10 @@ def trainable_choices(ctx: AppContext) -> list[tuple[str, str]]:
 def metrics_figure(history: list[dict[str, float]]) -> Figure:
     """One panel per logged metric against the step (a Figure, no pyplot: no shared global state)."""
     fig = Figure(figsize=(9.0, 2.8), dpi=100)
-    for k, key in enumerate(PLOTTED):
-        ax = fig.add_subplot(1, len(PLOTTED), k + 1)
+    kto = any("kl" in h for h in history) and not any("rewards/accuracies" in h for h in history)
+    plotted = (*PLOTTED[:2], "kl") if kto else PLOTTED
+    for k, key in enumerate(plotted):
+        ax = fig.add_subplot(1, len(plotted), k + 1)
         points = [(h["step"], h[key]) for h in history if key in h]
         if points:
             ax.plot(*zip(*points), marker="o", markersize=3)
@@ -66,9 +71,10 @@ def status_line(p: TrainProgress) -> str:
     return f"⏳ step {p.step} of {p.max_steps} ({p.elapsed:.0f} s so far{eta})"
 
 
-def result_text(result: TrainResult) -> str:
+def result_text(result: TrainResult, objective: str = "dpo") -> str:
     return (f"✅ **{result.model_id}** written to `{result.path}` and added to the catalog "
-            f"({result.pairs} pairs, {result.steps} steps, {result.wall_seconds:.0f} s). Model card: "
+            f"({result.pairs} {'rows' if objective == 'kto' else 'pairs'}, {result.steps} steps, "
+            f"{result.wall_seconds:.0f} s). Model card: "
             f"`{result.path / 'README.md'}`.\n\n"
             f"Held-out preference accuracy: base {result.base_accuracy.label()}; tuned "
             f"{result.tuned_accuracy.label()}; tuned implicit reward prefers the chosen answer "
@@ -78,7 +84,8 @@ def result_text(result: TrainResult) -> str:
 def build_request(ctx: AppContext, base: str | None, name: str | None, method: str, contestant: str | None,
                   since: str | None, until: str | None, anonymous_only: bool, include_truncated: bool,
                   beta: float, lr: float | None, epochs: float, max_steps: float | None, batch_size: float,
-                  max_length: float, held_out: float) -> TrainRequest:
+                  max_length: float, held_out: float, objective: str = "dpo", agreed_only: bool = False
+                  ) -> TrainRequest:
     """The form as a TrainRequest; empty or unreadable fields -> PlaygroundError naming the field."""
     if not base:
         raise PlaygroundError("choose a base model")
@@ -86,18 +93,19 @@ def build_request(ctx: AppContext, base: str | None, name: str | None, method: s
         raise PlaygroundError("give the tuned model a name (its folder under the models folder)")
     filters = PreferenceFilters(model=contestant or None, since=parse_when(since or None),
                                 until=parse_when(until or None, end_of_day=True), anonymous_only=bool(anonymous_only),
-                                include_truncated=bool(include_truncated))
+                                include_truncated=bool(include_truncated), agreed_only=bool(agreed_only))
     hyper = DPOHyperparameters(beta=float(beta), learning_rate=float(lr) if lr else None, epochs=float(epochs),
                                batch_size=int(batch_size), max_length=int(max_length),
                                max_steps=int(max_steps) if max_steps and max_steps > 0 else -1)
     return TrainRequest(base=base, name=name.strip(), models_dir=ctx.settings.models_dir,
                         method="full" if method == "full" else "lora", filters=filters, hyper=hyper,
-                        held_out_fraction=float(held_out), device=ctx.settings.device)
+                        held_out_fraction=float(held_out), device=ctx.settings.device, objective=objective or "dpo")
 
 
 def run_training_view(ctx: AppContext, state: dict[str, Any], make_request: Callable[[], TrainRequest],
                       ) -> Iterator[tuple[dict[str, Any], TrainView]]:
-    """Validate, train in a worker thread, yield (state, view) at every progress report and at the end."""
+    """Validate, train in a worker thread, yield (state, view) at every progress report and at the end.
+    After a finished run the state's `battle` is [base id, tuned id], for `battle_it`."""
     try:
         request = make_request()
     except PlaygroundError as exc:
@@ -131,7 +139,8 @@ def run_training_view(ctx: AppContext, state: dict[str, Any], make_request: Call
                 yield state, view
                 continue
             if kind == "done":
-                view.result, view.status = payload, result_text(payload)
+                view.result, view.status = payload, result_text(payload, request.objective)
+                state = {**state, "battle": [request.base, payload.model_id]}
             else:
                 view.status = f"❌ {payload}"
             break
@@ -139,6 +148,20 @@ def run_training_view(ctx: AppContext, state: dict[str, Any], make_request: Call
         worker.join()
         ctx.runs.finish(run_id)
     yield {**state, "run_id": None}, view
+
+
+def battle_it(ctx: AppContext, state: dict[str, Any]) -> str:
+    """Save the last run's base and tuned model as the Arena's pool (what `arena pool --models` does)."""
+    pair = state.get("battle")
+    if not pair:
+        return "⚠️ Train a model first: the button battles the last tuned model against its base."
+    try:
+        base, tuned = save_pool(ctx.settings.db_path, pair, ctx.catalog, set_by="train tab")
+    except PlaygroundError as exc:
+        return f"❌ {exc}"
+    return (f"⚔️ Arena pool set: **{base}** vs **{tuned}**. Every new battle in the Arena tab is drawn from these "
+            "two (blind, zero-shot) until `python app.py arena pool --clear`; the Leaderboard ranks them side by "
+            "side with intervals.")
 
 
 def _open_db(ctx: AppContext) -> Any:
@@ -154,14 +177,17 @@ def build(ctx: AppContext) -> None:
     state = gr.State(lambda: {"run_id": None})
     h = DPOHyperparameters()
     gr.Markdown("Train a model on your votes with **DPO** (TRL's DPOTrainer): each decisive vote is a pair "
-                "(chosen, rejected), the same pairs `export dpo` writes. A share of the pairs is held out and "
-                "scored before and after. The result is a new model in the models folder, listed as tuned "
-                "from its base.")
+                "(chosen, rejected), the same pairs `export dpo` writes; or with **KTO** (KTOTrainer) on the "
+                "unpaired rows of `export kto` (each answer marked desirable or not). A share of the pairs is "
+                "held out and scored before and after. The result is a new model in the models folder, listed "
+                "as tuned from its base.")
     choices = trainable_choices(ctx)
     default = ctx.settings.default_model if ctx.settings.default_model in dict((v, k) for k, v in choices) else None
     with gr.Row():
         base = gr.Dropdown(choices, value=default, label="Base model (GGUF or HF folder)", elem_id="train-base")
         name = gr.Textbox(label="Name of the tuned model (folder)", placeholder="my-model-dpo", elem_id="train-name")
+        objective = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (unpaired rows)", "kto")], value="dpo",
+                             label="Objective", elem_id="train-objective")
         method = gr.Radio([("LoRA (merged at the end)", "lora"), ("Full fine-tuning", "full")], value="lora",
                           label="Method", elem_id="train-method")
     with gr.Accordion("Which votes", open=False):
@@ -172,6 +198,7 @@ def build(ctx: AppContext) -> None:
         with gr.Row():
             anonymous_only = gr.Checkbox(label="Blind (anonymous) battles only", elem_id="train-anonymous")
             include_truncated = gr.Checkbox(label="Keep answers cut by the token limit", elem_id="train-truncated")
+            agreed_only = gr.Checkbox(label="Only pairs two or more annotators judged alike", elem_id="train-agreed")
     with gr.Accordion("Hyperparameters", open=False):
         with gr.Row():
             beta = gr.Number(value=h.beta, label="beta", elem_id="train-beta")
@@ -188,14 +215,19 @@ def build(ctx: AppContext) -> None:
         start = gr.Button("Train", variant="primary", elem_id="train-start")
         stop = gr.Button("Cancel", elem_id="train-cancel")
     status = gr.Markdown(elem_id="train-status")
+    with gr.Row(visible=False) as after:   # shown once a run has finished
+        battle = gr.Button("⚔️ Battle it against its base", elem_id="train-battle")
+    battle_status = gr.Markdown(elem_id="train-battle-status")
     plot = gr.Plot(label="TRL's logged metrics per step", elem_id="train-plot")
 
     def on_train(st: dict[str, Any], *form: Any) -> Iterator[list[Any]]:
         for st2, view in run_training_view(ctx, st, lambda: build_request(ctx, *form)):
             picker = gr.update(choices=trainable_choices(ctx)) if view.result else gr.skip()
-            yield [st2, view.status, view.figure(), picker]
+            shown = gr.update(visible=True) if view.result else gr.skip()
+            yield [st2, view.status, view.figure(), picker, shown]
 
     inputs = [base, name, method, contestant, since, until, anonymous_only, include_truncated, beta, lr, epochs,
-              max_steps, batch, max_length, held_out]
-    start.click(on_train, [state, *inputs], [state, status, plot, base], api_name="train_dpo")
+              max_steps, batch, max_length, held_out, objective, agreed_only]
+    start.click(on_train, [state, *inputs], [state, status, plot, base, after], api_name="train_dpo")
     stop.click(lambda st: ctx.runs.cancel(st.get("run_id")) and None, [state], None, queue=False)
+    battle.click(lambda st: battle_it(ctx, st), [state], [battle_status], api_name="train_battle")
