@@ -37,8 +37,9 @@ DEFAULT_MAX_TOKENS = 256
 VOTE_BUTTONS = {"left": "← A is better", "right": "B is better →", "tie": "Tie", "both_bad": "Both are bad"}
 HELLO = "Ask a question: two anonymous models answer side by side. Vote, and see who was who."
 JUDGE_MAX_TOKENS = 256   # the judge's default token budget here (at most its prompt's)
-VERDICT_WORDS = {**WINNER_LABELS, "inconsistent": "no verdict: the two orders disagree",
-                 "unparseable": "no verdict: an order's output had no [[A]]/[[B]]/[[C]]/[[D]]"}
+VERDICT_WORDS = {**WINNER_LABELS, "inconsistent": "no clear verdict: the two orders disagree",
+                 "unparseable": "no verdict: an order's output had no [[A]], [[B]], [[C]] or [[D]] marker"}
+ORDER_WORDS = {**WINNER_LABELS, "unparseable": "no marker"}
 
 
 @dataclass(frozen=True)
@@ -300,14 +301,14 @@ def arena_vote(ctx: AppContext, state: dict[str, Any], winner: str, note: str = 
 
 
 def judgement_markdown(j: BattleJudgement) -> str:
-    """The judge's verdict in both orders next to the person's vote."""
+    """The judge's verdict (both orders combined, then each order) next to the person's vote."""
     lines = [f"**You:** {WINNER_LABELS[j.person]}"]
     if j.verdict is None:
         lines.append(f"**Judge** `{j.judge}`: no verdict" + (f" ({j.problem})" if j.problem else "") + ".")
         return "\n\n".join(lines)
-    both = "both orders agree" if j.ab == j.ba and j.verdict not in ("unparseable",) else "orders disagree"
-    lines.append(f"**Judge** `{j.judge}`: **{VERDICT_WORDS.get(j.verdict, j.verdict)}** ({both}: with A shown first "
-                 f"{VERDICT_WORDS.get(j.ab, j.ab)}; with B shown first {VERDICT_WORDS.get(j.ba, j.ba)}).")
+    orders = (f"with the answers in the order you saw them: {ORDER_WORDS.get(j.ab, j.ab)}; swapped: "
+              f"{ORDER_WORDS.get(j.ba, j.ba)}")
+    lines.append(f"**Judge** `{j.judge}`: **{VERDICT_WORDS.get(j.verdict, j.verdict)}** ({orders}).")
     if j.vote is not None:
         agree = "✅ agrees with you" if j.vote == j.person else "❌ differs from you"
         lines.append(f"Stored as the judge's vote: {WINNER_LABELS[j.vote]} ({agree}); the leaderboard counts it "
