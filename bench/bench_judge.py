@@ -17,6 +17,7 @@ Run: python bench/bench_judge.py [--battles 6] [--max-tokens 64]
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -79,7 +80,7 @@ def main(battles: int = 6, max_tokens: int = 64) -> dict:
                 raw_tokens = 0
                 token_lists = [raw.tokenize(p.encode("utf-8"), add_bos=False, special=True) for p in prompts]
                 prompt_tokens = sum(len(t) for t in token_lists)
-                reused = sum(_common_prefix(a, b) for a, b in zip(token_lists, token_lists[1:]))
+                reused = sum(len(os.path.commonprefix([a, b])) for a, b in zip(token_lists, token_lists[1:]))
                 start, cpu = time.perf_counter(), time.process_time()
                 for prompt in prompts:
                     tokens = raw.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
@@ -98,15 +99,6 @@ def main(battles: int = 6, max_tokens: int = 64) -> dict:
             "prompt_tokens": prompt_tokens, "prefix_reused_tokens": reused,
             "app_output_tokens": app_tokens, "raw_output_tokens": raw_tokens,
             "load average": machine_info()["load average"]}
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def report(f: dict) -> str:

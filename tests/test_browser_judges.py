@@ -9,7 +9,7 @@ import pytest
 
 import storage
 from storage.judge_verdicts import judge_identity, record_judge_verdict
-from tests.browser_support import AppProcess
+from tests.browser_support import AppProcess, ask_in_arena
 from tests.test_leaderboard_tab import add_battle
 
 pytestmark = pytest.mark.browser
@@ -82,15 +82,7 @@ def arena_app(tmp_path_factory, bundled_gguf):
 
 
 def test_arena_judge_this_battle_too_appears_only_after_the_vote(page, arena_app, screenshot_dir):
-    page.goto(arena_app.url)
-    page.get_by_role("tab", name="Arena").click()
-    page.locator("#arena-input textarea").wait_for(timeout=60_000)
-    tokens = page.locator("#arena-max-tokens input[type=number]")
-    tokens.fill("16")
-    tokens.press("Enter")
-    page.locator("#arena-input textarea").fill("Name a fruit.")
-    page.locator("#arena-send").click()
-    page.locator("#arena-status").get_by_text("Both answers are complete").wait_for(timeout=180_000)
+    ask_in_arena(page, arena_app.url, "Name a fruit.", max_tokens=16)
     judge_button = page.locator("#arena-judge-run")
     assert not judge_button.is_visible()              # before the vote the control is not on screen
     page.locator("#arena-vote-left").click()
