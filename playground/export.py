@@ -1,8 +1,9 @@
 """Exports: DPO pairs and KTO rows for TRL, Chatbot Arena battles JSON, leaderboard files.
 
-Preference data comes from `counted_votes` (storage: each annotator's first judgement of each
-pair, nothing forgotten) and only from pairs that satisfy storage/pairs.py (same input, finished
-answers). A pair several annotators judged gives one row per vote (identical rows are deduped);
+Preference data comes from `counted_votes_all` (storage: each annotator's first judgement of each
+pair, nothing forgotten), people's votes only unless `voters` is "judges" or "both" (a judge
+model's consistent verdicts, issue 15; the summary counts rows per judge), and only from pairs
+that satisfy storage/pairs.py (same input, finished answers). A pair several annotators judged gives one row per vote (identical rows are deduped);
 `agreed_only` keeps only pairs two or more annotators judged alike, once.
 
 DPO JSONL follows TRL's preference formats exactly, one pair per line and no other keys:
@@ -45,6 +46,7 @@ from playground.errors import PlaygroundError
 from playground.leaderboard import GroupBy, build_leaderboard, load_battles, to_csv, to_json, to_markdown, vote_filter_sql
 from playground.ranking import BothBad
 from storage.pairs import input_difference
+from storage.voters import is_judge, voter_group_text
 
 DPO_FORMATS: tuple[str, ...] = ("standard", "conversational")
 LEADERBOARD_FORMATS = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown"}
@@ -140,6 +142,7 @@ def export_dpo(
     include_truncated: bool = True,
     voter: str | None = None,
     agreed_only: bool = False,
+    voters: str = "people",
 ) -> ExportResult:
     """Write decisive votes as TRL DPO pairs to `out`, with `<out>.meta.jsonl` and `<out>.summary.json`.
 
@@ -150,10 +153,13 @@ def export_dpo(
     `include_truncated=False` leaves out pairs with an answer cut by the token limit.
     `agreed_only` keeps a pair once, and only when two or more annotators judged it and all gave
     the same verdict (`agreed_battles`). Admin exports (no `voter`) also write `<out>.team.json`:
-    per-annotator statistics and agreement (`playground.agreement.team_report`).
+    per-annotator statistics and agreement (`playground.agreement.team_report`). `voters`: people's
+    votes (default), judge models' (only pairs both orders agreed on: a judge's inconsistent pair
+    votes a tie, which gives no pair) or both; the summary counts rows per voter kind and judge.
     """
     _check_format(format)
-    filters = dict(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter)
+    filters = dict(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter,
+                   voters=voters)
 
     def rows(row: dict[str, Any], sides: PairSides) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         left_won = row["winner"] == "left"
@@ -182,12 +188,15 @@ def export_kto(
     include_truncated: bool = True,
     voter: str | None = None,
     agreed_only: bool = False,
+    voters: str = "people",
 ) -> ExportResult:
     """Write votes as TRL KTO rows ({"prompt", "completion", "label"}) by `KTO_RULE`, with the
     same sidecars, filters and options as `export_dpo` (`dedupe` drops repeated identical rows;
-    `agreed_only` keeps pairs every one of two or more annotators judged alike, once)."""
+    `agreed_only` keeps pairs every one of two or more annotators judged alike, once; `voters`:
+    people, judges or both, judges' inconsistent ties giving no rows)."""
     _check_format(format)
-    filters = dict(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter)
+    filters = dict(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter,
+                   voters=voters)
 
     def rows(row: dict[str, Any], sides: PairSides) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         for side, completion in (("left", sides.left), ("right", sides.right)):
@@ -216,6 +225,7 @@ def _write_preference_file(db: Database, out: str | Path, kind: str, format: str
     used_battles: set[int] = set()
     seen: set[bytes] = set()  # 16-byte digests of written lines: ~50 MB per million rows
     written = duplicates = truncated = 0
+    by_voter: Counter[str] = Counter()   # rows written per source: "people" or a judge's voter name
     skipped: Counter[str] = Counter()
     left_out: Counter[str] = Counter()
     encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps re-creates it per call
@@ -250,16 +260,21 @@ def _write_preference_file(db: Database, out: str | Path, kind: str, format: str
                         continue
                     seen.add(key)
                 lines.write(line)
-                meta.write(encode({**meta_obj, "truncated": cut}) + "\n")
+                meta.write(encode({**meta_obj, "truncated": cut, "voter": row["voter"]}) + "\n")
                 written += 1
+                by_voter[row["voter"] if is_judge(row["voter"]) else "people"] += 1
                 truncated += cut
         summary.write(json.dumps({
             "kind": kind, "format": format, "rule": rule, "written": written, "duplicates_dropped": duplicates,
             "truncated_answers_included": truncated, "include_truncated": include_truncated,
             "left_out": dict(left_out), "skipped": dict(skipped), "filters": filters, "dedupe": dedupe,
             "agreed_only": agreed_only,
-            "votes_used": "counted_votes: each annotator's first judgement of each pair of answers, nothing "
-                          "forgotten" + ("; only pairs two or more annotators judged alike, once" if agreed_only else ""),
+            "votes_used": "counted votes: each annotator's first judgement of each pair of answers, nothing "
+                          "forgotten" + ("; only pairs two or more annotators judged alike, once" if agreed_only else "")
+                          + f"; {voter_group_text(filters.get('voters', 'people'))}",
+            "voters": filters.get("voters", "people"),
+            "rows_from_people": by_voter.pop("people", 0),
+            "rows_by_judge": dict(sorted(by_voter.items())),
             "notes": {
                 "truncated": "rows whose answer (either side) was cut by the token limit (finish_reason length)",
                 "multi_turn": "pairs whose sides differ in more than the final answer: the standard format cannot "
@@ -267,6 +282,8 @@ def _write_preference_file(db: Database, out: str | Path, kind: str, format: str
                 "single_annotator": "agreed_only: pairs judged by one annotator",
                 "annotators_disagree": "agreed_only: pairs whose annotators gave different verdicts",
                 "agreed_pair_repeat": "agreed_only: the other annotators' votes of a pair already written",
+                "rows_by_judge": "rows from a judge model's votes (voter judge:<model>@<prompt>): its verdict in both "
+                                 "orders; a pair whose orders disagree votes a tie, which gives no DPO pair or KTO row",
             },
             "exported_at": time.time(),
         }, indent=2, ensure_ascii=False) + "\n")
@@ -310,7 +327,7 @@ _PAIR_COLUMNS = (
     "vote_id", "battle_id", "winner", "tstamp", "session_id", "left_model", "right_model",
     "left_mode", "right_mode", "anonymous", "left_generation_id", "right_generation_id",
     "left_conversation", "right_conversation", "left_output", "right_output",
-    "left_finish_reason", "right_finish_reason",
+    "left_finish_reason", "right_finish_reason", "voter",
 )
 _DPO_COLUMNS = _PAIR_COLUMNS  # the name the export benchmark uses
 
@@ -323,8 +340,8 @@ def voted_pairs(db: Database, winners: tuple[str, ...], **filters: Any) -> Itera
     sql = (
         "SELECT v.id, v.battle_id, v.winner, v.tstamp, v.session_id, b.left_model, b.right_model, "
         "b.left_mode, b.right_mode, b.anonymous, b.left_generation_id, b.right_generation_id, "
-        "gl.conversation, gr.conversation, gl.output, gr.output, gl.finish_reason, gr.finish_reason "
-        "FROM counted_votes v JOIN battles b ON b.id = v.battle_id "
+        "gl.conversation, gr.conversation, gl.output, gr.output, gl.finish_reason, gr.finish_reason, v.voter "
+        "FROM counted_votes_all v JOIN battles b ON b.id = v.battle_id "
         "JOIN generations gl ON gl.id = b.left_generation_id "
         f"JOIN generations gr ON gr.id = b.right_generation_id {where} ORDER BY v.tstamp, v.id"
     )
@@ -463,22 +480,24 @@ def export_arena_battles(
     until: float | None = None,
     anonymous_only: bool = False,
     voter: str | None = None,
+    voters: str = "people",
 ) -> ExportResult:
     """Every voted battle as a JSON array in Chatbot Arena's published shape.
 
     Keys: question_id (the battle id), model_a/model_b (left/right model), winner
     (model_a | model_b | tie | tie (bothbad)), conversation_a/b (the side's conversation plus its
-    final answer), turn (user turns), anony, tstamp (vote time), judge (the voter's session).
-    Modes are not part of Arena's shape and are not exported; `storage.import_arena_battles`
+    final answer), turn (user turns), anony, tstamp (vote time), judge (the voter's session:
+    `judge:<model>@<prompt>` for a judge model's vote). `voters`: people's votes (default), judges'
+    or both. Modes are not part of Arena's shape and are not exported; `storage.import_arena_battles`
     reads the file back.
     """
     out = Path(out)
     where, params = vote_filter_sql(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only,
-                                    voter=voter)
+                                    voter=voter, voters=voters)
     sql = (
         "SELECT b.id, b.left_model, b.right_model, v.winner, gl.conversation, gl.output, "
         "gr.conversation, gr.output, b.anonymous, v.tstamp, v.session_id "
-        "FROM counted_votes v JOIN battles b ON b.id = v.battle_id "
+        "FROM counted_votes_all v JOIN battles b ON b.id = v.battle_id "
         "JOIN generations gl ON gl.id = b.left_generation_id "
         f"JOIN generations gr ON gr.id = b.right_generation_id {where} ORDER BY v.tstamp, v.id"
     )
@@ -533,15 +552,19 @@ def export_leaderboard(
     until: float | None = None,
     both_bad: BothBad = "tie",
     length_control: bool = False,
+    voters: str = "people",
 ) -> ExportResult:
-    """The leaderboard as CSV, JSON or Markdown (`fmt`, or from the suffix: .csv .json .md)."""
+    """The leaderboard as CSV, JSON or Markdown (`fmt`, or from the suffix: .csv .json .md); `voters`:
+    people's votes (default), judges' or both, said in the JSON and Markdown files."""
     out = Path(out)
     fmt = fmt or LEADERBOARD_FORMATS.get(out.suffix.lower())
     render = {"csv": to_csv, "json": to_json, "markdown": to_markdown}.get(fmt or "")
     if render is None:
         raise PlaygroundError(f"cannot tell the leaderboard format of {out}: use a .csv, .json or .md file name")
-    battles = load_battles(db, by=by, anonymous_only=anonymous_only, since=since, until=until, with_lengths=length_control)
-    board = build_leaderboard(battles, rounds=rounds, seed=seed, both_bad=both_bad, length_control=length_control)
+    battles = load_battles(db, by=by, anonymous_only=anonymous_only, since=since, until=until, with_lengths=length_control,
+                           voters=voters)
+    board = build_leaderboard(battles, rounds=rounds, seed=seed, both_bad=both_bad, length_control=length_control,
+                              shows=voter_group_text(voters))
     with atomic_text_file(out) as handle:
         handle.write(render(board))
     return ExportResult(out, len(board.rows))

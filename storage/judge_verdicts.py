@@ -1,8 +1,20 @@
-"""Writing and reading a judge model's verdicts (table judge_verdicts, view judge_pair_verdicts).
+"""Writing and reading a judge model's verdicts (table judge_verdicts, view judge_pair_verdicts),
+and folding them into votes.
 
-Kept apart from people's votes: a verdict row is one order (AB or BA) of one battle by one judge,
-written once (append-only); the combined verdict per (battle, judge) is a view. What an
-inconsistent pair counts as is the reader's choice (`INCONSISTENT_POLICIES`), a tie by default.
+A verdict row is one order (AB or BA) of one battle by one judge, written once (append-only);
+the combined verdict per (battle, judge) is a view. What an inconsistent pair counts as is the
+reader's choice (`INCONSISTENT_POLICIES`), a tie by default.
+
+Votes from a judge (`fold_judge_votes`): a pair judged in both orders becomes a vote of voter
+`judge:<model>@<prompt>` (session id the same): its verdict when both orders agree; when they
+disagree, a tie (policy `tie`, the default) or no vote (`drop`); never when an order was
+unparseable. Kept apart from people's votes by that voter name (storage/voters.py; the
+`counted_votes` view is people's only). The fold is idempotent (one vote per voter per pair),
+so it is safe to run again: the runner folds each battle as its second order is stored, in the
+same transaction, and folds whatever is left at the start of every run; `python app.py judge
+fold` folds verdicts stored before votes from judges existed. Votes are append-only: the policy
+applies when a vote is written; `python app.py forget --session judge:<model>@<prompt>` hides a
+judge's votes.
 """
 from __future__ import annotations
 
@@ -12,11 +24,13 @@ from typing import Any, Iterable
 from sqlite_utils import Database
 
 from storage.db import StorageError, storage_errors, write_transaction
-from storage.migrations import JUDGE_ORDERS, JUDGE_VERDICTS
-from storage.records import resolve_times
+from storage.migrations import JUDGE_ORDERS, JUDGE_VERDICTS, JUDGE_VOTER_GLOB
+from storage.records import record_vote, resolve_times
 
 INCONSISTENT_POLICIES = ("tie", "drop", "keep")
 """What a pair whose two orders disagree counts as: a tie (default), left out, or 'inconsistent'."""
+VOTE_POLICIES = ("tie", "drop")
+"""What an inconsistent pair becomes as a vote: a tie (default) or no vote."""
 
 
 def judge_identity(model_id: str, prompt_id: str) -> str:
@@ -80,17 +94,23 @@ def battles_to_judge(db: Database, judge: str, which: str = "unjudged", limit: i
     return [row[0] for row in db.execute(sql, params)]
 
 
-def pair_verdicts(db: Database, judge: str | None = None, inconsistent: str = "tie") -> list[dict[str, Any]]:
+def pair_verdicts(db: Database, judge: str | None = None, inconsistent: str = "tie",
+                  battle_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """Combined verdicts per (battle, judge) with both orders judged; `counted` is what the pair
     counts as under the `inconsistent` policy (None when dropped, and always None when an order
     was unparseable)."""
     if inconsistent not in INCONSISTENT_POLICIES:
         raise StorageError(f"inconsistent={inconsistent!r}: choose {', '.join(INCONSISTENT_POLICIES)}")
-    sql = "SELECT * FROM judge_pair_verdicts"
+    where: list[str] = []
     params: list[Any] = []
     if judge:
-        sql += " WHERE judge = ?"
+        where.append("judge = ?")
         params.append(judge)
+    if battle_ids is not None:
+        ids = [int(b) for b in battle_ids]
+        where.append(f"battle_id IN ({', '.join('?' * len(ids)) or 'NULL'})")
+        params += ids
+    sql = "SELECT * FROM judge_pair_verdicts" + (" WHERE " + " AND ".join(where) if where else "")
     rows = [dict(r) for r in _rows(db, sql + " ORDER BY battle_id, judge", params)]
     for row in rows:
         if row["consistent"]:
@@ -100,6 +120,45 @@ def pair_verdicts(db: Database, judge: str | None = None, inconsistent: str = "t
         else:
             row["counted"] = {"tie": "tie", "drop": None, "keep": "inconsistent"}[inconsistent]
     return rows
+
+
+def fold_judge_votes(db: Database, judge: str | None = None, inconsistent: str = "tie",
+                     battle_ids: Iterable[int] | None = None) -> dict[str, int]:
+    """Write a vote for every pair a judge judged in both orders that has none yet (idempotent).
+
+    Consistent pairs vote their verdict; inconsistent ones a tie (`tie`) or nothing (`drop`);
+    pairs with an unparseable order never vote. Returns counts: written, already (a vote
+    existed), inconsistent_dropped, unparseable. One transaction (a savepoint inside a caller's).
+    """
+    if inconsistent not in VOTE_POLICIES:
+        raise StorageError(f"inconsistent pairs as votes: {inconsistent!r}; choose tie or drop")
+    counts = dict.fromkeys(("written", "already", "inconsistent_dropped", "unparseable"), 0)
+    with storage_errors(db, "store the judge's votes"), write_transaction(db):
+        rows = pair_verdicts(db, judge, inconsistent, battle_ids)
+        wanted = {r["battle_id"] for r in rows}
+        voted = {(b, v) for b, v in db.execute(
+            f"SELECT battle_id, voter FROM votes WHERE voter GLOB '{JUDGE_VOTER_GLOB}'"
+            + (" AND voter = ?" if judge else ""), [judge] if judge else []) if b in wanted}
+        for row in rows:
+            if (row["battle_id"], row["judge"]) in voted:
+                counts["already"] += 1
+                continue
+            if row["counted"] is None:
+                counts["unparseable" if row["verdict"] == "unparseable" else "inconsistent_dropped"] += 1
+                continue
+            note = (f"judge, both orders agree ({row['verdict']})" if row["consistent"] else
+                    f"judge, orders disagree (AB {row['ab_verdict']}, BA {row['ba_verdict']}): counted as a tie")
+            result = record_vote(db, battle_id=row["battle_id"], winner=row["counted"], session_id=row["judge"],
+                                 voter=row["judge"], note=note, tstamp=row["tstamp"])
+            counts["already" if result.duplicate else "written"] += 1
+    return counts
+
+
+def judge_vote(db: Database, battle_id: int, judge: str) -> dict[str, Any] | None:
+    """The counted vote this judge gave this battle ({id, winner, note}), or None."""
+    row = db.execute("SELECT id, winner, note FROM counted_votes_all WHERE battle_id = ? AND voter = ?",
+                     [battle_id, judge]).fetchone()
+    return None if row is None else {"id": row[0], "winner": row[1], "note": row[2]}
 
 
 def _rows(db: Database, sql: str, params: Iterable[Any]) -> Iterable[dict[str, Any]]:

@@ -507,6 +507,38 @@ def m031_judge_pair_verdicts_view(db: Database) -> None:
         "AND b.left_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation') "
         "AND b.right_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation')")
 
+# --- issue 15 (session 2) ---
+# A judge model's verdicts become votes (storage/judge_verdicts.py, `fold_judge_votes`), kept apart
+# from people's by the voter name: `judge:<model>@<prompt>` (a login name cannot contain ':', so no
+# person's voter can start so). `counted_votes` becomes people's votes only, so every reader that
+# does not choose stays people-only; `counted_votes_all` holds people's and judges' votes, and the
+# readers that offer the choice (leaderboard, exports) filter it with `storage.voters.voter_group_sql`.
+
+JUDGE_VOTER_GLOB = "judge:*"
+"""SQL GLOB matching a judge's voter name (case-sensitive, unlike LIKE)."""
+
+
+@migrations()
+def m032_judge_votes(db: Database) -> None:
+    """counted_votes = people's votes; counted_votes_all = everyone's (people and judges); a judge's
+    vote is refused unless it is what its stored verdicts say (both orders agree, or a tie for a
+    pair whose orders disagree), so no judge vote exists without its two judged orders."""
+    db.execute("DROP VIEW IF EXISTS counted_votes")
+    db.execute(
+        "CREATE VIEW IF NOT EXISTS counted_votes_all AS SELECT v.* FROM votes v JOIN battles b ON b.id = v.battle_id "
+        "WHERE v.id NOT IN (SELECT vote_id FROM vote_exclusions) "
+        "AND v.id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'vote') "
+        "AND b.id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'battle') "
+        "AND b.left_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation') "
+        "AND b.right_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation')")
+    db.execute(f"CREATE VIEW counted_votes AS SELECT * FROM counted_votes_all WHERE voter NOT GLOB '{JUDGE_VOTER_GLOB}'")
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS votes_judge_needs_verdicts BEFORE INSERT ON votes "
+        f"WHEN NEW.voter GLOB '{JUDGE_VOTER_GLOB}' AND NOT EXISTS (SELECT 1 FROM judge_pair_verdicts p "
+        "WHERE p.battle_id = NEW.battle_id AND p.judge = NEW.voter AND ((p.consistent = 1 AND p.verdict = NEW.winner) "
+        "OR (p.verdict = 'inconsistent' AND NEW.winner = 'tie'))) "
+        "BEGIN SELECT RAISE(ABORT, 'vote refused: a judge''s vote must be its verdict in both orders (a tie when "
+        "the orders disagree)'); END")
 
 # --- issue 14 (session 2) ---
 # The Arena's saved pool (`python app.py arena pool`, the Train tab's "Battle it" button): an

@@ -4,6 +4,10 @@ A voter is the `votes.voter` column (migration m020): the login name under `--au
 otherwise. `record_vote` fills it from the session id by `voter_of_session` (`user:NAME/...` ->
 NAME, as `playground.recording.session_id_for` writes it); m020 filled old rows by the same rule.
 In queries, None means every vote (single-user mode); `voter_sql` is the one place that filters.
+
+People and judges (issue 15): a judge model's votes have voter `judge:<model>@<prompt>`
+(`JUDGE_PREFIX`). The `counted_votes` view holds people's votes only; `counted_votes_all` holds
+both, and `voter_group_sql` is the one place that picks people, judges or both from it.
 """
 from __future__ import annotations
 
@@ -12,11 +16,40 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.migrations import WINNERS
+from storage.db import StorageError
+from storage.migrations import JUDGE_VOTER_GLOB, WINNERS
 
 
 LOCAL_VOTER = "local"
 _PREFIX = "user:"
+JUDGE_PREFIX = "judge:"
+VOTER_GROUPS = ("people", "judges", "both")
+_GROUP_TEXT = {"people": "people's votes only", "judges": "judge models' votes only",
+               "both": "people's and judge models' votes"}
+
+
+def is_judge(voter: str | None) -> bool:
+    """Whether a voter name is a judge model's (`judge:<model>@<prompt>`)."""
+    return (voter or "").startswith(JUDGE_PREFIX)
+
+
+def check_voter_group(voters: str) -> str:
+    if voters not in VOTER_GROUPS:
+        raise StorageError(f"voters {voters!r}: choose people, judges or both (whose votes to count)")
+    return voters
+
+
+def voter_group_sql(voters: str = "people", alias: str = "v") -> str:
+    """A SQL condition over `counted_votes_all <alias>` keeping people's, judges' or both's votes ('' for both)."""
+    check_voter_group(voters)
+    if voters == "both":
+        return ""
+    return f"{alias}.voter {'NOT ' if voters == 'people' else ''}GLOB '{JUDGE_VOTER_GLOB}'"
+
+
+def voter_group_text(voters: str) -> str:
+    """Whose votes a table or file shows, in words."""
+    return _GROUP_TEXT[check_voter_group(voters)]
 
 
 def voter_of_session(session_id: str | None) -> str:

@@ -89,3 +89,16 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def ask_in_arena(page, app_url: str, question: str, max_tokens: int = 16, timeout_ms: int = 240_000) -> None:
+    """Open the Arena tab, set the token budget, ask `question` and wait until both answers are in."""
+    page.goto(app_url)
+    page.get_by_role("tab", name="Arena").click()
+    page.locator("#arena-input textarea").wait_for(timeout=60_000)
+    tokens = page.locator("#arena-max-tokens input[type=number]")
+    tokens.fill(str(max_tokens))
+    tokens.press("Enter")
+    page.locator("#arena-input textarea").fill(question)
+    page.locator("#arena-send").click()
+    page.locator("#arena-status").get_by_text("Both answers are complete").wait_for(timeout=timeout_ms)

@@ -374,3 +374,38 @@ def test_pool_with_an_unknown_model_is_refused_and_nothing_is_saved(pool_ctx, ca
     _, view = at.arena_new_round(pool_ctx, at.new_arena_state(), choice("zero_shot", "instruction"))
     assert "saved Arena pool names deleted-model, not in the catalog any more" in view.status
     assert "arena pool --clear" in view.status
+
+
+def test_judge_this_battle_too_only_after_the_vote(app_ctx):
+    """Issue 15: the judge runs only on a voted round (the handler refuses before, storing nothing),
+    then judges the battle in both orders with the bundled model and shows its verdict next to the
+    person's; its vote is stored under the judge's name, apart from people's."""
+    from storage.judge_verdicts import judge_identity
+
+    judge = judge_identity(SMOL, "general")
+    state = at.new_arena_state()
+    db = app_ctx.settings.db_path
+    before = rows(db, "SELECT count(*) FROM judge_verdicts")[0][0] if rows(
+        db, "SELECT name FROM sqlite_master WHERE name = 'judge_verdicts'") else 0
+    assert "Vote first" in at.arena_judge(app_ctx, state, SMOL, "general", 16)          # no round at all
+    state, view = run_turn(app_ctx, state, "Name a fruit.", choice("zero_shot", "instruction"), rng=random.Random(3))[-1]
+    assert view.can_vote and not view.voted
+    assert "Vote first" in at.arena_judge(app_ctx, state, SMOL, "general", 16)          # answered, not voted
+    assert rows(db, "SELECT count(*) FROM judge_verdicts")[0][0] == before             # nothing ran
+    state, voted = at.arena_vote(app_ctx, state, "left", "")
+    assert voted.voted
+    shown = at.arena_judge(app_ctx, state, SMOL, "general", 16)
+    battle = Round.from_dict(state["round"]).vote["battle_id"]
+    orders = rows(db, "SELECT judge_order, verdict FROM judge_verdicts WHERE battle_id = ? AND judge = ?", battle, judge)
+    assert sorted(o for o, _ in orders) == ["AB", "BA"]
+    assert "**You:** A is better" in shown and f"`{judge}`" in shown
+    verdicts = dict(orders)
+    people = rows(db, "SELECT winner FROM counted_votes WHERE battle_id = ?", battle)
+    judged = rows(db, "SELECT winner FROM votes WHERE battle_id = ? AND voter = ?", battle, judge)
+    assert people == [("left",)]                      # the people-only view holds the person's vote alone
+    if "unparseable" in verdicts.values():
+        assert judged == [] and "Not stored as a vote" in shown
+    else:
+        assert judged == [(verdicts["AB"] if verdicts["AB"] == verdicts["BA"] else "tie",)]
+    again = at.arena_judge(app_ctx, state, SMOL, "general", 16)                        # a second click re-uses it
+    assert again == shown and len(rows(db, "SELECT id FROM judge_verdicts WHERE battle_id = ?", battle)) == 2

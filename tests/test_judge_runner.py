@@ -19,9 +19,11 @@ import pytest
 
 from playground.compare import PaneSpec, run_pane
 from playground.judge.runner import judge_battles
+from playground.leaderboard import load_battles
 from playground.recording import save_generation, save_vote
 from playground.sampling import SamplingParams
 from storage import open_database
+from storage.judge_verdicts import pair_verdicts
 from tests.llama_server import LlamaServer, bundled_gguf, server_import_problem
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,6 +78,7 @@ def test_bundled_model_judges_battles_in_both_orders(app_ctx, battles_db, tmp_pa
     db_path = _copy(battles_db, tmp_path / "j.db")
     with closing(open_database(db_path)) as db:
         votes_before = db.execute("SELECT count(*) FROM votes").fetchone()[0]
+        people_before = load_battles(db, by="model+mode")
         outputs = {b: (l, r) for b, l, r in db.execute(
             "SELECT b.id, gl.output, gr.output FROM battles b JOIN generations gl ON gl.id = b.left_generation_id "
             "JOIN generations gr ON gr.id = b.right_generation_id")}
@@ -99,10 +102,17 @@ def test_bundled_model_judges_battles_in_both_orders(app_ctx, battles_db, tmp_pa
         assert (r["label"] is None) == (r["verdict"] == "unparseable")
     assert report.unparseable == sum(r["verdict"] == "unparseable" for r in rows)
     assert sum(report.verdicts.values()) == 6
-    # kept apart from people's votes: nothing written to votes, so the default leaderboard is unchanged
+    # each judged pair became the judge's vote (consistent: its verdict; inconsistent: a tie; an unparseable
+    # order: none), kept apart from people's votes: the default leaderboard is unchanged
     with closing(open_database(db_path)) as db:
-        assert db.execute("SELECT count(*) FROM votes").fetchone()[0] == votes_before
-        assert db.execute("SELECT count(*) FROM judge_pair_verdicts WHERE judge = ?", [JUDGE]).fetchone()[0] == 3
+        pairs = pair_verdicts(db, JUDGE)
+        expected = sorted((p["battle_id"], p["counted"]) for p in pairs if p["counted"] is not None)
+        votes = sorted(db.execute("SELECT battle_id, winner FROM votes WHERE voter = ?", [JUDGE]).fetchall())
+        assert len(pairs) == 3 and votes == expected
+        assert report.votes["written"] == len(expected)
+        assert db.execute("SELECT count(*) FROM votes WHERE voter <> ?", [JUDGE]).fetchone()[0] == votes_before
+        assert list(load_battles(db, by="model+mode").winner) == list(people_before.winner)
+        assert len(load_battles(db, by="model+mode", voters="both")) == votes_before + len(expected)
     again = judge_battles(app_ctx, db_path, MODEL, "general", battles="all", max_tokens=24)
     assert again.judged == 0 and again.skipped_done == 6 and len(_rows(db_path)) == 6
     # the reference-guided prompt judges only the questions with a known answer (from presets/tasks)
@@ -140,6 +150,9 @@ def test_cli_judge_killed_mid_batch_then_resumed(battles_db, tmp_path):
     assert f"] {left}/{left} battle" in out.stderr   # the progress bar counts what is left to judge
     rows = _rows(db_path)
     assert len(rows) == 6 and len({(r["battle_id"], r["judge_order"]) for r in rows}) == 6
+    with closing(open_database(db_path)) as db:   # one vote per judged pair, none lost or doubled by the kill
+        expected = sorted((p["battle_id"], p["counted"]) for p in pair_verdicts(db, JUDGE) if p["counted"])
+        assert sorted(db.execute("SELECT battle_id, winner FROM votes WHERE voter = ?", [JUDGE])) == expected
     report_out = subprocess.run([sys.executable, "app.py", "judge", "report", "--json", "--rounds", "50"], cwd=REPO,
                                 env=env, capture_output=True, text=True, timeout=120)
     assert report_out.returncode == 0, report_out.stderr

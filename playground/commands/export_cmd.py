@@ -33,6 +33,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--since", help="only votes at or after this time (ISO date/time, UTC if no zone, or epoch seconds)")
     p.add_argument("--until", help="only votes before this time; a bare date includes that whole day")
     p.add_argument("--anonymous-only", action="store_true", help="only blind (anonymous) battles")
+    p.add_argument("--voters", choices=("people", "judges", "both"), default="people",
+                   help="whose votes: people's (default), judge models' (python app.py judge; dpo/kto take only "
+                   "pairs both orders agreed on) or both; the summary counts rows per judge")
     p.add_argument("--no-dedupe", action="store_true", help="dpo/kto: keep exact duplicate rows")
     p.add_argument("--agreed-only", action="store_true",
                    help="dpo/kto: only pairs judged by two or more annotators who all gave the same verdict (once)")
@@ -105,7 +108,10 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from playground.ranking import RankingError
     from storage import open_database
 
+    from storage.voters import voter_group_text
+
     window = {"since": parse_when(args.since), "until": parse_when(args.until, end_of_day=True)}
+    voters = getattr(args, "voters", "people")
     require_database(settings.db_path)
     db = open_database(settings.db_path)
     try:
@@ -114,19 +120,20 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             result = write(db, args.out, format=args.format, model=args.model, mode=args.mode,
                            anonymous_only=args.anonymous_only, dedupe=not args.no_dedupe,
                            include_truncated=not getattr(args, "no_truncated", False),
-                           agreed_only=getattr(args, "agreed_only", False), **window)
+                           agreed_only=getattr(args, "agreed_only", False), voters=voters, **window)
             print(preference_report(args.what, args.format, result))
+            print(f"votes used: {voter_group_text(voters)}")
         elif args.what == "battles":
             result = export.export_arena_battles(db, args.out, model=args.model, mode=args.mode,
-                                                 anonymous_only=args.anonymous_only, **window)
-            print(f"wrote {result.written} battles to {result.path}")
+                                                 anonymous_only=args.anonymous_only, voters=voters, **window)
+            print(f"wrote {result.written} battles ({voter_group_text(voters)}) to {result.path}")
         else:
             if args.model or args.mode:
                 raise PlaygroundError("--model/--mode do not apply to the leaderboard; use --by to group contestants")
             result = export.export_leaderboard(db, args.out, by=args.by, rounds=args.rounds, seed=args.seed,
                                                anonymous_only=args.anonymous_only,
-                                               length_control=args.length_control, **window)
-            print(f"wrote the leaderboard ({result.written} contestants) to {result.path}")
+                                               length_control=args.length_control, voters=voters, **window)
+            print(f"wrote the leaderboard ({result.written} contestants, {voter_group_text(voters)}) to {result.path}")
     except RankingError as exc:
         print(f"nothing to export: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--include-named", action="store_true",
                    help="also rank named Playground comparisons (default: anonymous battles only, as Chatbot Arena)")
+    p.add_argument("--voters", choices=("people", "judges", "both"), default="people",
+                   help="whose votes: people's (default), judge models' (python app.py judge) or both")
     p.add_argument("--tie-model", choices=("half", "davidson"), default="half",
                    help="a tie is half a win (default) or modelled with Davidson's tie model")
     p.add_argument("--category", help="only battles of this category (a tag or a prompting preset's task family)")
@@ -41,28 +43,35 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from playground.prompting.presets import load_presets
     from playground.ranking import NO_BATTLES
     from storage import open_database
+    from storage.voters import voter_group_sql, voter_group_text
 
     since, until = parse_when(args.since), parse_when(args.until, end_of_day=True)
     presets_dir = getattr(settings, "presets_dir", None)
     families = {pid: p.family for pid, p in load_presets(presets_dir).prompting.items()} if presets_dir else {}
     notes: list[str] = []
+    voters = getattr(args, "voters", "people")
     shows = ("anonymous battles and named Playground comparisons" if args.include_named
              else "anonymous battles only; --include-named adds named Playground comparisons")
+    shows += f"; {voter_group_text(voters)}" + ("" if voters != "people" else " (--voters judges|both adds judges)")
     try:
         require_database(settings.db_path)
         db = open_database(settings.db_path)
         try:
             by = args.by
             if by == "auto":
-                by, why = choose_grouping(db, include_named=args.include_named)
+                by, why = choose_grouping(db, include_named=args.include_named, voters=voters)
                 notes += [why.replace("**", "")] if why else []
             battles = load_battles(db, by=by, anonymous_only=not args.include_named, since=since, until=until,
-                                   with_lengths=args.length_control, category=args.category, families=families)
+                                   with_lengths=args.length_control, category=args.category, families=families,
+                                   voters=voters)
             blind = load_battles(db, by=by, anonymous_only=True, since=since, until=until, with_lengths=False,
-                                 category=args.category, families=families) if args.include_named else None
+                                 category=args.category, families=families,
+                                 voters=voters) if args.include_named else None
+            whose = voter_group_sql(voters)
+            whose = f" AND {whose}" if whose else ""
             named_only = len(battles) == 0 and not args.include_named and db.execute(
-                "SELECT count(*) FROM votes").fetchone()[0] > 0 and db.execute(
-                "SELECT count(*) FROM votes v JOIN battles b ON b.id = v.battle_id WHERE b.anonymous = 1"
+                f"SELECT count(*) FROM votes v WHERE 1{whose}").fetchone()[0] > 0 and db.execute(
+                f"SELECT count(*) FROM votes v JOIN battles b ON b.id = v.battle_id WHERE b.anonymous = 1{whose}"
             ).fetchone()[0] == 0
         finally:
             db.close()

@@ -4,6 +4,10 @@ Each (battle, judge, order) is written in its own transaction as soon as it is j
 run skips what is already stored: a run killed mid-batch loses at most the verdict in flight, and
 the next run judges only what is left. The judge sees the pair's input (the latest user turn) and
 the two answers; the exact prompt sent and the raw output are stored with the parsed verdict.
+When a battle's second order is stored, the pair becomes the judge's vote in the same
+transaction (`storage.judge_verdicts.fold_judge_votes`, under the `inconsistent` policy); a run
+first folds whatever this judge left unfolded (verdicts stored before votes from judges existed).
+One database connection serves the whole run.
 """
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from storage import open_database
-from storage.judge_verdicts import battles_to_judge, judge_identity, judged_orders, record_judge_verdict
+from storage import write_transaction
+from storage.judge_verdicts import (battles_to_judge, fold_judge_votes, judge_identity, judged_orders,
+                                    record_judge_verdict)
 
 from playground.context import AppContext
 from playground.engine import PaneResult, run_plan
@@ -40,6 +46,7 @@ class JudgeRunReport:
     failed: int = 0                  # orders whose generation failed (not stored; a rerun retries)
     no_reference: int = 0            # battles skipped: the reference prompt has no known answer
     verdicts: dict[str, int] = field(default_factory=dict)
+    votes: dict[str, int] = field(default_factory=dict)   # fold_judge_votes counts, summed over the run
     elapsed_s: float = 0.0
 
     def to_dict(self) -> dict:
@@ -94,8 +101,13 @@ def judge_plan(prompt: JudgePrompt, messages: list[dict[str, str]], is_chat: boo
 def judge_battles(ctx: AppContext, db_path: Path, model_id: str, prompt_id: str = "general", *,
                   battles: str = "unjudged", limit: int | None = None, max_tokens: int | None = None,
                   backend: str | None = None, device: str = "cpu", progress: Progress | None = None,
-                  cancel: threading.Event | None = None) -> JudgeRunReport:
-    """Judge the selected battles in both orders with catalog model `model_id`; returns counts."""
+                  cancel: threading.Event | None = None, inconsistent: str = "tie",
+                  battle_ids: Sequence[int] | None = None) -> JudgeRunReport:
+    """Judge the selected battles in both orders with catalog model `model_id`; returns counts.
+
+    `battle_ids` judges exactly these battles (the Arena's "judge this battle too") instead of
+    the `battles`/`limit` selection; `inconsistent` (tie | drop) is what a pair whose two orders
+    disagree becomes as a vote."""
     library = load_judge_prompts(ctx.settings.presets_dir)
     prompt = library.get(prompt_id)
     spec = ctx.catalog.get(model_id)
@@ -106,7 +118,8 @@ def judge_battles(ctx: AppContext, db_path: Path, model_id: str, prompt_id: str 
     report = JudgeRunReport(judge=judge)
     start = time.perf_counter()
     with closing(open_database(db_path)) as db:
-        ids = battles_to_judge(db, judge, battles, limit)
+        _add_votes(report, fold_judge_votes(db, judge, inconsistent))
+        ids = list(battle_ids) if battle_ids is not None else battles_to_judge(db, judge, battles, limit)
         done = judged_orders(db, judge)
         inputs = [judge_input(db, b) for b in ids]
     report.battles = len(ids)
@@ -130,12 +143,13 @@ def judge_battles(ctx: AppContext, db_path: Path, model_id: str, prompt_id: str 
     spec = ctx.ensure_local(spec)
     device, _warning = ctx.resolve_device(device, backend)
     identity = model_identity(spec)
-    with ctx.cache.use(spec, backend, device) as model:
+    is_chat = bool(spec.is_chat)
+    with ctx.cache.use(spec, backend, device) as model, closing(open_database(db_path)) as db:
         for n, (item, order, reference) in enumerate(work, 1):
             if cancel is not None and cancel.is_set():
                 break
             a, b = (item.left, item.right) if order == "AB" else (item.right, item.left)
-            plan = judge_plan(prompt, prompt.messages(item.question, a, b, reference), bool(spec.is_chat))
+            plan = judge_plan(prompt, prompt.messages(item.question, a, b, reference), is_chat)
             result = PaneResult()
             for result in run_plan(model, plan, sampling, cancel):
                 pass
@@ -144,13 +158,15 @@ def judge_battles(ctx: AppContext, db_path: Path, model_id: str, prompt_id: str 
                 continue
             label = parse_verdict(result.answer_text, prompt.allow_both_bad)
             verdict = label_to_side(label, order)
-            with closing(open_database(db_path)) as db:
+            with write_transaction(db):   # the verdict and, once both orders are in, the vote: together
                 stored = record_judge_verdict(
                     db, battle_id=item.battle_id, judge=judge, judge_model=spec.id, prompt_id=prompt.id,
                     order=order, judge_prompt=result.exact_prompt, raw_output=result.answer_text,
                     label=None if label == UNPARSEABLE else label, verdict=verdict, judge_model_identity=identity,
                     finish_reason=result.finish_reason, sampling=result.sampling_used or sampling.to_dict(),
                     total_s=result.total_s)
+                if stored is not None:
+                    _add_votes(report, fold_judge_votes(db, judge, inconsistent, [item.battle_id]))
             if stored is None:
                 report.skipped_done += 1
             else:
@@ -161,3 +177,8 @@ def judge_battles(ctx: AppContext, db_path: Path, model_id: str, prompt_id: str 
                 progress(n, len(work), f"battle {item.battle_id} {order}: {verdict}")
     report.elapsed_s = time.perf_counter() - start
     return report
+
+
+def _add_votes(report: JudgeRunReport, counts: dict[str, int]) -> None:
+    for key, n in counts.items():
+        report.votes[key] = report.votes.get(key, 0) + n

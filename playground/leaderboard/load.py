@@ -1,9 +1,13 @@
 """Database -> battles: one SQL pass per leaderboard, labels and codes computed in SQL.
 
 Which battles count: anonymous ones by default (as Chatbot Arena ranks); named Playground
-comparisons only when asked for (`include_named`). A battle's *category* is its user tag when
-it has one, else the task family of the prompting preset its answers were made with (read at
-query time from the presets, so renaming a family needs no migration), else `OTHER`.
+comparisons only when asked for (`include_named`). Whose votes count: people's by default;
+judge models' (voter `judge:<model>@<prompt>`, issue 15) or both when asked for (`voters`). The
+queries read `counted_votes_all` and `vote_filter_sql` keeps the chosen voters.
+
+A battle's *category* is its user tag when it has one, else the task family of the prompting
+preset its answers were made with (read at query time from the presets, so renaming a family
+needs no migration), else `OTHER`.
 """
 from __future__ import annotations
 
@@ -30,12 +34,17 @@ def vote_filter_sql(
     model: str | None = None,
     mode: str | None = None,
     voter: str | None = None,
+    voters: str = "people",
 ) -> tuple[str, list[Any]]:
-    """WHERE clause over `votes v JOIN battles b`: vote time in [since, until), either side's model/mode,
-    and one voter's votes (`storage.voters.voter_sql`; None = everyone's)."""
-    from storage.voters import voter_sql
+    """WHERE clause over `counted_votes_all v JOIN battles b`: vote time in [since, until), either side's
+    model/mode, one voter's votes (`storage.voters.voter_sql`; None = everyone's), and people's,
+    judges' or both's votes (`voters`, people by default: `storage.voters.voter_group_sql`)."""
+    from storage.voters import voter_group_sql, voter_sql
 
     clauses, params = [], []
+    group = voter_group_sql(voters)
+    if group:
+        clauses.append(group)
     own, own_params = voter_sql(voter)
     if own:
         clauses.append(own)
@@ -68,26 +77,27 @@ def category_sql(families: Mapping[str, str]) -> tuple[str, list[str]]:
     return f"coalesce(nullif(b.tag, ''), CASE gl.preset {cases} ELSE '{OTHER}' END)", params
 
 
-def category_counts(db: Database, families: Mapping[str, str], *, include_named: bool = False) -> dict[str, int]:
-    """Voted battles per category (under the anonymous/named rule), most first."""
+def category_counts(db: Database, families: Mapping[str, str], *, include_named: bool = False,
+                    voters: str = "people") -> dict[str, int]:
+    """Voted battles per category (under the anonymous/named rule and the voters chosen), most first."""
     expr, params = category_sql(families)
-    where, where_params = vote_filter_sql(anonymous_only=not include_named)
-    rows = db.execute(f"SELECT {expr}, count(*) FROM counted_votes v JOIN battles b ON b.id = v.battle_id "
+    where, where_params = vote_filter_sql(anonymous_only=not include_named, voters=voters)
+    rows = db.execute(f"SELECT {expr}, count(*) FROM counted_votes_all v JOIN battles b ON b.id = v.battle_id "
                       f"LEFT JOIN generations gl ON gl.id = b.left_generation_id {where} GROUP BY 1",
                       params + where_params).fetchall()
     return dict(sorted(((c, int(n)) for c, n in rows), key=lambda item: (-item[1], item[0])))
 
 
-def choose_grouping(db: Database, *, include_named: bool = False) -> tuple[str, str]:
+def choose_grouping(db: Database, *, include_named: bool = False, voters: str = "people") -> tuple[str, str]:
     """What 'auto' means for these votes: (grouping, why), or ("model", "") when there is nothing to say.
 
     By model when every counted battle compares two different models; by model + mode when some
     compare prompting modes of one model (grouped by model they would be self-battles and be
     dropped: the default install, with one bundled model, has only those).
     """
-    where, params = vote_filter_sql(anonymous_only=not include_named)
+    where, params = vote_filter_sql(anonymous_only=not include_named, voters=voters)
     same, total = db.execute(
-        "SELECT coalesce(sum(b.left_model = b.right_model), 0), count(*) FROM counted_votes v JOIN battles b "
+        "SELECT coalesce(sum(b.left_model = b.right_model), 0), count(*) FROM counted_votes_all v JOIN battles b "
         f"ON b.id = v.battle_id {where}", params).fetchone()
     if not same:
         return "model", ""
@@ -113,11 +123,13 @@ def load_battles(
     with_lengths: bool = True,
     category: str | None = None,
     families: Mapping[str, str] | None = None,
+    voters: str = "people",
 ) -> Battles:
     """Every counted vote's battle in vote-time order (ties by vote id), read as numbers, not Python rows.
 
-    Counted = storage's `counted_votes` view: each voter's first judgement of each pair of answers
-    (several annotators' votes on one battle each count once), and nothing forgotten with
+    Counted = storage's `counted_votes_all` view (people's votes unless `voters` says otherwise):
+    each voter's first judgement of each pair of answers (several annotators' votes on one
+    battle each count once), and nothing forgotten with
     `python app.py forget` (docs/architecture.md, "Judging rules").
 
     Contestant labels: model (`left_model`), mode (empty mode -> '(no mode)') or 'model + mode'
@@ -125,7 +137,8 @@ def load_battles(
     vote's time (when the judgement was made), which is also what `since`/`until` filter on.
     Answer lengths are `length(output)` in characters; `with_lengths=False` skips the
     generations join when neither length control nor a category needs it. `category` keeps the
-    battles of one category (`families` maps preset ids to task families).
+    battles of one category (`families` maps preset ids to task families). `voters`: people's
+    votes (default), judge models' or both.
 
     Why it is shaped like this (1M battles in about a second): small DISTINCT queries list the
     models and modes; the main query maps each to its integer code in SQL (a binary search
@@ -138,9 +151,9 @@ def load_battles(
         raise RankingError(f"unknown grouping {by!r}: choose one of {', '.join(GROUPINGS)}")
     with _read_snapshot(db):
         if by == "auto":
-            by = choose_grouping(db, include_named=not anonymous_only)[0]
+            by = choose_grouping(db, include_named=not anonymous_only, voters=voters)[0]
         columns = _GROUP_COLUMNS[by]
-        where, params = vote_filter_sql(anonymous_only=anonymous_only, since=since, until=until)
+        where, params = vote_filter_sql(anonymous_only=anonymous_only, since=since, until=until, voters=voters)
         if category is not None:
             expr, cat_params = category_sql(families or {})
             where = (where + " AND " if where else "WHERE ") + f"{expr} = ?"
@@ -153,7 +166,7 @@ def load_battles(
         packed, packed_params = _packed_code_sql(columns, values)
         sql = (
             f"SELECT coalesce({packed}, -1), v.tstamp, {lengths} "
-            f"FROM counted_votes v JOIN battles b ON b.id = v.battle_id {joins} {where} ORDER BY v.id"
+            f"FROM counted_votes_all v JOIN battles b ON b.id = v.battle_id {joins} {where} ORDER BY v.id"
         )
         table = np.fromiter(db.execute(sql, packed_params + params), dtype=_ROW_DTYPE)
     if (table["code"] < 0).any():

@@ -1,7 +1,9 @@
 """The Arena tab: blind battles between two contestants drawn from a pool, judged, then revealed.
 
 The battle logic is in `playground.arena`; the handlers here (`arena_send`, `arena_new_round`,
-`arena_vote`) turn it into views and are what tests call without a browser. `build` only lays
+`arena_vote`, `arena_judge`) turn it into views and are what tests call without a browser.
+"Judge this battle too" (issue 15) appears only after the person's vote, and `arena_judge`
+refuses before it too (the person must not see a judge's opinion first). `build` only lays
 out components and wires them. Per-user state (session uuid, the round) lives in gr.State.
 """
 from __future__ import annotations
@@ -22,6 +24,8 @@ from playground.compare import PaneSpec, run_panes
 from playground.context import AppContext
 from playground.engine import PaneResult
 from playground.errors import PlaygroundError
+from playground.judge.live import BattleJudgement, judge_voted_battle
+from playground.judge.prompts import load_judge_prompts
 from playground.prompting.plan import MODE_TITLES, MODES
 from playground.recording import save_generation
 from playground.ui.common import format_metrics, model_choices, new_session_id, notices_markdown
@@ -32,6 +36,10 @@ DEFAULT_SAMPLING = "balanced"
 DEFAULT_MAX_TOKENS = 256
 VOTE_BUTTONS = {"left": "← A is better", "right": "B is better →", "tie": "Tie", "both_bad": "Both are bad"}
 HELLO = "Ask a question: two anonymous models answer side by side. Vote, and see who was who."
+JUDGE_MAX_TOKENS = 256   # the judge's default token budget here (at most its prompt's)
+VERDICT_WORDS = {**WINNER_LABELS, "inconsistent": "no clear verdict: the two orders disagree",
+                 "unparseable": "no verdict: an order's output had no [[A]], [[B]], [[C]] or [[D]] marker"}
+ORDER_WORDS = {**WINNER_LABELS, "unparseable": "no marker"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class ArenaView:
     chats: list[list[dict[str, Any]]] | None = None
     metrics: list[str] | None = None
     notices: list[str] | None = None
+    voted: bool = False    # the round is voted: the judge controls may appear
 
 
 def new_arena_state() -> dict[str, Any]:
@@ -176,7 +185,7 @@ def round_view(rnd: Round | None, status: str, question: str = "",
     chats = [side_messages(rnd, s, question, r, f) for s, r, f in zip(SIDES, live, followups)]
     metrics, notices = side_extras(rnd)
     return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0], chats=chats,
-                     metrics=metrics, notices=notices)
+                     metrics=metrics, notices=notices, voted=rnd.status == "voted")
 
 
 def side_extras(rnd: Round) -> tuple[list[str], list[str]]:
@@ -195,7 +204,7 @@ def message_view(rnd: Round | None, status: str) -> ArenaView:
     """A message about the round that leaves the answers on screen as they are (figures after a vote)."""
     metrics, notices = side_extras(rnd) if rnd is not None else (None, None)
     return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0], metrics=metrics,
-                     notices=notices)
+                     notices=notices, voted=rnd is not None and rnd.status == "voted")
 
 
 def _reveal_text(rnd: Round | None) -> str:
@@ -317,6 +326,45 @@ def arena_vote(ctx: AppContext, state: dict[str, Any], winner: str, note: str = 
     return state, message_view(rnd, message)
 
 
+def judgement_markdown(j: BattleJudgement) -> str:
+    """The judge's verdict (both orders combined, then each order) next to the person's vote."""
+    lines = [f"**You:** {WINNER_LABELS[j.person]}"]
+    if j.verdict is None:
+        lines.append(f"**Judge** `{j.judge}`: no verdict" + (f" ({j.problem})" if j.problem else "") + ".")
+        return "\n\n".join(lines)
+    orders = (f"with the answers in the order you saw them: {ORDER_WORDS.get(j.ab, j.ab)}; swapped: "
+              f"{ORDER_WORDS.get(j.ba, j.ba)}")
+    lines.append(f"**Judge** `{j.judge}`: **{VERDICT_WORDS.get(j.verdict, j.verdict)}** ({orders}).")
+    if j.vote is not None:
+        agree = "✅ agrees with you" if j.vote == j.person else "❌ differs from you"
+        lines.append(f"Stored as the judge's vote: {WINNER_LABELS[j.vote]} ({agree}); the leaderboard counts it "
+                     "only under *Votes from: judge models* or *both*.")
+    else:
+        lines.append("Not stored as a vote (an order gave no verdict, or inconsistent pairs are dropped).")
+    return "\n\n".join(lines)
+
+
+def arena_judge(ctx: AppContext, state: dict[str, Any], judge_model: str | None, prompt_id: str | None,
+                max_tokens: float | None = JUDGE_MAX_TOKENS) -> str:
+    """"Judge this battle too": a judge model on the voted battle, both orders; refused before the vote."""
+    rnd = _round(state)
+    if rnd is None or rnd.status != "voted":
+        return "⚠️ Vote first: a judge's opinion is shown only after yours."
+    if not judge_model:
+        return "⚠️ Pick a judge model first."
+    try:
+        judgement = judge_voted_battle(ctx, rnd, judge_model, prompt_id or "general",
+                                       max_tokens=int(max_tokens or JUDGE_MAX_TOKENS))
+    except PlaygroundError as exc:
+        return f"⚠️ The judge could not run: {exc}"
+    return judgement_markdown(judgement)
+
+
+def judge_box_update(view: ArenaView) -> Any:
+    """The judge controls exist on screen only once the round is voted."""
+    return gr.update(visible=view.voted)
+
+
 # ---------------------------------------------------------------- layout
 
 
@@ -366,12 +414,24 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         buttons = {w: gr.Button(label, interactive=False, elem_id=f"arena-vote-{w}") for w, label in VOTE_BUTTONS.items()}
     revealed = gr.Markdown(elem_id="arena-reveal")
+    judge_prompts = sorted(load_judge_prompts(ctx.settings.presets_dir).prompts) or ["general"]
+    with gr.Group(visible=False, elem_id="arena-judge-box") as judge_box:   # shown after the vote only
+        with gr.Row(equal_height=True):
+            judge_model = gr.Dropdown(model_choices(ctx), value=default_models[0] if default_models else None,
+                                      label="Judge model", elem_id="arena-judge-with", scale=3)
+            judge_prompt = gr.Dropdown(judge_prompts, value="general" if "general" in judge_prompts else judge_prompts[0],
+                                       label="Judge prompt", elem_id="arena-judge-prompt", scale=1)
+            judge_tokens = gr.Slider(16, 512, value=JUDGE_MAX_TOKENS, step=16, label="Judge's max tokens",
+                                     elem_id="arena-judge-max-tokens", scale=2)
+            judge_btn = gr.Button("Judge this battle too", elem_id="arena-judge-run", scale=1)
+        judge_result = gr.Markdown(elem_id="arena-judge-result")
 
     chats = [s[0] for s in sides]
     metric_boxes = [s[1] for s in sides]
     notice_boxes = [s[2] for s in sides]
     pool_inputs = [models, modes, family, max_tokens, sampling]
-    round_outputs = [state, *chats, *metric_boxes, *notice_boxes, status, revealed, *buttons.values()]
+    round_outputs = [state, *chats, *metric_boxes, *notice_boxes, status, revealed, *buttons.values(), judge_box,
+                     judge_result]
 
     def on_send(st: dict[str, Any], question: str, models: list[str], modes: list[str], family: str,
                 max_new_tokens: float, sampling: str, request: gr.Request) -> Iterator[list[Any]]:
@@ -380,12 +440,13 @@ def build(ctx: AppContext) -> None:
         for st2, view in arena_send(ctx, st, question, pool, _username(request)):
             clear = not cleared and st2.get("run_id") is not None   # the turn started: empty the box
             cleared |= clear
-            yield [*_view_outputs(st2, view), "" if clear else gr.skip()]
+            yield [*_view_outputs(st2, view), *_judge_outputs(view), "" if clear else gr.skip()]
 
     def on_new_round(st: dict[str, Any], models: list[str], modes: list[str], family: str, max_new_tokens: float,
                      sampling: str, request: gr.Request) -> list[Any]:
-        return _view_outputs(*arena_new_round(ctx, st, _choice(models, modes, family, max_new_tokens, sampling),
-                                              username=_username(request)))
+        st2, view = arena_new_round(ctx, st, _choice(models, modes, family, max_new_tokens, sampling),
+                                    username=_username(request))
+        return [*_view_outputs(st2, view), *_judge_outputs(view)]
 
     send_event = gr.on([send.click, question.submit], on_send, [state, question, *pool_inputs],
                        [*round_outputs, question], api_name="arena_send")
@@ -393,8 +454,10 @@ def build(ctx: AppContext) -> None:
                     cancels=[send_event])
     for winner, button in buttons.items():
         button.click(_vote_handler(ctx, winner), [state, note, tag],
-                     [state, status, revealed, *metric_boxes, *notice_boxes, *buttons.values()],
+                     [state, status, revealed, *metric_boxes, *notice_boxes, *buttons.values(), judge_box],
                      api_name=f"arena_vote_{winner}")
+    judge_btn.click(lambda st, m, p, t: arena_judge(ctx, st, m, p, t), [state, judge_model, judge_prompt, judge_tokens],
+                    [judge_result], api_name="arena_judge")
     gr.on([models.change, modes.change], lambda m, d: pool_text(ctx, m, d), [models, modes], [pool_info],
           queue=False, api_visibility="private")
 
@@ -404,7 +467,7 @@ def _vote_handler(ctx: AppContext, winner: str):
     def on_vote(st: dict[str, Any], note: str, tag: str, request: gr.Request) -> list[Any]:
         st2, view = arena_vote(ctx, st, winner, note, _username(request), tag)
         extras = [*(view.metrics or [gr.skip()] * 2), *(view.notices or [gr.skip()] * 2)]
-        return [st2, view.status, view.reveal, *extras, *_vote_buttons(view.can_vote)]
+        return [st2, view.status, view.reveal, *extras, *_vote_buttons(view.can_vote), judge_box_update(view)]
     return on_vote
 
 
@@ -416,6 +479,11 @@ def _choice(models: Sequence[str] | None, modes: Sequence[str] | None, family: s
             max_tokens: float | None, sampling: str | None) -> PoolChoice:
     return PoolChoice(models=tuple(models or ()), modes=tuple(modes or ()), family=family or DEFAULT_FAMILY,
                       max_new_tokens=int(max_tokens or DEFAULT_MAX_TOKENS), sampling=sampling or None)
+
+
+def _judge_outputs(view: ArenaView) -> list[Any]:
+    """The judge box (shown only once voted) and its result, emptied for a new round or turn."""
+    return [judge_box_update(view), ""]
 
 
 def _vote_buttons(enabled: bool) -> list[Any]:

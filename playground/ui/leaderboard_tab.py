@@ -36,6 +36,7 @@ from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure,
                                     tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
 from playground.ranking import TIE_MODELS, PositionBias
 from storage import count_votes, open_database
+from storage.voters import VOTER_GROUPS, voter_group_sql, voter_group_text
 
 DEFAULT_ROUNDS = 1000
 MAX_ROUNDS = 10_000
@@ -43,6 +44,7 @@ CATEGORY_ROUNDS = 200  # per-category boards: enough for a 95% interval, five ti
 BOTH_BAD_CHOICES = ("tie", "exclude")
 TIE_CHOICES = [("tie = half a win", "half"), ("Davidson tie model", "davidson")]
 GROUPING_CHOICES = [("auto", "auto"), ("model", "model"), ("mode", "mode"), ("model + mode", "model+mode")]
+VOTER_CHOICES = [("people", "people"), ("judge models", "judges"), ("both", "both")]  # issue 15
 ANY = ""  # the "no filter" choice of the category and export dropdowns
 NO_BATTLES_MESSAGE = (
     "**No battles yet.** Ask a question in the **Arena** tab and vote on the two answers (or judge two panes "
@@ -90,6 +92,7 @@ class BoardFilters:
     length_control: bool = False
     tie_model: str = "half"
     category: str = ANY
+    voters: str = "people"   # whose votes: people's, judge models' or both (storage/voters.py)
 
 
 @dataclass(frozen=True)
@@ -197,10 +200,11 @@ def check_choice(label: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def shown_battles(include_named: bool) -> str:
-    """Which battles the table ranks, in words (the table says it, the files too)."""
-    return ("anonymous Arena battles and named Playground comparisons" if include_named
-            else "anonymous (blind) battles only; named Playground comparisons excluded")
+def shown_battles(include_named: bool, voters: str = "people") -> str:
+    """Which battles and whose votes the table ranks, in words (the table says it, the files too)."""
+    battles = ("anonymous Arena battles and named Playground comparisons" if include_named
+               else "anonymous (blind) battles only; named Playground comparisons excluded")
+    return f"{battles}; {voter_group_text(voters)}"
 
 
 # ----------------------------------------------------------------------------- the leaderboard
@@ -221,6 +225,7 @@ def rank(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str]
         by = check_choice("Contestant", filters.by, GROUPINGS)
         both_bad = check_choice("'Both bad' votes", filters.both_bad, BOTH_BAD_CHOICES)
         tie_model = check_choice("Ties", filters.tie_model, TIE_MODELS)
+        voters = check_choice("Votes from", filters.voters, VOTER_GROUPS)
     except InvalidFilter as exc:
         return BoardView(message=f"⚠️ {exc}", valid=False)
     note = ""
@@ -229,27 +234,30 @@ def rank(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str]
         if total == 0:
             return BoardView(message=NO_BATTLES_MESSAGE)
         if by == "auto":
-            by, note = choose_grouping(db, include_named=filters.include_named)
+            by, note = choose_grouping(db, include_named=filters.include_named, voters=voters)
         battles = load_battles(db, by=by, anonymous_only=not filters.include_named, since=window.since,
                                until=window.until, with_lengths=filters.length_control,
-                               category=filters.category or None, families=families)
-        if len(battles) == 0 and not filters.include_named and not _any_anonymous(db):
+                               category=filters.category or None, families=families, voters=voters)
+        if len(battles) == 0 and not filters.include_named and not _any_anonymous(db, voters):
             return BoardView(message=ONLY_NAMED_MESSAGE.format(n=total), table=empty_table(filters.length_control))
         blind = None
         if filters.include_named:  # position bias only where sides were random: the anonymous battles
             blind = load_battles(db, by=by, anonymous_only=True, since=window.since, until=window.until,
-                                 with_lengths=False, category=filters.category or None, families=families)
+                                 with_lengths=False, category=filters.category or None, families=families,
+                                 voters=voters)
     if len(battles) == 0:
-        return BoardView(message="**No battles match these filters.** Widen the date range, pick another category "
-                                 "or tick 'Include named comparisons'.", table=empty_table(filters.length_control))
+        return BoardView(message="**No battles match these filters.** Widen the date range, pick another category, "
+                                 "tick 'Include named comparisons' or change 'Votes from'.",
+                         table=empty_table(filters.length_control))
     board = build_leaderboard(battles, rounds=rounds, both_bad=both_bad, length_control=filters.length_control,
-                              tie_model=tie_model, shows=shown_battles(filters.include_named), blind=blind)
+                              tie_model=tie_model, shows=shown_battles(filters.include_named, voters), blind=blind)
     return _Ranked(board, note)
 
 
-def _any_anonymous(db: Any) -> bool:
+def _any_anonymous(db: Any, voters: str = "people") -> bool:
+    whose = voter_group_sql(voters)
     return db.execute("SELECT 1 FROM votes v JOIN battles b ON b.id = v.battle_id WHERE b.anonymous = 1 "
-                      "LIMIT 1").fetchone() is not None
+                      f"{'AND ' + whose if whose else ''} LIMIT 1").fetchone() is not None
 
 
 def leaderboard_view(db_path: str | Path, filters: BoardFilters,
@@ -389,7 +397,8 @@ def category_view(db_path: str | Path, filters: BoardFilters, families: Mapping[
     empty = pd.DataFrame(columns=CATEGORY_HEADERS)
     try:
         with closing(open_database(db_path)) as db:
-            counts = category_counts(db, families or {}, include_named=filters.include_named)
+            counts = category_counts(db, families or {}, include_named=filters.include_named,
+                                     voters=filters.voters)
     except PlaygroundError as exc:
         return f"❌ {exc}", empty
     rows, skipped = [], []
@@ -464,7 +473,8 @@ def export_view(db_path: str | Path, filters: BoardFilters, export_filters: Expo
         return ExportView(message=f"⚠️ Downloads not prepared. {exc}")
     out_dir = Path(out_dir)
     common = {"model": export_filters.model or None, "mode": export_filters.mode or None,
-              "since": window.since, "until": window.until, "anonymous_only": export_filters.anonymous_only}
+              "since": window.since, "until": window.until, "anonymous_only": export_filters.anonymous_only,
+              "voters": filters.voters}
     try:
         with closing(open_database(db_path)) as db:
             if count_votes(db) == 0:
@@ -523,7 +533,8 @@ def refresh(db_path: str | Path, filters: BoardFilters, families: Mapping[str, s
     models, modes = contestant_options(db_path)
     try:
         with closing(open_database(db_path)) as db:
-            categories = category_counts(db, families or {}, include_named=filters.include_named)
+            categories = category_counts(db, families or {}, include_named=filters.include_named,
+                                         voters=filters.voters)
     except PlaygroundError:
         categories = {}
     return TabView(board=board, models=models, modes=modes, categories=categories)
@@ -572,6 +583,8 @@ def build(ctx: AppContext) -> None:
                                 info="Playground votes, where you knew the models")
             length = gr.Checkbox(label="Length control", elem_id="lb-length-control",
                                  info="Also rate at equal answer length")
+        voters = gr.Radio(VOTER_CHOICES, value="people", label="Votes from", elem_id="lb-voters", scale=1,
+                          info="judge models: python app.py judge (kept apart from people's votes)")
     with gr.Row(equal_height=True):
         category = gr.Dropdown([("all categories", ANY)], value=ANY, label="Category (tag or task family)",
                                elem_id="lb-category", scale=2)
@@ -604,7 +617,7 @@ def build(ctx: AppContext) -> None:
     judges_panel.build(ctx)   # issue 15: judge models' agreement with people
     heatmaps_open = gr.State(False)
 
-    board_inputs = [by, named, since, until, both_bad, rounds, length, ties, category]
+    board_inputs = [by, named, since, until, both_bad, rounds, length, ties, category, voters]
     export_inputs = [downloads.model, downloads.mode, downloads.dedupe, downloads.anonymous]
     plots = [plot_ratings, plot_winrate, plot_counts, plot_predicted]
 
@@ -624,14 +637,16 @@ def build(ctx: AppContext) -> None:
 
     def on_data_files(*values: Any) -> Iterator[list[Any]]:
         with request_dir() as out_dir:
-            view = export_view(ctx.settings.db_path, BoardFilters(*values[:9]), ExportFilters(*values[9:]), out_dir)
+            n = len(board_inputs)
+            view = export_view(ctx.settings.db_path, BoardFilters(*values[:n]), ExportFilters(*values[n:]), out_dir)
             yield [view.message, *download_updates(view.files, DATA_FILES)]
 
     def on_categories(*values: Any) -> list[Any]:
         return list(category_view(ctx.settings.db_path, BoardFilters(*values), families))
 
     triggers = _refresh_triggers(refresh_btn, [since.submit, until.submit, rounds.submit, by.input, both_bad.input,
-                                               named.input, length.input, ties.input, category.input])
+                                               named.input, length.input, ties.input, category.input,
+                                               voters.input])
     gr.on(triggers, on_refresh, [*board_inputs, heatmaps_open],
           [message, table, diagnostics, plot_area, *plots, category, downloads.model, downloads.mode,
            *downloads.board_buttons, *downloads.data_buttons],
