@@ -42,7 +42,8 @@ from typing import Any, TextIO
 from sqlite_utils import Database
 
 from playground.errors import PlaygroundError
-from playground.leaderboard import GroupBy, build_leaderboard, load_battles, to_csv, to_json, to_markdown, vote_filter_sql
+from playground.leaderboard import (GroupBy, battles_shown, build_leaderboard, choose_grouping, load_battles, to_csv,
+                                    to_json, to_markdown, vote_filter_sql)
 from playground.ranking import BothBad
 from storage.pairs import input_difference
 
@@ -520,28 +521,50 @@ def _arena_side(conversation: str | None, output: str | None) -> list[dict[str, 
 # ----------------------------------------------------------------------------- leaderboard
 
 
+@dataclass(frozen=True)
+class LeaderboardExport(ExportResult):
+    """A leaderboard file: `written` contestants, grouped by `grouping`, ranking the battles `shows`
+    says; `note` explains what 'auto' grouping chose ('' when there is nothing to say)."""
+
+    grouping: str = ""
+    shows: str = ""
+    note: str = ""
+
+
 def export_leaderboard(
     db: Database,
     out: str | Path,
     *,
     fmt: str | None = None,
-    by: GroupBy = "model",
+    by: GroupBy = "auto",
     rounds: int = 1000,
     seed: int | None = 0,
-    anonymous_only: bool = False,
+    include_named: bool = False,
     since: float | None = None,
     until: float | None = None,
     both_bad: BothBad = "tie",
     length_control: bool = False,
-) -> ExportResult:
-    """The leaderboard as CSV, JSON or Markdown (`fmt`, or from the suffix: .csv .json .md)."""
+) -> LeaderboardExport:
+    """The leaderboard as CSV, JSON or Markdown (`fmt`, or from the suffix: .csv .json .md).
+
+    The same battles and grouping as `python app.py leaderboard` and the tab: anonymous battles
+    unless `include_named`, `by="auto"` = model, or model + mode when battles compare modes of one
+    model. The JSON and Markdown files say which battles and grouping they show.
+    """
     out = Path(out)
     fmt = fmt or LEADERBOARD_FORMATS.get(out.suffix.lower())
     render = {"csv": to_csv, "json": to_json, "markdown": to_markdown}.get(fmt or "")
     if render is None:
         raise PlaygroundError(f"cannot tell the leaderboard format of {out}: use a .csv, .json or .md file name")
-    battles = load_battles(db, by=by, anonymous_only=anonymous_only, since=since, until=until, with_lengths=length_control)
-    board = build_leaderboard(battles, rounds=rounds, seed=seed, both_bad=both_bad, length_control=length_control)
+    note = ""
+    if by == "auto":
+        by, note = choose_grouping(db, include_named=include_named)
+    window = dict(since=since, until=until)
+    battles = load_battles(db, by=by, anonymous_only=not include_named, with_lengths=length_control, **window)
+    blind = load_battles(db, by=by, anonymous_only=True, with_lengths=False, **window) if include_named else None
+    shows = battles_shown(include_named)
+    board = build_leaderboard(battles, rounds=rounds, seed=seed, both_bad=both_bad, length_control=length_control,
+                              shows=shows, blind=blind, grouping=by)
     with atomic_text_file(out) as handle:
         handle.write(render(board))
-    return ExportResult(out, len(board.rows))
+    return LeaderboardExport(out, len(board.rows), grouping=by, shows=shows, note=note.replace("**", ""))

@@ -37,7 +37,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     from playground.errors import PlaygroundError
-    from playground.leaderboard import build_leaderboard, choose_grouping, load_battles, rows_as_dicts, tie_model_text
+    from playground.leaderboard import (battles_shown, build_leaderboard, choose_grouping, load_battles, rows_as_dicts,
+                                        tie_model_text)
     from playground.prompting.presets import load_presets
     from playground.ranking import NO_BATTLES
     from storage import open_database
@@ -46,8 +47,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     presets_dir = getattr(settings, "presets_dir", None)
     families = {pid: p.family for pid, p in load_presets(presets_dir).prompting.items()} if presets_dir else {}
     notes: list[str] = []
-    shows = ("anonymous battles and named Playground comparisons" if args.include_named
-             else "anonymous battles only; --include-named adds named Playground comparisons")
+    shows = battles_shown(args.include_named)
     try:
         require_database(settings.db_path)
         db = open_database(settings.db_path)
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             return 1
         board = build_leaderboard(battles, rounds=args.rounds, seed=args.seed, both_bad=args.both_bad,
                                   length_control=args.length_control, tie_model=args.tie_model, shows=shows,
-                                  blind=blind)
+                                  blind=blind, grouping=by)
     except PlaygroundError as exc:  # no database, no battles, unreadable file: nothing to rank
         print(f"{exc}", file=sys.stderr)
         if NO_BATTLES in str(exc):

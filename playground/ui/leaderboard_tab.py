@@ -31,7 +31,7 @@ from playground.context import AppContext
 from playground.ui import judges_panel
 from playground.errors import PlaygroundError
 from playground.export import export_arena_battles, export_dpo, export_kto
-from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, build_leaderboard, category_counts,
+from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, battles_shown, build_leaderboard, category_counts,
                                     choose_grouping, load_battles, predicted_win_rate_figure, ratings_figure,
                                     tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
 from playground.ranking import TIE_MODELS, PositionBias
@@ -199,8 +199,7 @@ def check_choice(label: str, value: str, choices: tuple[str, ...]) -> str:
 
 def shown_battles(include_named: bool) -> str:
     """Which battles the table ranks, in words (the table says it, the files too)."""
-    return ("anonymous Arena battles and named Playground comparisons" if include_named
-            else "anonymous (blind) battles only; named Playground comparisons excluded")
+    return battles_shown(include_named, "'Include named comparisons'")
 
 
 # ----------------------------------------------------------------------------- the leaderboard
@@ -243,7 +242,8 @@ def rank(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str]
         return BoardView(message="**No battles match these filters.** Widen the date range, pick another category "
                                  "or tick 'Include named comparisons'.", table=empty_table(filters.length_control))
     board = build_leaderboard(battles, rounds=rounds, both_bad=both_bad, length_control=filters.length_control,
-                              tie_model=tie_model, shows=shown_battles(filters.include_named), blind=blind)
+                              tie_model=tie_model, shows=shown_battles(filters.include_named), blind=blind,
+                              grouping=by)
     return _Ranked(board, note)
 
 
