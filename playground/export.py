@@ -42,8 +42,8 @@ from typing import Any, TextIO
 from sqlite_utils import Database
 
 from playground.errors import PlaygroundError
-from playground.leaderboard import (GroupBy, battles_shown, build_leaderboard, choose_grouping, load_battles, to_csv,
-                                    to_json, to_markdown, vote_filter_sql)
+from playground.leaderboard import (GroupBy, battles_shown, build_leaderboard, select_battles, to_csv, to_json,
+                                    to_markdown, vote_filter_sql)
 from playground.ranking import BothBad
 from storage.pairs import input_difference
 
@@ -556,15 +556,12 @@ def export_leaderboard(
     render = {"csv": to_csv, "json": to_json, "markdown": to_markdown}.get(fmt or "")
     if render is None:
         raise PlaygroundError(f"cannot tell the leaderboard format of {out}: use a .csv, .json or .md file name")
-    note = ""
-    if by == "auto":
-        by, note = choose_grouping(db, include_named=include_named)
-    window = dict(since=since, until=until)
-    battles = load_battles(db, by=by, anonymous_only=not include_named, with_lengths=length_control, **window)
-    blind = load_battles(db, by=by, anonymous_only=True, with_lengths=False, **window) if include_named else None
+    chosen = select_battles(db, by=by, include_named=include_named, since=since, until=until,
+                            with_lengths=length_control)
     shows = battles_shown(include_named)
-    board = build_leaderboard(battles, rounds=rounds, seed=seed, both_bad=both_bad, length_control=length_control,
-                              shows=shows, blind=blind, grouping=by)
+    board = build_leaderboard(chosen.battles, rounds=rounds, seed=seed, both_bad=both_bad,
+                              length_control=length_control, shows=shows, blind=chosen.blind, grouping=chosen.grouping)
     with atomic_text_file(out) as handle:
         handle.write(render(board))
-    return LeaderboardExport(out, len(board.rows), grouping=by, shows=shows, note=note.replace("**", ""))
+    return LeaderboardExport(out, len(board.rows), grouping=chosen.grouping, shows=shows,
+                             note=chosen.note.replace("**", ""))

@@ -31,9 +31,9 @@ from playground.context import AppContext
 from playground.ui import judges_panel
 from playground.errors import PlaygroundError
 from playground.export import export_arena_battles, export_dpo, export_kto
-from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, battles_shown, build_leaderboard, category_counts,
-                                    choose_grouping, load_battles, predicted_win_rate_figure, ratings_figure,
-                                    tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
+from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, battles_shown, build_leaderboard,
+                                    category_counts, has_anonymous_votes, predicted_win_rate_figure, ratings_figure,
+                                    select_battles, tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
 from playground.ranking import TIE_MODELS, PositionBias
 from storage import count_votes, open_database
 
@@ -222,34 +222,23 @@ def rank(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str]
         tie_model = check_choice("Ties", filters.tie_model, TIE_MODELS)
     except InvalidFilter as exc:
         return BoardView(message=f"⚠️ {exc}", valid=False)
-    note = ""
     with closing(open_database(db_path)) as db:
         total = count_votes(db)
         if total == 0:
             return BoardView(message=NO_BATTLES_MESSAGE)
-        if by == "auto":
-            by, note = choose_grouping(db, include_named=filters.include_named)
-        battles = load_battles(db, by=by, anonymous_only=not filters.include_named, since=window.since,
-                               until=window.until, with_lengths=filters.length_control,
-                               category=filters.category or None, families=families)
-        if len(battles) == 0 and not filters.include_named and not _any_anonymous(db):
+        chosen = select_battles(db, by=by, include_named=filters.include_named, since=window.since,
+                                until=window.until, with_lengths=filters.length_control,
+                                category=filters.category or None, families=families)
+        battles = chosen.battles
+        if len(battles) == 0 and not filters.include_named and not has_anonymous_votes(db):
             return BoardView(message=ONLY_NAMED_MESSAGE.format(n=total), table=empty_table(filters.length_control))
-        blind = None
-        if filters.include_named:  # position bias only where sides were random: the anonymous battles
-            blind = load_battles(db, by=by, anonymous_only=True, since=window.since, until=window.until,
-                                 with_lengths=False, category=filters.category or None, families=families)
     if len(battles) == 0:
         return BoardView(message="**No battles match these filters.** Widen the date range, pick another category "
                                  "or tick 'Include named comparisons'.", table=empty_table(filters.length_control))
     board = build_leaderboard(battles, rounds=rounds, both_bad=both_bad, length_control=filters.length_control,
-                              tie_model=tie_model, shows=shown_battles(filters.include_named), blind=blind,
-                              grouping=by)
-    return _Ranked(board, note)
-
-
-def _any_anonymous(db: Any) -> bool:
-    return db.execute("SELECT 1 FROM votes v JOIN battles b ON b.id = v.battle_id WHERE b.anonymous = 1 "
-                      "LIMIT 1").fetchone() is not None
+                              tie_model=tie_model, shows=shown_battles(filters.include_named), blind=chosen.blind,
+                              grouping=chosen.grouping)
+    return _Ranked(board, chosen.note)
 
 
 def leaderboard_view(db_path: str | Path, filters: BoardFilters,
