@@ -209,7 +209,7 @@ def test_default_leaderboard_export_ranks_anonymous_battles_only(db, tmp_path):
     assert doc["settings"]["grouping"] == default.grouping == "model"
     named = export_leaderboard(db, tmp_path / "all.json", rounds=0, include_named=True)
     assert json.loads((tmp_path / "all.json").read_text())["battles"] == 12
-    assert "named Playground comparisons" in named.shows and "excluded" not in named.shows
+    assert named.shows == "anonymous Arena battles and named Playground comparisons"
 
 
 def test_cli_leaderboard_export_defaults_follow_the_leaderboard(tmp_path, capsys):
@@ -227,7 +227,7 @@ def test_cli_leaderboard_export_defaults_follow_the_leaderboard(tmp_path, capsys
     assert main(["export", "leaderboard", "--db", str(path), "--out", str(out), "--rounds", "0"]) == 0
     printed = capsys.readouterr().out
     assert "Grouped by model + mode" in printed and "contestants by model+mode" in printed
-    assert "anonymous (blind) battles only" in printed and "--include-named adds them" in printed
+    assert "anonymous (blind) battles only" in printed and "--include-named adds named Playground comparisons" in printed
     text = out.read_text()
     assert "2 battles (anonymous (blind) battles only" in text and "smol + instruction" in text
     assert main(["export", "leaderboard", "--db", str(path), "--out", str(out), "--rounds", "0",

@@ -66,7 +66,7 @@ def battles_shown(include_named: bool, add_named: str = "--include-named") -> st
     reader adds the named ones (a CLI flag, a checkbox)."""
     if include_named:
         return "anonymous Arena battles and named Playground comparisons"
-    return f"anonymous (blind) battles only; named Playground comparisons excluded ({add_named} adds them)"
+    return f"anonymous (blind) battles only; {add_named} adds named Playground comparisons"
 
 
 def build_leaderboard(
