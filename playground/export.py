@@ -43,7 +43,8 @@ from typing import Any, TextIO
 from sqlite_utils import Database
 
 from playground.errors import PlaygroundError
-from playground.leaderboard import GroupBy, build_leaderboard, load_battles, to_csv, to_json, to_markdown, vote_filter_sql
+from playground.leaderboard import (GroupBy, battles_shown, build_leaderboard, select_battles, to_csv, to_json,
+                                    to_markdown, vote_filter_sql)
 from playground.ranking import BothBad
 from storage.pairs import input_difference
 from storage.voters import is_judge, voter_group_text
@@ -539,32 +540,49 @@ def _arena_side(conversation: str | None, output: str | None) -> list[dict[str, 
 # ----------------------------------------------------------------------------- leaderboard
 
 
+@dataclass(frozen=True)
+class LeaderboardExport(ExportResult):
+    """A leaderboard file: `written` contestants, grouped by `grouping`, ranking the battles `shows`
+    says; `note` explains what 'auto' grouping chose ('' when there is nothing to say)."""
+
+    grouping: str = ""
+    shows: str = ""
+    note: str = ""
+
+
 def export_leaderboard(
     db: Database,
     out: str | Path,
     *,
     fmt: str | None = None,
-    by: GroupBy = "model",
+    by: GroupBy = "auto",
     rounds: int = 1000,
     seed: int | None = 0,
-    anonymous_only: bool = False,
+    include_named: bool = False,
     since: float | None = None,
     until: float | None = None,
     both_bad: BothBad = "tie",
     length_control: bool = False,
     voters: str = "people",
-) -> ExportResult:
-    """The leaderboard as CSV, JSON or Markdown (`fmt`, or from the suffix: .csv .json .md); `voters`:
-    people's votes (default), judges' or both, said in the JSON and Markdown files."""
+) -> LeaderboardExport:
+    """The leaderboard as CSV, JSON or Markdown (`fmt`, or from the suffix: .csv .json .md).
+
+    The same battles and grouping as `python app.py leaderboard` and the tab: anonymous battles
+    unless `include_named`, `by="auto"` = model, or model + mode when battles compare modes of one
+    model; `voters`: people's votes (default), judges' or both. The JSON and Markdown files say which
+    battles, voters and grouping they show.
+    """
     out = Path(out)
     fmt = fmt or LEADERBOARD_FORMATS.get(out.suffix.lower())
     render = {"csv": to_csv, "json": to_json, "markdown": to_markdown}.get(fmt or "")
     if render is None:
         raise PlaygroundError(f"cannot tell the leaderboard format of {out}: use a .csv, .json or .md file name")
-    battles = load_battles(db, by=by, anonymous_only=anonymous_only, since=since, until=until, with_lengths=length_control,
-                           voters=voters)
-    board = build_leaderboard(battles, rounds=rounds, seed=seed, both_bad=both_bad, length_control=length_control,
-                              shows=voter_group_text(voters))
+    chosen = select_battles(db, by=by, include_named=include_named, since=since, until=until,
+                            with_lengths=length_control, voters=voters)
+    shows = f"{battles_shown(include_named)}; {voter_group_text(voters)}"
+    board = build_leaderboard(chosen.battles, rounds=rounds, seed=seed, both_bad=both_bad,
+                              length_control=length_control, shows=shows, blind=chosen.blind, grouping=chosen.grouping)
     with atomic_text_file(out) as handle:
         handle.write(render(board))
-    return ExportResult(out, len(board.rows))
+    return LeaderboardExport(out, len(board.rows), grouping=chosen.grouping, shows=shows,
+                             note=chosen.note.replace("**", ""))

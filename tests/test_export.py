@@ -189,6 +189,7 @@ def test_arena_battles_round_trip_through_the_importer(db, tmp_path):
 def test_leaderboard_files(db, tmp_path):
     for name in ("lb.csv", "lb.json", "lb.md"):
         assert export_leaderboard(db, tmp_path / name, rounds=50).written == 3
+    assert "contestants by model" in (tmp_path / "lb.md").read_text()
     assert (tmp_path / "lb.csv").read_text().startswith("rank,contestant,rating,ci_low,ci_high")
     assert len(json.loads((tmp_path / "lb.json").read_text())["rows"]) == 3
     assert (tmp_path / "lb.md").read_text().startswith("| Rank |")
@@ -196,12 +197,52 @@ def test_leaderboard_files(db, tmp_path):
         export_leaderboard(db, tmp_path / "lb.xlsx")
 
 
+NAMED = 2  # the fixture's named Playground comparisons (q1, q4); the other 10 battles are anonymous
+
+
+def test_default_leaderboard_export_ranks_anonymous_battles_only(db, tmp_path):
+    """As the leaderboard command and tab: named comparisons only with include_named, and the file says so."""
+    default = export_leaderboard(db, tmp_path / "anon.json", rounds=0)
+    doc = json.loads((tmp_path / "anon.json").read_text())
+    assert doc["battles"] == 12 - NAMED and sum(r["battles"] for r in doc["rows"]) == 2 * (12 - NAMED)
+    assert doc["settings"]["battles_shown"] == default.shows and "anonymous (blind) battles only" in default.shows
+    assert doc["settings"]["grouping"] == default.grouping == "model"
+    named = export_leaderboard(db, tmp_path / "all.json", rounds=0, include_named=True)
+    assert json.loads((tmp_path / "all.json").read_text())["battles"] == 12
+    assert named.shows == "anonymous Arena battles and named Playground comparisons"
+
+
+def test_cli_leaderboard_export_defaults_follow_the_leaderboard(tmp_path, capsys):
+    """`python app.py export leaderboard` (real argument parser): anonymous battles, auto grouping,
+    both stated; one bundled model compared in two modes is grouped by model + mode."""
+    from playground.cli import main
+
+    path = tmp_path / "one-model.db"
+    database = storage.open_database(path)
+    add_battle(database, "smol", "smol", "left", tstamp=T0, question="q0", left_mode="instruction")
+    add_battle(database, "smol", "smol", "right", tstamp=T0 + 1, question="q1", left_mode="instruction")
+    add_battle(database, "smol", "smol", "left", tstamp=T0 + 2, question="q2", anonymous=False)
+    database.close()
+    out = tmp_path / "lb.md"
+    assert main(["export", "leaderboard", "--db", str(path), "--out", str(out), "--rounds", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "Grouped by model + mode" in printed and "contestants by model+mode" in printed
+    assert "anonymous (blind) battles only" in printed and "--include-named adds named Playground comparisons" in printed
+    text = out.read_text()
+    assert "2 battles (anonymous (blind) battles only" in text and "smol + instruction" in text
+    assert main(["export", "leaderboard", "--db", str(path), "--out", str(out), "--rounds", "0",
+                 "--include-named"]) == 0
+    assert "3 battles (anonymous Arena battles and named Playground comparisons)" in out.read_text()
+    assert main(["export", "dpo", "--db", str(path), "--out", str(tmp_path / "p.jsonl"), "--include-named"]) == 2
+    assert "--include-named applies to the leaderboard" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
 def cli_args(what, out, **overrides):
     args = dict(what=what, out=out, format="standard", model=None, mode=None, since=None, until=None,
-                anonymous_only=False, no_dedupe=False, no_truncated=False, by="model", rounds=50, seed=0, length_control=False)
+                anonymous_only=False, include_named=False, no_dedupe=False, no_truncated=False, by="model", rounds=50, seed=0, length_control=False)
     args.update(overrides)
     return argparse.Namespace(**args)
 

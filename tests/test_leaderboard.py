@@ -231,7 +231,7 @@ def test_cli_default_install_ranks_modes_of_the_one_model(tmp_path, capsys):
     assert leaderboard_cmd.run(args, Settings(path)) == 0
     out = capsys.readouterr().out
     assert "Grouped by model + mode" in out and "smol + instruction" in out and "smol + zero_shot" in out
-    assert "anonymous battles only" in out
+    assert "anonymous (blind) battles only" in out
 
 
 def test_cli_ranks_anonymous_battles_unless_named_are_included(filled_db, capsys):

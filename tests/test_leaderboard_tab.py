@@ -151,6 +151,23 @@ def test_figures_are_matplotlib_figures(db_path, out_dir):
     assert all(isinstance(f, Figure) for f in figures.values())
 
 
+@pytest.mark.parametrize("wins", [1, 2, 3, 7])
+def test_first_open_draws_one_sided_results(tmp_path, wins):
+    """The tab's first open uses the default rounds. With one-sided results every bootstrap round equals
+    the fit, and the percentile interval came back 2e-13 points off the rating, on the wrong side:
+    matplotlib refused the negative error bar, the handler raised, and the table stayed empty (in the
+    browser a Refresh deferred behind it was dropped too: the team test's missing 'model-a')."""
+    path = tmp_path / "one-sided.db"
+    db = storage.open_database(path)
+    for k in range(wins):
+        add_battle(db, "model-a", "model-b", "left", question=f"q{k}")
+    db.close()
+    v = lt.refresh(path, lt.BoardFilters())  # what opening the tab computes: every default
+    assert v.board.valid and set(contestants(v)) == {"model-a", "model-b"}, v.message
+    assert isinstance(v.board.figures["ratings"], Figure)
+    assert f"over {lt.DEFAULT_ROUNDS} rounds" in v.board.diagnostics
+
+
 def test_grouping_changes_the_contestants(db_path, out_dir):
     by_mode = view(db_path, out_dir, by="mode")
     # imported Arena battles have no mode on either side: "(no mode)" against itself says nothing

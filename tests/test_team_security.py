@@ -323,8 +323,6 @@ ADMIN_ONLY_IDS = ("#models-rescan", "#models-hub", "#models-remote")
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(reason="after merging per-voter votes (m020) the annotator's Leaderboard table did not show "
-                          "'model-a' in one full run; under investigation (see the closing note)", strict=False)
 def test_admin_and_annotator_see_different_controls(browser, team_app, screenshot_dir):
     from playwright.sync_api import expect
 
@@ -349,11 +347,14 @@ def test_admin_and_annotator_see_different_controls(browser, team_app, screensho
         expect(annotator.locator("#lab-run")).to_have_count(0)
 
         for page in (admin, annotator):
+            # Opening the tab runs one refresh with the defaults (1000 bootstrap rounds); no second event is
+            # fired while it runs (a deferred Gradio event is dropped when the one before it fails, which is
+            # how this check once lost its table). The message and the table come from that one refresh.
             page.get_by_role("tab", name="Leaderboard").click()
-            rounds = page.locator("#lb-rounds input")
-            rounds.fill("0")              # two votes are too few for bootstrap intervals
-            rounds.press("Enter")
-            expect(page.locator("#lb-table")).to_contain_text("model-a", timeout=120_000)  # aggregate: for all
+            expect(page.locator("#lb-message")).to_contain_text("Ranked 2 contestants from 2 battles",
+                                                                timeout=120_000)
+            expect(page.locator("#lb-table")).to_contain_text("model-a")           # the aggregate: for all
+            expect(page.locator("#lb-table")).to_contain_text("model-b")
             page.locator("#lb-downloads").get_by_text("Downloads").first.click()
         expect(admin.locator("#lb-download-dpo")).to_be_visible()
         expect(annotator.locator("#lb-download-csv")).to_be_visible()

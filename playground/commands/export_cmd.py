@@ -10,7 +10,7 @@ from typing import Any
 from playground.errors import PlaygroundError
 
 NAME = "export"
-GROUPINGS = ("model", "mode", "model+mode")
+GROUPINGS = ("auto", "model", "mode", "model+mode")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,7 +32,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--mode", help="only battles where either side used this prompting mode")
     p.add_argument("--since", help="only votes at or after this time (ISO date/time, UTC if no zone, or epoch seconds)")
     p.add_argument("--until", help="only votes before this time; a bare date includes that whole day")
-    p.add_argument("--anonymous-only", action="store_true", help="only blind (anonymous) battles")
+    p.add_argument("--anonymous-only", action="store_true",
+                   help="dpo/kto/battles: only blind (anonymous) battles (the leaderboard ranks only those by default)")
+    p.add_argument("--include-named", action="store_true",
+                   help="leaderboard: also rank named Playground comparisons (default: anonymous battles only, as "
+                        "the leaderboard command and tab)")
     p.add_argument("--voters", choices=("people", "judges", "both"), default="people",
                    help="whose votes: people's (default), judge models' (python app.py judge; dpo/kto take only "
                    "pairs both orders agreed on) or both; the summary counts rows per judge")
@@ -41,7 +45,9 @@ def add_parser(subparsers: Any) -> None:
                    help="dpo/kto: only pairs judged by two or more annotators who all gave the same verdict (once)")
     p.add_argument("--no-truncated", action="store_true",
                    help="dpo/kto: leave out answers cut by the token limit (default: kept, counted in the summary)")
-    p.add_argument("--by", choices=GROUPINGS, default="model", help="leaderboard: what a contestant is (default model)")
+    p.add_argument("--by", choices=GROUPINGS, default="auto",
+                   help="leaderboard: what a contestant is (default auto: model, or model+mode when battles compare "
+                        "modes of one model)")
     p.add_argument("--rounds", type=int, default=1000, help="leaderboard: bootstrap rounds for the CIs (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="leaderboard: bootstrap seed (default 0)")
     p.add_argument("--length-control", action="store_true", help="leaderboard: add length-controlled ratings")
@@ -112,6 +118,10 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
     window = {"since": parse_when(args.since), "until": parse_when(args.until, end_of_day=True)}
     voters = getattr(args, "voters", "people")
+    include_named = getattr(args, "include_named", False)
+    if include_named and args.what != "leaderboard":
+        raise PlaygroundError("--include-named applies to the leaderboard; dpo, kto and battles exports take named "
+                              "comparisons unless --anonymous-only")
     require_database(settings.db_path)
     db = open_database(settings.db_path)
     try:
@@ -130,12 +140,18 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         else:
             if args.model or args.mode:
                 raise PlaygroundError("--model/--mode do not apply to the leaderboard; use --by to group contestants")
+            if include_named and args.anonymous_only:
+                raise PlaygroundError("--include-named and --anonymous-only contradict each other: the leaderboard "
+                                      "ranks anonymous battles only unless --include-named")
             result = export.export_leaderboard(db, args.out, by=args.by, rounds=args.rounds, seed=args.seed,
-                                               anonymous_only=args.anonymous_only,
-                                               length_control=args.length_control, voters=voters, **window)
-            print(f"wrote the leaderboard ({result.written} contestants, {voter_group_text(voters)}) to {result.path}")
+                                               include_named=include_named, length_control=args.length_control,
+                                               voters=voters, **window)
+            print("\n".join(filter(None, [result.note, f"wrote the leaderboard ({result.written} contestants by "
+                                                         f"{result.grouping}; {result.shows}) to {result.path}"])))
     except RankingError as exc:
-        print(f"nothing to export: {exc}", file=sys.stderr)
+        hint = ("; add --include-named to rank named Playground comparisons too"
+                if args.what == "leaderboard" and not include_named else "")
+        print(f"nothing to export: {exc}{hint}", file=sys.stderr)
         return 1
     finally:
         db.close()

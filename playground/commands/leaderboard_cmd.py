@@ -39,40 +39,31 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     from playground.errors import PlaygroundError
-    from playground.leaderboard import build_leaderboard, choose_grouping, load_battles, rows_as_dicts, tie_model_text
+    from playground.leaderboard import (battles_shown, build_leaderboard, has_anonymous_votes, has_votes,
+                                        rows_as_dicts, select_battles, tie_model_text)
     from playground.prompting.presets import load_presets
     from playground.ranking import NO_BATTLES
     from storage import open_database
-    from storage.voters import voter_group_sql, voter_group_text
+    from storage.voters import voter_group_text
 
     since, until = parse_when(args.since), parse_when(args.until, end_of_day=True)
     presets_dir = getattr(settings, "presets_dir", None)
     families = {pid: p.family for pid, p in load_presets(presets_dir).prompting.items()} if presets_dir else {}
     notes: list[str] = []
     voters = getattr(args, "voters", "people")
-    shows = ("anonymous battles and named Playground comparisons" if args.include_named
-             else "anonymous battles only; --include-named adds named Playground comparisons")
+    shows = battles_shown(args.include_named)
     shows += f"; {voter_group_text(voters)}" + ("" if voters != "people" else " (--voters judges|both adds judges)")
     try:
         require_database(settings.db_path)
         db = open_database(settings.db_path)
         try:
-            by = args.by
-            if by == "auto":
-                by, why = choose_grouping(db, include_named=args.include_named, voters=voters)
-                notes += [why.replace("**", "")] if why else []
-            battles = load_battles(db, by=by, anonymous_only=not args.include_named, since=since, until=until,
-                                   with_lengths=args.length_control, category=args.category, families=families,
-                                   voters=voters)
-            blind = load_battles(db, by=by, anonymous_only=True, since=since, until=until, with_lengths=False,
-                                 category=args.category, families=families,
-                                 voters=voters) if args.include_named else None
-            whose = voter_group_sql(voters)
-            whose = f" AND {whose}" if whose else ""
-            named_only = len(battles) == 0 and not args.include_named and db.execute(
-                f"SELECT count(*) FROM votes v WHERE 1{whose}").fetchone()[0] > 0 and db.execute(
-                f"SELECT count(*) FROM votes v JOIN battles b ON b.id = v.battle_id WHERE b.anonymous = 1{whose}"
-            ).fetchone()[0] == 0
+            chosen = select_battles(db, by=args.by, include_named=args.include_named, since=since, until=until,
+                                    with_lengths=args.length_control, category=args.category, families=families,
+                                    voters=voters)
+            notes += [chosen.note.replace("**", "")] if chosen.note else []
+            battles = chosen.battles
+            named_only = len(battles) == 0 and not args.include_named and has_votes(db, voters) and \
+                not has_anonymous_votes(db, voters)
         finally:
             db.close()
         if named_only:
@@ -85,7 +76,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             return 1
         board = build_leaderboard(battles, rounds=args.rounds, seed=args.seed, both_bad=args.both_bad,
                                   length_control=args.length_control, tie_model=args.tie_model, shows=shows,
-                                  blind=blind)
+                                  blind=chosen.blind, grouping=chosen.grouping)
     except PlaygroundError as exc:  # no database, no battles, unreadable file: nothing to rank
         print(f"{exc}", file=sys.stderr)
         if NO_BATTLES in str(exc):

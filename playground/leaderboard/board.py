@@ -58,6 +58,15 @@ class Leaderboard:
     nu: float | None = None
     nu_ci: tuple[float, float] | None = None
     shows: str = ""  # which battles the table ranks, in words (set by the caller that loaded them)
+    grouping: str = ""  # what a contestant is: model, mode or model+mode (set by the caller)
+
+
+def battles_shown(include_named: bool, add_named: str = "--include-named") -> str:
+    """Which battles a leaderboard ranks, in words for its table and files; `add_named` is how the
+    reader adds the named ones (a CLI flag, a checkbox)."""
+    if include_named:
+        return "anonymous Arena battles and named Playground comparisons"
+    return f"anonymous (blind) battles only; {add_named} adds named Playground comparisons"
 
 
 def build_leaderboard(
@@ -71,6 +80,7 @@ def build_leaderboard(
     tie_model: str = "half",
     shows: str = "",
     blind: Battles | None = None,
+    grouping: str = "",
 ) -> Leaderboard:
     """Rank by Bradley-Terry with Arena's CI-aware rank (1 + contestants whose CI is entirely above).
 
@@ -119,6 +129,7 @@ def build_leaderboard(
         nu=bt.nu,
         nu_ci=bt.nu_ci,
         shows=shows,
+        grouping=grouping,
     )
 
 

@@ -33,8 +33,13 @@ def ratings_figure(board: Leaderboard) -> Figure:
     ax = fig.add_subplot()
     y = np.arange(len(rows))
     rating = np.array([r.rating for r in rows])
-    err = np.array([[r.rating - r.ci_low for r in rows], [r.ci_high - r.rating for r in rows]])
-    ax.errorbar(rating, y, xerr=err, fmt="o", capsize=3, color="tab:blue", label="Bradley-Terry (95% CI)")
+    # The interval is drawn from its own ends, not as errors around the rating: a percentile interval
+    # need not contain the fit (with one-sided results every round equals it and the percentiles land
+    # a rounding error away, on either side), and matplotlib refuses a negative error bar.
+    low, high = np.array([r.ci_low for r in rows]), np.array([r.ci_high for r in rows])
+    ax.hlines(y, low, high, color="tab:blue", linewidth=1.5)
+    ax.plot(np.r_[low, high], np.r_[y, y], "|", color="tab:blue", markersize=8)
+    ax.plot(rating, y, "o", color="tab:blue", label="Bradley-Terry (95% CI)")
     if board.length_control is not None:
         ax.plot([r.rating_lc for r in rows], y + 0.2, "D", color="tab:orange", markersize=4, zorder=3,
                 label="length-controlled")

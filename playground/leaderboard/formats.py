@@ -46,7 +46,7 @@ def to_json(board: Leaderboard) -> str:
         "position_bias": bias,
         "battles": board.n_battles,
         "settings": {"rounds": board.rounds, "seed": board.seed, "both_bad": board.both_bad, "prior": board.prior,
-                     "tie_model": board.tie_model, "battles_shown": board.shows,
+                     "tie_model": board.tie_model, "battles_shown": board.shows, "grouping": board.grouping,
                      "rating": "Bradley-Terry, Elo scale (400 points = 10x odds), mean 1000, 95% bootstrap CI"},
     }
     if board.tie_model == "davidson":
@@ -84,7 +84,8 @@ def to_markdown(board: Leaderboard) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     shows = f" ({board.shows})" if board.shows else ""
-    lines.append(f"{board.n_battles} battles{shows}; Bradley-Terry ratings (mean 1000) with 95% bootstrap CIs "
+    grouped = f"contestants by {board.grouping}; " if board.grouping else ""
+    lines.append(f"{board.n_battles} battles{shows}; {grouped}Bradley-Terry ratings (mean 1000) with 95% bootstrap CIs "
                  f"({board.rounds} rounds); rank = 1 + contestants whose CI lies entirely above; "
                  f"{tie_model_text(board)}.")
     lines += [""] + [f"- {w}" for w in board.warnings] if board.warnings else []

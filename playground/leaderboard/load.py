@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -107,6 +108,61 @@ def choose_grouping(db: Database, *, include_named: bool = False, voters: str = 
                               "so grouping by model would leave nothing to rank.")
     return "model+mode", (f"Grouped by **model + mode**: {same} of {total} battles compare prompting modes of one "
                           "model, which grouping by model would drop.")
+
+
+def has_anonymous_votes(db: Database, voters: str = "people") -> bool:
+    """Whether any of these voters' votes is on an anonymous battle (else only named comparisons: say how
+    to rank them)."""
+    from storage.voters import voter_group_sql
+
+    whose = voter_group_sql(voters)
+    return db.execute("SELECT 1 FROM votes v JOIN battles b ON b.id = v.battle_id WHERE b.anonymous = 1 "
+                      + (f"AND {whose} " if whose else "") + "LIMIT 1").fetchone() is not None
+
+
+def has_votes(db: Database, voters: str = "people") -> bool:
+    """Whether these voters (people, judges or both) cast any vote at all."""
+    from storage.voters import voter_group_sql
+
+    whose = voter_group_sql(voters)
+    return db.execute("SELECT 1 FROM votes v " + (f"WHERE {whose} " if whose else "") + "LIMIT 1").fetchone() is not None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The battles a leaderboard ranks and how they were chosen: `blind` holds the anonymous ones
+    (position bias is measured there) when named comparisons are included, else None; `grouping`
+    is what 'auto' resolved to and `note` says why ('' when there is nothing to say)."""
+
+    battles: Battles
+    blind: Battles | None
+    grouping: str
+    note: str
+
+
+def select_battles(
+    db: Database,
+    *,
+    by: GroupBy = "auto",
+    include_named: bool = False,
+    since: float | None = None,
+    until: float | None = None,
+    with_lengths: bool = False,
+    category: str | None = None,
+    families: Mapping[str, str] | None = None,
+    voters: str = "people",
+) -> Selection:
+    """What the table, `python app.py leaderboard` and `export leaderboard` rank, in one read snapshot:
+    anonymous battles unless `include_named`, grouped as `choose_grouping` says when `by="auto"`, votes of
+    people, judges or both as `voters` says."""
+    with _read_snapshot(db):
+        note = ""
+        if by == "auto":
+            by, note = choose_grouping(db, include_named=include_named, voters=voters)
+        where = dict(since=since, until=until, category=category, families=families, voters=voters)
+        battles = load_battles(db, by=by, anonymous_only=not include_named, with_lengths=with_lengths, **where)
+        blind = load_battles(db, by=by, anonymous_only=True, with_lengths=False, **where) if include_named else None
+    return Selection(battles, blind, by, note)
 
 
 _WINNER_CODE_SQL = "CASE v.winner " + " ".join(f"WHEN '{w}' THEN {i}" for i, w in enumerate(WINNERS)) + " END"

@@ -31,12 +31,12 @@ from playground.context import AppContext
 from playground.ui import judges_panel
 from playground.errors import PlaygroundError
 from playground.export import export_arena_battles, export_dpo, export_kto
-from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, build_leaderboard, category_counts,
-                                    choose_grouping, load_battles, predicted_win_rate_figure, ratings_figure,
-                                    tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
+from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, battles_shown, build_leaderboard,
+                                    category_counts, has_anonymous_votes, predicted_win_rate_figure, ratings_figure,
+                                    select_battles, tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
 from playground.ranking import TIE_MODELS, PositionBias
 from storage import count_votes, open_database
-from storage.voters import VOTER_GROUPS, voter_group_sql, voter_group_text
+from storage.voters import VOTER_GROUPS, voter_group_text
 
 DEFAULT_ROUNDS = 1000
 MAX_ROUNDS = 10_000
@@ -202,9 +202,7 @@ def check_choice(label: str, value: str, choices: tuple[str, ...]) -> str:
 
 def shown_battles(include_named: bool, voters: str = "people") -> str:
     """Which battles and whose votes the table ranks, in words (the table says it, the files too)."""
-    battles = ("anonymous Arena battles and named Playground comparisons" if include_named
-               else "anonymous (blind) battles only; named Playground comparisons excluded")
-    return f"{battles}; {voter_group_text(voters)}"
+    return f"{battles_shown(include_named, "'Include named comparisons'")}; {voter_group_text(voters)}"
 
 
 # ----------------------------------------------------------------------------- the leaderboard
@@ -228,36 +226,24 @@ def rank(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str]
         voters = check_choice("Votes from", filters.voters, VOTER_GROUPS)
     except InvalidFilter as exc:
         return BoardView(message=f"⚠️ {exc}", valid=False)
-    note = ""
     with closing(open_database(db_path)) as db:
         total = count_votes(db)
         if total == 0:
             return BoardView(message=NO_BATTLES_MESSAGE)
-        if by == "auto":
-            by, note = choose_grouping(db, include_named=filters.include_named, voters=voters)
-        battles = load_battles(db, by=by, anonymous_only=not filters.include_named, since=window.since,
-                               until=window.until, with_lengths=filters.length_control,
-                               category=filters.category or None, families=families, voters=voters)
-        if len(battles) == 0 and not filters.include_named and not _any_anonymous(db, voters):
+        chosen = select_battles(db, by=by, include_named=filters.include_named, since=window.since,
+                                until=window.until, with_lengths=filters.length_control,
+                                category=filters.category or None, families=families, voters=voters)
+        battles = chosen.battles
+        if len(battles) == 0 and not filters.include_named and not has_anonymous_votes(db, voters):
             return BoardView(message=ONLY_NAMED_MESSAGE.format(n=total), table=empty_table(filters.length_control))
-        blind = None
-        if filters.include_named:  # position bias only where sides were random: the anonymous battles
-            blind = load_battles(db, by=by, anonymous_only=True, since=window.since, until=window.until,
-                                 with_lengths=False, category=filters.category or None, families=families,
-                                 voters=voters)
     if len(battles) == 0:
         return BoardView(message="**No battles match these filters.** Widen the date range, pick another category, "
                                  "tick 'Include named comparisons' or change 'Votes from'.",
                          table=empty_table(filters.length_control))
     board = build_leaderboard(battles, rounds=rounds, both_bad=both_bad, length_control=filters.length_control,
-                              tie_model=tie_model, shows=shown_battles(filters.include_named, voters), blind=blind)
-    return _Ranked(board, note)
-
-
-def _any_anonymous(db: Any, voters: str = "people") -> bool:
-    whose = voter_group_sql(voters)
-    return db.execute("SELECT 1 FROM votes v JOIN battles b ON b.id = v.battle_id WHERE b.anonymous = 1 "
-                      f"{'AND ' + whose if whose else ''} LIMIT 1").fetchone() is not None
+                              tie_model=tie_model, shows=shown_battles(filters.include_named, voters),
+                              blind=chosen.blind, grouping=chosen.grouping)
+    return _Ranked(board, chosen.note)
 
 
 def leaderboard_view(db_path: str | Path, filters: BoardFilters,
