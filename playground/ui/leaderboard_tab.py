@@ -202,7 +202,8 @@ def check_choice(label: str, value: str, choices: tuple[str, ...]) -> str:
 
 def shown_battles(include_named: bool, voters: str = "people") -> str:
     """Which battles and whose votes the table ranks, in words (the table says it, the files too)."""
-    return f"{battles_shown(include_named, "'Include named comparisons'")}; {voter_group_text(voters)}"
+    battles = battles_shown(include_named, "'Include named comparisons'")
+    return f"{battles}; {voter_group_text(voters)}"
 
 
 # ----------------------------------------------------------------------------- the leaderboard
