@@ -209,7 +209,7 @@ def test_default_leaderboard_export_ranks_anonymous_battles_only(db, tmp_path):
     assert doc["settings"]["grouping"] == default.grouping == "model"
     named = export_leaderboard(db, tmp_path / "all.json", rounds=0, include_named=True)
     assert json.loads((tmp_path / "all.json").read_text())["battles"] == 12
-    assert named.shows == "anonymous Arena battles and named Playground comparisons"
+    assert named.shows == "anonymous Arena battles and named Playground comparisons; people's votes only"
 
 
 def test_cli_leaderboard_export_defaults_follow_the_leaderboard(tmp_path, capsys):
@@ -232,7 +232,7 @@ def test_cli_leaderboard_export_defaults_follow_the_leaderboard(tmp_path, capsys
     assert "2 battles (anonymous (blind) battles only" in text and "smol + instruction" in text
     assert main(["export", "leaderboard", "--db", str(path), "--out", str(out), "--rounds", "0",
                  "--include-named"]) == 0
-    assert "3 battles (anonymous Arena battles and named Playground comparisons)" in out.read_text()
+    assert "3 battles (anonymous Arena battles and named Playground comparisons; people's votes only)" in out.read_text()
     assert main(["export", "dpo", "--db", str(path), "--out", str(tmp_path / "p.jsonl"), "--include-named"]) == 2
     assert "--include-named applies to the leaderboard" in capsys.readouterr().err
 
