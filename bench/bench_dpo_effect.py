@@ -2,9 +2,12 @@
 
 The property: the answer's first word is "The" (`has_property`). Why this one: it is checked
 exactly from the first few tokens (cheap to measure on many samples), it is a single early
-decision a 135M model can learn from a few hundred pairs on a CPU, and the bundled model's own
-sampled answers have it often enough (about 20% at temperature 0.8 on describe/explain prompts,
-varying within a prompt) that most prompts yield both a chosen and a rejected answer.
+decision a 135M model can learn from a few hundred pairs on a CPU, and on open prompts (stories,
+poems, "why do people like ...") the bundled model's own sampled answers start with "The" often
+enough, and not always, that most prompts yield both a chosen and a rejected answer. A first try
+with plain "Tell me about X / Describe X" prompts gave few pairs: the first word there is mostly
+fixed by the prompt ("Exercise is ...", "A volcano is ..."), so nearly all or none of a prompt's
+answers have the property (docs/benchmarks.md).
 
 Steps, all through the real parts:
 1. Prompts: subjects x templates; the SUBJECTS are split into train and held-out, so held-out
@@ -31,10 +34,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import random
 import re
+import shutil
 import statistics
+import sys
 import tempfile
 import time
 from contextlib import closing
@@ -61,8 +65,10 @@ SUBJECTS = (
     "the pyramids of Egypt", "elephants", "the violin bow", "deserts", "the microscope", "rivers", "owls",
     "the wheel", "snow", "the compass", "whales", "islands", "the alphabet",
 )
-TEMPLATES = ("Tell me about {s}.", "Describe {s}.", "Why is {s} important?", "What do you know about {s}?",
-             "Write a few sentences about {s}.", "Give me some facts about {s}.")
+TEMPLATES = ("Tell me about {s}.", "Write a short story about {s}.", "Why do people like {s}?",
+             "What would the world be like without {s}?", "Explain {s} to a child.",
+             "What is interesting about {s}?", "Give me a fun fact about {s}.", "Describe {s}.",
+             "Write a poem about {s}.", "What do you think about {s}?")
 
 
 def has_property(text: str) -> bool:
@@ -213,12 +219,14 @@ class StepClock:
         return (statistics.median(cpu), statistics.median(wall)) if cpu else (float("nan"), float("nan"))
 
 
-def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 3, samples: int = 6,
-         per_prompt: int = 3, answer_tokens: int = 24, eval_samples: int = 8, epochs: float = 2.0,
-         learning_rate: float = 2e-4, batch_size: int = 4, max_length: int = 128, timing_steps: int = 4,
-         seed: int = 0, workdir: str | None = None) -> dict:
+def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 2, samples: int = 8,
+         per_prompt: int = 4, answer_tokens: int = 12, eval_samples: int = 8, epochs: float = 1.0,
+         learning_rate: float = 4e-4, batch_size: int = 4, max_length: int = 128, timing_steps: int = 3,
+         seed: int = 0, threads: int = 1, workdir: str | None = None) -> dict:
     """The study (see the module doc). `workdir`: keep the vote databases there and reuse them on a
-    re-run (the sampled votes are the slow part); default a temporary folder."""
+    re-run (the sampled votes are the slow part); default a temporary folder. `threads`: torch's
+    threads for everything here (1 by default: on a shared 2-core machine a second thread mostly
+    spins waiting, which inflates CPU time)."""
     import torch
 
     import storage
@@ -231,8 +239,9 @@ def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 3
     from playground.training.dpo import load_trainable
     from playground.training.scoring import accuracy, implicit_accuracy, preference_margins
 
+    torch.set_num_threads(threads)
     t_all = time.perf_counter()
-    figures: dict[str, Any] = {"property": PROPERTY, "load average at start": " ".join(f"{x:.1f}" for x in os.getloadavg())}
+    figures: dict[str, Any] = {"property": PROPERTY, "torch threads": threads, "load average at start": " ".join(f"{x:.1f}" for x in os.getloadavg())}
     train_prompts, held_prompts = prompts_split(train_subjects, held_subjects, per_subject, seed)
     with tempfile.TemporaryDirectory(prefix="bench-dpo-effect-") as tmp:
         root = Path(workdir or tmp)
@@ -248,6 +257,8 @@ def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 3
         if done.exists():
             made, held, wall, cpu = json.loads(done.read_text())
         else:
+            print(f"sampling {samples} answers to each of {len(train_prompts)} + {len(held_prompts)} prompts",
+                  file=sys.stderr, flush=True)
             for name in ("votes.db", "held.db"):
                 for extra in ("", "-wal", "-shm"):
                     (root / (name + extra)).unlink(missing_ok=True)
@@ -290,6 +301,7 @@ def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 3
             "final loss (last step)": result.final_metrics.get("loss", float("nan")),
         })
         print(f"trained: {result.steps} steps on {n_pairs} pairs in {train_wall:.0f} s", flush=True)
+        print(report(figures, final=False), file=sys.stderr, flush=True)   # progress, not the report
 
         tuned_tok, tuned = load_trainable(ctx.catalog.get(result.model_id), "cpu")
         tuned.eval()
@@ -323,6 +335,7 @@ def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 3
         examples = sample_answers(tuned, tuned_tok, held_prompts[0], 3, 24, seed + 11)
         figures["tuned examples (first held-out prompt)"] = " | ".join(repr(s.text) for s in examples)
         del base, tuned
+        print(report(figures, final=False), file=sys.stderr, flush=True)   # progress, not the report
 
         if timing_steps:
             clock_full = StepClock()
@@ -338,16 +351,18 @@ def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 3
             figures["full fine-tuning: wall s per step"] = full_wall
             figures["full / LoRA CPU per step"] = full_cpu / lora_cpu
         ctx.cache.clear()
-    figures["torch threads"] = torch.get_num_threads()
     figures["total wall s"] = time.perf_counter() - t_all
     figures["load average at end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     return figures
 
 
-def report(f: dict) -> str:
-    return "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in f.items()) + (
-        "\ntarget: the rate rises with a 95% interval of the difference above zero -> "
-        + ("MET" if f.get("effect excludes zero (both intervals)") else "NOT MET"))
+def report(f: dict, final: bool = True) -> str:
+    """The figures one per line; the final report ends with the target and whether it is met."""
+    lines = "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in f.items())
+    if not final:
+        return "-- so far --\n" + lines
+    return lines + ("\ntarget: the rate rises with a 95% interval of the difference above zero -> "
+                    + ("MET" if f.get("effect excludes zero (both intervals)") else "NOT MET"))
 
 
 QUICK = dict(train_subjects=8, held_subjects=4, per_subject=2, samples=4, per_prompt=2, answer_tokens=12,
