@@ -27,7 +27,8 @@ Steps, all through the real parts:
 5. CPU time per optimizer step (time.process_time, all threads of this process) for LoRA (from the
    main run) and for full fine-tuning (`timing_steps` steps on the same data).
 
-Run: python bench/bench_dpo_effect.py [--quick]
+Run: python bench/bench_dpo_effect.py [--quick] [--workdir DIR]  (DIR keeps the vote databases, reused on a
+re-run; its models/ subfolder is replaced)
 """
 from __future__ import annotations
 
@@ -232,6 +233,7 @@ def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 2
     import storage
     from playground.config import Settings
     from playground.context import AppContext
+    from playground.errors import PlaygroundError
     from playground.lab.curves import newcombe_difference
     from playground.ranking import wilson_interval
     from playground.training import DPOHyperparameters, TrainRequest, train_dpo
@@ -278,7 +280,10 @@ def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 2
 
         filters = PreferenceFilters(include_truncated=True)     # answers are cut at answer_tokens
         with closing(storage.open_database(root / "held.db")) as db:
-            held_pairs = load_preferences(db, filters, held_out_fraction=0.0).train
+            try:
+                held_pairs = load_preferences(db, filters, held_out_fraction=0.0).train
+            except PlaygroundError:     # no held-out prompt gave a pair (possible in --quick)
+                held_pairs = []
 
         hyper = DPOHyperparameters(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                                    max_length=max_length, seed=seed)
