@@ -63,6 +63,11 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
     ("bench_f16", "The default model: shipped Q4_1 vs its F16 copy",
      "the F16 build's cost, tokens/s and answers of the bundled SmolLM2-135M as Q4_1 and as F16",
      {"reps": 3, "max_tokens": 96}, {"reps": 1, "max_tokens": 64}),
+    ("bench_dpo_effect", "From votes to a tuned model: a measured effect",
+     "DPO (LoRA) on votes built from the bundled model's own answers (chosen: first word \"The\"), the property's "
+     "rate on held-out prompts before vs after with 95% intervals; CPU time per step, LoRA vs full fine-tuning",
+     {}, {"train_subjects": 8, "held_subjects": 4, "per_subject": 2, "samples": 4, "per_prompt": 2,
+          "answer_tokens": 12, "eval_samples": 4, "epochs": 1.0, "timing_steps": 3}),
 )
 
 
