@@ -45,6 +45,9 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
      {"n_battles": 10_000, "n_contestants": 40}, {"n_battles": 10_000, "n_contestants": 40}),
     ("bench_export", "DPO export",
      "100,000 votes streamed to JSONL vs one query per vote", {"n_votes": 100_000}, {"n_votes": 20_000}),
+    ("bench_import", "Importing Chatbot Arena battles",
+     "a million synthetic Arena-format battles (JSONL) into a fresh database vs a raw executemany of the same "
+     "rows into bare tables; target <= 20 s per million", {"n_battles": 1_000_000}, {"n_battles": 100_000}),
     ("bench_counted_votes", "Judging rules' cost",
      "rankings reading the counted_votes view vs the votes table; bulk inserts with vs without the judging "
      "triggers", {"n_battles": 200_000}, {"n_battles": 50_000}),
