@@ -29,6 +29,10 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
     ("bench_batch", "Side by side on one model: batched panes",
      "4 same-model panes vs the raw batched loop of llama-cpp-python's low-level API, and 6 panes' first "
      "tokens vs each pane alone", {"reps": 3, "max_tokens": 96}, {"reps": 1, "max_tokens": 48}),
+    ("batch_determinism", "Batched decoding keeps greedy answers",
+     "each sequence of a batched llama.cpp context (2, 3, 4, 6 sequences; together, joining and leaving) vs its solo "
+     "run, token for token, on the bundled Q4_1 file and the default F16 copy",
+     {"widths": (2, 3, 4, 6), "n_new": 64}, {"widths": (2, 4, 6), "n_new": 32}),
     ("bench_votes", "Votes per second",
      "8 concurrent writers vs 1 sequential writer, battle + vote per transaction, zero lost",
      {"threads": 8, "votes_per_thread": 1000}, {"threads": 8, "votes_per_thread": 250}),
