@@ -92,7 +92,11 @@ def _drop(db: Database, with_indexes: bool) -> list[str]:
 
 
 def insert_rows(db: Database, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """One prepared INSERT, executemany'd over validated plain tuples (no per-value conversion)."""
+    """One prepared INSERT, executemany'd over validated plain tuples.
+
+    Why not sqlite-utils' `insert_all`: its per-value conversion took half the import time
+    (100k Arena rows: 36 s against 18 s, measured in session 1).
+    """
     if rows:
         sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
             table, ", ".join(f'"{c}"' for c in columns), ", ".join("?" * len(columns)))
