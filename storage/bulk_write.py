@@ -10,8 +10,8 @@ ever sees the tables without their triggers or indexes, and a crash or error rol
 back (nothing half-imported, every trigger and index as before):
 
 1. the judging-rule triggers on battles and votes are dropped (their stored SQL is kept);
-2. when the import is large against what the tables hold, their non-unique indexes are dropped
-   too (unique indexes stay: they are what keeps `import_key` and pairs unique);
+2. when the import is large against what the tables hold (at least 20k rows and twice the
+   battles already there), their non-unique indexes are dropped too (unique indexes stay: they are what keeps `import_key` and pairs unique);
 3. rows go in with `executemany`, only the columns an import sets;
 4. the same rules the triggers enforce are checked once over the new id range
    (`check_rules`): both answers of a battle have the same input fingerprint, no imported answer
@@ -61,7 +61,9 @@ def bulk_mode(db: Database, expected_battles: int) -> Iterator[None]:
     if not db.conn.in_transaction:
         raise RuntimeError("bulk_mode needs an open write transaction")
     present = next_id(db, "battles") - 1
-    defer_indexes = expected_battles >= DEFER_INDEXES_FROM_ROWS and expected_battles >= present
+    # Rebuilding an index costs a sort of the whole table: worth it only when the file is large against the
+    # table (not for a re-import of the same file, which finds every row present and adds nothing).
+    defer_indexes = expected_battles >= DEFER_INDEXES_FROM_ROWS and expected_battles >= 2 * present
     saved = _drop(db, defer_indexes)
     pragmas = {name: db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")}
     db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
