@@ -45,6 +45,15 @@ def main(items: int = 10, max_tokens: int = 128, shots: int = 4, threads: int | 
         spec = ctx.catalog.get("smollm2-135m-instruct")
         with ctx.cache.use(spec, "llama_cpp", "cpu"):
             pass   # loaded once here, outside the timings; run_lab borrows it from the cache
+        # The first lab run after loading paid a large one-time cost in two runs here (zero-shot at
+        # 0.01 items/s, then 0.45 items/s for the same items with the log-likelihood metric on); not yet
+        # explained. It is timed apart (warmup_s) so the ratios compare steady-state items.
+        one = Path(tmp) / "warmup.jsonl"
+        one.write_text(GSM8K.read_text(encoding="utf-8").splitlines()[items] + "\n", encoding="utf-8")
+        start = time.perf_counter()
+        run_lab(ctx, prepare_lab(ctx, LabConfig(task_path=one, models=("smollm2-135m-instruct",),
+                                                modes=("zero_shot",), max_tokens=8, logprob=False)), settings.db_path)
+        figures["warmup_s"] = time.perf_counter() - start
         for mode in ("zero_shot", "few_shot_cot"):
             job = prepare_lab(ctx, LabConfig(task_path=tasks, models=("smollm2-135m-instruct",), modes=(mode,),
                                              shots=shots, max_tokens=max_tokens, logprob=False))
@@ -86,7 +95,8 @@ def report(f: dict) -> str:
                      f"{f[mode + '_cpu_ratio']:.2f} CPU time (target >= {TARGET_RATIO}); "
                      f"with the gold log-likelihood metric {f[mode + '_app_logprob_items_per_s']:.2f} items/s; "
                      f"accuracy {100 * f[mode + '_accuracy']:.0f}%")
-    lines.append(f"  model loads in the app: {f['model_loads']} (runs share the cached model)")
+    lines.append(f"  model loads in the app: {f['model_loads']} (runs share the cached model); first lab run "
+                 f"(1 item, timed apart): {f['warmup_s']:.1f} s")
     return "\n".join(lines)
 
 
