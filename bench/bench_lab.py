@@ -45,9 +45,9 @@ def main(items: int = 10, max_tokens: int = 128, shots: int = 4, threads: int | 
         spec = ctx.catalog.get("smollm2-135m-instruct")
         with ctx.cache.use(spec, "llama_cpp", "cpu"):
             pass   # loaded once here, outside the timings; run_lab borrows it from the cache
-        # The first lab run after loading paid a large one-time cost in two runs here (zero-shot at
-        # 0.01 items/s, then 0.45 items/s for the same items with the log-likelihood metric on); not yet
-        # explained. It is timed apart (warmup_s) so the ratios compare steady-state items.
+        # One lab item first, timed apart (warmup_s), so the ratios compare steady-state items. NOTE: on the
+        # loaded dev machine (Dec 2) zero-shot items ran at 0.01-0.05x raw in three runs, also after this
+        # warm-up, while few-shot CoT ran at 0.94-1.14x (CPU 0.78-1.00x); the zero-shot gap is not explained.
         one = Path(tmp) / "warmup.jsonl"
         one.write_text(GSM8K.read_text(encoding="utf-8").splitlines()[items] + "\n", encoding="utf-8")
         start = time.perf_counter()
