@@ -151,8 +151,32 @@ class Runner:
         return outs
 
 
+def default_models() -> list[tuple[str, str]]:
+    """The bundled SmolLM2 as shipped (Q4_1) and the app's default model, its F16 copy (built into
+    the app's cache if missing): the two weight types use different llama.cpp kernels."""
+    from playground.config import default_cache_dir
+    from playground.models.f16 import ensure_f16, f16_build_for
+
+    source = bundled_gguf()
+    return [("bundled Q4_1", str(source)), ("default F16", str(ensure_f16(f16_build_for(source, default_cache_dir()))))]
+
+
 def main(widths: tuple[int, ...] = (2, 3, 4, 6), n_new: int = 64, model: str | None = None,
          threads: int = 1) -> dict:
+    """Every (width, scenario) on each model file; the target: every batched sequence equals its solo run."""
+    models = [(model, model)] if model else default_models()
+    figures: dict = {"n_new": n_new}
+    for name, path in models:
+        print(f"== {name}: {path}", flush=True)
+        one = check_model(path, widths, n_new, threads)
+        figures.update({f"{name}: {key}": value for key, value in one.items()})
+    figures["all_identical"] = all(v for k, v in figures.items() if k.endswith("all_identical"))
+    print(f"target: greedy answers identical to solo runs for every width and scenario, on every model file: "
+          f"{'met' if figures['all_identical'] else 'NOT met'}")
+    return figures
+
+
+def check_model(model: str, widths: tuple[int, ...], n_new: int, threads: int) -> dict:
     r = Runner(threads, model)
     prompts = [r.tokens(chat(q, shots=(i % 3) * 4)) for i, q in enumerate(QUESTIONS)]
     t0 = time.perf_counter()

@@ -31,6 +31,10 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
     ("bench_batch", "Side by side on one model: batched panes",
      "4 same-model panes vs the raw batched loop of llama-cpp-python's low-level API, and 6 panes' first "
      "tokens vs each pane alone", {"reps": 3, "max_tokens": 96}, {"reps": 1, "max_tokens": 48}),
+    ("batch_determinism", "Batched decoding keeps greedy answers",
+     "each sequence of a batched llama.cpp context (2, 3, 4, 6 sequences; together, joining and leaving) vs its solo "
+     "run, token for token, on the bundled Q4_1 file and the default F16 copy",
+     {"widths": (2, 3, 4, 6), "n_new": 64}, {"widths": (2, 4, 6), "n_new": 32}),
     ("bench_votes", "Votes per second",
      "8 concurrent writers vs 1 sequential writer, battle + vote per transaction, zero lost",
      {"threads": 8, "votes_per_thread": 1000}, {"threads": 8, "votes_per_thread": 250}),
@@ -48,6 +52,9 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
      {"n_battles": 10_000, "n_contestants": 40}, {"n_battles": 10_000, "n_contestants": 40}),
     ("bench_export", "DPO export",
      "100,000 votes streamed to JSONL vs one query per vote", {"n_votes": 100_000}, {"n_votes": 20_000}),
+    ("bench_import", "Importing Chatbot Arena battles",
+     "a million synthetic Arena-format battles (JSONL) into a fresh database vs a raw executemany of the same "
+     "rows into bare tables; target <= 20 s per million", {"n_battles": 1_000_000}, {"n_battles": 100_000}),
     ("bench_counted_votes", "Judging rules' cost",
      "rankings reading the counted_votes view vs the votes table; bulk inserts with vs without the judging "
      "triggers", {"n_battles": 200_000}, {"n_battles": 50_000}),

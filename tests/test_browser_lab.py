@@ -32,8 +32,6 @@ def lab_page(browser):
     context.close()
 
 
-@pytest.mark.xfail(reason="the progress caption is sometimes caught twice by more than 10% of the polls while "
-                          "Gradio swaps one run's caption for the next (seen in 2 runs on a loaded machine)", strict=False)
 def test_lab_tab_runs_and_draws_the_curves(lab_page, lab_app, screenshot_dir):
     page = lab_page
     page.goto(lab_app.url)
@@ -51,12 +49,19 @@ def test_lab_tab_runs_and_draws_the_curves(lab_page, lab_app, screenshot_dir):
     tokens.press("Enter")
     page.locator("#lab-shot-counts textarea").fill("0,1")
     page.locator("#lab-run").click()
-    caption = page.get_by_text("Running smollm2-135m-instruct")
+    # Gradio 6's status tracker also announces progress to screen readers: an invisible
+    # `<div class="sr-only" role="status" aria-live="polite">` that holds "<desc>: 1 / 2 items" for
+    # 1 s at each 10% milestone (statustracker-*.js). It is not a second caption on screen, but
+    # get_by_text matched it, which is why a loaded machine saw "two captions" in >10% of polls.
+    announcer = page.locator("[aria-live]").get_by_text("Running smollm2-135m-instruct")
+    caption = page.get_by_text("Running smollm2-135m-instruct").and_(page.locator(":not([aria-live])"))
+    announced = 0
     done = page.locator("#lab-status").get_by_text("Done.")
     seen: list[int] = []
     deadline = time.monotonic() + 900
     while not done.count() and time.monotonic() < deadline:
         count = caption.count()
+        announced += announcer.count()
         if count and not seen:
             page.screenshot(path=str(screenshot_dir / "lab-2-progress-1440x900.png"))
         if count:
@@ -71,7 +76,7 @@ def test_lab_tab_runs_and_draws_the_curves(lab_page, lab_app, screenshot_dir):
     page.screenshot(path=str(screenshot_dir / "lab-4-done-full.png"), full_page=True)
     text = summary.inner_text()
     assert "few_shot_cot" in text and "zero_shot" in text
-    # The progress line is shown once, on the status only (it used to be drawn on every output).
-    # While Gradio swaps one run's caption for the next, a poll can catch both for an instant.
-    assert seen and seen.count(1) >= 0.9 * len(seen), seen
+    # The progress line is shown once, on the status only (it used to be drawn on every output):
+    # exactly one caption at every poll, the screen-reader announcement left aside.
+    assert seen and set(seen) == {1}, (seen, announced)
     assert caption.count() == 0                       # and none is left once the lab is done

@@ -207,3 +207,34 @@ def test_pane_view_splits_reasoning_from_the_answer():
     assert view.messages[1]["metadata"]["title"].endswith("Reasoning")
     assert view.messages[2]["content"] == "The answer is 7."
     assert "<mark class='final-answer'>7</mark>" in view.answer
+
+
+def test_six_panes_stream_at_a_readable_rate_and_end_with_every_answer(app_ctx, monkeypatch):
+    """Issue 16: the browser gets at most one update per STREAM_INTERVAL_S (plus one per pane that ends),
+    never one per token, and the last update carries every pane's final state."""
+    import time
+
+    from playground.ui.grid import STREAM_INTERVAL_S
+
+    base = app_ctx.sampling_presets["deterministic"].params
+    monkeypatch.setitem(app_ctx.sampling_presets, "rate-test",
+                        SamplingPreset("rate-test", "48 tokens", base.with_changes(max_new_tokens=48)))
+    modes = ("zero_shot", "instruction", "few_shot", "zero_shot", "instruction", "few_shot")
+    began = time.monotonic()
+    yields = list(grid_run(app_ctx, new_grid_state(), "Name three colours and say why.", 6, "arithmetic",
+                           configs(*modes, sampling="rate-test")))
+    elapsed = time.monotonic() - began
+    state, final_views, status = yields[-1]
+    assert status.startswith("All panes finished")
+    ids = tuple(state["generations"][:6])
+    tokens = sum(n for (n,) in stored(app_ctx, f"select n_output_tokens from generations where id in "
+                                      f"({','.join('?' * 6)})", ids))
+    bound = 1 + elapsed / STREAM_INTERVAL_S + 6 + 2    # first view, one per interval, one per pane end, the last
+    assert len(yields) <= bound, (len(yields), elapsed)
+    assert len(yields) <= tokens + 8, (tokens, len(yields))  # and only when something changed: never idle polls
+    assert all(any(view is not None for view in views) or text != previous
+               for (_, views, text), (_, _, previous) in zip(yields[1:], yields))
+    assert all(view is not None and "finish:" in view.metrics for view in final_views[:6])
+    outputs = dict(stored(app_ctx, f"select id, output from generations where id in ({','.join('?' * 6)})", ids))
+    for generation_id, view in zip(ids, final_views):
+        assert outputs[generation_id].strip()[:12] in view.answer + str(view.messages)

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import random
+import sqlite3
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlite_utils import Database
 
@@ -14,7 +18,7 @@ from playground.commands import import_cmd
 from playground.cli import main
 from playground.config import Settings
 from playground.errors import PlaygroundError
-from storage import ImportFileError, count_votes, import_arena_battles, open_database
+from storage import ImportFileError, bulk_write, count_votes, import_arena_battles, importer, open_database
 
 ROWS = [
     {
@@ -304,3 +308,95 @@ def test_rows_whose_conversations_answer_different_user_turns_are_reported_and_s
                               "JOIN generations gl ON gl.id = b.left_generation_id "
                               "JOIN generations gr ON gr.id = b.right_generation_id").fetchall()
     assert fingerprints == [(1,), (1,)]
+
+
+# ---------------------------------------------------------------- issue 16: the fast path keeps every rule
+
+
+def old_import_key(row: object, nth: int = 0) -> str:
+    """The import key as every earlier version computed it (json.dumps canonical form)."""
+    canonical = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return f"arena:{hashlib.sha256(canonical.encode('utf-8')).digest()[:16].hex()}:{nth}"
+
+
+def test_fast_canonical_form_is_byte_for_byte_the_json_one() -> None:
+    """orjson's sorted dump must give the keys files were imported under, or a re-import duplicates."""
+    rng = random.Random(16)
+    floats = [0.0, -0.0, 1.0, 0.1, 1e-4, 9.99e-5, 1e-5, 1e15, 1e16, 1.5e16, 123456789012345.67, 1e300, -2.5e-7,
+              1682351591.1322] + [rng.uniform(-1e6, 1e6) for _ in range(200)] + \
+        [10 ** rng.uniform(-8, 20) for _ in range(300)]
+    texts = ["plain", "caf\u00e9 \u4e2d\u6587 \U0001f600", "quote \" back \\ slash", "\u2028\u2029\x7f",
+             "".join(chr(c) for c in range(32)), "3e5 1e+16 0e1"]
+    rows = [{"tstamp": f, "model_a": "a", "n": i, "big": 2 ** 62, "anony": i % 2 == 0, "none": None}
+            for i, f in enumerate(floats)]
+    rows += [{"conversation_a": [{"role": "user", "content": t, "score": f}], "z": [f, {"b": 1, "a": t}]}
+             for t in texts for f in floats[:40]]
+    for row in rows:
+        line = json.dumps(row).encode()
+        expected = json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False,
+                              separators=(",", ":")).encode("utf-8")
+        fast = importer._plain_numbers(orjson.loads(line))
+        row_read = orjson.loads(line) if fast else json.loads(line)
+        assert importer._canonical(row_read, fast) == expected, row
+
+
+def test_keys_are_the_ones_earlier_versions_stored(db: Database, tmp_path: Path) -> None:
+    odd = {"model_a": "x", "model_b": "y", "winner": "tie", "tstamp": 2.5e-7, "score": 1e16 + 2,
+           "question_id": 10 ** 30}
+    lines = [ROWS[0], ROWS[1], ROWS[0], odd, '{"model_a": "x", "model_b": "y", "winner": "tie", "x": NaN}',
+             dict(odd, tstamp=1e16)]
+    report = import_arena_battles(db, write_jsonl(tmp_path / "b.jsonl", lines))
+    assert [str(e) for e in report.errors] == ["line 6: tstamp 1e+16 is not a date between years 1 and 9999 "
+                                               "(epoch seconds)"]
+    keys = [row[0] for row in db.execute("SELECT import_key FROM battles ORDER BY id")]
+    nan_row = json.loads(lines[4])
+    assert keys == [old_import_key(ROWS[0]), old_import_key(ROWS[1]), old_import_key(ROWS[0], 1),
+                    old_import_key(odd), old_import_key(nan_row)]
+
+
+def test_lines_end_at_newline_only(db: Database, tmp_path: Path) -> None:
+    """A raw U+2028 inside a JSON string is valid JSON: it must not split the row (str.splitlines did)."""
+    row = dict(ROWS[0], conversation_a=[{"role": "user", "content": "a\u2028b"}, {"role": "assistant", "content": "1"}],
+               conversation_b=[{"role": "user", "content": "a\u2028b"}, {"role": "assistant", "content": "2"}])
+    path = tmp_path / "b.jsonl"
+    path.write_bytes(json.dumps(row, ensure_ascii=False).encode() + b"\r\n" + b"{bad\r\n" + json.dumps(ROWS[2]).encode())
+    report = import_arena_battles(db, path)
+    assert report.imported == 2 and [e.location for e in report.errors] == ["line 2"]
+
+
+def schema(db: Database) -> list[tuple]:
+    return db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+
+
+def test_bulk_import_leaves_every_trigger_and_index_as_it_was(db: Database, tmp_path: Path) -> None:
+    before = schema(db)
+    rows = [{"model_a": f"m{i % 7}", "model_b": f"m{(i + 1) % 7}", "winner": "tie", "tstamp": i}
+            for i in range(bulk_write.DEFER_INDEXES_FROM_ROWS + 10)]
+    assert import_arena_battles(db, write_jsonl(tmp_path / "b.jsonl", rows)).imported == len(rows)
+    assert schema(db) == before
+    with pytest.raises(sqlite3.IntegrityError, match="different inputs"):  # the triggers are back
+        db.execute("INSERT INTO generations (created_at, tstamp, model_id, mode, conversation, output, source, "
+                   "input_fingerprint) VALUES ('2025-01-01', 1, 'm', '', '[]', 'x', 'ui', 'sha256:other')")
+        db.execute("INSERT INTO battles (created_at, tstamp, left_generation_id, right_generation_id, left_model, "
+                   "right_model, left_mode, right_mode, anonymous, source) VALUES ('2025-01-01', 1, 1, "
+                   "last_insert_rowid(), 'm', 'm', '', '', 0, 'ui')")
+
+
+def test_a_row_breaking_the_rules_rolls_the_whole_import_back(db: Database, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The set-wise check stands in for the triggers: a forged different input refuses everything."""
+    import_arena_battles(db, write_jsonl(tmp_path / "first.jsonl", [ROWS[3]]))
+    before, counts = schema(db), (db["generations"].count, db["battles"].count, count_votes(db))
+    real_insert = bulk_write.insert_rows
+
+    def forge(db_: Database, table: str, columns, rows) -> None:
+        if table == "generations":
+            at = list(columns).index("input_fingerprint")
+            rows = [row[:at] + ("sha256:forged",) + row[at + 1:] if row[0] % 2 else row for row in rows]
+        real_insert(db_, table, columns, rows)
+
+    monkeypatch.setattr(bulk_write, "insert_rows", forge)
+    with pytest.raises(PlaygroundError, match="different inputs"):
+        import_arena_battles(db, write_jsonl(tmp_path / "b.jsonl", ROWS))
+    assert (db["generations"].count, db["battles"].count, count_votes(db)) == counts
+    assert schema(db) == before

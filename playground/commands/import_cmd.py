@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ def add_parser(subparsers: Any) -> None:
         description="Import Chatbot Arena battles: rows with model_a, model_b, winner "
         "(model_a | model_b | tie | tie (bothbad)) and optional conversation_a/b, tstamp, "
         "anony, question_id. Bad rows are listed and skipped; importing a file twice adds "
-        "nothing the second time.",
+        "nothing the second time. The good rows are written in one transaction (all or nothing); "
+        "the app's writers wait for it.",
     )
     parser.add_argument("kind", choices=["battles"], help="what the file holds")
     parser.add_argument("file", type=Path, help="a .json (array) or .jsonl file")
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from storage import import_arena_battles, open_database  # heavy imports only when used
 
     db_path = settings.db_path
+    began = time.perf_counter()
     try:
         db = open_database(db_path)
         try:
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         print(f"skipped {error}")
     print(
         f"{report.path}: imported {report.imported} battles into {db_path}, "
-        f"{report.already_imported} already imported, {len(report.errors)} bad rows skipped"
+        f"{report.already_imported} already imported, {len(report.errors)} bad rows skipped "
+        f"({time.perf_counter() - began:.1f} s)"
     )
     return 0 if report.imported or report.already_imported else 1

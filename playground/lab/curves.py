@@ -58,6 +58,29 @@ def _acc_err(rows: Sequence[SummaryRow]) -> tuple[list[float], list[list[float]]
     return ys, [low, high]
 
 
+def _draw_series(top, bottom, xs: Sequence[float], series: Sequence[SummaryRow], label: str) -> None:
+    """One line on both panels: accuracy with its Wilson interval above, gold log-prob ±1.96 SE below."""
+    ys, err = _acc_err(series)
+    top.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label)
+    scored = [(x, r) for x, r in zip(xs, series) if r.mean_logprob is not None]
+    if scored:
+        bottom.errorbar([x for x, _ in scored], [r.mean_logprob for _, r in scored],
+                        yerr=[Z_95 * (r.logprob_se or 0.0) for _, r in scored], marker="o", capsize=4, label=label)
+
+
+def _finish_two_panels(fig: Figure, top, bottom, xlabel: str, title: str) -> Figure:
+    """The accuracy / log-prob figure's shared labels, legend, note and layout."""
+    top.set_ylim(-2, 102)
+    top.set_ylabel("exact match (%), 95% Wilson")
+    top.legend(fontsize="small", loc="best")
+    bottom.set_ylabel("mean log p(gold), ±1.96 SE")
+    bottom.set_xlabel(xlabel)
+    fig.suptitle(title)
+    fig.text(0.01, 0.005, ACCURACY_NOTE, fontsize="x-small", color="grey")
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    return fig
+
+
 def _mode_label(row: SummaryRow, shots_vary: bool) -> str:
     return f"{row.mode} k={row.shots}" if shots_vary and row.shots is not None else row.mode
 
@@ -81,24 +104,10 @@ def plot_emergence(rows: Sequence[SummaryRow], title: str = "Emergence: exact ma
     for i, (label, series) in enumerate(sorted(lines.items())):
         series.sort(key=lambda r: r.n_params or 0)
         xs = [_dodge(r.n_params, i, len(lines)) for r in series]
-        ys, err = _acc_err(series)
-        top.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label)
-        scored = [(x, r) for x, r in zip(xs, series) if r.mean_logprob is not None]
-        if scored:
-            bottom.errorbar([x for x, _ in scored], [r.mean_logprob for _, r in scored],
-                            yerr=[Z_95 * (r.logprob_se or 0.0) for _, r in scored], marker="o", capsize=4,
-                            label=label)
+        _draw_series(top, bottom, xs, series, label)
     _size_axis(top, [r.n_params for r in sized])
     _size_axis(bottom, [r.n_params for r in sized])
-    top.set_ylim(-2, 102)
-    top.set_ylabel("exact match (%), 95% Wilson")
-    top.legend(fontsize="small", loc="best")
-    bottom.set_ylabel("mean log p(gold), ±1.96 SE")
-    bottom.set_xlabel("parameters (log scale)")
-    fig.suptitle(title)
-    fig.text(0.01, 0.005, ACCURACY_NOTE, fontsize="x-small", color="grey")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
-    return fig
+    return _finish_two_panels(fig, top, bottom, "parameters (log scale)", title)
 
 
 # ---------------------------------------------------------------- in-context learning
@@ -121,25 +130,11 @@ def plot_icl_curve(rows: Sequence[SummaryRow], title: str = "In-context learning
     position = {k: i for i, k in enumerate(ks)}   # even spacing: 0,1,2,4,8 read as a doubling ladder
     for i, (label, series) in enumerate(sorted(lines.items())):
         xs = [_dodge(position[r.shots], i, len(lines), log=False) for r in series]
-        ys, err = _acc_err(series)
-        top.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label)
-        scored = [(x, r) for x, r in zip(xs, series) if r.mean_logprob is not None]
-        if scored:
-            bottom.errorbar([x for x, _ in scored], [r.mean_logprob for _, r in scored],
-                            yerr=[Z_95 * (r.logprob_se or 0.0) for _, r in scored], marker="o", capsize=4,
-                            label=label)
+        _draw_series(top, bottom, xs, series, label)
     for ax in (top, bottom):
         ax.set_xticks(range(len(ks)), [str(k) for k in ks])
         ax.grid(True, alpha=0.3)
-    top.set_ylim(-2, 102)
-    top.set_ylabel("exact match (%), 95% Wilson")
-    top.legend(fontsize="small", loc="best")
-    bottom.set_ylabel("mean log p(gold), ±1.96 SE")
-    bottom.set_xlabel("exemplars in the prompt (k)")
-    fig.suptitle(title)
-    fig.text(0.01, 0.005, ACCURACY_NOTE, fontsize="x-small", color="grey")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
-    return fig
+    return _finish_two_panels(fig, top, bottom, "exemplars in the prompt (k)", title)
 
 
 # ---------------------------------------------------------------- does CoT help

@@ -205,7 +205,8 @@ def grid_run(ctx: AppContext, state: dict[str, Any], question: str, n_panes: int
     state, histories = start_round(state, question, n, labels, followup, run_id)
     shown: list[PaneView] = [pane_view(histories[i], question, PaneResult()) if i < n else EMPTY_VIEW
                              for i in range(MAX_PANES)]
-    yield state, list(shown), f"0/{n} panes finished"
+    last_progress = f"0/{n} panes finished"
+    yield state, list(shown), last_progress
     recorded: set[int] = set()
     try:
         for results in run_panes(ctx, specs, question, histories, cancel, min_interval_s=STREAM_INTERVAL_S):
@@ -225,7 +226,11 @@ def grid_run(ctx: AppContext, state: dict[str, Any], question: str, n_panes: int
                 if view != shown[i]:
                     shown[i] = changed[i] = view
             done = sum(1 for r in results if r.done)
-            yield state, changed, f"{done}/{n} panes finished"
+            progress = f"{done}/{n} panes finished"
+            if progress == last_progress and not any(changed):
+                continue                   # nothing new on screen: send nothing (a slow model polls idle)
+            last_progress = progress
+            yield state, changed, progress
     finally:
         ctx.runs.finish(run_id)
         state["run_id"] = None

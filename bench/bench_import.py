@@ -1,0 +1,131 @@
+"""Importing Chatbot Arena battles: a million rows into a fresh SQLite file (issue 16: <= 20 s).
+
+The file is synthetic but shaped like the public Arena dumps: most rows are `clean_battle`
+style (model_a, model_b, winner, judge, turn, anony, language, tstamp, question_id, no text);
+one row in ten carries the conversations, like the `chatbot_arena_conversations` release, with a
+one- or two-turn exchange of a few hundred characters; a few exact repeats and a few bad lines.
+
+Baseline in the same run: a raw `executemany` of the same number of rows (the four rows each
+battle becomes: two generations, a battle, a vote, already as tuples) into bare tables with no
+index, trigger or validation, in one transaction: the cost of just writing the bytes to SQLite.
+The second import of the same file (nothing added) is timed too.
+Run: python bench/bench_import.py [--battles 1000000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from common import REPO  # noqa: F401  (puts the repo on sys.path)
+
+TARGET_S_PER_MILLION = 20.0
+MODELS = [f"model-{i:02d}" for i in range(40)]
+WINNERS = ["model_a", "model_b", "tie", "tie (bothbad)"]
+LANGUAGES = ["English", "German", "Chinese", "French", "Spanish", "Русский"]
+WORDS = "the a of to and in is it you that for on with as was be this are an at by not or can".split()
+
+
+def _text(rng: random.Random, n_words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n_words))
+
+
+def synthetic_lines(n: int, seed: int = 0) -> list[str]:
+    """n Arena-format JSONL lines: 10% with conversations, ~0.1% repeats, ~0.01% bad lines."""
+    rng = random.Random(seed)
+    lines: list[str] = []
+    for i in range(n):
+        if i % 10_000 == 9_999:
+            lines.append('{"model_a": "x", "model_b": ')  # a bad line: must be reported, not lost
+            continue
+        if i % 1_000 == 999 and lines:
+            lines.append(lines[-1] if not lines[-1].startswith('{"model_a": "x"') else lines[-2])
+            continue
+        a, b = rng.sample(MODELS, 2)
+        row = {"question_id": f"{rng.getrandbits(64):016x}", "model_a": a, "model_b": b,
+               "winner": rng.choice(WINNERS), "judge": f"arena_user_{rng.randrange(100_000)}",
+               "turn": 1, "anony": rng.random() < 0.8, "language": rng.choice(LANGUAGES),
+               "tstamp": 1_682_000_000 + i * 17.25 + rng.random()}
+        if i % 10 == 0:
+            question = _text(rng, 12)
+            turns = [(question, _text(rng, 40), _text(rng, 40))]
+            if rng.random() < 0.2:
+                turns.append((_text(rng, 8), _text(rng, 30), _text(rng, 30)))
+            row["turn"] = len(turns)
+            row["conversation_a"] = [m for q, x, _ in turns for m in
+                                     ({"role": "user", "content": q}, {"role": "assistant", "content": x})]
+            row["conversation_b"] = [m for q, _, y in turns for m in
+                                     ({"role": "user", "content": q}, {"role": "assistant", "content": y})]
+        lines.append(json.dumps(row, ensure_ascii=False))
+    return lines
+
+
+def raw_baseline(path: Path, n_battles: int) -> float:
+    """Seconds for a bare executemany of 4 rows per battle (2 generations, battle, vote), one transaction."""
+    generations = [(i, "2023-04-24T12:00:00+00:00", 1.0, "import:q", "model-00", "", "[]", "answer text", "import")
+                   for i in range(2 * n_battles)]
+    battles = [(i, "2023-04-24T12:00:00+00:00", 1.0, 2 * i, 2 * i + 1, "model-00", "model-01", f"arena:{i:032x}:0")
+               for i in range(n_battles)]
+    votes = [(i, i, "left", "import:q", "2023-04-24T12:00:00+00:00", 1.0, "local") for i in range(n_battles)]
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE g (id INTEGER PRIMARY KEY, created_at, tstamp, session_id, model_id, fp, conversation, output, "
+        "source); CREATE TABLE b (id INTEGER PRIMARY KEY, created_at, tstamp, l, r, lm, rm, import_key); "
+        "CREATE TABLE v (id INTEGER PRIMARY KEY, battle_id, winner, session_id, created_at, tstamp, voter);")
+    began = time.perf_counter()
+    with conn:
+        conn.executemany("INSERT INTO g VALUES (?,?,?,?,?,?,?,?,?)", generations)
+        conn.executemany("INSERT INTO b VALUES (?,?,?,?,?,?,?,?)", battles)
+        conn.executemany("INSERT INTO v VALUES (?,?,?,?,?,?,?)", votes)
+    elapsed = time.perf_counter() - began
+    conn.close()
+    return elapsed
+
+
+def main(n_battles: int = 1_000_000) -> dict[str, float]:
+    from storage import count_votes, import_arena_battles, open_database
+
+    lines = synthetic_lines(n_battles)
+    bad = sum(1 for line in lines if line.startswith('{"model_a": "x", "model_b": ') and not line.endswith("}"))
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "battles.jsonl"
+        source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        size_mb = source.stat().st_size / 1e6
+        baseline_s = raw_baseline(Path(folder) / "raw.db", n_battles - bad)
+        db = open_database(Path(folder) / "playground.db")
+        began, cpu_began = time.perf_counter(), time.process_time()
+        report = import_arena_battles(db, source)
+        import_s, import_cpu = time.perf_counter() - began, time.process_time() - cpu_began
+        began = time.perf_counter()
+        again = import_arena_battles(db, source)
+        reimport_s = time.perf_counter() - began
+        stored = count_votes(db)
+        db.close()
+    assert len(report.errors) == bad and report.imported == n_battles - bad == stored, report
+    assert again.imported == 0 and again.already_imported == report.imported
+    target_s = TARGET_S_PER_MILLION * n_battles / 1_000_000
+    results = {
+        "battles": n_battles, "file_mb": size_mb, "bad_lines_reported": bad,
+        "import_s": import_s, "import_cpu_s": import_cpu, "rows_per_s": n_battles / import_s,
+        "target_s": target_s, "meets_target": import_s <= target_s,
+        "reimport_s": reimport_s, "raw_executemany_s": baseline_s,
+        "ratio_import_vs_raw_executemany": import_s / baseline_s,
+    }
+    print(f"  {n_battles:,} Arena battles ({size_mb:.0f} MB JSONL, {bad} bad lines reported by number)")
+    print(f"  import: {import_s:.1f} s wall ({import_cpu:.1f} s CPU), {n_battles / import_s:,.0f} rows/s; "
+          f"target <= {target_s:.1f} s ({TARGET_S_PER_MILLION:.0f} s per million): "
+          f"{'met' if import_s <= target_s else 'NOT met'}")
+    print(f"  re-import of the same file: {reimport_s:.1f} s, {again.imported} added")
+    print(f"  baseline, raw executemany of the same rows into bare tables: {baseline_s:.1f} s; "
+          f"import / raw = {import_s / baseline_s:.2f}x")
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--battles", type=int, default=1_000_000)
+    main(parser.parse_args().battles)
