@@ -53,7 +53,7 @@ def arena_session(url: str, user: str) -> dict[str, Any]:
     try:
         seen = []
         for question in QUESTIONS[user]:
-            left, right, *_, status, _reveal, _box = client.predict(question, *POOL, api_name="/arena_send")
+            left, right, *_, status, _reveal, _judge, _box = client.predict(question, *POOL, api_name="/arena_send")
             seen.append({"left": texts(left, "user"), "right": texts(right, "user"), "status": status})
         vote_status, reveal, *figures = client.predict("", "", api_name=f"/arena_vote_{VERDICT[user]}")
         assert len(figures) == 4 and all("tok" in f for f in figures[:2])   # the figures arrive with the reveal
