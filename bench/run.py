@@ -96,15 +96,19 @@ def run_one(module_name: str, kwargs: dict) -> tuple[str, dict | None, float]:
     return out.getvalue().strip(), figures, time.perf_counter() - start
 
 
-def _block(name: str, what: str, text: str, figures: dict | None, seconds: float) -> str:
-    """One benchmark's generated block, between markers, stamped with when it ran and the load then."""
+def stamp() -> str:
+    """When a benchmark ended and the machine's 1-minute load then (a shared machine skews wall times)."""
     try:
         load = f"{os.getloadavg()[0]:.2f}"
     except OSError:
         load = "?"
+    return f"run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC at load {load}"
+
+
+def _block(name: str, what: str, text: str, figures: dict | None, seconds: float, when: str) -> str:
+    """One benchmark's generated block, between markers, stamped with when it ran and the load then."""
     lines = [f"<!-- bench:{name} -->",
-             f"{what} (`bench/{name}.py`, {seconds:.0f} s, run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
-             f"at load {load}).", "", "```", text or "(no output)", "```", ""]
+             f"{what} (`bench/{name}.py`, {seconds:.0f} s, {when}).", "", "```", text or "(no output)", "```", ""]
     if figures:
         lines += ["| figure | value |", "| --- | --- |"]
         for key, value in figures.items():
@@ -121,7 +125,7 @@ def _split_sections(text: str) -> tuple[str, list[str]]:
     return parts[0], parts[1:]
 
 
-def render(results: list[tuple[str, str, str, str, dict | None, float]], quick: bool, existing: str = "") -> str:
+def render(results: list[tuple[str, str, str, str, dict | None, float, str]], quick: bool, existing: str = "") -> str:
     """The benchmarks page with the fresh results put in, everything hand-written kept.
 
     A benchmark's output lives between `<!-- bench:NAME -->` markers: a run replaces only that block, so prose
@@ -139,8 +143,8 @@ def render(results: list[tuple[str, str, str, str, dict | None, float]], quick: 
                          *[f"| {k} | {v} |" for k, v in info.items()], "", ""])
     _, sections = _split_sections(existing)
     sections = [s for s in sections if not s.startswith("## Machine")]
-    fresh = {name: (title, _block(name, what, text, figures, seconds))
-             for name, title, what, text, figures, seconds in results}
+    fresh = {name: (title, _block(name, what, text, figures, seconds, when))
+             for name, title, what, text, figures, seconds, when in results}
     out = []
     for section in sections:
         for name in list(fresh):
@@ -170,7 +174,7 @@ def main() -> None:
         print(f"== {title} ({name})", flush=True)
         text, figures, seconds = run_one(name, quick if args.quick else full)
         print(text, flush=True)
-        results.append((name, title, what, text, figures, seconds))
+        results.append((name, title, what, text, figures, seconds, stamp()))
     existing = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
     args.out.write_text(render(results, args.quick, existing), encoding="utf-8")
     print(f"wrote {args.out}")
