@@ -2,7 +2,7 @@
 
 Decoding one token costs about as much as decoding a few (the weights are read once per step,
 whatever the number of rows), so panes on one model share each step instead of taking turns:
-measured on 2 cores, 4 sequences in one batch take 2.5x the time of one, not 4x
+measured on 2 cores, 4 sequences in one batch take 2.5-3x the time of one, not 4x
 (docs/benchmarks.md). A `BatchDecoder` owns:
 
 - one context with `width` sequences, each with its own KV stream (`kv_unified=False`), so a
