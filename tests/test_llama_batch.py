@@ -193,3 +193,18 @@ def test_few_shot_items_in_a_row_reuse_the_exemplars_and_answer_as_from_scratch(
         return out
 
     assert answers(cold=False) == answers(cold=True)
+
+
+def test_panes_with_the_same_prompt_read_it_once_and_answer_as_alone(smol, solo):
+    """Self-consistency beside few-shot CoT, or one mode repeated, send the same prompt twice: the
+    second copies the first's prompt cache (whole KV stream) instead of reading it again, and every
+    answer is still token for token the solo one."""
+    ps, alone = solo
+    batch = smol._batch_decoder()
+    before = batch.prompts_copied
+    twice = [ps[2], ps[2], ps[0], ps[2], ps[5], ps[5]]           # a long few-shot prompt three times
+    got = run_together(smol, twice, [GREEDY] * len(twice))
+    assert got == [alone[2], alone[2], alone[0], alone[2], alone[5], alone[5]]
+    assert batch.prompts_copied - before >= 3, batch.prompts_copied - before
+    staggered = run_together(smol, [ps[2], ps[2]], [GREEDY, GREEDY], join_after=3)   # the twin is decoding
+    assert staggered == [alone[2], alone[2]]

@@ -121,6 +121,7 @@ class BatchDecoder:
         self._cond = threading.Condition()
         self._closed = False
         self._threads = 0
+        self.prompts_copied = 0                  # prompts taken from a twin's cache (tests, diagnostics)
         self._thread = threading.Thread(target=self._run, daemon=True, name="llama-batch")
         self._thread.start()
 
@@ -184,6 +185,20 @@ class BatchDecoder:
         if gen.prefill_left() == 0:
             self._start_decoding(gen)
 
+    def _copy_prompt(self, source: Generation, gen: Generation) -> None:
+        """Give `gen` the prompt cache of `source` (the same prompt, already read): llama.cpp copies the
+        whole KV stream (separate streams copy only whole), then the cells past the prompt are dropped.
+        The cells hold what a prefill of `gen` would compute (same chunks at the same positions), so
+        its answer is unchanged; self-consistency's samples and a pane repeated on one model read
+        their shared prompt once."""
+        last = len(gen.tokens) - 1
+        self.ctx.kv_cache_seq_rm(gen.seq.seq_id, -1, -1)
+        self.ctx.kv_cache_seq_cp(source.seq.seq_id, gen.seq.seq_id, -1, -1)
+        self.ctx.kv_cache_seq_rm(gen.seq.seq_id, last, -1)
+        gen.prefill_at = last
+        self.prompts_copied += 1
+        self._start_decoding(gen)
+
     def _start_decoding(self, gen: Generation) -> None:
         gen.seq.primed = list(gen.tokens)
         gen.next_input, gen.pos = gen.tokens[-1], len(gen.tokens) - 1
@@ -237,9 +252,16 @@ class BatchDecoder:
 
     def _step(self, active: list[Generation]) -> None:
         """One prompt chunk (shortest prompt left first) and one token of each decoding generation."""
+        for gen in [g for g in active if g.prefilling]:       # a twin's prompt is read once
+            done = next((h for h in active if h is not gen and not h.prefilling and h.tokens == gen.tokens), None)
+            if done is not None:
+                self._copy_prompt(done, gen)
         filling = [g for g in active if g.prefilling]
         decoding = [g for g in active if not g.prefilling]
-        chunk_gen = min(filling, key=lambda g: g.prefill_left(), default=None)
+        readers = [g for g in filling if not any(h is not g and h.tokens == g.tokens and
+                                                 (h.prefill_at, -active.index(h)) > (g.prefill_at, -active.index(g))
+                                                 for h in filling)]
+        chunk_gen = min(readers, key=lambda g: g.prefill_left(), default=None)
         items: list[tuple[int, int, int, bool]] = []
         if chunk_gen is not None:
             start = chunk_gen.prefill_at
