@@ -20,7 +20,9 @@ different steps (every token equal to the solo run; see docs/architecture.md).
 
 A sequence remembers the prompt its cache holds: the same prompt again (Regenerate,
 self-consistency's later samples) skips the prefill, and a prompt sharing whole chunks with it
-(few-shot exemplars) re-uses those chunks.
+(few-shot exemplars) re-uses those chunks. Two generations in flight with the same prompt
+(self-consistency beside few-shot CoT sends exactly its prompt) read it once: the second waits
+and copies the first's KV stream (`_copy_prompt`).
 """
 from __future__ import annotations
 
