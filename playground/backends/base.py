@@ -65,3 +65,15 @@ class Backend(Protocol):
 
     def estimate_bytes(self, spec: ModelSpec) -> int:
         """Memory the loaded model will take, for the cache's budget."""
+
+
+def shared_prefix(cached: Sequence[int] | None, prompt: Sequence[int] | None) -> int:
+    """How many leading tokens a cached prompt shares with this one (both backends re-use a prompt cache by it)."""
+    if not cached or not prompt:
+        return 0
+    n = 0
+    for a, b in zip(cached, prompt):
+        if a != b:
+            break
+        n += 1
+    return n

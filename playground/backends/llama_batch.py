@@ -32,22 +32,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from playground.backends.base import shared_prefix
+
 BATCH_WIDTH = 6            # the Playground shows at most six panes
 PREFILL_CHUNK = 64         # prompts are decoded in chunks of this size at fixed positions
 MIX_PREFILL = True         # a prompt chunk rides in the same llama_decode as the decoding tokens
 END = object()             # put on a generation's queue when it has ended
-
-
-def shared_prefix(cached: Sequence[int] | None, prompt: Sequence[int] | None) -> int:
-    """How many leading tokens a cached prompt shares with this one."""
-    if not cached or not prompt:
-        return 0
-    n = 0
-    for a, b in zip(cached, prompt):
-        if a != b:
-            break
-        n += 1
-    return n
 
 
 def reusable_prefix(previous: Sequence[int] | None, tokens: Sequence[int]) -> int:

@@ -32,7 +32,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from playground.backends.base import Chunk, Message
+from playground.backends.base import Chunk, Message, shared_prefix
 from playground.devices import resolve_device
 from playground.errors import ContextOverflowError, ModelError, PlaygroundError
 from playground.models.hf_meta import is_hf_folder, read_hf_folder
@@ -424,7 +424,7 @@ class TransformersModel:
         """
         context = self.encode(prompt)
         whole = self.encode(prompt + continuation)
-        boundary = _common_prefix(context, whole)
+        boundary = shared_prefix(context, whole)
         if boundary >= len(whole):
             return 0.0, 0
         boundary = max(boundary, 1)          # the very first token has nothing to be predicted from
@@ -462,15 +462,6 @@ class TransformersModel:
         gc.collect()
         if self.device == "cuda":
             torch.cuda.empty_cache()
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _pad_id(model: Any, tokenizer: Any) -> int | None:
