@@ -579,7 +579,7 @@ def export_leaderboard(
         raise PlaygroundError(f"cannot tell the leaderboard format of {out}: use a .csv, .json or .md file name")
     chosen = select_battles(db, by=by, include_named=include_named, since=since, until=until,
                             with_lengths=length_control, voters=voters)
-    shows = f"{battles_shown(include_named)}; {voter_group_text(voters)}"
+    shows = battles_shown(include_named, voters=voters)
     board = build_leaderboard(chosen.battles, rounds=rounds, seed=seed, both_bad=both_bad,
                               length_control=length_control, shows=shows, blind=chosen.blind, grouping=chosen.grouping)
     with atomic_text_file(out) as handle:

@@ -44,15 +44,14 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from playground.prompting.presets import load_presets
     from playground.ranking import NO_BATTLES
     from storage import open_database
-    from storage.voters import voter_group_text
 
     since, until = parse_when(args.since), parse_when(args.until, end_of_day=True)
     presets_dir = getattr(settings, "presets_dir", None)
     families = {pid: p.family for pid, p in load_presets(presets_dir).prompting.items()} if presets_dir else {}
     notes: list[str] = []
     voters = getattr(args, "voters", "people")
-    shows = battles_shown(args.include_named)
-    shows += f"; {voter_group_text(voters)}" + ("" if voters != "people" else " (--voters judges|both adds judges)")
+    shows = battles_shown(args.include_named, voters=voters)
+    shows += "" if voters != "people" else " (--voters judges|both adds judges)"
     try:
         require_database(settings.db_path)
         db = open_database(settings.db_path)

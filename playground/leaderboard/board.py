@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from storage.voters import voter_group_text
+
 from playground.ranking import (DEFAULT_PRIOR, NO_BATTLES, RESCUE_TIES, TIE_MODELS, Battles, BothBad, BTRatings,
                                 LengthControl, PositionBias, RankingError, battle_count_matrix, ci_rank,
                                 contestant_totals, fit_bradley_terry, fit_davidson, fit_length_controlled,
@@ -61,12 +63,12 @@ class Leaderboard:
     grouping: str = ""  # what a contestant is: model, mode or model+mode (set by the caller)
 
 
-def battles_shown(include_named: bool, add_named: str = "--include-named") -> str:
-    """Which battles a leaderboard ranks, in words for its table and files; `add_named` is how the
-    reader adds the named ones (a CLI flag, a checkbox)."""
-    if include_named:
-        return "anonymous Arena battles and named Playground comparisons"
-    return f"anonymous (blind) battles only; {add_named} adds named Playground comparisons"
+def battles_shown(include_named: bool, add_named: str = "--include-named", voters: str = "people") -> str:
+    """Which battles and whose votes a leaderboard ranks, in words for its table and files; `add_named`
+    is how the reader adds the named ones (a CLI flag, a checkbox)."""
+    battles = ("anonymous Arena battles and named Playground comparisons" if include_named
+               else f"anonymous (blind) battles only; {add_named} adds named Playground comparisons")
+    return f"{battles}; {voter_group_text(voters)}"
 
 
 def build_leaderboard(

@@ -36,7 +36,7 @@ from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure,
                                     select_battles, tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
 from playground.ranking import TIE_MODELS, PositionBias
 from storage import count_votes, open_database
-from storage.voters import VOTER_GROUPS, voter_group_text
+from storage.voters import VOTER_GROUPS
 
 DEFAULT_ROUNDS = 1000
 MAX_ROUNDS = 10_000
@@ -202,8 +202,7 @@ def check_choice(label: str, value: str, choices: tuple[str, ...]) -> str:
 
 def shown_battles(include_named: bool, voters: str = "people") -> str:
     """Which battles and whose votes the table ranks, in words (the table says it, the files too)."""
-    battles = battles_shown(include_named, "'Include named comparisons'")
-    return f"{battles}; {voter_group_text(voters)}"
+    return battles_shown(include_named, "'Include named comparisons'", voters)
 
 
 # ----------------------------------------------------------------------------- the leaderboard
