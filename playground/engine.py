@@ -173,8 +173,7 @@ def _followup(model: LoadedModel, plan: PromptPlan, sampling: SamplingParams,
     else:   # a server that applies its own chat template: ask in a second turn instead
         second = model.render_chat([*(plan.messages or ()), {"role": "assistant", "content": result.output},
                                     {"role": "user", "content": plan.followup}])
-    step = sampling.with_changes(max_new_tokens=FOLLOWUP_MAX_TOKENS, temperature=0.0,
-                                 stop=tuple(dict.fromkeys(sampling.stop + ("\n\n",))))
+    step = sampling.with_changes(max_new_tokens=FOLLOWUP_MAX_TOKENS, temperature=0.0)
     try:
         _, step, _ = check_context(model, second, step)
     except ContextOverflowError:
@@ -183,8 +182,36 @@ def _followup(model: LoadedModel, plan: PromptPlan, sampling: SamplingParams,
     result.calls.append({"step": "answer_extraction", "prompt": second, "sampling": step.to_dict()})
     result.followup_output = plan.followup + " "
     reason = result.finish_reason
-    yield from _stream_into(model, second, step, cancel, result, start, "followup_output")
-    result.finish_reason = reason if result.finish_reason != "cancelled" else "cancelled"
+    holder = PaneResult(n_output_tokens=result.n_output_tokens, ttft_s=result.ttft_s, notices=result.notices)
+    stream = _stream_into(model, second, step, cancel, holder, start, "output")
+    try:
+        for update in stream:
+            line, complete = first_answer_line(update.output)
+            result.followup_output = f"{plan.followup} {line}"
+            result.n_output_tokens, result.total_s = update.n_output_tokens, update.total_s
+            result.ttft_s, result.last_token_s = update.ttft_s, update.last_token_s or result.last_token_s
+            if update.finish_reason == "cancelled":
+                reason = "cancelled"
+            yield result
+            if complete:
+                break
+    finally:
+        stream.close()   # the answer's line is complete: the generation ends here
+    result.finish_reason = reason
+
+
+def first_answer_line(text: str) -> tuple[str, bool]:
+    """The answer-extraction step's text up to the end of its first non-empty line, and whether that
+    line has ended.
+
+    The step gives one answer. Past its line the small model imitates its prompt ("1.\\n2. 2 is\\n
+    Therefore, the answer is 3."): a second, usually wrong answer for the extractor (Kojima et al. take
+    the first) and the mode's trigger on a blind Arena side. A stop string cannot say "a newline after
+    some text": the model may begin with one.
+    """
+    lead = len(text) - len(text.lstrip())
+    end = text.find("\n", lead)
+    return (text, False) if end < 0 or lead == len(text) else (text[:end], True)
 
 
 def _self_consistency(model: LoadedModel, plan: PromptPlan, sampling: SamplingParams,

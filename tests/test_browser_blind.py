@@ -97,6 +97,12 @@ def test_two_sides_differ_only_in_their_answers_for_every_mode(page, twin_app, s
     tokens = page.locator("#arena-max-tokens input[type=number]")
     tokens.fill("16")
     tokens.press("Enter")
+    # Greedy, so that the answers are the same on every run: a sampled answer may itself say
+    # "Therefore, the answer is" (a model's own words are not a leak, but this test cannot tell).
+    page.locator("#arena-sampling input").click()
+    page.locator("#arena-sampling ul[role='listbox'] li", has_text="deterministic").first.click()
+    page.keyboard.press("Escape")
+    assert page.locator("#arena-sampling input").input_value() == "deterministic"
     for k, mode in enumerate(MODES):
         pick_mode(page, mode)
         page.locator("#arena-pool").get_by_text("2 contestants").wait_for(timeout=10_000)

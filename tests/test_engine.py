@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from playground.compare import PaneSpec, run_pane, run_panes
-from playground.engine import run_plan
+from playground.engine import first_answer_line, run_plan
 from playground.prompting.plan import PromptPlan
 from playground.sampling import SamplingParams
 
@@ -41,6 +41,31 @@ def test_every_mode_runs_on_the_bundled_model(app_ctx, mode):
     if mode == "zero_shot_cot":
         assert "Let's think step by step." in result.exact_prompt
         assert "Therefore, the answer" in result.answer_text              # the second, extraction step
+
+
+def test_first_answer_line_ends_at_the_end_of_the_first_line_with_text():
+    assert first_answer_line(" 1.\n2. 2 is\nTherefore, the answer is 3.") == (" 1.", True)
+    assert first_answer_line("\n\n**Red**\nmore") == ("\n\n**Red**", True)   # may begin with newlines
+    assert first_answer_line(" 4") == (" 4", False)                            # still going
+    assert first_answer_line("\n") == ("\n", False)
+
+
+@pytest.mark.parametrize("seed", [1, 21, 32])
+def test_answer_extraction_gives_one_answer_line(app_ctx, seed):
+    """Seeds where the bundled model, under the Arena's default sampling, wrote past its answer and
+    imitated its prompt ("Therefore, the answer is 1.\\n2. 2 is\\nTherefore, the answer is 3."): the
+    extractor saw a second answer and a blind Arena side showed the mode's trigger."""
+    from playground.ui.arena_tab import DEFAULT_SAMPLING, blind_answer
+
+    trigger = "Therefore, the answer is"
+    pane = PaneSpec(model_id="smollm2-135m-instruct", mode="zero_shot_cot", preset_id="general-zero-shot-cot",
+                    sampling=app_ctx.sampling(DEFAULT_SAMPLING, max_new_tokens=16, seed=seed))
+    result = _final(run_pane(app_ctx, pane, "Name one colour."))
+    assert result.done and result.error is None
+    assert result.followup_output.startswith(trigger) and result.followup_output.count(trigger) == 1
+    assert "\n" not in result.followup_output.strip(), result.followup_output
+    assert trigger not in blind_answer(result, trigger)
+    assert result.finish_reason in ("stop", "length")
 
 
 def test_self_consistency_samples_and_votes(app_ctx):
