@@ -10,7 +10,6 @@ still be judged.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 
 import pytest
@@ -56,10 +55,11 @@ def set_panes(page, n: int) -> None:
     page.locator(f"#pane-{n}").wait_for(state="visible", timeout=10_000)
 
 
-def ask(page, question: str) -> None:
-    """Send and wait for this round's end (the status numbers the questions of the session)."""
-    before = re.search(r"\(question (\d+) ", page.locator("#grid-status").inner_text())
-    n = int(before.group(1)) + 1 if before else 1
+def ask(page, question: str, n: int) -> None:
+    """Send the session's n-th question and wait for its round's end (the status numbers them).
+
+    n is given, not read from the status before the Send: the status also says other things (the
+    Follow-up switch's meaning when flipped), and reading it raced with that message (a CI failure)."""
     page.locator("#grid-input textarea").fill(question)
     page.locator("#grid-send").click()
     page.locator("#grid-status").get_by_text(f"All panes finished (question {n} ").wait_for(timeout=WAIT_MS)
@@ -93,10 +93,10 @@ def test_a_vote_across_questions_cannot_be_made(window, grid_app, screenshot_dir
     page = window(1440, 900)
     open_grid(page, grid_app)
     set_panes(page, 6)
-    ask(page, "What is 5 + 1?")
+    ask(page, "What is 5 + 1?", 1)
     assert picker_options(page, "vote-a") == ["1", "2", "3", "4", "5", "6"]
     set_panes(page, 3)
-    ask(page, "What is 7 + 2?")
+    ask(page, "What is 7 + 2?", 2)
     assert picker_options(page, "vote-a") == ["1", "2", "3"]
     set_panes(page, 6)                       # panes 4-6 come back empty: nothing stale to judge
     assert "What is 5 + 1?" not in page.locator("#pane-4-chat").inner_text()
@@ -118,13 +118,14 @@ def test_follow_up_switch_continues_every_pane_with_the_same_turns(window, grid_
     page = window(1440, 900)
     open_grid(page, grid_app)
     set_panes(page, 2)
-    ask(page, "My name is Ada.")
-    ask(page, "What is my name?")
+    ask(page, "My name is Ada.", 1)
+    ask(page, "What is my name?", 2)
     for i in (1, 2):                          # off: each Send starts afresh
         text = page.locator(f"#pane-{i}-chat").inner_text()
         assert "What is my name?" in text and "My name is Ada." not in text
     page.locator("#grid-followup input").check()
-    ask(page, "Say it again.")
+    page.locator("#grid-status").get_by_text("Follow-up on").wait_for(timeout=30_000)
+    ask(page, "Say it again.", 3)
     for i in (1, 2):                          # on: every pane continues with the same new turn
         text = page.locator(f"#pane-{i}-chat").inner_text()
         assert "What is my name?" in text and "Say it again." in text
@@ -146,7 +147,7 @@ def test_four_answers_fit_the_window_six_make_two_rows_and_a_phone_stacks(window
     page = window(1440, 900)
     open_grid(page, grid_app)
     set_panes(page, 4)
-    ask(page, "Name a colour.")
+    ask(page, "Name a colour.", 1)
     page.evaluate("window.scrollTo(0, 0)")
     boxes = _boxes(page, 4)
     assert all(_inside(b, 1440, 900) for b in boxes), boxes                      # no scrolling needed
