@@ -179,7 +179,8 @@ def _followup(model: LoadedModel, plan: PromptPlan, sampling: SamplingParams,
     except ContextOverflowError:
         result.notices.append("no room left in the context for the answer-extraction step")
         return
-    result.calls.append({"step": "answer_extraction", "prompt": second, "sampling": step.to_dict()})
+    result.calls.append({"step": "answer_extraction", "prompt": second, "sampling": step.to_dict(),
+                         "ends": "at the end of its first line with text"})
     result.followup_output = plan.followup + " "
     reason = result.finish_reason
     holder = PaneResult(n_output_tokens=result.n_output_tokens, ttft_s=result.ttft_s, notices=result.notices)
