@@ -220,6 +220,7 @@ def test_annotator_calls_to_admin_handlers_are_refused(team_app, capture):
             "/models_hub_download": ("hf:owner/repo/model.gguf",),
             "/models_rescan": (),
             "/lab_run": tuple(default_args(client, "/lab_run")),
+            "/arena_judge": tuple(default_args(client, "/arena_judge")),   # a judge run: minutes of CPU
         }
         for api_name, args in checks.items():
             assert api_name in names, api_name

@@ -31,6 +31,8 @@ ADMIN_ELEMENTS: dict[str, str] = {
     "train-start": "train models",
     "train-cancel": "cancel training",
     "train-battle": "set the Arena pool",
+    "arena-judge-controls": "run judge models",
+    "arena-judge-run": "run judge models",
     "lb-data-note": "download everyone's votes and conversations",
     "lb-download-dpo": "download everyone's votes and conversations",
     "lb-download-dpo-meta": "download everyone's votes and conversations",

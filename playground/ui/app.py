@@ -29,11 +29,14 @@ TABS: tuple[tuple[str, str], ...] = (
 CSS = """
 .pane-answer .final-answer { background: #fff3bf; padding: 0 .2em; border-radius: 3px; }
 #app-header h1 { margin-bottom: 0; }
+/* phones: Gradio's 32 px page margins leave a model picker too narrow for its model's name; page CSS is
+   scoped to .contain (Gradio prefixes every rule), so the page's one column takes 22 px of each back */
+@media (max-width: 480px) { #app-page { margin-left: -22px; margin-right: -22px; width: auto; } }
 """ + GRID_CSS   # passed to launch(css=...) (Gradio 6 takes page CSS there, not in Blocks)
 
 
 def build_ui(ctx: AppContext) -> gr.Blocks:
-    with gr.Blocks(title="LLM playground") as demo:
+    with gr.Blocks(title="LLM playground") as demo, gr.Column(elem_id="app-page"):   # #app-page: see CSS
         gr.Markdown("# LLM playground\nLocal models side by side: prompting modes, blind battles, "
                     "rankings and training data.", elem_id="app-header")
         _access_header(ctx, demo)

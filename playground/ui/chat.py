@@ -120,7 +120,8 @@ def build(ctx: AppContext) -> None:
     default = ctx.settings.default_model
     with gr.Row():
         model = gr.Dropdown(model_choices(ctx), value=default if default in ctx.catalog.models else None,
-                            label="Model", elem_id="chat-model", scale=3)
+                            label="Model", elem_id="chat-model", scale=3,
+                            min_width=300)   # a row of its own on a phone: the name tells F16 from Q4_1
         backend = gr.Dropdown(backend_choices(ctx, default), value=backend_choices(ctx, default)[0],
                               label="Backend", elem_id="chat-backend", scale=1)
         device = gr.Dropdown(device_choices("llama_cpp"), value="cpu", label="Device", elem_id="chat-device", scale=1)

@@ -183,9 +183,12 @@ def build(ctx: AppContext) -> None:
                 "as tuned from its base.")
     choices = trainable_choices(ctx)
     default = ctx.settings.default_model if ctx.settings.default_model in dict((v, k) for k, v in choices) else None
+    with gr.Row():   # the base model gets the width its long display name needs (a clipped name hides the pick)
+        base = gr.Dropdown(choices, value=default, label="Base model (GGUF or HF folder)", elem_id="train-base",
+                           scale=3, min_width=360)
+        name = gr.Textbox(label="Name of the tuned model (folder)", placeholder="my-model-dpo", elem_id="train-name",
+                          scale=2, min_width=240)
     with gr.Row():
-        base = gr.Dropdown(choices, value=default, label="Base model (GGUF or HF folder)", elem_id="train-base")
-        name = gr.Textbox(label="Name of the tuned model (folder)", placeholder="my-model-dpo", elem_id="train-name")
         objective = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (unpaired rows)", "kto")], value="dpo",
                              label="Objective", elem_id="train-objective")
         method = gr.Radio([("LoRA (merged at the end)", "lora"), ("Full fine-tuning", "full")], value="lora",
