@@ -91,8 +91,8 @@ def build_request(ctx: AppContext, base: str | None, name: str | None, method: s
         raise PlaygroundError("choose a base model")
     if not (name or "").strip():
         raise PlaygroundError("give the tuned model a name (its folder under the models folder)")
-    filters = PreferenceFilters(model=contestant or None, since=parse_when(since or None),
-                                until=parse_when(until or None, end_of_day=True), anonymous_only=bool(anonymous_only),
+    filters = PreferenceFilters(model=contestant or None, since=_when("Votes since", since),
+                                until=_when("Votes until", until, end_of_day=True), anonymous_only=bool(anonymous_only),
                                 include_truncated=bool(include_truncated), agreed_only=bool(agreed_only))
     hyper = DPOHyperparameters(beta=float(beta), learning_rate=float(lr) if lr else None, epochs=float(epochs),
                                batch_size=int(batch_size), max_length=int(max_length),
@@ -100,6 +100,14 @@ def build_request(ctx: AppContext, base: str | None, name: str | None, method: s
     return TrainRequest(base=base, name=name.strip(), models_dir=ctx.settings.models_dir,
                         method="full" if method == "full" else "lora", filters=filters, hyper=hyper,
                         held_out_fraction=float(held_out), device=ctx.settings.device, objective=objective or "dpo")
+
+
+def _when(field_label: str, text: str | None, end_of_day: bool = False) -> float | None:
+    """A date field of the form, read as `export --since/--until` reads it; an error names the field."""
+    try:
+        return parse_when((text or "").strip() or None, end_of_day=end_of_day)
+    except PlaygroundError as exc:
+        raise PlaygroundError(f"'{field_label}' (under Which votes): {exc}") from None
 
 
 def run_training_view(ctx: AppContext, state: dict[str, Any], make_request: Callable[[], TrainRequest],
