@@ -246,7 +246,8 @@ def build(ctx: AppContext) -> None:
                 "with scale while log-likelihood improves smoothly. Finished items are stored, so a run "
                 "resumes where it stopped.")
     with gr.Row():
-        tasks = gr.Dropdown(files, value=files[0] if files else None, label="Task set", elem_id="lab-tasks", scale=2)
+        tasks = gr.Dropdown(files, value=files[0] if files else None, label="Task set", elem_id="lab-tasks", scale=2,
+                            min_width=300)   # the file's name whole, on a phone too
         upload = gr.File(label="…or upload JSONL (GSM8K or input/target)", file_types=[".jsonl"],
                          type="filepath", elem_id="lab-upload", scale=2)
         models = gr.Dropdown(model_choices(ctx), value=default_model, multiselect=True, label="Models",
