@@ -6,6 +6,7 @@ import sqlite3
 import pytest
 
 pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api").expect
 
 
 def open_app(page, live_app):
@@ -27,6 +28,9 @@ def test_chat_streams_an_answer_with_figures(page, live_app, screenshot_dir):
     page.get_by_text("Exact prompt sent").first.click()
     page.locator("#chat-prompt").get_by_text("<|im_start|>assistant").first.wait_for(timeout=10_000)
     page.screenshot(path=str(screenshot_dir / "chat.png"), full_page=True)
+    page.locator("#chat-bot button[aria-label='Clear']").click()   # the chat box's trash: the whole conversation
+    page.locator("#chat-metrics").get_by_text("finish:").wait_for(state="detached", timeout=30_000)
+    expect(page.locator("#chat-prompt")).not_to_contain_text("<|im_start|>")   # the state went too, not just the picture
 
 
 def test_grid_two_panes_stream_and_vote(page, live_app, screenshot_dir):
@@ -40,6 +44,7 @@ def test_grid_two_panes_stream_and_vote(page, live_app, screenshot_dir):
     page.locator("#grid-status").get_by_text("All panes finished").wait_for(timeout=30_000)
     for i in (1, 2):
         assert "Sam has 2 cats" in page.locator(f"#pane-{i}-chat").inner_text()
+        assert page.locator(f"#pane-{i}-chat button[aria-label='Clear']").is_hidden()   # no blanking a judged pane
     page.screenshot(path=str(screenshot_dir / "grid.png"), full_page=True)
     page.locator("#vote-right").click()
     page.locator("#vote-status").get_by_text("Saved").wait_for(timeout=30_000)

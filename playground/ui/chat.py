@@ -162,6 +162,9 @@ def build(ctx: AppContext) -> None:
         handler, [state, hidden_question, model, backend, device, preset, system, temperature, max_tokens, touched],
         outputs)
     clear_btn.click(clear, [state], [chatbot, state, metrics, notices, prompt])
+    # the chat box's own trash icon: clear the conversation too, not just its picture (else the next
+    # message would go on with turns the person no longer sees)
+    chatbot.clear(clear, [state], [chatbot, state, metrics, notices, prompt])
     model.change(partial(on_model_change, ctx), [model], [backend, device])
     preset.change(partial(on_preset_change, ctx), [preset], [temperature, max_tokens, touched])
     temperature.input(partial(slider_moved, "temperature"), [touched], [touched])
