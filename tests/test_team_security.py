@@ -346,6 +346,8 @@ def test_admin_and_annotator_see_different_controls(browser, team_app, screensho
         expect(admin.locator("#lab-run")).to_be_visible(timeout=30_000)
         expect(annotator.locator("#lab-tasks")).to_be_visible(timeout=30_000)
         expect(annotator.locator("#lab-run")).to_have_count(0)
+        expect(annotator.locator("#lab-admin-only")).to_contain_text("only an admin can run the lab")  # not a
+        expect(admin.locator("#lab-admin-only")).to_have_count(0)                 # form without a button
 
         for page in (admin, annotator):
             # Opening the tab runs one refresh with the defaults (1000 bootstrap rounds); no second event is

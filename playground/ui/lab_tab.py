@@ -264,6 +264,9 @@ def build(ctx: AppContext) -> None:
         samples = gr.Number(value=0, precision=0, minimum=0, maximum=64,
                             label="Self-consistency paths k for maj@k (0: the preset's)", elem_id="lab-samples",
                             scale=1)
+    gr.Markdown("🔒 On this server only an admin can run the lab (a run takes the server's CPU for minutes): "
+                "ask one. Runs already made are under **Past runs** below.",
+                visible=False, elem_id="lab-admin-only")       # shown to non-admins by auth/policy.py
     with gr.Row():
         run = gr.Button("Run", variant="primary", elem_id="lab-run")
         cancel = gr.Button("Cancel", elem_id="lab-cancel")

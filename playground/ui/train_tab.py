@@ -222,6 +222,9 @@ def build(ctx: AppContext) -> None:
             max_length = gr.Slider(32, 2048, value=h.max_length, step=32, label="Max length (tokens)",
                                    elem_id="train-max-length")
             held_out = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Held-out share", elem_id="train-held-out")
+    gr.Markdown("🔒 On this server only an admin can train (it takes the server's CPU for minutes and writes "
+                "into the shared models folder): ask one. Your votes are in the data it trains on.",
+                visible=False, elem_id="train-admin-only")     # shown to non-admins by auth/policy.py
     with gr.Row():
         start = gr.Button("Train", variant="primary", elem_id="train-start")
         stop = gr.Button("Cancel", elem_id="train-cancel")
