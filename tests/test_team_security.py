@@ -349,6 +349,12 @@ def test_admin_and_annotator_see_different_controls(browser, team_app, screensho
         expect(annotator.locator("#lab-admin-only")).to_contain_text("only an admin can run the lab")  # not a
         expect(admin.locator("#lab-admin-only")).to_have_count(0)                 # form without a button
 
+        for page in (admin, annotator):            # the Arena's judge: an admin's tool (minutes of CPU)
+            page.get_by_role("tab", name="Arena").click()
+            expect(page.locator("#arena-input")).to_be_visible(timeout=30_000)
+        expect(admin.locator("#arena-judge-controls")).to_have_count(1)
+        expect(annotator.locator("#arena-judge-controls")).to_have_count(0)
+
         for page in (admin, annotator):
             # Opening the tab runs one refresh with the defaults (1000 bootstrap rounds); no second event is
             # fired while it runs (a deferred Gradio event is dropped when the one before it fails, which is

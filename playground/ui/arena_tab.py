@@ -417,9 +417,10 @@ def build(ctx: AppContext) -> None:
         buttons = {w: gr.Button(label, interactive=False, elem_id=f"arena-vote-{w}") for w, label in VOTE_BUTTONS.items()}
     revealed = gr.Markdown(elem_id="arena-reveal")
     judge_prompts = sorted(load_judge_prompts(ctx.settings.presets_dir).prompts) or ["general"]
-    with gr.Group(visible=False, elem_id="arena-judge-box") as judge_box:   # shown after the vote only
-        # admins only (playground/auth/policy.py): a judge run costs the server minutes of CPU
-        with gr.Column(elem_id="arena-judge-controls"):
+    # admins only (playground/auth/policy.py hides this column from annotators): a judge run costs the
+    # server minutes of CPU; inside it, the box appears after the vote only
+    with gr.Column(elem_id="arena-judge-controls"):
+        with gr.Group(visible=False, elem_id="arena-judge-box") as judge_box:
             with gr.Row(equal_height=True):
                 judge_model = gr.Dropdown(model_choices(ctx), value=default_models[0] if default_models else None,
                                           label="Judge model", elem_id="arena-judge-with", scale=3)
