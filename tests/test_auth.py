@@ -16,7 +16,7 @@ import pytest
 
 import storage
 from playground.auth import Access, AccessDenied, UserTable, read_users, write_user
-from playground.auth.policy import ADMIN_ELEMENTS, REDACTED_OUTPUTS, guarded
+from playground.auth.policy import ADMIN_ELEMENTS, ADMIN_ONLY_NOTES, REDACTED_OUTPUTS, guarded
 from playground.auth.users import UsersFileError, check_password, hash_password
 from playground.errors import PlaygroundError
 from tests.browser_support import REPO
@@ -111,6 +111,7 @@ def test_policy_names_only_controls_that_exist(app_ctx) -> None:
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert set(ADMIN_ELEMENTS) <= ids, set(ADMIN_ELEMENTS) - ids
     assert REDACTED_OUTPUTS <= ids, REDACTED_OUTPUTS - ids
+    assert ADMIN_ONLY_NOTES <= ids, ADMIN_ONLY_NOTES - ids
     guarded_fns = [f for f in demo.fns.values() if f.fn is not None and getattr(f.fn, "__wrapped__", None)]
     assert guarded_fns and all(getattr(f.fn, "_errors_hidden", False) for f in demo.fns.values() if f.fn)
 

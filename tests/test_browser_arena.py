@@ -55,6 +55,9 @@ def test_arena_blind_round_vote_and_reveal(page, arena_app, screenshot_dir):
         assert page.locator(f"#arena-{side}-metrics").inner_text().strip() == ""   # figures wait for the vote
     assert page.locator("#arena-left-chat").get_by_text("Model A").count() >= 1
     assert page.locator("#arena-right-chat").get_by_text("Model B").count() >= 1
+    for side in ("left", "right"):     # no trash icon that blanks a side the vote is about
+        trash = page.locator(f"#arena-{side}-chat button[aria-label='Clear']")
+        assert trash.count() == 1 and trash.is_hidden()       # Gradio draws it; the page's CSS hides it
     shown = battle_text(page)
     assert not [s for s in SECRETS if s in shown], shown
     assert all(vote_enabled(page, w) for w in VOTES)

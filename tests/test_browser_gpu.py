@@ -46,3 +46,9 @@ def test_models_tab_shows_the_fit_column(page, live_app, screenshot_dir):
     text = table.inner_text()
     assert "smollm2-135m-instruct" in text and "GB · CPU ✓" in text
     page.screenshot(path=str(screenshot_dir / "models-fit.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})      # a phone: the table scrolls, its words stay whole
+    page.wait_for_timeout(300)
+    first_id = table.get_by_text("smollm2-135m-instruct-f16").first.bounding_box()
+    assert first_id["width"] >= 100, first_id                   # was one letter per line (column shares of 370 px)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390   # the table scrolls, not the page
+    page.screenshot(path=str(screenshot_dir / "models-phone.png"), full_page=True)

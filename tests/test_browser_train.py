@@ -23,6 +23,12 @@ def test_train_tab_form_and_missing_name(page, bundled_gguf, screenshot_dir, tmp
         page.get_by_role("tab", name="Train").click()
         base = page.get_by_role("combobox", name="Base model (GGUF or HF folder)")
         expect(base).to_have_value(re.compile("SmolLM2"), timeout=30_000)
+        for width, height in ((1440, 900), (390, 844)):     # the picked model's whole name is readable
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(300)
+            sizes = base.evaluate("el => [el.scrollWidth, el.clientWidth]")
+            assert sizes[0] <= sizes[1], (width, sizes, base.input_value())
+        page.set_viewport_size({"width": 1400, "height": 1000})
         expect(page.locator("#train-method")).to_contain_text("LoRA")
         expect(page.locator("#train-objective")).to_contain_text("KTO (unpaired rows)")
         expect(page.locator("#train-battle")).to_be_hidden()            # shown only after a finished run

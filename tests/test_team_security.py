@@ -220,6 +220,7 @@ def test_annotator_calls_to_admin_handlers_are_refused(team_app, capture):
             "/models_hub_download": ("hf:owner/repo/model.gguf",),
             "/models_rescan": (),
             "/lab_run": tuple(default_args(client, "/lab_run")),
+            "/arena_judge": tuple(default_args(client, "/arena_judge")),   # a judge run: minutes of CPU
         }
         for api_name, args in checks.items():
             assert api_name in names, api_name
@@ -345,6 +346,14 @@ def test_admin_and_annotator_see_different_controls(browser, team_app, screensho
         expect(admin.locator("#lab-run")).to_be_visible(timeout=30_000)
         expect(annotator.locator("#lab-tasks")).to_be_visible(timeout=30_000)
         expect(annotator.locator("#lab-run")).to_have_count(0)
+        expect(annotator.locator("#lab-admin-only")).to_contain_text("only an admin can run the lab")  # not a
+        expect(admin.locator("#lab-admin-only")).to_have_count(0)                 # form without a button
+
+        for page in (admin, annotator):            # the Arena's judge: an admin's tool (minutes of CPU)
+            page.get_by_role("tab", name="Arena").click()
+            expect(page.locator("#arena-input")).to_be_visible(timeout=30_000)
+        expect(admin.locator("#arena-judge-controls")).to_have_count(1)
+        expect(annotator.locator("#arena-judge-controls")).to_have_count(0)
 
         for page in (admin, annotator):
             # Opening the tab runs one refresh with the defaults (1000 bootstrap rounds); no second event is

@@ -148,6 +148,18 @@ def test_accuracy_and_implicit_reward_signs():
     assert lo < 2 / 3 < hi
 
 
+def test_train_tab_date_error_names_its_field(app_ctx):
+    """A newcomer's 'last week' in a date box: the error says which box (the form has two) and the fix."""
+    from playground.ui.train_tab import build_request, run_training_view
+
+    for col, label in ((4, "Votes since"), (5, "Votes until")):
+        form = [MODEL, "x", "lora", None, None, None, False, True, 0.1, None, 1, 2, 2, 48, 0.1]
+        form[col] = "last week"
+        said = list(run_training_view(app_ctx, {}, lambda: build_request(app_ctx, *form)))[-1][1].status
+        assert said.startswith(f"❌ '{label}' (under Which votes): cannot read the time 'last week'"), said
+        assert "2025-01-31" in said                      # the fix: the form it reads
+
+
 def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, voted_db, tmp_path, screenshot_dir):
     """The Train tab's handler without a browser: full fine-tuning, progress lines, the metrics figure."""
     from playground.ui.train_tab import battle_it, build_request, run_training_view, trainable_choices

@@ -5,7 +5,8 @@ admin-only ones. `apply_policy` then, for each event of the built app,
 - refuses it server-side for non-admins when one of its triggers is admin-only (the handler is
   wrapped; gradio_client callers get the same refusal as the browser);
 - blanks outputs listed in REDACTED_OUTPUTS for non-admins (other people's data);
-and hides the admin-only controls from non-admins on page load. A test checks that every id
+and hides the admin-only controls from non-admins on page load (showing them, instead, the notes in
+ADMIN_ONLY_NOTES that say who can). A test checks that every id
 below exists in the app, so renaming a control cannot silently drop its protection.
 """
 from __future__ import annotations
@@ -31,6 +32,8 @@ ADMIN_ELEMENTS: dict[str, str] = {
     "train-start": "train models",
     "train-cancel": "cancel training",
     "train-battle": "set the Arena pool",
+    "arena-judge-controls": "run judge models",
+    "arena-judge-run": "run judge models",
     "lb-data-note": "download everyone's votes and conversations",
     "lb-download-dpo": "download everyone's votes and conversations",
     "lb-download-dpo-meta": "download everyone's votes and conversations",
@@ -44,6 +47,9 @@ ADMIN_ELEMENTS: dict[str, str] = {
     "lb-mode-filter": "download everyone's votes and conversations",
     "lb-dedupe": "download everyone's votes and conversations",
 }
+# notes that say why a tab's admin controls are missing ("ask an admin"): shown to non-admins only,
+# so an annotator facing the Lab's or the Train tab's form is not left looking for its button
+ADMIN_ONLY_NOTES: frozenset[str] = frozenset({"lab-admin-only", "train-admin-only"})
 # outputs that carry everyone's data: emptied for non-admins (annotators get theirs in "My votes")
 REDACTED_OUTPUTS: frozenset[str] = frozenset({
     "lb-download-dpo", "lb-download-dpo-meta", "lb-download-dpo-conv", "lb-download-dpo-conv-meta",
@@ -67,13 +73,15 @@ def apply_policy(demo: gr.Blocks, access: Access) -> None:
     hidden = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) in ADMIN_ELEMENTS]
     for block in hidden:
         block.visible = False            # until the page load says this user is an admin
+    notes = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) in ADMIN_ONLY_NOTES]
 
     def show_admin_controls(request: gr.Request) -> list[Any]:
         admin = access.user(request).is_admin
-        return [gr.update(visible=True) if admin else gr.skip() for _ in hidden]
+        return ([gr.update(visible=True) if admin else gr.skip() for _ in hidden]
+                + [gr.skip() if admin else gr.update(visible=True) for _ in notes])
 
-    if hidden:
-        demo.load(show_admin_controls, None, hidden, queue=False, api_visibility="private")
+    if hidden or notes:
+        demo.load(show_admin_controls, None, hidden + notes, queue=False, api_visibility="private")
 
 
 def guarded(fn: Callable[..., Any], access: Access, *, refuse: str | None, redact: list[int],

@@ -29,11 +29,18 @@ TABS: tuple[tuple[str, str], ...] = (
 CSS = """
 .pane-answer .final-answer { background: #fff3bf; padding: 0 .2em; border-radius: 3px; }
 #app-header h1 { margin-bottom: 0; }
+/* phones: Gradio's 32 px page margins leave a model picker too narrow for its model's name; page CSS is
+   scoped to .contain (Gradio prefixes every rule), so the page's one column takes 22 px of each back */
+@media (max-width: 480px) { #app-page { margin-left: -22px; margin-right: -22px; width: auto; } }
+/* Gradio's Chatbot always shows a trash icon; on an Arena side or a Playground pane it would blank
+   the answer on screen only (the round and the vote stay), so a person could vote on what they no
+   longer see. Those rounds end with New round / Clear instead. */
+#arena-left-chat .top-panel, #arena-right-chat .top-panel, .pane-answer .top-panel { display: none; }
 """ + GRID_CSS   # passed to launch(css=...) (Gradio 6 takes page CSS there, not in Blocks)
 
 
 def build_ui(ctx: AppContext) -> gr.Blocks:
-    with gr.Blocks(title="LLM playground") as demo:
+    with gr.Blocks(title="LLM playground") as demo, gr.Column(elem_id="app-page"):   # #app-page: see CSS
         gr.Markdown("# LLM playground\nLocal models side by side: prompting modes, blind battles, "
                     "rankings and training data.", elem_id="app-header")
         _access_header(ctx, demo)

@@ -3,7 +3,9 @@
 The battle logic is in `playground.arena`; the handlers here (`arena_send`, `arena_new_round`,
 `arena_vote`, `arena_judge`) turn it into views and are what tests call without a browser.
 "Judge this battle too" (issue 15) appears only after the person's vote, and `arena_judge`
-refuses before it too (the person must not see a judge's opinion first). `build` only lays
+refuses before it too (the person must not see a judge's opinion first); it is for admins only
+(a judge run takes the server's CPU for minutes; `playground/auth/policy.py` hides and refuses it
+for annotators, who still vote and see the reveal). `build` only lays
 out components and wires them. Per-user state (session uuid, the round) lives in gr.State.
 """
 from __future__ import annotations
@@ -415,16 +417,20 @@ def build(ctx: AppContext) -> None:
         buttons = {w: gr.Button(label, interactive=False, elem_id=f"arena-vote-{w}") for w, label in VOTE_BUTTONS.items()}
     revealed = gr.Markdown(elem_id="arena-reveal")
     judge_prompts = sorted(load_judge_prompts(ctx.settings.presets_dir).prompts) or ["general"]
-    with gr.Group(visible=False, elem_id="arena-judge-box") as judge_box:   # shown after the vote only
-        with gr.Row(equal_height=True):
-            judge_model = gr.Dropdown(model_choices(ctx), value=default_models[0] if default_models else None,
-                                      label="Judge model", elem_id="arena-judge-with", scale=3)
-            judge_prompt = gr.Dropdown(judge_prompts, value="general" if "general" in judge_prompts else judge_prompts[0],
-                                       label="Judge prompt", elem_id="arena-judge-prompt", scale=1)
-            judge_tokens = gr.Slider(16, 512, value=JUDGE_MAX_TOKENS, step=16, label="Judge's max tokens",
-                                     elem_id="arena-judge-max-tokens", scale=2)
-            judge_btn = gr.Button("Judge this battle too", elem_id="arena-judge-run", scale=1)
-        judge_result = gr.Markdown(elem_id="arena-judge-result")
+    # admins only (playground/auth/policy.py hides this column from annotators): a judge run costs the
+    # server minutes of CPU; inside it, the box appears after the vote only
+    with gr.Column(elem_id="arena-judge-controls"):
+        with gr.Group(visible=False, elem_id="arena-judge-box") as judge_box:
+            with gr.Row(equal_height=True):
+                judge_model = gr.Dropdown(model_choices(ctx), value=default_models[0] if default_models else None,
+                                          label="Judge model", elem_id="arena-judge-with", scale=3)
+                judge_prompt = gr.Dropdown(judge_prompts,
+                                           value="general" if "general" in judge_prompts else judge_prompts[0],
+                                           label="Judge prompt", elem_id="arena-judge-prompt", scale=1)
+                judge_tokens = gr.Slider(16, 512, value=JUDGE_MAX_TOKENS, step=16, label="Judge's max tokens",
+                                         elem_id="arena-judge-max-tokens", scale=2)
+                judge_btn = gr.Button("Judge this battle too", elem_id="arena-judge-run", scale=1)
+            judge_result = gr.Markdown(elem_id="arena-judge-result")
 
     chats = [s[0] for s in sides]
     metric_boxes = [s[1] for s in sides]

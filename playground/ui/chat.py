@@ -120,7 +120,8 @@ def build(ctx: AppContext) -> None:
     default = ctx.settings.default_model
     with gr.Row():
         model = gr.Dropdown(model_choices(ctx), value=default if default in ctx.catalog.models else None,
-                            label="Model", elem_id="chat-model", scale=3)
+                            label="Model", elem_id="chat-model", scale=3,
+                            min_width=300)   # a row of its own on a phone: the name tells F16 from Q4_1
         backend = gr.Dropdown(backend_choices(ctx, default), value=backend_choices(ctx, default)[0],
                               label="Backend", elem_id="chat-backend", scale=1)
         device = gr.Dropdown(device_choices("llama_cpp"), value="cpu", label="Device", elem_id="chat-device", scale=1)
@@ -161,6 +162,9 @@ def build(ctx: AppContext) -> None:
         handler, [state, hidden_question, model, backend, device, preset, system, temperature, max_tokens, touched],
         outputs)
     clear_btn.click(clear, [state], [chatbot, state, metrics, notices, prompt])
+    # the chat box's own trash icon: clear the conversation too, not just its picture (else the next
+    # message would go on with turns the person no longer sees)
+    chatbot.clear(clear, [state], [chatbot, state, metrics, notices, prompt])
     model.change(partial(on_model_change, ctx), [model], [backend, device])
     preset.change(partial(on_preset_change, ctx), [preset], [temperature, max_tokens, touched])
     temperature.input(partial(slider_moved, "temperature"), [touched], [touched])

@@ -246,7 +246,8 @@ def build(ctx: AppContext) -> None:
                 "with scale while log-likelihood improves smoothly. Finished items are stored, so a run "
                 "resumes where it stopped.")
     with gr.Row():
-        tasks = gr.Dropdown(files, value=files[0] if files else None, label="Task set", elem_id="lab-tasks", scale=2)
+        tasks = gr.Dropdown(files, value=files[0] if files else None, label="Task set", elem_id="lab-tasks", scale=2,
+                            min_width=300)   # the file's name whole, on a phone too
         upload = gr.File(label="…or upload JSONL (GSM8K or input/target)", file_types=[".jsonl"],
                          type="filepath", elem_id="lab-upload", scale=2)
         models = gr.Dropdown(model_choices(ctx), value=default_model, multiselect=True, label="Models",
@@ -263,6 +264,9 @@ def build(ctx: AppContext) -> None:
         samples = gr.Number(value=0, precision=0, minimum=0, maximum=64,
                             label="Self-consistency paths k for maj@k (0: the preset's)", elem_id="lab-samples",
                             scale=1)
+    gr.Markdown("🔒 On this server only an admin can run the lab (a run takes the server's CPU for minutes): "
+                "ask one. Runs already made are under **Past runs** below.",
+                visible=False, elem_id="lab-admin-only")       # shown to non-admins by auth/policy.py
     with gr.Row():
         run = gr.Button("Run", variant="primary", elem_id="lab-run")
         cancel = gr.Button("Cancel", elem_id="lab-cancel")

@@ -12,9 +12,11 @@ from playground.models.spec import ModelSpec
 
 COLUMNS = ["id", "name", "kind", "params", "quant.", "context", "backends", "source", "status", "notes",
            "memory · fits"]
-# Long Hub ids wrap inside their share instead of pushing the other columns off screen; the short
-# columns are wide enough for their longest word at 1440 px ("transformers", "downloaded").
-COLUMN_WIDTHS = ["13%", "11.5%", "7%", "5%", "5.5%", "6.5%", "10%", "6.5%", "7%", "12%", "16%"]
+# Long Hub ids wrap inside their column instead of pushing the other columns off screen; the short
+# columns are wide enough for their longest word ("transformers", "downloaded"). Pixels, not shares
+# of the page: on a phone, shares of 370 px put one letter per line; pixels make the table scroll
+# sideways instead (the sum, 1200 px, is the page's width at 1440 px).
+COLUMN_WIDTHS = ["156px", "138px", "84px", "60px", "66px", "78px", "120px", "78px", "84px", "144px", "192px"]
 
 
 def status(spec: ModelSpec) -> str:

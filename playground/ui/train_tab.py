@@ -91,8 +91,8 @@ def build_request(ctx: AppContext, base: str | None, name: str | None, method: s
         raise PlaygroundError("choose a base model")
     if not (name or "").strip():
         raise PlaygroundError("give the tuned model a name (its folder under the models folder)")
-    filters = PreferenceFilters(model=contestant or None, since=parse_when(since or None),
-                                until=parse_when(until or None, end_of_day=True), anonymous_only=bool(anonymous_only),
+    filters = PreferenceFilters(model=contestant or None, since=_when("Votes since", since),
+                                until=_when("Votes until", until, end_of_day=True), anonymous_only=bool(anonymous_only),
                                 include_truncated=bool(include_truncated), agreed_only=bool(agreed_only))
     hyper = DPOHyperparameters(beta=float(beta), learning_rate=float(lr) if lr else None, epochs=float(epochs),
                                batch_size=int(batch_size), max_length=int(max_length),
@@ -100,6 +100,14 @@ def build_request(ctx: AppContext, base: str | None, name: str | None, method: s
     return TrainRequest(base=base, name=name.strip(), models_dir=ctx.settings.models_dir,
                         method="full" if method == "full" else "lora", filters=filters, hyper=hyper,
                         held_out_fraction=float(held_out), device=ctx.settings.device, objective=objective or "dpo")
+
+
+def _when(field_label: str, text: str | None, end_of_day: bool = False) -> float | None:
+    """A date field of the form, read as `export --since/--until` reads it; an error names the field."""
+    try:
+        return parse_when((text or "").strip() or None, end_of_day=end_of_day)
+    except PlaygroundError as exc:
+        raise PlaygroundError(f"'{field_label}' (under Which votes): {exc}") from None
 
 
 def run_training_view(ctx: AppContext, state: dict[str, Any], make_request: Callable[[], TrainRequest],
@@ -183,9 +191,12 @@ def build(ctx: AppContext) -> None:
                 "as tuned from its base.")
     choices = trainable_choices(ctx)
     default = ctx.settings.default_model if ctx.settings.default_model in dict((v, k) for k, v in choices) else None
+    with gr.Row():   # the base model gets the width its long display name needs (a clipped name hides the pick)
+        base = gr.Dropdown(choices, value=default, label="Base model (GGUF or HF folder)", elem_id="train-base",
+                           scale=3, min_width=360)
+        name = gr.Textbox(label="Name of the tuned model (folder)", placeholder="my-model-dpo", elem_id="train-name",
+                          scale=2, min_width=240)
     with gr.Row():
-        base = gr.Dropdown(choices, value=default, label="Base model (GGUF or HF folder)", elem_id="train-base")
-        name = gr.Textbox(label="Name of the tuned model (folder)", placeholder="my-model-dpo", elem_id="train-name")
         objective = gr.Radio([("DPO (pairs)", "dpo"), ("KTO (unpaired rows)", "kto")], value="dpo",
                              label="Objective", elem_id="train-objective")
         method = gr.Radio([("LoRA (merged at the end)", "lora"), ("Full fine-tuning", "full")], value="lora",
@@ -211,6 +222,9 @@ def build(ctx: AppContext) -> None:
             max_length = gr.Slider(32, 2048, value=h.max_length, step=32, label="Max length (tokens)",
                                    elem_id="train-max-length")
             held_out = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Held-out share", elem_id="train-held-out")
+    gr.Markdown("🔒 On this server only an admin can train (it takes the server's CPU for minutes and writes "
+                "into the shared models folder): ask one. Your votes are in the data it trains on.",
+                visible=False, elem_id="train-admin-only")     # shown to non-admins by auth/policy.py
     with gr.Row():
         start = gr.Button("Train", variant="primary", elem_id="train-start")
         stop = gr.Button("Cancel", elem_id="train-cancel")
