@@ -387,15 +387,10 @@ def test_a_row_breaking_the_rules_rolls_the_whole_import_back(db: Database, tmp_
     """The set-wise check stands in for the triggers: a forged different input refuses everything."""
     import_arena_battles(db, write_jsonl(tmp_path / "first.jsonl", [ROWS[3]]))
     before, counts = schema(db), (db["generations"].count, db["battles"].count, count_votes(db))
-    real_insert = bulk_write.insert_rows
-
-    def forge(db_: Database, table: str, columns, rows) -> None:
-        if table == "generations":
-            at = list(columns).index("input_fingerprint")
-            rows = [row[:at] + ("sha256:forged",) + row[at + 1:] if row[0] % 2 else row for row in rows]
-        real_insert(db_, table, columns, rows)
-
-    monkeypatch.setattr(bulk_write, "insert_rows", forge)
+    forged = bulk_write.GENERATIONS_FROM_STAGE.replace(
+        "s.input_fingerprint,", "CASE side.n WHEN 1 THEN 'sha256:forged' ELSE s.input_fingerprint END,")
+    assert forged != bulk_write.GENERATIONS_FROM_STAGE
+    monkeypatch.setattr(bulk_write, "GENERATIONS_FROM_STAGE", forged)
     with pytest.raises(PlaygroundError, match="different inputs"):
         import_arena_battles(db, write_jsonl(tmp_path / "b.jsonl", ROWS))
     assert (db["generations"].count, db["battles"].count, count_votes(db)) == counts
