@@ -1,27 +1,31 @@
-"""Bulk writes of imported battles: one transaction, the judging rules checked set-wise, indexes built once.
+"""Bulk writes of imported battles: one transaction, staged set-wise copies, rules checked set-wise, indexes built once.
 
 Why this exists (issue 16: a million Arena battles in <= 20 s): written row by row, every battle
-fires the five judging triggers of m008/m020 (each a few index look-ups) and updates ten
-secondary indexes at random places; on 100k battles the triggers were half the SQLite time and
-the indexes another quarter (CPU time, measured with bench/bench_import.py's rows).
+fired the judging triggers of m008/m020 and the foreign-key look-ups (each a few index
+look-ups) and updated eleven indexes at random places; each battle was also bound as four rows
+(47 values) from Python.
 
 What it does instead, all inside ONE write transaction (BEGIN IMMEDIATE), so no other connection
 ever sees the tables without their triggers or indexes, and a crash or error rolls everything
-back (nothing half-imported, every trigger and index as before):
+back (nothing half-imported, every trigger and index as before; journal_mode and synchronous are
+not touched, so a crash cannot lose or corrupt votes already stored: WAL simply discards the
+uncommitted import):
 
-1. the judging-rule triggers on battles and votes are dropped (their stored SQL is kept);
+1. the rule triggers on battles and votes are dropped (their stored SQL is kept); foreign keys
+   are off for the import (`import_pragmas`, outside the transaction, restored after);
 2. when the import is large against what the tables hold (at least 20k rows and twice the
-   battles already there), their non-unique indexes are dropped too (unique indexes stay: they are what keeps `import_key` and pairs unique);
-3. rows go in with `executemany`, only the columns an import sets;
-4. the same rules the triggers enforce are checked once over the new id range
-   (`check_rules`): both answers of a battle have the same input fingerprint, no imported answer
-   is unfinished, battle k of the import has generations g+2k and g+2k+1 of the import (so no
-   pair can repeat, in either order); the unique (battle_id, voter) index, kept, gives each
-   voter one vote per battle. Any breach raises and rolls the whole import back;
-5. triggers and indexes are re-created from their own stored SQL, exactly as they were.
-
-PRAGMAs for the transaction only (restored after): a larger page cache and in-memory temp
-storage for the index sorts; both are about memory, neither about durability.
+   battles already there), the tables' indexes are dropped too: the unique ones as well when no
+   battle has an import_key yet (a first import; otherwise `import_key`'s index stays, since
+   every row is looked up in it);
+3. each batch is bound once into an index-free TEMP table, one row per battle (`StageWriter`),
+   and copied set-wise by INSERT ... SELECT into generations, battles and votes;
+4. the rules of the dropped triggers and of the foreign keys are checked once over the new id
+   range (`check_rules`): both answers of a battle exist and have the same input fingerprint,
+   none is unfinished, battle k of the import has generations g+2k and g+2k+1 of the import (so
+   no pair can repeat, in either order), every new vote is one of the new battles, with a valid
+   winner and not a judge's. Any breach raises and rolls the whole import back;
+5. triggers and indexes are re-created from their own stored SQL, exactly as they were
+   (re-creating a unique index re-checks uniqueness: a duplicate fails the import).
 """
 from __future__ import annotations
 
@@ -39,7 +43,6 @@ RULE_TRIGGERS = ("battles_same_input", "battles_finished_answers", "battles_one_
                  "votes_finished_answers", "votes_one_per_pair_per_voter",
                  "votes_winner_check_insert", "votes_judge_needs_verdicts")
 DEFER_INDEXES_FROM_ROWS = 20_000
-SORTER_THREADS = 2  # helper threads for CREATE INDEX's sort (the parsing workers are done by then)
 _CACHE_KIB = 1_048_576  # 1 GiB page cache at most, for the import only: a million battles make a 1.1 GB file
 
 
@@ -73,17 +76,17 @@ def bulk_mode(db: Database, expected_battles: int) -> Iterator[None]:
 @contextmanager
 def import_pragmas(db: Database) -> Iterator[None]:
     """Around (outside) the import's transaction: a big page cache, temp tables and sorts in memory,
-    and SQLite's sorter threads for the index rebuilds; all restored after.
+    foreign keys off; all restored after. (`PRAGMA threads` for the index sorts was measured too:
+    no faster, 10% more CPU, on a 2-core machine, so it is not set.)
 
     Each is about memory or CPU, none about durability (journal and synchronous are left alone).
     Foreign keys are off for the import (each battle looked up its two generations, each vote its
     battle): `check_rules` checks the same references set-wise before commit. temp_store and
     foreign_keys can only change outside a transaction, hence this wraps it.
     """
-    names = ("cache_size", "threads", "temp_store", "foreign_keys")
+    names = ("cache_size", "temp_store", "foreign_keys")
     pragmas = {name: db.execute(f"PRAGMA {name}").fetchone()[0] for name in names}
     db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-    db.execute(f"PRAGMA threads = {SORTER_THREADS}")
     if not db.conn.in_transaction:  # both are no-ops inside one (then the import runs with them as they are)
         db.execute("PRAGMA temp_store = MEMORY")
         db.execute("PRAGMA foreign_keys = OFF")
@@ -91,7 +94,7 @@ def import_pragmas(db: Database) -> Iterator[None]:
         yield
     finally:
         for name, value in pragmas.items():
-            if name in ("cache_size", "threads") or not db.conn.in_transaction:
+            if name == "cache_size" or not db.conn.in_transaction:
                 db.execute(f"PRAGMA {name} = {int(value)}")
 
 

@@ -7,8 +7,10 @@ same file again adds nothing.
 
 Speed (issue 16: a million battles in <= 20 s): lines are decoded with orjson, the row
 fingerprint is orjson's sorted-key dump (byte for byte the canonical `json.dumps` the keys were
-always made of; rows where the two could differ take the `json` path, see `_canonical`), and
-the whole file is written in ONE transaction by storage/bulk_write.py (judging rules checked
+always made of; rows where the two could differ take the `json` path, see `_canonical`). A big
+JSONL file is parsed in worker processes while this one writes (storage/import_parallel.py); a
+row comes out of validation as ONE plain tuple (`StageRow`), which storage/bulk_write.py stages
+and copies set-wise. The whole file is written in ONE transaction (judging rules checked
 set-wise, indexes built once): an import is all or nothing, and holds the write lock while it
 runs, so the app's writers wait for it (up to the busy timeout).
 """
