@@ -8,7 +8,9 @@ one- or two-turn exchange of a few hundred characters; a few exact repeats and a
 Baseline in the same run: a raw `executemany` of the same number of rows (the four rows each
 battle becomes: two generations, a battle, a vote, already as tuples) into bare tables with no
 index, trigger or validation, in one transaction: the cost of just writing the bytes to SQLite.
-The second import of the same file (nothing added) is timed too.
+The second import of the same file (nothing added) is timed too. CPU is reported for the writing
+process and, separately, for the parsing worker processes (storage/import_parallel.py): on a
+shared machine CPU seconds move much less than wall seconds.
 Run: python bench/bench_import.py [--battles 1000000]
 """
 from __future__ import annotations
