@@ -22,6 +22,7 @@ import math
 import re
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -83,8 +84,8 @@ class _BadRow(ValueError):
 def import_arena_battles(db: Database, path: str | Path, *, workers: int | None = None) -> ImportReport:
     """Import an Arena battles file into `db`; see the module docstring for the rules.
 
-    `workers`: processes that parse a JSONL file while this one writes (None: as many as the machine
-    has cores, for files of at least `import_parallel.PARALLEL_FROM_BYTES`; 0: parse here).
+    `workers`: processes that parse a JSONL file while this one writes (None: one per core but this
+    one's, for files of at least `import_parallel.PARALLEL_FROM_BYTES`; 0: parse here).
     Raises `ImportFileError` when the file as a whole is unusable; row problems go in the report.
     A database error rolls the whole import back (StorageError saying nothing was saved).
     """
@@ -100,8 +101,8 @@ def import_arena_battles(db: Database, path: str | Path, *, workers: int | None 
         chunks = import_parallel.parsed_chunks(data, parse_jsonl_chunk, workers)
     seen: dict[str, int] = {}
     lines_with_json = 0
-    with (storage_errors(db, "import battles"), bulk_write.import_pragmas(db), write_transaction(db),
-          bulk_write.bulk_mode(db, expected)):
+    with (closing(chunks), storage_errors(db, "import battles"), bulk_write.import_pragmas(db),
+          write_transaction(db), bulk_write.bulk_mode(db, expected)):  # closing: stop the workers on any error
         writer = bulk_write.StageWriter(db)
         for chunk in chunks:
             lines_with_json += chunk.parsed

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import random
 import sqlite3
@@ -487,6 +488,7 @@ def test_a_failure_midway_leaves_the_database_as_it_was(db: Database, tmp_path: 
     with pytest.raises(PlaygroundError, match="nothing was saved"):
         import_arena_battles(db, parallel_file(tmp_path / "b.jsonl"), workers=2)
     assert len(calls) == 3 and calls[0] > 0  # two batches were written before the failure
+    assert multiprocessing.active_children() == []  # the workers were stopped, not left parsing
     assert (schema(db), stored(db)) == (before, rows)
     assert [db.execute(f"PRAGMA {name}").fetchone() for name in ("foreign_keys", "cache_size", "temp_store")] == pragmas
     monkeypatch.undo()
@@ -509,6 +511,7 @@ def test_a_worker_that_fails_rolls_the_import_back(db: Database, tmp_path: Path,
     with pytest.raises(MemoryError, match="worker out of memory"):
         import_arena_battles(db, parallel_file(tmp_path / "b.jsonl"), workers=2)
     assert count_votes(db) == 0 and db["generations"].count == 0 and schema(db) == before
+    assert multiprocessing.active_children() == []
 
 
 def test_line_chunks_cut_at_line_ends_and_number_lines() -> None:
