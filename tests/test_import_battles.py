@@ -526,3 +526,17 @@ def test_imported_votes_are_the_local_voters() -> None:
     from storage.voters import voter_of_session
     for question in ("q1", "user:bob/1", "", "judge:x"):
         assert voter_of_session(f"{bulk_write.IMPORT_SESSION_PREFIX}:{question}") == voter_of_session("import")
+
+
+def test_spawned_workers_store_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path a server process takes (other threads running: workers are spawned, not forked)."""
+    monkeypatch.setattr(importer.import_parallel, "start_method", lambda: "spawn")
+    monkeypatch.setattr(importer.import_parallel, "CHUNK_BYTES", 5_000)  # ~20 chunks
+    path = parallel_file(tmp_path / "b.jsonl")
+    results = []
+    for workers in (0, 1):
+        database = open_database(tmp_path / f"s{workers}.db")
+        report = import_arena_battles(database, path, workers=workers)
+        results.append(([str(e) for e in report.errors], stored(database)))
+        database.close()
+    assert results[1] == results[0] and len(results[0][1]) == 400
