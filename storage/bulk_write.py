@@ -86,9 +86,14 @@ def import_pragmas(db: Database) -> Iterator[None]:
     """
     names = ("cache_size", "temp_store", "foreign_keys")
     pragmas = {name: db.execute(f"PRAGMA {name}").fetchone()[0] for name in names}
+    # Changing temp_store deletes the connection's TEMP tables: only when it has none (the app makes none).
+    keep_temp = db.conn.in_transaction or db.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()[0] > 0
+    if keep_temp:
+        del pragmas["temp_store"]
     db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
     if not db.conn.in_transaction:  # both are no-ops inside one (then the import runs with them as they are)
-        db.execute("PRAGMA temp_store = MEMORY")
+        if not keep_temp:
+            db.execute("PRAGMA temp_store = MEMORY")
         db.execute("PRAGMA foreign_keys = OFF")
     try:
         yield

@@ -540,3 +540,10 @@ def test_spawned_workers_store_the_same_rows(tmp_path: Path, monkeypatch: pytest
         results.append(([str(e) for e in report.errors], stored(database)))
         database.close()
     assert results[1] == results[0] and len(results[0][1]) == 400
+
+
+def test_an_import_keeps_the_connections_own_temp_tables(db: Database, tmp_path: Path) -> None:
+    db.execute("CREATE TEMP TABLE mine (x)")
+    db.execute("INSERT INTO temp.mine VALUES (1)")
+    assert import_arena_battles(db, write_jsonl(tmp_path / "b.jsonl", ROWS)).imported == 4
+    assert db.execute("SELECT x FROM temp.mine").fetchall() == [(1,)]
