@@ -43,13 +43,6 @@ RULE_TRIGGERS = ("battles_same_input", "battles_finished_answers", "battles_one_
                  "votes_finished_answers", "votes_one_per_pair_per_voter",
                  "votes_winner_check_insert", "votes_judge_needs_verdicts")
 DEFER_INDEXES_FROM_ROWS = 20_000
-# Indexes kept during a big import rather than rebuilt after it. While the rows load, the writer waits for
-# the parsing workers anyway, so an index kept there costs little wall time, and one rebuilt after the load
-# adds its whole cost to the end. generations(model_id) has 40-odd distinct keys, which SQLite's sorter
-# compares slowly (equal first fields fall through to the rowid): 2.1-3.1 s to build for a million battles;
-# the votes' indexes get ascending or constant keys (appends). Keeping the battles' ones cost more than that.
-KEPT_DURING_LOAD = frozenset({"idx_generations_model_id", "idx_votes_tstamp", "idx_votes_voter",
-                              "idx_votes_battle_id_voter"})
 _CACHE_KIB = 1_048_576  # 1 GiB page cache at most, for the import only: a million battles make a 1.1 GB file
 
 
@@ -124,8 +117,7 @@ def _drop(db: Database, with_indexes: bool, with_unique: bool) -> list[str]:
         if kind == "trigger" and name in RULE_TRIGGERS:
             saved.append(sql)
             db.execute(f'DROP TRIGGER "{name}"')
-        elif (kind == "index" and with_indexes and name not in KEPT_DURING_LOAD
-              and (with_unique or not sql.upper().startswith("CREATE UNIQUE"))):
+        elif kind == "index" and with_indexes and (with_unique or not sql.upper().startswith("CREATE UNIQUE")):
             saved.append(sql)
             db.execute(f'DROP INDEX "{name}"')
     return saved

@@ -26,21 +26,20 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
 CHUNK_BYTES = 2 << 20  # about 7,000 Arena rows: small enough to start writing early, large enough to pickle cheaply
-PARALLEL_FROM_BYTES = 16 << 20  # smaller files parse here: starting a worker costs about half a second
+PARALLEL_FROM_BYTES = 16 << 20  # smaller files (< ~60k rows) parse here: a spawned worker takes ~0.5 s to start
 IN_FLIGHT_PER_WORKER = 3
 
 T = TypeVar("T")
 
 
 def default_workers(size: int) -> int:
-    """Worker processes for a file of `size` bytes: one per core from PARALLEL_FROM_BYTES, else none.
+    """Worker processes for a file of `size` bytes: one per core but the writer's, from PARALLEL_FROM_BYTES.
 
-    Why as many as cores, with the writer on top: while rows load, the writer needs about half the
-    CPU the parsing does (a million battles: ~4.5 s against ~9 s), so with one worker it waited;
-    most of its work (index builds, commit) comes after the last chunk, when the workers are done.
+    Why not more: a second worker on 2 cores competes with the writer for its core (measured under
+    load, a million battles back to back: 30.6 s with one worker, 80.5 s with two).
     """
     cores = os.cpu_count() or 1
-    return cores if cores > 1 and size >= PARALLEL_FROM_BYTES else 0
+    return cores - 1 if cores > 1 and size >= PARALLEL_FROM_BYTES else 0
 
 
 def start_method() -> str:
