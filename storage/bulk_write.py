@@ -1,27 +1,31 @@
-"""Bulk writes of imported battles: one transaction, the judging rules checked set-wise, indexes built once.
+"""Bulk writes of imported battles: one transaction, staged set-wise copies, rules checked set-wise, indexes built once.
 
 Why this exists (issue 16: a million Arena battles in <= 20 s): written row by row, every battle
-fires the five judging triggers of m008/m020 (each a few index look-ups) and updates ten
-secondary indexes at random places; on 100k battles the triggers were half the SQLite time and
-the indexes another quarter (CPU time, measured with bench/bench_import.py's rows).
+fired the judging triggers of m008/m020 and the foreign-key look-ups (each a few index
+look-ups) and updated eleven indexes at random places; each battle was also bound as four rows
+(47 values) from Python.
 
 What it does instead, all inside ONE write transaction (BEGIN IMMEDIATE), so no other connection
 ever sees the tables without their triggers or indexes, and a crash or error rolls everything
-back (nothing half-imported, every trigger and index as before):
+back (nothing half-imported, every trigger and index as before; journal_mode and synchronous are
+not touched, so a crash cannot lose or corrupt votes already stored: WAL simply discards the
+uncommitted import):
 
-1. the judging-rule triggers on battles and votes are dropped (their stored SQL is kept);
+1. the rule triggers on battles and votes are dropped (their stored SQL is kept); foreign keys
+   are off for the import (`import_pragmas`, outside the transaction, restored after);
 2. when the import is large against what the tables hold (at least 20k rows and twice the
-   battles already there), their non-unique indexes are dropped too (unique indexes stay: they are what keeps `import_key` and pairs unique);
-3. rows go in with `executemany`, only the columns an import sets;
-4. the same rules the triggers enforce are checked once over the new id range
-   (`check_rules`): both answers of a battle have the same input fingerprint, no imported answer
-   is unfinished, battle k of the import has generations g+2k and g+2k+1 of the import (so no
-   pair can repeat, in either order); the unique (battle_id, voter) index, kept, gives each
-   voter one vote per battle. Any breach raises and rolls the whole import back;
-5. triggers and indexes are re-created from their own stored SQL, exactly as they were.
-
-PRAGMAs for the transaction only (restored after): a larger page cache and in-memory temp
-storage for the index sorts; both are about memory, neither about durability.
+   battles already there), the tables' indexes are dropped too: the unique ones as well when no
+   battle has an import_key yet (a first import; otherwise `import_key`'s index stays, since
+   every row is looked up in it);
+3. each batch is bound once into an index-free TEMP table, one row per battle (`StageWriter`),
+   and copied set-wise by INSERT ... SELECT into generations, battles and votes;
+4. the rules of the dropped triggers and of the foreign keys are checked once over the new id
+   range (`check_rules`): both answers of a battle exist and have the same input fingerprint,
+   none is unfinished, battle k of the import has generations g+2k and g+2k+1 of the import (so
+   no pair can repeat, in either order), every new vote is one of the new battles, with a valid
+   winner and not a judge's. Any breach raises and rolls the whole import back;
+5. triggers and indexes are re-created from their own stored SQL, exactly as they were
+   (re-creating a unique index re-checks uniqueness: a duplicate fails the import).
 """
 from __future__ import annotations
 
@@ -32,19 +36,15 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.db import StorageError
+from storage.voters import voter_of_session
 
 TABLES = ("generations", "battles", "votes")
 RULE_TRIGGERS = ("battles_same_input", "battles_finished_answers", "battles_one_per_pair",
-                 "votes_finished_answers", "votes_one_per_pair_per_voter")
+                 "votes_finished_answers", "votes_one_per_pair_per_voter",
+                 "votes_winner_check_insert", "votes_judge_needs_verdicts")
 DEFER_INDEXES_FROM_ROWS = 20_000
-_CACHE_KIB = 262_144  # 256 MiB page cache for the import transaction only
+_CACHE_KIB = 1_048_576  # 1 GiB page cache at most, for the import only: a million battles make a 1.1 GB file
 
-GENERATION_COLUMNS = ("id", "created_at", "tstamp", "session_id", "model_id", "model_sha256", "backend",
-                      "device", "mode", "rendered_prompt", "conversation", "output", "input_fingerprint",
-                      "source")
-BATTLE_COLUMNS = ("id", "created_at", "tstamp", "session_id", "left_generation_id", "right_generation_id",
-                  "left_model", "right_model", "left_mode", "right_mode", "anonymous", "source", "import_key")
-VOTE_COLUMNS = ("battle_id", "winner", "session_id", "created_at", "tstamp", "voter")
 
 
 def next_id(db: Database, table: str) -> int:
@@ -64,21 +64,51 @@ def bulk_mode(db: Database, expected_battles: int) -> Iterator[None]:
     # Rebuilding an index costs a sort of the whole table: worth it only when the file is large against the
     # table (not for a re-import of the same file, which finds every row present and adds nothing).
     defer_indexes = expected_battles >= DEFER_INDEXES_FROM_ROWS and expected_battles >= 2 * present
-    saved = _drop(db, defer_indexes)
-    pragmas = {name: db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")}
+    # Unique indexes too when no battle has an import_key yet (a first import): nothing needs looking up
+    # during the load, and re-creating a unique index re-checks uniqueness (a duplicate fails the import).
+    defer_unique = defer_indexes and not _has_import_keys(db)
+    saved = _drop(db, defer_indexes, defer_unique)
+    yield
+    for sql in saved:
+        db.execute(sql)
+
+
+@contextmanager
+def import_pragmas(db: Database) -> Iterator[None]:
+    """Around (outside) the import's transaction: a big page cache, temp tables and sorts in memory,
+    foreign keys off; all restored after. (`PRAGMA threads` for the index sorts was measured too:
+    no faster, 10% more CPU, on a 2-core machine, so it is not set.)
+
+    Each is about memory or CPU, none about durability (journal and synchronous are left alone).
+    Foreign keys are off for the import (each battle looked up its two generations, each vote its
+    battle): `check_rules` checks the same references set-wise before commit. temp_store and
+    foreign_keys can only change outside a transaction, hence this wraps it.
+    """
+    names = ("cache_size", "temp_store", "foreign_keys")
+    pragmas = {name: db.execute(f"PRAGMA {name}").fetchone()[0] for name in names}
+    # Changing temp_store deletes the connection's TEMP tables: only when it has none (the app makes none).
+    keep_temp = db.conn.in_transaction or db.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()[0] > 0
+    if keep_temp:
+        del pragmas["temp_store"]
     db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-    db.execute("PRAGMA temp_store = MEMORY")
+    if not db.conn.in_transaction:  # both are no-ops inside one (then the import runs with them as they are)
+        if not keep_temp:
+            db.execute("PRAGMA temp_store = MEMORY")
+        db.execute("PRAGMA foreign_keys = OFF")
     try:
         yield
-        for sql in saved:
-            db.execute(sql)
     finally:
         for name, value in pragmas.items():
-            db.execute(f"PRAGMA {name} = {int(value)}")
+            if name == "cache_size" or not db.conn.in_transaction:
+                db.execute(f"PRAGMA {name} = {int(value)}")
 
 
-def _drop(db: Database, with_indexes: bool) -> list[str]:
-    """Drop the rule triggers (and the tables' non-unique indexes); their SQL, to re-create them."""
+def _has_import_keys(db: Database) -> bool:
+    return db.execute("SELECT 1 FROM battles WHERE import_key IS NOT NULL LIMIT 1").fetchone() is not None
+
+
+def _drop(db: Database, with_indexes: bool, with_unique: bool) -> list[str]:
+    """Drop the rule triggers (and the tables' indexes, unique ones too if asked); their SQL, to re-create them."""
     marks = ",".join("?" * len(TABLES))
     found = db.execute(f"SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN ({marks}) AND sql IS NOT NULL "
                        "AND type IN ('trigger', 'index')", list(TABLES)).fetchall()
@@ -87,44 +117,119 @@ def _drop(db: Database, with_indexes: bool) -> list[str]:
         if kind == "trigger" and name in RULE_TRIGGERS:
             saved.append(sql)
             db.execute(f'DROP TRIGGER "{name}"')
-        elif kind == "index" and with_indexes and not sql.upper().startswith("CREATE UNIQUE"):
+        elif kind == "index" and with_indexes and (with_unique or not sql.upper().startswith("CREATE UNIQUE")):
             saved.append(sql)
             db.execute(f'DROP INDEX "{name}"')
     return saved
 
 
-def insert_rows(db: Database, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """One prepared INSERT, executemany'd over validated plain tuples.
+STAGE_COLUMNS = ("import_key", "session_id", "tstamp", "created_at", "anonymous", "winner", "model_a", "model_b",
+                 "conversation_a", "output_a", "conversation_b", "output_b", "input_fingerprint")
+# Every imported session id is 'import' or 'import:<question id>', so no imported row names a user:
+# all votes are the local voter's (storage/voters.py `voter_of_session`, the rule m020 applies in SQL).
+IMPORT_SESSION_PREFIX = "import"
 
-    Why not sqlite-utils' `insert_all`: its per-value conversion took half the import time
-    (100k Arena rows: 36 s against 18 s, measured in session 1).
+# One staged battle becomes generations g+2k (side 0, model_a) and g+2k+1 (side 1, model_b), battle b+k and
+# its vote, where k = stage row - 1. `import_stage CROSS JOIN sides` walks the stage in row order with the two
+# sides inside, so ids arrive ascending (appends, no B-tree splits) without an ORDER BY sort.
+GENERATIONS_FROM_STAGE = (
+    "INSERT INTO generations (id, created_at, tstamp, session_id, model_id, model_sha256, backend, device, mode, "
+    "rendered_prompt, conversation, output, input_fingerprint, source) "
+    "SELECT :g + 2 * (s.k - 1) + side.n, s.created_at, s.tstamp, s.session_id, "
+    "CASE side.n WHEN 0 THEN s.model_a ELSE s.model_b END, '', 'import', '', '', '', "
+    "CASE side.n WHEN 0 THEN s.conversation_a ELSE s.conversation_b END, "
+    "CASE side.n WHEN 0 THEN s.output_a ELSE s.output_b END, s.input_fingerprint, 'import' "
+    "FROM temp.import_stage s CROSS JOIN (SELECT 0 AS n UNION ALL SELECT 1) side"
+)
+BATTLES_FROM_STAGE = (
+    "INSERT INTO battles (id, created_at, tstamp, session_id, left_generation_id, right_generation_id, left_model, "
+    "right_model, left_mode, right_mode, anonymous, source, import_key) "
+    "SELECT :b + s.k - 1, s.created_at, s.tstamp, s.session_id, :g + 2 * (s.k - 1), :g + 2 * (s.k - 1) + 1, "
+    "s.model_a, s.model_b, '', '', s.anonymous, 'import', s.import_key FROM temp.import_stage s"
+)
+VOTES_FROM_STAGE = (
+    "INSERT INTO votes (battle_id, winner, session_id, created_at, tstamp, voter) "
+    "SELECT :b + s.k - 1, s.winner, s.session_id, s.created_at, s.tstamp, :voter FROM temp.import_stage s"
+)
+
+
+class StageWriter:
+    """Writes validated battles (one tuple of STAGE_COLUMNS each) inside the import's transaction.
+
+    Each batch is bound once into an index-free temporary table, one row per battle (13 values,
+    where binding the four final rows took 47), then copied set-wise into generations, battles and
+    votes by the three INSERT ... SELECT above, and the stage emptied. Battle k of the import gets
+    generations first_generation + 2k and + 2k + 1: the layout `check_rules` verifies.
     """
-    if rows:
-        sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
-            table, ", ".join(f'"{c}"' for c in columns), ", ".join("?" * len(columns)))
-        db.conn.executemany(sql, rows)
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.first_generation = self.generation_id = next_id(db, "generations")
+        self.first_battle = self.battle_id = next_id(db, "battles")
+        self.first_vote = next_id(db, "votes")
+        self.check_keys = _has_import_keys(db)
+        self.voter = voter_of_session(IMPORT_SESSION_PREFIX)
+        db.execute("DROP TABLE IF EXISTS temp.import_stage")
+        db.execute("CREATE TEMP TABLE import_stage (k INTEGER PRIMARY KEY, {})".format(
+            ", ".join(STAGE_COLUMNS)))
+        self._insert = "INSERT INTO temp.import_stage ({}) VALUES ({})".format(
+            ", ".join(STAGE_COLUMNS), ", ".join("?" * len(STAGE_COLUMNS)))
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Store the rows whose import_key is not in the database yet; how many that was."""
+        if self.check_keys and rows:
+            present = _present_keys(self.db, [row[0] for row in rows])
+            if present:
+                rows = [row for row in rows if row[0] not in present]
+        if not rows:
+            return 0
+        conn = self.db.conn
+        conn.executemany(self._insert, rows)  # the stage is empty: its rows are k = 1..len(rows)
+        params = {"g": self.generation_id, "b": self.battle_id, "voter": self.voter}
+        conn.execute(GENERATIONS_FROM_STAGE, params)
+        conn.execute(BATTLES_FROM_STAGE, params)
+        conn.execute(VOTES_FROM_STAGE, params)
+        conn.execute("DELETE FROM temp.import_stage")
+        self.generation_id += 2 * len(rows)
+        self.battle_id += len(rows)
+        return len(rows)
+
+    def close(self) -> None:
+        self.db.execute("DROP TABLE temp.import_stage")
 
 
-def check_rules(db: Database, first_generation: int, first_battle: int) -> None:
-    """The judging triggers' rules, checked once over the rows written from these ids on.
+def _present_keys(db: Database, keys: list[str], per_query: int = 5_000) -> set[str]:
+    present: set[str] = set()
+    for start in range(0, len(keys), per_query):
+        chunk = keys[start:start + per_query]
+        sql = f"SELECT import_key FROM battles WHERE import_key IN ({','.join('?' * len(chunk))})"
+        present.update(row[0] for row in db.execute(sql, chunk))
+    return present
+
+
+def check_rules(db: Database, first_generation: int, first_battle: int, first_vote: int) -> None:
+    """The rules of the dropped triggers and foreign keys, checked once over the rows written from these ids on.
 
     Raises StorageError (the caller rolls back) naming the first battle that breaks a rule.
     """
-    from storage.migrations import _UNFINISHED_SQL  # the triggers' own definition of unfinished
+    from storage.migrations import _UNFINISHED_SQL, JUDGE_VOTER_GLOB, WINNERS  # the triggers' own definitions
 
-    checks = (
-        ("the two answers are to different inputs",
-         "SELECT b.id FROM battles b JOIN generations l ON l.id = b.left_generation_id "
-         "JOIN generations r ON r.id = b.right_generation_id WHERE b.id >= :b "
-         "AND l.input_fingerprint IS NOT r.input_fingerprint LIMIT 1"),
-        ("an answer was cancelled or failed",
-         f"SELECT b.id FROM battles b JOIN generations g ON g.id IN (b.left_generation_id, b.right_generation_id) "
-         f"WHERE b.id >= :b AND {_UNFINISHED_SQL} LIMIT 1"),
-        ("its answers are not the next two fresh generations of this import",
-         "SELECT b.id FROM battles b WHERE b.id >= :b AND (b.left_generation_id <> :g + 2 * (b.id - :b) "
-         "OR b.right_generation_id <> b.left_generation_id + 1) LIMIT 1"),
+    unfinished = {side: _UNFINISHED_SQL.replace("g.", f"{side}.") for side in ("l", "r")}
+    checks = (  # one pass over the new battles with both their answers, then one over the new votes
+        ("the two answers are to different inputs, or one is missing, cancelled or failed, or they are not "
+         "the next two fresh generations of this import",
+         "SELECT b.id FROM battles b LEFT JOIN generations l ON l.id = b.left_generation_id "
+         "LEFT JOIN generations r ON r.id = b.right_generation_id WHERE b.id >= :b "
+         "AND (l.id IS NULL OR r.id IS NULL OR l.input_fingerprint IS NOT r.input_fingerprint "
+         f"OR {unfinished['l']} OR {unfinished['r']} "
+         "OR b.left_generation_id <> :g + 2 * (b.id - :b) OR b.right_generation_id <> b.left_generation_id + 1) "
+         "LIMIT 1"),
+        ("its vote is not one of this import's battles, or not left, right, tie or both_bad, or a judge's",
+         "SELECT v.battle_id FROM votes v WHERE v.id >= :v AND (v.battle_id < :b OR v.battle_id >= :b_end "
+         f"OR v.winner IS NULL OR v.winner NOT IN ({', '.join(repr(w) for w in WINNERS)}) "
+         f"OR v.voter GLOB '{JUDGE_VOTER_GLOB}') LIMIT 1"),
     )
-    params = {"b": first_battle, "g": first_generation}
+    params = {"b": first_battle, "g": first_generation, "v": first_vote, "b_end": next_id(db, "battles")}
     for what, sql in checks:
         found = db.execute(sql, params).fetchone()
         if found is not None:

@@ -7,8 +7,10 @@ same file again adds nothing.
 
 Speed (issue 16: a million battles in <= 20 s): lines are decoded with orjson, the row
 fingerprint is orjson's sorted-key dump (byte for byte the canonical `json.dumps` the keys were
-always made of; rows where the two could differ take the `json` path, see `_canonical`), and
-the whole file is written in ONE transaction by storage/bulk_write.py (judging rules checked
+always made of; rows where the two could differ take the `json` path, see `_canonical`). A big
+JSONL file is parsed in worker processes while this one writes (storage/import_parallel.py); a
+row comes out of validation as ONE plain tuple (`StageRow`), which storage/bulk_write.py stages
+and copies set-wise. The whole file is written in ONE transaction (judging rules checked
 set-wise, indexes built once): an import is all or nothing, and holds the write lock while it
 runs, so the app's writers wait for it (up to the busy timeout).
 """
@@ -17,8 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,11 +31,10 @@ import orjson
 from sqlite_utils import Database
 
 from playground.errors import PlaygroundError
-from storage import bulk_write
+from storage import bulk_write, import_parallel
 from storage.db import StorageError, storage_errors, write_transaction
 from storage.pairs import input_difference, input_fingerprint
 from storage.records import check_conversation, iso_utc
-from storage.voters import voter_of_session
 
 ARENA_WINNERS = {"model_a": "left", "model_b": "right", "tie": "tie", "tie (bothbad)": "both_bad"}
 BATCH_ROWS = 20_000
@@ -67,66 +70,90 @@ class ImportReport:
         return self.imported + self.already_imported + len(self.errors)
 
 
-class _ArenaBattle(NamedTuple):
-    """One validated row, ready to write (a tuple: a million of them are made per import)."""
-
-    import_key: str
-    session_id: str
-    tstamp: float
-    created_at: str  # iso_utc(tstamp), made while validating: a tstamp past year 9999 is a bad row
-    anonymous: bool
-    winner: str
-    sides: tuple[tuple[str, list[dict[str, str]], str], ...]  # (model, conversation, output) x2
-    fingerprint: str  # input_fingerprint of both sides (they have the same input)
+# One validated row as the staging table takes it (storage/bulk_write.py STAGE_COLUMNS): a plain tuple,
+# since a million are made per import, and one per battle (storage expands it to generations, battle, vote):
+# (import_key, session_id, tstamp, created_at, anonymous 0/1, winner, model_a, model_b,
+#  conversation_a JSON, output_a, conversation_b JSON, output_b, input_fingerprint)
+StageRow = tuple[str, str, float, str, int, str, str, str, str, str, str, str, str]
 
 
 class _BadRow(ValueError):
     pass
 
 
-def import_arena_battles(db: Database, path: str | Path) -> ImportReport:
+def import_arena_battles(db: Database, path: str | Path, *, workers: int | None = None) -> ImportReport:
     """Import an Arena battles file into `db`; see the module docstring for the rules.
 
+    `workers`: processes that parse a JSONL file while this one writes (None: one per core but this
+    one's, for files of at least `import_parallel.PARALLEL_FROM_BYTES`; 0: parse here).
     Raises `ImportFileError` when the file as a whole is unusable; row problems go in the report.
     A database error rolls the whole import back (StorageError saying nothing was saved).
     """
     path = Path(path)
     report = ImportReport(str(path))
-    repeats: dict[bytes, int] = {}
-    expected, rows = _read_rows(path)
-    with storage_errors(db, "import battles"), write_transaction(db), bulk_write.bulk_mode(db, expected):
-        writer = _Writer(db)
-        batch: list[_ArenaBattle] = []
-        for location, raw, canonical in rows:
-            if isinstance(raw, RowError):
-                report.errors.append(raw)
-                continue
-            try:
-                battle = _parse_row(raw, _import_key(canonical, repeats))
-            except _BadRow as exc:
-                report.errors.append(RowError(location, str(exc)))
-                continue
-            batch.append(battle)
-            if len(batch) >= BATCH_ROWS:
-                writer.write(batch, report)
-                batch = []
-        writer.write(batch, report)
-        bulk_write.check_rules(db, writer.first_generation, writer.first_battle)
+    data = _read_bytes(path)
+    is_array = _ARRAY_START.match(data) is not None
+    if is_array:
+        rows, fast = _json_array(path, data)
+        expected, chunks = len(rows), _array_chunks(rows, fast)
+    else:
+        expected = data.count(b"\n") + 1
+        chunks = import_parallel.parsed_chunks(data, parse_jsonl_chunk, workers)
+    seen: dict[str, int] = {}
+    lines_with_json = 0
+    with (closing(chunks), storage_errors(db, "import battles"), bulk_write.import_pragmas(db),
+          write_transaction(db), bulk_write.bulk_mode(db, expected)):  # closing: stop the workers on any error
+        writer = bulk_write.StageWriter(db)
+        for chunk in chunks:
+            lines_with_json += chunk.parsed
+            report.errors.extend(chunk.errors)
+            rows = _number_repeats(chunk.rows, chunk.repeats, seen)
+            written = writer.write(rows)
+            report.imported += written
+            report.already_imported += len(rows) - written
+        if lines_with_json == 0 and not is_array:
+            raise ImportFileError(f"{path} has no JSON on any line; expected a JSON array or JSONL "
+                                  "(one battle object per line).")
+        writer.close()
+        bulk_write.check_rules(db, writer.first_generation, writer.first_battle, writer.first_vote)
     return report
 
 
 # ---------------------------------------------------------------- reading
 
-_Row = tuple[str, Any, bytes | None]  # (location, decoded row or RowError, canonical JSON or None)
+
+class ParsedChunk(NamedTuple):
+    """What parsing a run of rows gives (in a worker process or here): plain data, cheap to pickle."""
+
+    rows: list[StageRow]
+    errors: list[RowError]
+    repeats: dict[str, int]  # row digest -> how many rows of this chunk had it (their keys say 0, 1, ...)
+    parsed: int  # rows that were JSON (good or bad); 0 in every chunk of a JSONL file: it is not JSONL
 
 
-def _read_rows(path: Path) -> tuple[int, Iterator[_Row]]:
-    """(about how many rows, the rows); whole-file problems raise before anything is written."""
-    data = _read_bytes(path)
-    if data.lstrip().startswith(b"["):
-        rows, fast = _json_array(path, data)
-        return len(rows), _json_array_rows(rows, fast)
-    return data.count(b"\n") + 1, _jsonl_rows(path, data)
+_ARRAY_START = re.compile(rb"\s*\[")
+
+
+def _number_repeats(rows: list[StageRow], repeats: dict[str, int], seen: dict[str, int]) -> list[StageRow]:
+    """Number the chunk's repeats after those of earlier chunks, so keys are as if one process read the file.
+
+    A chunk numbers identical rows 0, 1, ... among themselves; `seen` counts each digest over the
+    chunks before. Only rows whose digest appeared before are rebuilt (set operations find them).
+    """
+    common = repeats.keys() & seen.keys()
+    if not common:
+        seen.update(repeats)
+        return rows
+    before = {digest: seen[digest] for digest in common}
+    seen.update(repeats)
+    for digest, count in before.items():
+        seen[digest] = count + repeats[digest]
+    shifted = []
+    for row in rows:
+        key = row[0]
+        offset = before.get(key[6:38])  # 'arena:' + 32 hex digits + ':' + nth
+        shifted.append(row if offset is None else (f"{key[:39]}{int(key[39:]) + offset}", *row[1:]))
+    return shifted
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -151,7 +178,7 @@ def _read_bytes(path: Path) -> bytes:
         raise ImportFileError(
             f"{path} is not UTF-8 text (byte {exc.start}). Pass a JSON array or JSONL file."
         ) from exc
-    if not data.strip():
+    if not data or data.isspace():
         raise ImportFileError(f"{path} is empty; there are no battles to import.")
     return data
 
@@ -173,16 +200,32 @@ def _json_array(path: Path, data: bytes) -> tuple[list[Any], bool]:
         ) from exc
 
 
-def _json_array_rows(rows: Any, fast: bool) -> Iterator[_Row]:
-    for index, row in enumerate(rows):
-        yield f"index {index}", row, _canonical(row, fast)
+def _array_chunks(rows: list[Any], fast: bool) -> Iterator[ParsedChunk]:
+    """A decoded JSON array, parsed here in runs of BATCH_ROWS (rows are named by index)."""
+    for start in range(0, len(rows), BATCH_ROWS):
+        good: list[StageRow] = []
+        errors: list[RowError] = []
+        repeats: dict[str, int] = {}
+        for index in range(start, min(start + BATCH_ROWS, len(rows))):
+            row = rows[index]
+            try:
+                good.append(_parse_row(row, _import_key(_canonical(row, fast), repeats)))
+            except _BadRow as exc:
+                errors.append(RowError(f"index {index}", str(exc)))
+        yield ParsedChunk(good, errors, repeats, len(good) + len(errors))
 
 
-def _jsonl_rows(path: Path, data: bytes) -> Iterator[_Row]:
-    """One row per line; lines end at \\n only (as editors number them), a \\r before it is ignored."""
+def parse_jsonl_chunk(chunk: bytes, first_line: int) -> ParsedChunk:
+    """Parse and validate whole JSONL lines numbered from `first_line` (runs in worker processes).
+
+    Lines end at \\n only (as editors number them); a \\r before it is ignored; blank lines are skipped.
+    """
+    good: list[StageRow] = []
+    errors: list[RowError] = []
+    repeats: dict[str, int] = {}
     parsed = 0
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
-    for number, line in enumerate(data.split(b"\n"), start=1):
+    for number, line in enumerate(chunk.split(b"\n"), start=first_line):
         try:
             row = loads(line)
             fast = _plain_numbers(row)
@@ -194,16 +237,14 @@ def _jsonl_rows(path: Path, data: bytes) -> Iterator[_Row]:
             try:
                 row, fast = json.loads(line), False
             except json.JSONDecodeError as exc:
-                location = f"line {number}"
-                yield location, RowError(location, f"not valid JSON ({exc.msg}, column {exc.colno})"), None
+                errors.append(RowError(f"line {number}", f"not valid JSON ({exc.msg}, column {exc.colno})"))
                 continue
         parsed += 1
-        yield f"line {number}", row, _canonical(row, fast)
-    if parsed == 0:
-        raise ImportFileError(
-            f"{path} has no JSON on any line; expected a JSON array or JSONL "
-            "(one battle object per line)."
-        )
+        try:
+            good.append(_parse_row(row, _import_key(_canonical(row, fast), repeats)))
+        except _BadRow as exc:
+            errors.append(RowError(f"line {number}", str(exc)))
+    return ParsedChunk(good, errors, repeats, parsed)
 
 
 def _plain_numbers(value: Any) -> bool:
@@ -249,17 +290,17 @@ def _canonical(row: Any, fast: bool) -> bytes | None:
 # ---------------------------------------------------------------- validating
 
 
-def _import_key(canonical: bytes | None, repeats: dict[bytes, int]) -> str:
-    """Row fingerprint plus which repeat of identical content this is, stable across runs."""
+def _import_key(canonical: bytes | None, repeats: dict[str, int]) -> str:
+    """Row fingerprint plus which repeat of identical content this is (within `repeats`' rows)."""
     if canonical is None:
         raise _BadRow("a text holds an unpaired surrogate escape (\\ud800-\\udfff); it cannot be stored")
-    digest = hashlib.sha256(canonical).digest()[:16]
+    digest = hashlib.sha256(canonical).hexdigest()[:32]
     nth = repeats.get(digest, 0)
     repeats[digest] = nth + 1
-    return f"arena:{digest.hex()}:{nth}"
+    return f"arena:{digest}:{nth}"
 
 
-def _parse_row(raw: Any, import_key: str) -> _ArenaBattle:
+def _parse_row(raw: Any, import_key: str) -> StageRow:
     if type(raw) is not dict and not isinstance(raw, Mapping):
         raise _BadRow(f"a battle must be a JSON object, got {_type_name(raw)}")
     model_a, model_b = _model(raw, "model_a"), _model(raw, "model_b")
@@ -274,20 +315,22 @@ def _parse_row(raw: Any, import_key: str) -> _ArenaBattle:
     conversation_a, conversation_b = raw.get("conversation_a"), raw.get("conversation_b")
     if conversation_a is None and conversation_b is None:  # most public Arena dumps carry no text
         side_a = side_b = _NO_TURN
+        json_a = json_b = "[]"
+        fingerprint = _EMPTY_FINGERPRINT
     else:
         side_a = _split_turn(conversation_a, "conversation_a")
         side_b = _split_turn(conversation_b, "conversation_b")
         _check_same_input(side_a[0], side_b[0])
-    return _ArenaBattle(  # positional: this runs a million times per import
-        import_key,
-        _session_id(raw.get("question_id")),
-        tstamp,
-        _created_at(tstamp),
-        _anony(raw.get("anony")),
-        ARENA_WINNERS[winner],
-        ((model_a, *side_a), (model_b, *side_b)),
-        input_fingerprint(side_a[0]) if side_a[0] else _EMPTY_FINGERPRINT,
-    )
+        json_a = _conversation_json(side_a[0])
+        json_b = json_a if side_b[0] == side_a[0] else _conversation_json(side_b[0])
+        fingerprint = input_fingerprint(side_a[0]) if side_a[0] else _EMPTY_FINGERPRINT
+    return (import_key, _session_id(raw.get("question_id")), tstamp, _created_at(tstamp),
+            1 if _anony(raw.get("anony")) else 0, ARENA_WINNERS[winner], model_a, model_b,
+            json_a, side_a[1], json_b, side_b[1], fingerprint)
+
+
+def _conversation_json(conversation: list[dict[str, str]]) -> str:
+    return json.dumps(conversation, ensure_ascii=False) if conversation else "[]"
 
 
 _MISSING = object()
@@ -372,62 +415,3 @@ def _type_name(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", type(None): "null"}.get(
         type(value), type(value).__name__
     )
-
-
-# ---------------------------------------------------------------- writing
-
-
-class _Writer:
-    """Writes batches of validated rows inside the import's one transaction (storage/bulk_write.py).
-
-    Battle k of the import gets generations first_generation + 2k (left) and + 2k + 1 (right):
-    the layout `bulk_write.check_rules` verifies.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.first_generation = self.generation_id = bulk_write.next_id(db, "generations")
-        self.first_battle = self.battle_id = bulk_write.next_id(db, "battles")
-        self.check_keys = db.execute("SELECT 1 FROM battles WHERE import_key IS NOT NULL LIMIT 1").fetchone() is not None
-
-    def write(self, batch: list[_ArenaBattle], report: ImportReport) -> None:
-        """Insert the rows not already imported; count both kinds in the report."""
-        fresh = batch
-        if self.check_keys and batch:
-            present = _present_keys(self.db, [b.import_key for b in batch])
-            fresh = [b for b in batch if b.import_key not in present]
-        generations, battles, votes = [], [], []
-        generation_id, battle_id = self.generation_id, self.battle_id
-        for battle in fresh:
-            created_at, tstamp, session = battle.created_at, battle.tstamp, battle.session_id
-            (left_model, left_conv, left_out), (right_model, right_conv, right_out) = battle.sides
-            left_json = _conversation_json(left_conv)
-            right_json = left_json if right_conv == left_conv else _conversation_json(right_conv)
-            generations.append((generation_id, created_at, tstamp, session, left_model, "", "import", "", "", "",
-                                left_json, left_out, battle.fingerprint, "import"))
-            generations.append((generation_id + 1, created_at, tstamp, session, right_model, "", "import", "", "",
-                                "", right_json, right_out, battle.fingerprint, "import"))
-            battles.append((battle_id, created_at, tstamp, session, generation_id, generation_id + 1, left_model,
-                            right_model, "", "", int(battle.anonymous), "import", battle.import_key))
-            votes.append((battle_id, battle.winner, session, created_at, tstamp, voter_of_session(session)))
-            generation_id += 2
-            battle_id += 1
-        bulk_write.insert_rows(self.db, "generations", bulk_write.GENERATION_COLUMNS, generations)
-        bulk_write.insert_rows(self.db, "battles", bulk_write.BATTLE_COLUMNS, battles)
-        bulk_write.insert_rows(self.db, "votes", bulk_write.VOTE_COLUMNS, votes)
-        self.generation_id, self.battle_id = generation_id, battle_id
-        report.imported += len(fresh)
-        report.already_imported += len(batch) - len(fresh)
-
-
-def _conversation_json(conversation: list[dict[str, str]]) -> str:
-    return json.dumps(conversation, ensure_ascii=False) if conversation else "[]"
-
-
-def _present_keys(db: Database, keys: list[str], per_query: int = 5_000) -> set[str]:
-    present: set[str] = set()
-    for start in range(0, len(keys), per_query):
-        chunk = keys[start:start + per_query]
-        sql = f"SELECT import_key FROM battles WHERE import_key IN ({','.join('?' * len(chunk))})"
-        present.update(row[0] for row in db.execute(sql, chunk))
-    return present

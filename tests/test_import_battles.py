@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import random
 import sqlite3
@@ -387,16 +388,162 @@ def test_a_row_breaking_the_rules_rolls_the_whole_import_back(db: Database, tmp_
     """The set-wise check stands in for the triggers: a forged different input refuses everything."""
     import_arena_battles(db, write_jsonl(tmp_path / "first.jsonl", [ROWS[3]]))
     before, counts = schema(db), (db["generations"].count, db["battles"].count, count_votes(db))
-    real_insert = bulk_write.insert_rows
-
-    def forge(db_: Database, table: str, columns, rows) -> None:
-        if table == "generations":
-            at = list(columns).index("input_fingerprint")
-            rows = [row[:at] + ("sha256:forged",) + row[at + 1:] if row[0] % 2 else row for row in rows]
-        real_insert(db_, table, columns, rows)
-
-    monkeypatch.setattr(bulk_write, "insert_rows", forge)
+    forged = bulk_write.GENERATIONS_FROM_STAGE.replace(
+        "s.input_fingerprint,", "CASE side.n WHEN 1 THEN 'sha256:forged' ELSE s.input_fingerprint END,")
+    assert forged != bulk_write.GENERATIONS_FROM_STAGE
+    monkeypatch.setattr(bulk_write, "GENERATIONS_FROM_STAGE", forged)
     with pytest.raises(PlaygroundError, match="different inputs"):
         import_arena_battles(db, write_jsonl(tmp_path / "b.jsonl", ROWS))
     assert (db["generations"].count, db["battles"].count, count_votes(db)) == counts
     assert schema(db) == before
+
+
+# ---------------------------------------------------------------- parsing in worker processes (issue 16)
+
+
+def parallel_file(path: Path) -> Path:
+    """Rows with text and without, repeats far apart and side by side, bad lines here and there."""
+    lines: list = []
+    for i in range(400):
+        row = dict(ROWS[i % len(ROWS)], question_id=f"q{i % 100}")  # rows i, i+100, i+200, i+300: one row 4 times
+        row["tstamp"] = 1_682_000_000 + (i % 100)
+        lines.append(row)
+        if i % 97 == 5:
+            lines.append('{"model_a": "x", ')
+        if i % 61 == 7:
+            lines.append({"model_a": "x", "model_b": "y", "winner": "nobody"})
+    return write_jsonl(path, lines)
+
+
+def stored(db: Database) -> list[tuple]:
+    return db.execute(
+        "SELECT b.id, b.import_key, b.session_id, b.tstamp, b.created_at, b.anonymous, b.left_model, b.right_model, "
+        "l.conversation, l.output, r.conversation, r.output, l.input_fingerprint, v.winner, v.voter "
+        "FROM battles b JOIN generations l ON l.id = b.left_generation_id "
+        "JOIN generations r ON r.id = b.right_generation_id JOIN votes v ON v.battle_id = b.id ORDER BY b.id"
+    ).fetchall()
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of a few lines, so a small file spreads over many chunks and both workers."""
+    monkeypatch.setattr(importer.import_parallel, "CHUNK_BYTES", 300)
+
+
+def test_workers_store_exactly_what_one_process_stores(tmp_path: Path, small_chunks) -> None:
+    path = parallel_file(tmp_path / "b.jsonl")
+    results = []
+    for workers in (0, 2):
+        database = open_database(tmp_path / f"w{workers}.db")
+        report = import_arena_battles(database, path, workers=workers)
+        results.append((report.imported, [str(e) for e in report.errors], stored(database)))
+        database.close()
+    (imported, errors, rows), parallel = results
+    assert parallel == results[0]
+    assert imported == 400 and len(rows) == 400
+    keys = [row[1] for row in rows]
+    assert len(set(keys)) == 400 and sum(key.endswith(":3") for key in keys) == 100  # 4th repeats, counted across chunks
+    # bad lines reported from the workers by their number in the file
+    assert errors[0].startswith("line 7: not valid JSON")
+    numbers = [int(e.split(":")[0].split()[1]) for e in errors]
+    assert numbers == sorted(numbers) and len(numbers) == 5 + 7
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert all(lines[n - 1].startswith('{"model_a": "x"') for n in numbers)
+
+
+def test_a_bad_line_late_in_a_big_file_is_reported_by_its_number(db: Database, tmp_path: Path, small_chunks) -> None:
+    lines = [dict(ROWS[2], question_id=f"q{i}") for i in range(300)]
+    lines[250] = '{"model_a": "vicuna-13b", "model_b": "koala-13b", "winner": "model_a", "anony": "yes"}'
+    report = import_arena_battles(db, write_jsonl(tmp_path / "b.jsonl", lines), workers=1)
+    assert [str(e) for e in report.errors] == ["line 251: anony must be true or false, got 'yes'"]
+    assert report.imported == 299 == count_votes(db)
+
+
+def test_reimport_through_workers_adds_nothing(db: Database, tmp_path: Path, small_chunks) -> None:
+    path = parallel_file(tmp_path / "b.jsonl")
+    first = import_arena_battles(db, path, workers=2)
+    before = stored(db)
+    again = import_arena_battles(db, path, workers=2)
+    assert (again.imported, again.already_imported) == (0, first.imported)
+    assert stored(db) == before
+    in_process = import_arena_battles(db, path, workers=0)  # same keys whichever way the file was read
+    assert (in_process.imported, in_process.already_imported) == (0, first.imported)
+
+
+def test_a_failure_midway_leaves_the_database_as_it_was(db: Database, tmp_path: Path, small_chunks,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import_arena_battles(db, write_jsonl(tmp_path / "first.jsonl", ROWS), workers=0)
+    before, rows = schema(db), stored(db)
+    pragmas = [db.execute(f"PRAGMA {name}").fetchone() for name in ("foreign_keys", "cache_size", "temp_store")]
+    real_write = bulk_write.StageWriter.write
+    calls = []
+
+    def fail_on_third_batch(self, batch):
+        calls.append(len(batch))
+        if len(calls) == 3:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_write(self, batch)
+
+    monkeypatch.setattr(bulk_write.StageWriter, "write", fail_on_third_batch)
+    with pytest.raises(PlaygroundError, match="nothing was saved"):
+        import_arena_battles(db, parallel_file(tmp_path / "b.jsonl"), workers=2)
+    assert len(calls) == 3 and calls[0] > 0  # two batches were written before the failure
+    assert multiprocessing.active_children() == []  # the workers were stopped, not left parsing
+    assert (schema(db), stored(db)) == (before, rows)
+    assert [db.execute(f"PRAGMA {name}").fetchone() for name in ("foreign_keys", "cache_size", "temp_store")] == pragmas
+    monkeypatch.undo()
+    assert import_arena_battles(db, tmp_path / "b.jsonl", workers=2).imported == 400
+
+
+def test_a_worker_that_fails_rolls_the_import_back(db: Database, tmp_path: Path, small_chunks,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forked worker runs this process's code: make it fail on one row, far into the file."""
+    monkeypatch.setattr(importer.import_parallel, "start_method", lambda: "fork")
+    real_parse = importer._parse_row
+
+    def crash_on_q40(raw, key):
+        if raw.get("question_id") == "q40" and raw.get("model_a") == ROWS[0]["model_a"]:
+            raise MemoryError("worker out of memory")
+        return real_parse(raw, key)
+
+    monkeypatch.setattr(importer, "_parse_row", crash_on_q40)
+    before = schema(db)
+    with pytest.raises(MemoryError, match="worker out of memory"):
+        import_arena_battles(db, parallel_file(tmp_path / "b.jsonl"), workers=2)
+    assert count_votes(db) == 0 and db["generations"].count == 0 and schema(db) == before
+    assert multiprocessing.active_children() == []
+
+
+def test_line_chunks_cut_at_line_ends_and_number_lines() -> None:
+    data = b"a\nbb\n\nccc\r\ndddd\ne"
+    chunks = list(importer.import_parallel.line_chunks(data, 3))
+    assert b"\n".join(chunk for chunk, _ in chunks) == data
+    for chunk, first in chunks:
+        assert data.split(b"\n")[first - 1:first - 1 + chunk.count(b"\n") + 1] == chunk.split(b"\n")
+
+
+def test_imported_votes_are_the_local_voters() -> None:
+    from storage.voters import voter_of_session
+    for question in ("q1", "user:bob/1", "", "judge:x"):
+        assert voter_of_session(f"{bulk_write.IMPORT_SESSION_PREFIX}:{question}") == voter_of_session("import")
+
+
+def test_spawned_workers_store_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path a server process takes (other threads running: workers are spawned, not forked)."""
+    monkeypatch.setattr(importer.import_parallel, "start_method", lambda: "spawn")
+    monkeypatch.setattr(importer.import_parallel, "CHUNK_BYTES", 5_000)  # ~20 chunks
+    path = parallel_file(tmp_path / "b.jsonl")
+    results = []
+    for workers in (0, 1):
+        database = open_database(tmp_path / f"s{workers}.db")
+        report = import_arena_battles(database, path, workers=workers)
+        results.append(([str(e) for e in report.errors], stored(database)))
+        database.close()
+    assert results[1] == results[0] and len(results[0][1]) == 400
+
+
+def test_an_import_keeps_the_connections_own_temp_tables(db: Database, tmp_path: Path) -> None:
+    db.execute("CREATE TEMP TABLE mine (x)")
+    db.execute("INSERT INTO temp.mine VALUES (1)")
+    assert import_arena_battles(db, write_jsonl(tmp_path / "b.jsonl", ROWS)).imported == 4
+    assert db.execute("SELECT x FROM temp.mine").fetchall() == [(1,)]
