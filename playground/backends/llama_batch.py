@@ -1,9 +1,11 @@
 """Same-model generations decoded together: one llama.cpp context, one sequence per generation.
 
-Decoding one token costs about as much as decoding a few (the weights are read once per step,
-whatever the number of rows), so panes on one model share each step instead of taking turns:
-measured on 2 cores, 4 sequences in one batch take 2.5-3x the time of one, not 4x
-(docs/benchmarks.md). A `BatchDecoder` owns:
+Panes on one model share each step instead of taking turns: measured on 2 cores, 4 sequences in
+one batch take 2.5-3x the time of one, not 4x. The saving is in the steps, not the arithmetic: on
+1 thread a batched row costs what it costs alone (the small model's kernels are bound by
+arithmetic), so on 2 threads it comes from fewer graph computations and their thread barriers,
+and from twin prompts read once (docs/benchmarks.md, "Where the batched context's per-token cost
+goes"). A `BatchDecoder` owns:
 
 - one context with `width` sequences, each with its own KV stream (`kv_unified=False`), so a
   sequence's cache cells sit at the positions a solo run would use;
