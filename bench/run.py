@@ -35,6 +35,9 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
      "each sequence of a batched llama.cpp context (2, 3, 4, 6 sequences; together, joining and leaving) vs its solo "
      "run, token for token, on the bundled Q4_1 file and the default F16 copy",
      {"widths": (2, 3, 4, 6), "n_new": 64}, {"widths": (2, 4, 6), "n_new": 32}),
+    ("batch_rows", "Where the batched context's per-token cost goes",
+     "rows of one llama_decode, the six-stream context and gaps in sequence ids, each against one row, one "
+     "sequence, consecutive ids (raw llama-cpp-python, bundled Q4_1)", {"reps": 3, "steps": 16, "max_tokens": 32}, {"reps": 2, "steps": 8, "max_tokens": 16}),
     ("bench_votes", "Votes per second",
      "8 concurrent writers vs 1 sequential writer, battle + vote per transaction, zero lost",
      {"threads": 8, "votes_per_thread": 1000}, {"threads": 8, "votes_per_thread": 250}),

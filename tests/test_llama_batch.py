@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import pytest
 
 from playground.backends.llama_batch import PREFILL_CHUNK
+from playground.errors import PlaygroundError
 from playground.sampling import SamplingParams
 
 QUESTIONS = (
@@ -208,3 +209,59 @@ def test_panes_with_the_same_prompt_read_it_once_and_answer_as_alone(smol, solo)
     assert batch.prompts_copied - before >= 3, batch.prompts_copied - before
     staggered = run_together(smol, [ps[2], ps[2]], [GREEDY, GREEDY], join_after=3)   # the twin is decoding
     assert staggered == [alone[2], alone[2]]
+
+
+@contextmanager
+def broken_batch(model, *, handler_too: bool = False):
+    """The model's batch with a scheduler that raises an unexpected error at its next step (and,
+    with handler_too, whose clean-up fails as well); the model gets a fresh batch afterwards."""
+    batch = model._batch_decoder()
+    warnings = list(model.warnings)
+
+    def fault(*_: object) -> None:
+        raise ValueError("injected fault")
+
+    batch._step = fault
+    if handler_too:
+        batch._fail = fault
+    try:
+        yield batch
+    finally:
+        model.batching, model.warnings[:] = True, warnings
+        with model._cond:
+            model._batch = None if model._batch is batch else model._batch
+        batch.close()
+
+
+def ended_with(model, prompt: str, sampling: SamplingParams) -> tuple[bool, dict]:
+    """Stream in a thread: (whether it ended within 2 minutes, its text or its error)."""
+    out: dict = {}
+
+    def work() -> None:
+        try:
+            out["text"] = text_of(model, prompt, sampling)
+        except PlaygroundError as exc:
+            out["error"] = str(exc)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(120)
+    return not t.is_alive(), out
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")   # the injected fault
+@pytest.mark.parametrize("handler_too", [False, True], ids=["scheduler-fails", "its-clean-up-fails-too"])
+def test_a_dead_scheduler_never_leaves_a_pane_waiting(smol, solo, handler_too):
+    """An unexpected error in the batch's thread ends every generation in flight with a clear error
+    (none waits forever for a token that will never come), and the model's next generations run
+    on slots of their own, with the same answers."""
+    ps, alone = solo
+    with broken_batch(smol, handler_too=handler_too) as batch:
+        ended, out = ended_with(smol, ps[0], GREEDY)
+        assert ended, "the reader still waits on a scheduler that is gone"
+        assert "error" in out and smol.spec.id in out["error"], out
+        if not handler_too:
+            assert "injected fault" in out["error"] and batch.failure == "ValueError: injected fault"
+        ended, out = ended_with(smol, ps[1], GREEDY)
+        assert ended and out == {"text": alone[1]}
+        assert smol._batch is not batch and any("not batched" in w for w in smol.warnings), smol.warnings

@@ -1,9 +1,11 @@
 """Same-model generations decoded together: one llama.cpp context, one sequence per generation.
 
-Decoding one token costs about as much as decoding a few (the weights are read once per step,
-whatever the number of rows), so panes on one model share each step instead of taking turns:
-measured on 2 cores, 4 sequences in one batch take 2.5-3x the time of one, not 4x
-(docs/benchmarks.md). A `BatchDecoder` owns:
+Panes on one model share each step instead of taking turns: measured on 2 cores, 4 sequences in
+one batch take 2.5-3x the time of one, not 4x. The saving is in the steps, not the arithmetic: on
+1 thread a batched row costs what it costs alone (the small model's kernels are bound by
+arithmetic), so on 2 threads it comes from fewer graph computations and their thread barriers,
+and from twin prompts read once (docs/benchmarks.md, "Where the batched context's per-token cost
+goes"). A `BatchDecoder` owns:
 
 - one context with `width` sequences, each with its own KV stream (`kv_unified=False`), so a
   sequence's cache cells sit at the positions a solo run would use;
@@ -23,6 +25,10 @@ self-consistency's later samples) skips the prefill, and a prompt sharing whole 
 (few-shot exemplars) re-uses those chunks. Two generations in flight with the same prompt
 (self-consistency beside few-shot CoT sends exactly its prompt) read it once: the second waits
 and copies the first's KV stream (`_copy_prompt`).
+
+No reader waits forever: whatever ends the scheduler thread (an unexpected error included) ends
+every generation in flight with that error (`_fail`), and a reader also watches that the thread
+is alive (`Generation.next`), in case even that clean-up failed.
 """
 from __future__ import annotations
 
@@ -38,6 +44,8 @@ BATCH_WIDTH = 6            # the Playground shows at most six panes
 PREFILL_CHUNK = 64         # prompts are decoded in chunks of this size at fixed positions
 MIX_PREFILL = True         # a prompt chunk rides in the same llama_decode as the decoding tokens
 END = object()             # put on a generation's queue when it has ended
+WATCH_S = 1.0              # how often a waiting reader checks that the scheduler is still alive
+AGAIN = "send again: this model's generations now run unbatched"   # what a reader of a dead batch can do
 
 
 def reusable_prefix(previous: Sequence[int] | None, tokens: Sequence[int]) -> int:
@@ -83,6 +91,17 @@ class Generation:
     def prefill_left(self) -> int:
         return len(self.tokens) - 1 - self.prefill_at
 
+    def next(self, alive: Callable[[], bool]) -> Any:
+        """The next sampled token or END; END with an error if the scheduler is gone without
+        having ended this generation (alive() is False and nothing is left on the queue)."""
+        while True:
+            try:
+                return self.out.get(timeout=WATCH_S)
+            except queue.Empty:
+                if not alive() and self.out.empty():
+                    self.finish, self.error = "error", self.error or f"llama.cpp's batch stopped unexpectedly; {AGAIN}"
+                    return END
+
     def stop(self) -> None:
         """The reader ends it (stop string, cancel, consumer gone): the scheduler frees its sequence
         and closes its sampler at its next step; the reader need not wait for that."""
@@ -113,6 +132,7 @@ class BatchDecoder:
         self._cond = threading.Condition()
         self._closed = False
         self._threads = 0
+        self.failure: str | None = None          # why the scheduler stopped, if an error stopped it
         self.prompts_copied = 0                  # prompts taken from a twin's cache (tests, diagnostics)
         self._thread = threading.Thread(target=self._run, daemon=True, name="llama-batch")
         self._thread.start()
@@ -125,7 +145,7 @@ class BatchDecoder:
         with self._cond:
             if self._closed:
                 sampler.close()
-                raise RuntimeError("the batch decoder is closed")
+                raise RuntimeError(f"the batch stopped ({self.failure})" if self.failure else "the batch is closed")
             self._waiting.append(gen)
             self._cond.notify_all()
         return gen
@@ -137,6 +157,12 @@ class BatchDecoder:
         self._thread.join(timeout=30)
         self.batch.close()
         self.ctx.close()
+
+    @property
+    def alive(self) -> bool:
+        """The scheduler thread runs (it ends on close, or on an error: `failure` says which, unless
+        even recording it failed)."""
+        return self._thread.is_alive()
 
     def forget(self) -> None:
         """Idle sequences drop the prompts they remember (the next prefill starts cold)."""
@@ -236,11 +262,27 @@ class BatchDecoder:
                     self.share.enter()
                     entered = True
                 self._step(active)
+        except Exception as exc:   # a bug or an unexpected llama.cpp error: no reader may wait forever
+            self._fail(f"{type(exc).__name__}: {exc}")
         finally:
             if entered:
                 self._release_cores()
                 if self.share is not None:
                     self.share.leave()
+
+    def _fail(self, reason: str) -> None:
+        """The scheduler cannot go on: every generation in flight ends with this error, and the
+        decoder takes no more (its model falls back to slots, see LlamaCppModel._batch_decoder)."""
+        with self._cond:
+            self.failure, self._closed = reason, True
+            gens, self._active, self._waiting = self._active + self._waiting, [], []
+            for gen in gens:
+                gen.finish, gen.error = "error", f"llama.cpp's batch stopped ({reason}); {AGAIN}"
+                gen.out.put(END)
+                try:
+                    gen.sampler.close()
+                except Exception:   # noqa: BLE001 - already failing; the readers know why
+                    pass
 
     def _step(self, active: list[Generation]) -> None:
         """One prompt chunk (shortest prompt left first) and one token of each decoding generation."""

@@ -314,10 +314,13 @@ class LlamaCppModel:
     def _batched_tokens(self, batch: BatchDecoder, tokens: list[int], sampling: SamplingParams, max_new: int,
                         cancel: threading.Event | None, outcome: dict[str, str]) -> Iterator[int]:
         """Sampled token ids from this model's shared batch (see backends/llama_batch.py)."""
-        gen = batch.submit(tokens, _make_sampler(sampling, self.llm.n_vocab()), max_new, cancel)
+        try:
+            gen = batch.submit(tokens, _make_sampler(sampling, self.llm.n_vocab()), max_new, cancel)
+        except RuntimeError as exc:   # it stopped or closed since _batch_decoder handed it out
+            raise PlaygroundError(f"{exc}: send again ({self.spec.id})") from None
         try:
             while True:
-                item = gen.out.get()
+                item = gen.next(lambda: batch.alive)
                 if item is END:
                     break
                 if cancel is not None and cancel.is_set():   # at once, not after the batch's next step
@@ -332,17 +335,25 @@ class LlamaCppModel:
 
     def _batch_decoder(self) -> BatchDecoder | None:
         """This model's shared batch, made on first use; None where it cannot batch (the slots
-        then serve every generation, as before)."""
+        then serve every generation, as before, also once an error has stopped the batch)."""
         if not self.batching:
             return None
+        dead = None
         with self._cond:
-            if self._batch is None and not self._closed:
+            if self._batch is not None and not self._batch.alive:   # an error stopped it: slots from now on
+                dead, self._batch, self.batching = self._batch, None, False
+                self.warnings.append(f"generations on {self.spec.id} are not batched any more (its batch "
+                                     f"stopped: {dead.failure or 'its thread ended'})")
+            elif self._batch is None and not self._closed:
                 try:
                     self._batch = BatchDecoder(self.llm, self.context_length, share=self.compute_lock)
                 except (ValueError, RuntimeError) as exc:
                     self.batching = False
                     self.warnings.append(f"generations on {self.spec.id} are not batched ({exc})")
-            return self._batch
+            batch = self._batch
+        if dead is not None:
+            dead.close()
+        return batch
 
     def continuation_logprob(self, prompt: str, continuation: str) -> tuple[float, int]:
         """One decode of prompt + continuation with logits at every continuation position."""
