@@ -593,3 +593,24 @@ def test_generations_are_read_by_id_or_session_only(db: Database, tmp_path: Path
         for step in steps:  # by its primary key (a bare SEARCH: max(id)) or by session; never scanned
             assert step.startswith("SEARCH") and ("INTEGER PRIMARY KEY" in step or " USING " not in step
                                                   or "idx_generations_session_id" in step), (sql, plan)
+
+
+def test_a_row_breaking_the_rules_in_a_later_batch_rolls_everything_back(db: Database, tmp_path: Path,
+                                                                        small_chunks,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rules are checked batch by batch as rows are copied: a breach far into the file still refuses it all."""
+    import_arena_battles(db, write_jsonl(tmp_path / "first.jsonl", [ROWS[3]]))
+    before, counts = schema(db), (db["generations"].count, db["battles"].count, count_votes(db))
+    forged = bulk_write.GENERATIONS_FROM_STAGE.replace(
+        "s.input_fingerprint,",
+        "CASE WHEN side.n = 1 AND s.session_id = 'import:q99' THEN 'sha256:forged' ELSE s.input_fingerprint END,")
+    assert forged != bulk_write.GENERATIONS_FROM_STAGE
+    monkeypatch.setattr(bulk_write, "GENERATIONS_FROM_STAGE", forged)
+    batches: list[int] = []
+    write = bulk_write.StageWriter.write
+    monkeypatch.setattr(bulk_write.StageWriter, "write", lambda self, rows: batches.append(len(rows)) or write(self, rows))
+    with pytest.raises(PlaygroundError, match="different inputs"):
+        import_arena_battles(db, parallel_file(tmp_path / "b.jsonl"), workers=0)
+    assert len(batches) > 5  # the forged row came late, after several batches were copied and checked
+    assert (db["generations"].count, db["battles"].count, count_votes(db)) == counts
+    assert schema(db) == before
