@@ -23,11 +23,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 CHUNK_BYTES = 2 << 20  # about 7,000 Arena rows: small enough to start writing early, large enough to pickle cheaply
 PARALLEL_FROM_BYTES = 16 << 20  # smaller files (< ~60k rows) parse here: a spawned worker takes ~0.5 s to start
 IN_FLIGHT_PER_WORKER = 3
+LOCAL_AHEAD = 6  # chunks this process may parse ahead while it waits for a worker's
 
 T = TypeVar("T")
 
@@ -77,17 +78,48 @@ def parsed_chunks(data: bytes, parse: Callable[[bytes, int], T], workers: int | 
         return
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method()))
     try:
-        pending: deque[Future[T]] = deque()
+        # File order: each entry is a worker's Future or a result parsed here. While the oldest chunk is not
+        # back, this process parses the next one itself instead of waiting (the writer idles about half the
+        # load otherwise); at most LOCAL_AHEAD such results wait, so memory stays bounded.
+        pending: deque[Future[T] | _Parsed[T]] = deque()
         chunks = line_chunks(data)
+        in_flight = local = 0
+        exhausted = False
         for chunk, first_line in chunks:
             pending.append(pool.submit(parse, chunk, first_line))
-            if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
+            in_flight += 1
+            if in_flight >= workers * IN_FLIGHT_PER_WORKER:
                 break
         while pending:
-            done = pending.popleft().result()  # a worker's exception is raised here
+            head = pending[0]
+            if isinstance(head, Future) and not exhausted and local < LOCAL_AHEAD and not head.done():
+                for chunk, first_line in chunks:
+                    pending.append(_Parsed(parse(chunk, first_line)))
+                    local += 1
+                    break
+                else:
+                    exhausted = True  # nothing left to parse here: wait for the workers
+                continue
+            pending.popleft()
+            if isinstance(head, _Parsed):
+                local -= 1
+                yield head.result
+                continue
+            done = head.result()  # a worker's exception is raised here
             for chunk, first_line in chunks:
                 pending.append(pool.submit(parse, chunk, first_line))
                 break
+            else:
+                exhausted = True
             yield done
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Parsed(Generic[T]):
+    """A chunk parsed in this process, waiting for its turn in file order."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: T) -> None:
+        self.result = result

@@ -614,3 +614,26 @@ def test_a_row_breaking_the_rules_in_a_later_batch_rolls_everything_back(db: Dat
     assert len(batches) > 5  # the forged row came late, after several batches were copied and checked
     assert (db["generations"].count, db["battles"].count, count_votes(db)) == counts
     assert schema(db) == before
+
+
+_PARENT_PID = os.getpid()
+
+
+def _slow_in_workers(chunk: bytes, first_line: int) -> tuple[int, bytes, bool]:
+    """A parse that is slow in worker processes only, so the importing process parses chunks meanwhile."""
+    if os.getpid() != _PARENT_PID:
+        time.sleep(0.05)
+    return first_line, chunk, os.getpid() == _PARENT_PID
+
+
+def test_the_writer_parses_while_it_waits_and_results_stay_in_file_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage import import_parallel
+
+    if import_parallel.start_method() != "fork":
+        pytest.skip("needs fork: a spawned worker would re-import this module with another parent pid")
+    monkeypatch.setattr(import_parallel, "CHUNK_BYTES", 64)
+    data = b"\n".join(b'{"n": %d}' % i for i in range(400))
+    results = list(import_parallel.parsed_chunks(data, _slow_in_workers, workers=1))
+    assert [(chunk, line) for line, chunk, _ in results] == list(import_parallel.line_chunks(data))
+    here = sum(1 for *_, in_parent in results if in_parent)
+    assert 0 < here < len(results)  # both this process and the worker parsed some
