@@ -5,7 +5,9 @@ about as much CPU as SQLite's writing it; on 2 cores the two can overlap. The fi
 ends into chunks of about CHUNK_BYTES; each chunk goes to a worker with the number of its first
 line, so bad lines are still reported by their number in the file. Results come back in file
 order (a bounded window of chunks in flight, so memory does not grow with the file), and the
-importing process, the only one that touches the database, writes them. Workers only parse: a
+importing process, the only one that touches the database, writes them. Writing needs less CPU
+than parsing, so while the oldest chunk in flight is not back, the importing process parses the
+next chunk itself rather than wait (a few chunks ahead at most). Workers only parse: a
 worker that fails raises here, in the import's transaction, which then rolls back.
 
 Workers are forked when this process runs a single thread (the `import` command, the benchmark):
