@@ -21,9 +21,9 @@ uncommitted import):
    and copied set-wise by INSERT ... SELECT into generations, battles and votes;
 4. the rules of the dropped triggers and of the foreign keys are checked set-wise over each
    batch's new rows, as it is copied (`check_rules`): both answers of a battle exist and have
-   the same input fingerprint, none is unfinished, battle k of the import has generations g+2k and g+2k+1 of the import (so
-   no pair can repeat, in either order), every new vote is one of the new battles, with a valid
-   winner and not a judge's. Any breach raises and rolls the whole import back;
+   the same input fingerprint, none is unfinished, battle k of the import has generations g+2k
+   and g+2k+1 of the import (so no pair can repeat, in either order), every new vote is one of
+   the new battles, with a valid winner and not a judge's. Any breach raises and rolls the whole import back;
 5. triggers and indexes are re-created from their own stored SQL, exactly as they were
    (re-creating a unique index re-checks uniqueness: a duplicate fails the import).
 """

@@ -608,7 +608,8 @@ def test_a_row_breaking_the_rules_in_a_later_batch_rolls_everything_back(db: Dat
     monkeypatch.setattr(bulk_write, "GENERATIONS_FROM_STAGE", forged)
     batches: list[int] = []
     write = bulk_write.StageWriter.write
-    monkeypatch.setattr(bulk_write.StageWriter, "write", lambda self, rows: batches.append(len(rows)) or write(self, rows))
+    monkeypatch.setattr(bulk_write.StageWriter, "write",
+                        lambda self, rows: batches.append(len(rows)) or write(self, rows))
     with pytest.raises(PlaygroundError, match="different inputs"):
         import_arena_battles(db, parallel_file(tmp_path / "b.jsonl"), workers=0)
     assert len(batches) > 5  # the forged row came late, after several batches were copied and checked
