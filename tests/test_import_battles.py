@@ -630,8 +630,8 @@ def _slow_in_workers(chunk: bytes, first_line: int) -> tuple[int, bytes, bool]:
 def test_the_writer_parses_while_it_waits_and_results_stay_in_file_order(monkeypatch: pytest.MonkeyPatch) -> None:
     from storage import import_parallel
 
-    if import_parallel.start_method() != "fork":
-        pytest.skip("needs fork: a spawned worker would re-import this module with another parent pid")
+    # Forked even if a thread runs (a spawned worker would re-import this module with its own pid as the parent's).
+    monkeypatch.setattr(import_parallel, "start_method", lambda: "fork")
     monkeypatch.setattr(import_parallel, "CHUNK_BYTES", 64)
     data = b"\n".join(b'{"n": %d}' % i for i in range(400))
     results = list(import_parallel.parsed_chunks(data, _slow_in_workers, workers=1))
