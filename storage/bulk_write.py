@@ -19,11 +19,11 @@ uncommitted import):
    every row is looked up in it);
 3. each batch is bound once into an index-free TEMP table, one row per battle (`StageWriter`),
    and copied set-wise by INSERT ... SELECT into generations, battles and votes;
-4. the rules of the dropped triggers and of the foreign keys are checked once over the new id
-   range (`check_rules`): both answers of a battle exist and have the same input fingerprint,
-   none is unfinished, battle k of the import has generations g+2k and g+2k+1 of the import (so
-   no pair can repeat, in either order), every new vote is one of the new battles, with a valid
-   winner and not a judge's. Any breach raises and rolls the whole import back;
+4. the rules of the dropped triggers and of the foreign keys are checked set-wise over each
+   batch's new rows, as it is copied (`check_rules`): both answers of a battle exist and have
+   the same input fingerprint, none is unfinished, battle k of the import has generations g+2k
+   and g+2k+1 of the import (so no pair can repeat, in either order), every new vote is one of
+   the new battles, with a valid winner and not a judge's. Any breach raises and rolls the whole import back;
 5. triggers and indexes are re-created from their own stored SQL, exactly as they were
    (re-creating a unique index re-checks uniqueness: a duplicate fails the import).
 """
@@ -158,15 +158,15 @@ class StageWriter:
 
     Each batch is bound once into an index-free temporary table, one row per battle (13 values,
     where binding the four final rows took 47), then copied set-wise into generations, battles and
-    votes by the three INSERT ... SELECT above, and the stage emptied. Battle k of the import gets
-    generations first_generation + 2k and + 2k + 1: the layout `check_rules` verifies.
+    votes by the three INSERT ... SELECT above, the stage emptied, and the batch's rows checked
+    (`check_rules`; a breach raises, and the caller's transaction rolls the import back). Battle k
+    of the import gets generations first_generation + 2k and + 2k + 1: the layout `check_rules` verifies.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.first_generation = self.generation_id = next_id(db, "generations")
         self.first_battle = self.battle_id = next_id(db, "battles")
-        self.first_vote = next_id(db, "votes")
         self.check_keys = _has_import_keys(db)
         self.voter = voter_of_session(IMPORT_SESSION_PREFIX)
         db.execute("DROP TABLE IF EXISTS temp.import_stage")
@@ -186,10 +186,12 @@ class StageWriter:
         conn = self.db.conn
         conn.executemany(self._insert, rows)  # the stage is empty: its rows are k = 1..len(rows)
         params = {"g": self.generation_id, "b": self.battle_id, "voter": self.voter}
+        from_vote = next_id(self.db, "votes")
         conn.execute(GENERATIONS_FROM_STAGE, params)
         conn.execute(BATTLES_FROM_STAGE, params)
         conn.execute(VOTES_FROM_STAGE, params)
         conn.execute("DELETE FROM temp.import_stage")
+        check_rules(self.db, self.first_generation, self.first_battle, self.battle_id, from_vote)
         self.generation_id += 2 * len(rows)
         self.battle_id += len(rows)
         return len(rows)
@@ -207,10 +209,14 @@ def _present_keys(db: Database, keys: list[str], per_query: int = 5_000) -> set[
     return present
 
 
-def check_rules(db: Database, first_generation: int, first_battle: int, first_vote: int) -> None:
-    """The rules of the dropped triggers and foreign keys, checked once over the rows written from these ids on.
+def check_rules(db: Database, first_generation: int, first_battle: int, from_battle: int, from_vote: int) -> None:
+    """The rules of the dropped triggers and foreign keys, checked over the battles from `from_battle` on
+    and the votes from `from_vote` on (an import's first ids are `first_generation` and `first_battle`).
 
-    Raises StorageError (the caller rolls back) naming the first battle that breaks a rule.
+    `StageWriter` calls it for each batch it copies, over that batch's rows: a later batch only adds
+    rows with higher ids, so it cannot break an earlier batch's rules, and the writer checks while
+    it would otherwise wait for the parsing worker. Raises StorageError (the caller rolls back)
+    naming the first battle that breaks a rule.
     """
     from storage.migrations import _UNFINISHED_SQL, JUDGE_VOTER_GLOB, WINNERS  # the triggers' own definitions
 
@@ -219,17 +225,18 @@ def check_rules(db: Database, first_generation: int, first_battle: int, first_vo
         ("the two answers are to different inputs, or one is missing, cancelled or failed, or they are not "
          "the next two fresh generations of this import",
          "SELECT b.id FROM battles b LEFT JOIN generations l ON l.id = b.left_generation_id "
-         "LEFT JOIN generations r ON r.id = b.right_generation_id WHERE b.id >= :b "
+         "LEFT JOIN generations r ON r.id = b.right_generation_id WHERE b.id >= :from_b "
          "AND (l.id IS NULL OR r.id IS NULL OR l.input_fingerprint IS NOT r.input_fingerprint "
          f"OR {unfinished['l']} OR {unfinished['r']} "
          "OR b.left_generation_id <> :g + 2 * (b.id - :b) OR b.right_generation_id <> b.left_generation_id + 1) "
          "LIMIT 1"),
         ("its vote is not one of this import's battles, or not left, right, tie or both_bad, or a judge's",
-         "SELECT v.battle_id FROM votes v WHERE v.id >= :v AND (v.battle_id < :b OR v.battle_id >= :b_end "
+         "SELECT v.battle_id FROM votes v WHERE v.id >= :from_v AND (v.battle_id < :b OR v.battle_id >= :b_end "
          f"OR v.winner IS NULL OR v.winner NOT IN ({', '.join(repr(w) for w in WINNERS)}) "
          f"OR v.voter GLOB '{JUDGE_VOTER_GLOB}') LIMIT 1"),
     )
-    params = {"b": first_battle, "g": first_generation, "v": first_vote, "b_end": next_id(db, "battles")}
+    params = {"b": first_battle, "g": first_generation, "from_b": from_battle, "from_v": from_vote,
+              "b_end": next_id(db, "battles")}
     for what, sql in checks:
         found = db.execute(sql, params).fetchone()
         if found is not None:

@@ -5,7 +5,9 @@ about as much CPU as SQLite's writing it; on 2 cores the two can overlap. The fi
 ends into chunks of about CHUNK_BYTES; each chunk goes to a worker with the number of its first
 line, so bad lines are still reported by their number in the file. Results come back in file
 order (a bounded window of chunks in flight, so memory does not grow with the file), and the
-importing process, the only one that touches the database, writes them. Workers only parse: a
+importing process, the only one that touches the database, writes them. Writing needs less CPU
+than parsing, so while the oldest chunk in flight is not back, the importing process parses the
+next chunk itself rather than wait (a few chunks ahead at most). Workers only parse: a
 worker that fails raises here, in the import's transaction, which then rolls back.
 
 Workers are forked when this process runs a single thread (the `import` command, the benchmark):
@@ -23,11 +25,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 CHUNK_BYTES = 2 << 20  # about 7,000 Arena rows: small enough to start writing early, large enough to pickle cheaply
 PARALLEL_FROM_BYTES = 16 << 20  # smaller files (< ~60k rows) parse here: a spawned worker takes ~0.5 s to start
 IN_FLIGHT_PER_WORKER = 3
+LOCAL_AHEAD = 6  # chunks this process may parse ahead while it waits for a worker's
 
 T = TypeVar("T")
 
@@ -77,17 +80,48 @@ def parsed_chunks(data: bytes, parse: Callable[[bytes, int], T], workers: int | 
         return
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method()))
     try:
-        pending: deque[Future[T]] = deque()
+        # File order: each entry is a worker's Future or a result parsed here. While the oldest chunk is not
+        # back, this process parses the next one itself instead of waiting (the writer idles about half the
+        # load otherwise); at most LOCAL_AHEAD such results wait, so memory stays bounded.
+        pending: deque[Future[T] | _Parsed[T]] = deque()
         chunks = line_chunks(data)
+        in_flight = local = 0
+        exhausted = False
         for chunk, first_line in chunks:
             pending.append(pool.submit(parse, chunk, first_line))
-            if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
+            in_flight += 1
+            if in_flight >= workers * IN_FLIGHT_PER_WORKER:
                 break
         while pending:
-            done = pending.popleft().result()  # a worker's exception is raised here
+            head = pending[0]
+            if isinstance(head, Future) and not exhausted and local < LOCAL_AHEAD and not head.done():
+                for chunk, first_line in chunks:
+                    pending.append(_Parsed(parse(chunk, first_line)))
+                    local += 1
+                    break
+                else:
+                    exhausted = True  # nothing left to parse here: wait for the workers
+                continue
+            pending.popleft()
+            if isinstance(head, _Parsed):
+                local -= 1
+                yield head.result
+                continue
+            done = head.result()  # a worker's exception is raised here
             for chunk, first_line in chunks:
                 pending.append(pool.submit(parse, chunk, first_line))
                 break
+            else:
+                exhausted = True
             yield done
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Parsed(Generic[T]):
+    """A chunk parsed in this process, waiting for its turn in file order."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: T) -> None:
+        self.result = result

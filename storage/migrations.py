@@ -556,3 +556,17 @@ def m040_arena_pool(db: Database) -> None:
         db.execute(
             f"CREATE TRIGGER IF NOT EXISTS arena_pool_append_only_{event.lower()} BEFORE {event} ON arena_pool "
             f"BEGIN SELECT RAISE(ABORT, 'arena_pool is append-only: {event} refused'); END")
+
+# --- issue 16 (import) ---
+# Two generations indexes no query uses: every read of generations goes by id (the primary key) or by
+# session_id (forgetting a session); none filters, joins, groups or sorts on model_id or input_fingerprint
+# (the same-input rule compares the fingerprints of two rows found by id). Each cost a sort of the whole
+# table on every large Arena import (2-3 s per million battles) and ~1/6 of the file's bytes.
+# tests/test_import_battles.py proves with EXPLAIN QUERY PLAN that the queries still use their indexes.
+
+
+@migrations()
+def m022_drop_unused_generation_indexes(db: Database) -> None:
+    """Drop generations(model_id) and generations(input_fingerprint): no query reads them (issue 16)."""
+    db.execute("DROP INDEX IF EXISTS idx_generations_model_id")
+    db.execute("DROP INDEX IF EXISTS idx_generations_input_fingerprint")

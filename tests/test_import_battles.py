@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -547,3 +548,93 @@ def test_an_import_keeps_the_connections_own_temp_tables(db: Database, tmp_path:
     db.execute("INSERT INTO temp.mine VALUES (1)")
     assert import_arena_battles(db, write_jsonl(tmp_path / "b.jsonl", ROWS)).imported == 4
     assert db.execute("SELECT x FROM temp.mine").fetchall() == [(1,)]
+
+
+def test_generations_are_read_by_id_or_session_only(db: Database, tmp_path: Path) -> None:
+    """m022 dropped generations(model_id) and generations(input_fingerprint): no statement needed them.
+
+    Every statement that touches generations while the app imports, votes, ranks, exports, lists
+    votes and forgets a session is traced, and its plan must reach generations by its primary key
+    or by idx_generations_session_id (a plan that scans generations, or names a dropped index, fails).
+    """
+    from playground.export import export_arena_battles, export_dpo, export_kto
+    from playground.leaderboard.load import load_battles
+    from storage import GenerationRecord, create_battle, forget, insert_generation, record_vote
+    from storage.voters import recent_votes
+
+    indexes = {row[1] for row in db.execute("PRAGMA index_list(generations)")}
+    assert indexes == {"idx_generations_session_id"}
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    import_arena_battles(db, write_jsonl(tmp_path / "battles.jsonl", ROWS), workers=0)
+    conversation = [{"role": "user", "content": "Why?"}]
+    ids = [insert_generation(db, GenerationRecord(
+        model_id=name, mode="zero_shot", conversation=conversation, output=f"because {name}",
+        session_id="s-1")) for name in ("m1", "m2")]
+    battle = create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=True, session_id="s-1")
+    record_vote(db, battle_id=battle, winner="left", session_id="s-1")
+    for with_lengths in (True, False):
+        load_battles(db, with_lengths=with_lengths, anonymous_only=True, since=1.0)
+    export_dpo(db, tmp_path / "dpo.jsonl", model="m1")
+    export_kto(db, tmp_path / "kto.jsonl")
+    export_arena_battles(db, tmp_path / "arena.jsonl", model="vicuna-13b")
+    recent_votes(db, None)
+    forget(db, reason="test", session_id="s-1")
+    db.conn.set_trace_callback(None)
+    touching = {sql for sql in statements if re.search(r"\b(FROM|JOIN)\s+generations\b", sql, flags=re.IGNORECASE)
+                and sql.lstrip().upper().startswith(("SELECT", "WITH"))}
+    assert any("session_id" in sql for sql in touching) and len(touching) >= 5
+    for sql in touching:
+        names = {"generations", *re.findall(r"\bgenerations\s+(?:AS\s+)?(\w+)", sql, flags=re.IGNORECASE)}
+        names -= {"ON", "WHERE", "JOIN", "LEFT", "SET", "VALUES", "GROUP", "ORDER"}
+        plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
+        steps = [step for step in plan if step.split(" ")[0] in ("SCAN", "SEARCH") and step.split(" ")[1] in names]
+        assert steps, (sql, plan)
+        for step in steps:  # by its primary key (a bare SEARCH: max(id)) or by session; never scanned
+            assert step.startswith("SEARCH") and ("INTEGER PRIMARY KEY" in step or " USING " not in step
+                                                  or "idx_generations_session_id" in step), (sql, plan)
+
+
+def test_a_row_breaking_the_rules_in_a_later_batch_rolls_everything_back(db: Database, tmp_path: Path,
+                                                                        small_chunks,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rules are checked batch by batch as rows are copied: a breach far into the file still refuses it all."""
+    import_arena_battles(db, write_jsonl(tmp_path / "first.jsonl", [ROWS[3]]))
+    before, counts = schema(db), (db["generations"].count, db["battles"].count, count_votes(db))
+    forged = bulk_write.GENERATIONS_FROM_STAGE.replace(
+        "s.input_fingerprint,",
+        "CASE WHEN side.n = 1 AND s.session_id = 'import:q99' THEN 'sha256:forged' ELSE s.input_fingerprint END,")
+    assert forged != bulk_write.GENERATIONS_FROM_STAGE
+    monkeypatch.setattr(bulk_write, "GENERATIONS_FROM_STAGE", forged)
+    batches: list[int] = []
+    write = bulk_write.StageWriter.write
+    monkeypatch.setattr(bulk_write.StageWriter, "write",
+                        lambda self, rows: batches.append(len(rows)) or write(self, rows))
+    with pytest.raises(PlaygroundError, match="different inputs"):
+        import_arena_battles(db, parallel_file(tmp_path / "b.jsonl"), workers=0)
+    assert len(batches) > 5  # the forged row came late, after several batches were copied and checked
+    assert (db["generations"].count, db["battles"].count, count_votes(db)) == counts
+    assert schema(db) == before
+
+
+_PARENT_PID = os.getpid()
+
+
+def _slow_in_workers(chunk: bytes, first_line: int) -> tuple[int, bytes, bool]:
+    """A parse that is slow in worker processes only, so the importing process parses chunks meanwhile."""
+    if os.getpid() != _PARENT_PID:
+        time.sleep(0.05)
+    return first_line, chunk, os.getpid() == _PARENT_PID
+
+
+def test_the_writer_parses_while_it_waits_and_results_stay_in_file_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage import import_parallel
+
+    # Forked even if a thread runs (a spawned worker would re-import this module with its own pid as the parent's).
+    monkeypatch.setattr(import_parallel, "start_method", lambda: "fork")
+    monkeypatch.setattr(import_parallel, "CHUNK_BYTES", 64)
+    data = b"\n".join(b'{"n": %d}' % i for i in range(400))
+    results = list(import_parallel.parsed_chunks(data, _slow_in_workers, workers=1))
+    assert [(chunk, line) for line, chunk, _ in results] == list(import_parallel.line_chunks(data))
+    here = sum(1 for *_, in_parent in results if in_parent)
+    assert 0 < here < len(results)  # both this process and the worker parsed some
