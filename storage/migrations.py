@@ -252,16 +252,20 @@ def m007_tombstones(db: Database) -> None:
         "BEGIN SELECT RAISE(ABORT, 'tombstones.kind must be generation, battle or vote'); END")
 
 
+def _append_only_triggers(db: Database, table: str, hint: str = "") -> None:
+    """BEFORE UPDATE / DELETE triggers that refuse the change: the table only grows (its history is the record)."""
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_append_only_{event.lower()} BEFORE {event} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {event} refused{hint}'); END")
+
+
 @migrations()
 def m008_append_only_and_judging_rules(db: Database) -> None:
     """Triggers: the judged tables are append-only, and a battle or vote that breaks the rules of
     storage/pairs.py is refused whoever writes it (same input, finished answers, one per pair)."""
     for table in _APPEND_ONLY:
-        for event in ("UPDATE", "DELETE"):
-            db.execute(
-                f"CREATE TRIGGER IF NOT EXISTS {table}_append_only_{event.lower()} BEFORE {event} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {event} refused; use python app.py "
-                f"forget to hide a row'); END")
+        _append_only_triggers(db, table, hint="; use python app.py forget to hide a row")
     db.execute(
         "CREATE TRIGGER IF NOT EXISTS battles_same_input BEFORE INSERT ON battles "
         "WHEN (SELECT input_fingerprint FROM generations WHERE id = NEW.left_generation_id) <> "
@@ -435,10 +439,7 @@ def m021_assignments(db: Database) -> None:
     )
     db["assignments"].create_index(["battle_id", "voter"], unique=True, if_not_exists=True)
     db["assignments"].create_index(["voter"], if_not_exists=True)
-    for event in ("UPDATE", "DELETE"):
-        db.execute(
-            f"CREATE TRIGGER IF NOT EXISTS assignments_append_only_{event.lower()} BEFORE {event} ON assignments "
-            f"BEGIN SELECT RAISE(ABORT, 'assignments is append-only: {event} refused'); END")
+    _append_only_triggers(db, "assignments")
 
 
 # --- issue 15 ---
@@ -479,10 +480,7 @@ def m030_judge_verdicts(db: Database) -> None:
         "OR NEW.judge NOT LIKE 'judge:%@%' "
         "BEGIN SELECT RAISE(ABORT, 'judge_verdicts: verdict, order (AB|BA) or judge (judge:<model>@<prompt>) "
         "invalid'); END")
-    for event in ("UPDATE", "DELETE"):
-        db.execute(
-            f"CREATE TRIGGER IF NOT EXISTS judge_verdicts_append_only_{event.lower()} BEFORE {event} "
-            f"ON judge_verdicts BEGIN SELECT RAISE(ABORT, 'judge_verdicts is append-only: {event} refused'); END")
+    _append_only_triggers(db, "judge_verdicts")
 
 
 @migrations()
@@ -552,10 +550,7 @@ def m040_arena_pool(db: Database) -> None:
         {"id": int, "created_at": str, "tstamp": float, "models": str, "set_by": str},
         pk="id", not_null=["created_at", "tstamp", "models"], if_not_exists=True,
     )
-    for event in ("UPDATE", "DELETE"):
-        db.execute(
-            f"CREATE TRIGGER IF NOT EXISTS arena_pool_append_only_{event.lower()} BEFORE {event} ON arena_pool "
-            f"BEGIN SELECT RAISE(ABORT, 'arena_pool is append-only: {event} refused'); END")
+    _append_only_triggers(db, "arena_pool")
 
 # --- issue 16 (import) ---
 # Two generations indexes no query uses: every read of generations goes by id (the primary key) or by
