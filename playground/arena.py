@@ -96,7 +96,8 @@ def saved_pool(db_path: Path, known: Iterable[str]) -> list[Contestant] | None:
         models = current_arena_pool(db)
     if models is None:
         return None
-    missing = [m for m in models if m not in set(known)]
+    known = set(known)
+    missing = [m for m in models if m not in known]
     if missing:
         raise ArenaError(f"the saved Arena pool names {', '.join(missing)}, not in the catalog any more: set "
                          "another with `python app.py arena pool --models A,B` or `python app.py arena pool --clear`")

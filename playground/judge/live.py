@@ -9,7 +9,7 @@ people's) are stored as any batch run stores them; a second click re-uses what i
 from __future__ import annotations
 
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from storage import open_database
 from storage.judge_verdicts import judge_vote, pair_verdicts
@@ -49,8 +49,7 @@ def judge_voted_battle(ctx: AppContext, rnd: Round | None, model_id: str, prompt
                                 vote=vote["winner"] if vote else None, problem=_problem(report))
     if pairs:
         p = pairs[0]
-        judgement = BattleJudgement(**{**judgement.__dict__, "ab": p["ab_verdict"], "ba": p["ba_verdict"],
-                                       "verdict": p["verdict"]})
+        judgement = replace(judgement, ab=p["ab_verdict"], ba=p["ba_verdict"], verdict=p["verdict"])
     return judgement
 
 
