@@ -25,6 +25,11 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
     ("bench_app", "Streaming: app vs raw llama-cpp-python",
      "tokens/s and time to first token through the app's engine vs `Llama.create_completion(stream=True)`",
      {"reps": 7, "max_tokens": 128}, {"reps": 3, "max_tokens": 64}),
+    ("bench_contention", "A generation beside busy processes",
+     "a 600-token prefill + 128 greedy tokens through the app (threads follow the free cores) vs raw "
+     "llama-cpp-python on 1 and 2 threads, with 0, 1 and 2 busy processes beside it; targets: >= 0.9x the faster "
+     "raw run at every level, >= 0.97x raw 2 threads on a quiet machine",
+     {"reps": 2, "max_tokens": 128}, {"reps": 1, "max_tokens": 128}),
     ("bench_grid", "Pane grid vs sequential",
      "four prompting modes on one model, all at once vs one after another",
      {"reps": 3, "max_tokens": 48}, {"reps": 1, "max_tokens": 32}),

@@ -30,7 +30,8 @@ COMMON_OPTIONS: tuple[tuple[str, dict], ...] = (
     ("--presets-dir", dict(type=Path, help="presets folder (default: the app's presets/)")),
     ("--cache-dir", dict(type=Path, help="where the app keeps files it builds, e.g. the bundled model's "
                          "F16 copy (env PLAYGROUND_CACHE; default ~/.cache/playground)")),
-    ("--threads", dict(type=int, help="CPU threads per model (default: all cores)")),
+    ("--threads", dict(type=int, help="CPU threads per model, fixed (default: the cores other "
+                             "processes leave free, re-read while generating)")),
     ("--n-ctx", dict(type=int, help="context size in tokens (default 2048, capped by the model)")),
     ("--memory-budget", dict(type=int, metavar="MB", help="memory for loaded models before the least "
                              "recently used is unloaded (default 8192)")),

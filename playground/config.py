@@ -23,11 +23,6 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "playground"
 
 
-def default_threads() -> int:
-    """All cores: one decode at a time uses the whole CPU (see compare.py)."""
-    return max(1, os.cpu_count() or 1)
-
-
 @dataclass(frozen=True)
 class Settings:
     """Where things live and how the app runs. Never mutated: use `with_overrides`."""
@@ -39,7 +34,9 @@ class Settings:
     cache_dir: Path = field(default_factory=default_cache_dir)
     host: str = "127.0.0.1"
     port: int = 7860
-    threads: int = field(default_factory=default_threads)
+    # None: each step runs on the cores other processes leave free (backends/free_cores.py);
+    # a number (--threads N) fixes the threads per model
+    threads: int | None = None
     n_ctx: int = 2048
     device: str = "cpu"
     # the bundled SmolLM2 as F16, built into cache_dir on first use; "smollm2-135m-instruct" is the

@@ -54,8 +54,10 @@ def session_settings(tmp_path_factory: pytest.TempPathFactory):
 
     root = tmp_path_factory.mktemp("playground")
     (root / "models").mkdir()
-    return Settings(data_dir=root, db_path=root / "playground.db", models_dir=root / "models",
-                    threads=2, n_ctx=2048)
+    # threads: the adaptive default, what users run (each step on the cores other processes leave
+    # free; greedy answers do not depend on the thread count: tests/test_threads_busy.py). A test
+    # that needs a fixed count makes its own Settings(threads=N), the --threads override.
+    return Settings(data_dir=root, db_path=root / "playground.db", models_dir=root / "models", n_ctx=2048)
 
 
 @pytest.fixture(scope="session")

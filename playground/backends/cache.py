@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 from playground.backends import get_backend
 from playground.backends.base import Backend, LoadedModel
+from playground.backends.free_cores import FreeCores
 from playground.errors import ModelError, PlaygroundError
 from playground.models.spec import ModelSpec
 
@@ -32,10 +33,14 @@ class CoreShare:
     context's idle worker threads spin, so taking turns costs even more). More generations than
     cores queue, first come first served (`threading.Lock` would let the releasing thread take
     it straight back).
+
+    What a holder runs on its cores is `threads(held)`: all of them under a fixed `--threads`,
+    else no more than other processes leave free (`free_cores.FreeCores`), re-read between steps.
     """
 
-    def __init__(self, cores: int) -> None:
+    def __init__(self, cores: int, free: FreeCores | None = None) -> None:
         self.cores = max(1, cores)
+        self.free = free
         self._free = self.cores
         self._active = 0
         self._queue: deque[object] = deque()
@@ -72,6 +77,10 @@ class CoreShare:
             self._free = min(self.cores, self._free + (n or self.cores))
             self._cond.notify_all()
 
+    def threads(self, held: int) -> int:
+        """Threads to run now on `held` cores of this share (at least one)."""
+        return max(1, held) if self.free is None else self.free.threads(held)
+
     def has_waiters(self) -> bool:
         with self._cond:
             return bool(self._queue)
@@ -96,7 +105,7 @@ class ModelCache:
     """Process-wide cache of loaded models (shared engine state, not user state)."""
 
     budget_bytes: int
-    threads: int
+    threads: int | None        # fixed threads per model (--threads); None: follow the free cores
     n_ctx: int
     backend_lookup: Callable[[str], Backend] = get_backend
     _entries: "OrderedDict[CacheKey, _Entry]" = field(default_factory=OrderedDict)
@@ -105,10 +114,22 @@ class ModelCache:
     _device_locks: dict[str, CoreShare] = field(default_factory=dict)
     loads: int = 0
 
+    @property
+    def cores(self) -> int:
+        """The threads a model is loaded with: --threads, else every core this process may use."""
+        from playground.devices import cpu_cores
+
+        return self.threads or cpu_cores()
+
     def device_lock(self, device: str) -> CoreShare:
         """The cores of a device, shared by every model on it (see CoreShare)."""
         with self._lock:
-            return self._device_locks.setdefault(device, CoreShare(self.threads))
+            share = self._device_locks.get(device)
+            if share is None:
+                cores = self.cores
+                share = CoreShare(cores, None if self.threads else FreeCores(cores))
+                self._device_locks[device] = share
+            return share
 
     def _key_lock(self, key: CacheKey) -> threading.Lock:
         with self._lock:
@@ -143,7 +164,7 @@ class ModelCache:
                                       f"use one of: {', '.join(spec.backends)}")
             size = self._need(impl, spec, key[1], key[2])
             self._make_room(size)
-            model = impl.load(spec, device=key[2], threads=self.threads, n_ctx=self.n_ctx,
+            model = impl.load(spec, device=key[2], threads=self.cores, n_ctx=self.n_ctx,
                               compute_lock=self.device_lock(key[2]))
             entry = _Entry(model=model, size=size, users=1)
             with self._lock:

@@ -348,7 +348,8 @@ class BatchDecoder:
 
     def _take_cores(self) -> None:
         """All the cores this decoder may use now (see backends.cache.CoreShare), re-balanced
-        when other generations on the device wait; the context's threads follow."""
+        when other generations on the device wait; the context's threads follow, as many as
+        other processes leave free (backends/free_cores.py), re-decided at every step."""
         if self.share is None:
             return
         fair = self.share.fair_share()
@@ -356,7 +357,8 @@ class BatchDecoder:
             self._release_cores()
         if not self._threads:
             self._threads = self.share.acquire(fair)
-            self.ctx.set_n_threads(self._threads, self._threads)
+        n = self.share.threads(self._threads)    # fewer while other processes keep cores busy
+        self.ctx.set_n_threads(n, n)
 
     def _release_cores(self) -> None:
         if self._threads and self.share is not None:

@@ -23,7 +23,7 @@ import math
 import random
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -47,14 +47,22 @@ def _stop_cut(text: str, stops: Sequence[str], search_from: int) -> int | None:
     return min(hits) if hits else None
 
 
+def _follow_share(ctx: Any, share: Any, held: int) -> None:
+    """Run the context's next step on the threads `held` cores of the share allow now (fewer when
+    other processes keep cores busy, see backends/free_cores.py): a C call setting two ints."""
+    n = share.threads(held)
+    ctx.set_n_threads(n, n)
+
+
 class _Turn:
     """A generation's claim on the CPU between decode steps: it keeps its cores for up to
     TURN_S while others wait (as long as it likes when none does), and re-balances when the
-    number of generations on the device changes. Threads of the context follow the claim."""
+    number of generations on the device changes. Threads of the context follow the claim and
+    the cores other processes leave free."""
 
     def __init__(self, share: Any, ctx: Any) -> None:
         self.share, self.ctx = share, ctx
-        self.held, self.since, self.threads = 0, 0.0, 0
+        self.held, self.since = 0, 0.0
 
     def take(self) -> None:
         if self.share is None:
@@ -66,9 +74,7 @@ class _Turn:
         if not self.held:
             self.held = self.share.acquire(fair)
             self.since = time.perf_counter()
-            if self.held != self.threads:
-                self.ctx.set_n_threads(self.held, self.share.cores)
-                self.threads = self.held
+        _follow_share(self.ctx, self.share, self.held)
 
     def give_back(self) -> None:
         if self.held:
@@ -200,8 +206,18 @@ class LlamaCppModel:
         for i in range(0, len(tokens), n_batch):
             chunk = list(tokens[i: i + n_batch])
             slot.batch.set_batch(batch=chunk, n_past=n_past + i, logits_all=logits_all)
-            with self.compute_lock or nullcontext():
+            with self._all_cores(slot):
                 slot.ctx.decode(slot.batch)
+
+    @contextmanager
+    def _all_cores(self, slot: _Slot) -> Iterator[None]:
+        """Every core of the device (a prefill, a scoring pass), on as many threads as are free."""
+        if self.compute_lock is None:
+            yield
+            return
+        with self.compute_lock:
+            _follow_share(slot.ctx, self.compute_lock, self.compute_lock.cores)
+            yield
 
     def _next_token(self, slot: _Slot, sampler: Any, token: int, pos: int, turn: _Turn) -> int:
         """Decode one token and sample the next, inside this generation's turn on the CPU."""
@@ -379,7 +395,7 @@ class LlamaCppModel:
             for i in range(0, len(rows_in), n_batch):
                 batch = rows_in[i: i + n_batch]
                 slot.batch.set_batch(batch=batch, n_past=shared - 1 + i, logits_all=True)
-                with self.compute_lock or nullcontext():
+                with self._all_cores(slot):
                     slot.ctx.decode(slot.batch)
                     logits = np.ctypeslib.as_array(slot.ctx.get_logits(), shape=(len(batch), n_vocab))
                     logits = logits.astype(np.float64)

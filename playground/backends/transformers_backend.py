@@ -5,7 +5,10 @@ so a Q4 file takes ~7x its size in memory: useful for looking inside a model and
 log-probabilities, not for speed (the llama_cpp backend is the fast path for GGUF).
 
 Threads: `torch.set_num_threads` is process-wide. Loading a model with `threads=n` changes the
-thread count of every torch model in the process; the last load wins.
+thread count of every torch model in the process; the last load wins. Under a device's core
+share (`backends.cache.CoreShare`, which lets one torch step run at a time) each step then runs
+on as many threads as other processes leave free (backends/free_cores.py): torch's threads also
+wait for each other after every operation.
 
 Concurrency: one model serialises its own use with a private lock. A `compute_lock` shared by
 the caller (one per device) is held while the model computes and is released and re-taken
@@ -564,6 +567,11 @@ class _Interrupt(StoppingCriteria):
         if self.compute_lock is not None:
             self.compute_lock.acquire()
             self._held = True
+            follow = getattr(self.compute_lock, "threads", None)   # a CoreShare, not a plain Lock
+            if follow is not None and self.compute_lock.cores > 0:
+                n = follow(self.compute_lock.cores)
+                if n != torch.get_num_threads():
+                    torch.set_num_threads(n)
 
     def drop_compute(self) -> None:
         if self.compute_lock is not None and self._held:

@@ -44,7 +44,8 @@ def diagnose(settings: Settings, include_hub: bool = True) -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": {"cores": devices.cpu_cores(), "threads_used": settings.threads, "model": _cpu_model()},
+        "cpu": {"cores": devices.cpu_cores(), "threads_used": settings.threads or devices.cpu_cores(),
+                "threads_adaptive": settings.threads is None, "model": _cpu_model()},
         "memory": {"ram_total_bytes": mem.ram_total, "ram_available_bytes": mem.ram_available,
                    "unified": mem.unified, "budget_bytes": settings.memory_budget_mb * 1024 ** 2},
         "gpus": [vars(g) for g in mem.gpus],
@@ -107,7 +108,8 @@ def _gb(n: int | None) -> str:
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"python {report['python']} on {report['platform']}",
              f"CPU: {report['cpu']['model']}, {report['cpu']['cores']} cores "
-             f"({report['cpu']['threads_used']} threads per model)"]
+             + (f"(up to {report['cpu']['threads_used']} threads per model: as many as other processes leave free)"
+              if report["cpu"].get("threads_adaptive") else f"({report['cpu']['threads_used']} threads per model)")]
     mem = report["memory"]
     lines.append(f"RAM: {_gb(mem['ram_total_bytes'])} total, {_gb(mem['ram_available_bytes'])} available; "
                  f"memory budget {_gb(mem['budget_bytes'])}")

@@ -278,7 +278,7 @@ def _borrow(ctx: AppContext, run: LabRunSpec, private: bool) -> Iterator[Any]:
     if not impl.supports(run.model):
         raise PlaygroundError(f"backend '{run.backend}' cannot run {run.model.id}; use one of: "
                               f"{', '.join(run.model.backends)}")
-    model = impl.load(run.model, device=run.device, threads=ctx.cache.threads, n_ctx=ctx.cache.n_ctx,
+    model = impl.load(run.model, device=run.device, threads=ctx.cache.cores, n_ctx=ctx.cache.n_ctx,
                       compute_lock=ctx.cache.device_lock(run.device))
     try:
         yield model
