@@ -14,6 +14,7 @@ from common import REPO, bundled_gguf, machine_info, median  # noqa: F401  (puts
 
 from playground.config import Settings
 from playground.context import AppContext
+from playground.devices import cpu_cores
 from playground.engine import run_plan
 from playground.prompting.plan import PromptPlan
 from playground.sampling import SamplingParams
@@ -50,8 +51,8 @@ def main(reps: int = 5, max_tokens: int = 128) -> dict:
     ctx = AppContext.create(settings)
     spec = ctx.catalog.get("smollm2-135m-instruct")
     plan = PromptPlan(mode="zero_shot", messages=({"role": "user", "content": QUESTION},), text=None, stop=())
-    raw = Llama(model_path=str(bundled_gguf()), n_ctx=2048, n_threads=settings.threads,
-                n_threads_batch=settings.threads, verbose=False)
+    raw = Llama(model_path=str(bundled_gguf()), n_ctx=2048, n_threads=settings.threads or cpu_cores(),
+                n_threads_batch=settings.threads or cpu_cores(), verbose=False)
     with ctx.cache.use(spec, "llama_cpp", "cpu") as model:
         prompt_tokens = model.tokenize(model.render_chat(list(plan.messages)))
         app_run(model, plan, 8), raw_run(raw, prompt_tokens, 8)          # warm up both

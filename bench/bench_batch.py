@@ -192,7 +192,7 @@ def main(reps: int = 3, max_tokens: int = 96, threads: int | None = None) -> dic
         compare(ctx, four_panes(ctx, 4), QUESTION.format(n=1))     # load and warm up
         f = throughput(ctx, reps, max_tokens)
         f.update(first_tokens(ctx, reps, max_tokens))
-        f["threads"] = ctx.settings.threads
+        f["threads"] = ctx.settings.threads or "adaptive"
     finally:
         ctx.cache.clear()
     return f

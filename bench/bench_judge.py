@@ -26,6 +26,7 @@ from common import bundled_gguf, machine_info
 
 from playground.config import Settings
 from playground.context import AppContext
+from playground.devices import cpu_cores
 from playground.judge.runner import judge_battles
 from playground.sampling import SamplingParams
 from storage import GenerationRecord, create_battle, insert_generation, open_database, record_vote
@@ -56,8 +57,8 @@ def main(battles: int = 6, max_tokens: int = 64) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(db_path=Path(tmp) / "judge.db", models_dir=Path(tmp) / "models")
         ctx = AppContext.create(settings)
-        raw = Llama(model_path=str(bundled_gguf()), n_ctx=settings.n_ctx, n_threads=settings.threads,
-                    n_threads_batch=settings.threads, verbose=False)
+        raw = Llama(model_path=str(bundled_gguf()), n_ctx=settings.n_ctx, n_threads=settings.threads or cpu_cores(),
+                    n_threads_batch=settings.threads or cpu_cores(), verbose=False)
         with ctx.cache.use(ctx.catalog.get(MODEL), "llama_cpp", "cpu") as model:
             for _ in model.stream("Hello", SamplingParams(temperature=0.0, max_new_tokens=1)):
                 pass   # loaded and warmed here, outside the timings; the runner borrows it from the cache

@@ -18,6 +18,7 @@ from common import REPO, bundled_gguf
 
 from playground.config import Settings
 from playground.context import AppContext
+from playground.devices import cpu_cores
 from playground.lab import LabConfig, format_summary, load_items, prepare_lab, run_lab, summarize
 from storage import open_database
 
@@ -39,9 +40,9 @@ def main(items: int = 10, max_tokens: int = 128, shots: int = 4, threads: int | 
         tasks.write_text("\n".join(GSM8K.read_text(encoding="utf-8").splitlines()[:items]) + "\n", encoding="utf-8")
         settings = Settings(db_path=Path(tmp) / "lab.db", **({"threads": threads} if threads else {}))
         ctx = AppContext.create(settings)
-        figures: dict = {"items": items, "max_tokens": max_tokens, "shots": shots, "threads": settings.threads}
-        raw = Llama(model_path=str(bundled_gguf()), n_ctx=settings.n_ctx, n_threads=settings.threads,
-                    n_threads_batch=settings.threads, verbose=False)
+        figures: dict = {"items": items, "max_tokens": max_tokens, "shots": shots, "threads": settings.threads or f"up to {cpu_cores()} (adaptive)"}
+        raw = Llama(model_path=str(bundled_gguf()), n_ctx=settings.n_ctx, n_threads=settings.threads or cpu_cores(),
+                    n_threads_batch=settings.threads or cpu_cores(), verbose=False)
         spec = ctx.catalog.get("smollm2-135m-instruct")
         with ctx.cache.use(spec, "llama_cpp", "cpu"):
             pass   # loaded once here, outside the timings; run_lab borrows it from the cache
