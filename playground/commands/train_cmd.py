@@ -47,8 +47,10 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from playground.commands.export_cmd import parse_when, require_database
     from playground.models.catalog import build_catalog
     from playground.training.data import PreferenceFilters
-    from playground.training.dpo import DPOHyperparameters, TrainRequest, train_dpo
+    from playground.training.dpo import DPOHyperparameters, TrainRequest, as_background_work, train_dpo
     from storage import open_database
+
+    as_background_work()   # before torch starts its threads: they inherit the lower priority
 
     filters = PreferenceFilters(model=args.model, mode=args.mode, since=parse_when(args.since),
                                 until=parse_when(args.until, end_of_day=True), anonymous_only=args.anonymous_only,

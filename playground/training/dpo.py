@@ -16,6 +16,7 @@ import copy
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import threading
@@ -26,6 +27,8 @@ from typing import Any, Callable
 
 from sqlite_utils import Database
 
+from playground.backends.free_cores import FreeCores
+from playground.devices import cpu_cores
 from playground.errors import ModelError, PlaygroundError
 from playground.models.catalog import Catalog, slug, spec_from_hf_folder
 from playground.models.spec import ModelSpec
@@ -136,6 +139,23 @@ def check_request(request: TrainRequest, catalog: Catalog) -> tuple[ModelSpec, P
     return spec, target
 
 
+BACKGROUND_NICE = 10   # training yields the CPU to the web server and the generations beside it
+
+
+def as_background_work() -> None:
+    """Lower the calling thread's CPU priority to BACKGROUND_NICE, and so that of the threads torch
+    starts from it (a new thread inherits it): training runs for minutes at full CPU, and a vote or
+    a generation beside it should not wait for it. Linux only (elsewhere a no-op); never raises
+    the priority (that needs privileges), never fails the run."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
+        return
+    tid = threading.get_native_id()   # on Linux a thread's priority is its own
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), BACKGROUND_NICE))
+    except OSError:
+        pass
+
+
 def train_dpo(request: TrainRequest, catalog: Catalog, db: Database, *, cancel: threading.Event | None = None,
               progress: ProgressFn | None = None) -> TrainResult:
     """Train, score held-out pairs before and after, write the folder with its card; see the module doc.
@@ -206,6 +226,7 @@ def _make_trainer(request: TrainRequest, model: Any, tokenizer: Any, rows: list[
     Config, Trainer = (KTOConfig, KTOTrainer) if request.objective == "kto" else (DPOConfig, DPOTrainer)
 
     hp = request.hyper
+    free = FreeCores(cpu_cores())
 
     class Watch(TrainerCallback):
         """Stops at the next step when `cancel` is set; reports each step and TRL's logs.
@@ -215,6 +236,9 @@ def _make_trainer(request: TrainRequest, model: Any, tokenizer: Any, rows: list[
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.began = time.monotonic()
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            follow_free_cores(free)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if cancel.is_set():
@@ -249,6 +273,16 @@ def _make_trainer(request: TrainRequest, model: Any, tokenizer: Any, rows: list[
                          processing_class=tokenizer, peft_config=peft_config, callbacks=[Watch()])
     trainer.remove_callback(PrinterCallback)   # progress goes through `report`, not print()
     return trainer
+
+
+def follow_free_cores(free: FreeCores) -> None:
+    """Each step on as many torch threads as other processes leave free (backends/free_cores.py):
+    torch's threads, like llama.cpp's, wait for each other after every operation."""
+    import torch
+
+    n = free.usable()
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
 
 
 def _raise_if_cancelled(cancel: threading.Event) -> None:

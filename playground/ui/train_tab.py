@@ -26,7 +26,8 @@ from playground.commands.export_cmd import parse_when
 from playground.context import AppContext
 from playground.errors import PlaygroundError
 from playground.training.data import PreferenceFilters
-from playground.training.dpo import DPOHyperparameters, TrainProgress, TrainRequest, TrainResult, train_dpo
+from playground.training.dpo import (DPOHyperparameters, TrainProgress, TrainRequest, TrainResult, as_background_work,
+                                     train_dpo)
 
 PLOTTED = ("loss", "rewards/margins", "rewards/accuracies")   # DPO; KTO logs "kl" instead of accuracies
 
@@ -124,6 +125,7 @@ def run_training_view(ctx: AppContext, state: dict[str, Any], make_request: Call
     updates: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def work() -> None:
+        as_background_work()   # this thread and torch's threads started from it yield to votes and generations
         try:
             with closing(_open_db(ctx)) as db:
                 updates.put(("done", train_dpo(request, ctx.catalog, db, cancel=cancel,
