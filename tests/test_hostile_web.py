@@ -233,6 +233,19 @@ def test_expired_session_is_refused(tmp_path, bundled_gguf):
 # ----------------------------------------------------------------------------- signed-in users
 
 
+def test_file_routes_refuse_paths_outside_the_cache(team_app):
+    """`file=` with the users file, the database or a system file: refused, nothing of them sent."""
+    folder = Path(team_app.db).parent
+    with closing(http_client(team_app, "ann")) as ann:
+        for path in (folder / "users.txt", Path(team_app.db), Path("/etc/passwd")):
+            for route in ("/gradio_api/file=", "/file="):
+                answer = ann.get(route + urllib.parse.quote(str(path)))
+                assert answer.status_code in (403, 404), (route, path, answer.status_code)
+                assert b"scrypt$" not in answer.content and b"root:" not in answer.content
+                assert b"SQLite format" not in answer.content
+
+
+
 def test_uploads_are_for_admins_and_bounded(team_app):
     """The one upload control (the Lab's task file) is an admin's: annotators are refused, and an
     admin's upload is bounded to 10 MB."""
