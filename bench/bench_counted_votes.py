@@ -8,7 +8,6 @@ Run: python bench/bench_counted_votes.py [--battles 200000]
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import tempfile
 import time
 from pathlib import Path

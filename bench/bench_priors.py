@@ -108,7 +108,7 @@ def tie_study(seeds: int) -> list[tuple[str, dict, dict, float]]:
         half = study(setup, seeds, lambda b, r, s: fit_bradley_terry(b, rounds=r, seed=s))
         nus = []
 
-        def davidson(b, r, s):
+        def davidson(b, r, s, nus=nus):   # bound now: study() calls it within this iteration
             fit = fit_davidson(b, rounds=r, seed=s)
             nus.append(fit.nu)
             return fit

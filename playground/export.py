@@ -347,7 +347,7 @@ def voted_pairs(db: Database, winners: tuple[str, ...], **filters: Any) -> Itera
         f"JOIN generations gr ON gr.id = b.right_generation_id {where} ORDER BY v.tstamp, v.id"
     )
     for values in db.execute(sql, [*params, *winners]):
-        yield dict(zip(_PAIR_COLUMNS, values))
+        yield dict(zip(_PAIR_COLUMNS, values, strict=True))
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def input_fingerprint(conversation: Sequence[Mapping[str, str]]) -> str:
 def input_difference(left: Sequence[Mapping[str, str]], right: Sequence[Mapping[str, str]]) -> str | None:
     """None when both conversations have the same input, else where they differ, in words."""
     a, b = input_messages(left), input_messages(right)
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
             what = "first user turn" if i == 0 and x["role"] == y["role"] == "user" else f"input message {i + 1}"
             return f"their {what} differs ({_short(x['content'])!r} against {_short(y['content'])!r})"

@@ -90,7 +90,7 @@ def recent_votes(db: Database, voter: str | None, limit: int = 200) -> list[dict
            "v.winner, g.conversation "
            "FROM counted_votes v JOIN battles b ON b.id = v.battle_id JOIN generations g ON g.id = b.left_generation_id "
            f"{'WHERE ' + where if where else ''} ORDER BY v.tstamp DESC, v.id DESC LIMIT ?")
-    rows = [dict(zip(VOTE_COLUMNS, row)) for row in db.execute(sql, [*params, int(limit)])]
+    rows = [dict(zip(VOTE_COLUMNS, row, strict=True)) for row in db.execute(sql, [*params, int(limit)])]
     for row in rows:
         row["question"] = _last_user_turn(row["question"])
     return rows

@@ -112,7 +112,7 @@ def test_ties_and_both_bad_are_never_pairs_and_the_sidecar_lines_up(db, tmp_path
     assert len(pairs) == len(meta) == 8  # 12 votes - tie - both_bad - empty answer - multi-turn (standard)
     assert {m["winner"] for m in meta} == {"left", "right"}
     assert all(m["chosen_model"] == (m["left_model"] if m["winner"] == "left" else m["right_model"]) for m in meta)
-    for pair, m in zip(pairs, meta):
+    for pair, m in zip(pairs, meta, strict=True):
         assert pair["chosen"].startswith(m["chosen_model"])
     assert [m["tstamp"] for m in meta] == sorted(m["tstamp"] for m in meta)
     assert {"vote_id", "battle_id", "chosen_mode", "rejected_mode", "session_id", "anonymous"} <= set(meta[0])

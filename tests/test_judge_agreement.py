@@ -74,7 +74,7 @@ def test_report_from_the_database(tmp_path):
     other = judge_identity("judge-model", "reference")
     swap = {"left": "right", "right": "left", "tie": "tie", "both_bad": "both_bad"}
     inconsistent = 0
-    for i, (h, j) in enumerate(zip(people, judge)):
+    for i, (h, j) in enumerate(zip(people, judge, strict=True)):
         preset = "arithmetic-zero-shot" if i % 2 else "general-chat"
         b = _battle(db, f"question {i}", preset, 1000.0 + i)
         record_vote(db, battle_id=b, winner=h, session_id="person")

@@ -109,7 +109,7 @@ def test_every_exported_row_is_a_valid_comparison(app_ctx, tmp_path, seed):
             for format in ("conversational", "standard"):
                 out = tmp_path / f"{kind}-{format}.jsonl"
                 write(db, out, format=format, dedupe=False)
-                files[kind, format] = list(zip(read_jsonl(out), read_jsonl(meta_path_for(out))))
+                files[kind, format] = list(zip(read_jsonl(out), read_jsonl(meta_path_for(out)), strict=True))
 
         pairs_seen: set[tuple[int, int]] = set()
         for row, meta in files["dpo", "conversational"]:

@@ -10,7 +10,6 @@ import struct
 import threading
 from pathlib import Path
 
-import pytest
 
 import storage
 from playground.compare import PaneSpec, run_pane

@@ -155,7 +155,7 @@ def test_train_tab_date_error_names_its_field(app_ctx):
     for col, label in ((4, "Votes since"), (5, "Votes until")):
         form = [MODEL, "x", "lora", None, None, None, False, True, 0.1, None, 1, 2, 2, 48, 0.1]
         form[col] = "last week"
-        said = list(run_training_view(app_ctx, {}, lambda: build_request(app_ctx, *form)))[-1][1].status
+        said = list(run_training_view(app_ctx, {}, lambda form=form: build_request(app_ctx, *form)))[-1][1].status
         assert said.startswith(f"❌ '{label}' (under Which votes): cannot read the time 'last week'"), said
         assert "2025-01-31" in said                      # the fix: the form it reads
 
@@ -263,7 +263,7 @@ def two_voters_db(voted_db, tmp_path) -> Path:
                            ).fetchall()
     shutil.copy(voted_db, path)
     for voter, first, second in (("alice", "left", "left"), ("bob", "left", "right")):
-        for (left, right), winner in zip(pairs[:2], (first, second)):
+        for (left, right), winner in zip(pairs[:2], (first, second), strict=True):
             save_vote(path, left_generation_id=left, right_generation_id=right, winner=winner,
                       session_id=f"user:{voter}/s", anonymous=False, source="arena")
     return path

@@ -63,7 +63,7 @@ def cohen_kappa(a: Sequence[str], b: Sequence[str], categories: Sequence[str] = 
 def agreement_rate(a: Sequence[str], b: Sequence[str]) -> float | None:
     if len(a) != len(b):
         raise ValueError(f"the two raters labelled {len(a)} and {len(b)} items")
-    return sum(x == y for x, y in zip(a, b)) / len(a) if a else None
+    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a) if a else None
 
 
 def bootstrap(a: Sequence[str], b: Sequence[str], categories: Sequence[str] = CATEGORIES,

@@ -74,8 +74,8 @@ def plot_accuracy(rows: Sequence[SummaryRow], title: str = "Accuracy vs model si
         xs = _dodged([r.n_params for r in series], i, len(lines))
         ys = [100 * (r.accuracy or 0.0) for r in series]
         # clamped: at 0% or 100% the Wilson bound equals the estimate up to rounding
-        low = [max(0.0, y - 100 * (r.ci_low or 0.0)) for y, r in zip(ys, series)]
-        high = [max(0.0, 100 * (r.ci_high or 0.0) - y) for y, r in zip(ys, series)]
+        low = [max(0.0, y - 100 * (r.ci_low or 0.0)) for y, r in zip(ys, series, strict=True)]
+        high = [max(0.0, 100 * (r.ci_high or 0.0) - y) for y, r in zip(ys, series, strict=True)]
         ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4, label=label)
     if lines:
         ax.set_ylim(-2, 102)

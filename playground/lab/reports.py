@@ -186,7 +186,7 @@ def format_summary(rows: Sequence[SummaryRow]) -> str:
         table.append([r.model_id, params_label(r.n_params), r.mode, f"{r.n}{errors}", _pct(r.accuracy), ci,
                       *optional, lp, speed, r.status])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)
 
 
 def params_label(n: int | None) -> str:

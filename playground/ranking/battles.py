@@ -107,7 +107,7 @@ class Battles:
         columns: dict[str, list[Any]] = {key: [] for key in keys}
         for row in rows:
             values = [row.get(k) for k in keys] if isinstance(row, Mapping) else list(row) + [None] * (6 - len(row))
-            for key, value in zip(keys, values):
+            for key, value in zip(keys, values, strict=False):
                 columns[key].append(value)
         lengths = {}
         if columns["left_len"] and all(v is not None for v in columns["left_len"] + columns["right_len"]):

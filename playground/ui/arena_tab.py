@@ -184,7 +184,7 @@ def round_view(rnd: Round | None, status: str, question: str = "",
     if rnd is None:
         return ArenaView(status=status, chats=[[], []], metrics=["", ""], notices=["", ""])
     live = live or [None, None]
-    chats = [side_messages(rnd, s, question, r, f) for s, r, f in zip(SIDES, live, followups)]
+    chats = [side_messages(rnd, s, question, r, f) for s, r, f in zip(SIDES, live, followups, strict=True)]
     metrics, notices = side_extras(rnd)
     return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0], chats=chats,
                      metrics=metrics, notices=notices, voted=rnd.status == "voted")
@@ -264,7 +264,7 @@ def arena_send(ctx: AppContext, state: dict[str, Any], question: str, choice: Po
     results: list[PaneResult] = []
     try:
         for results in run_panes(ctx, specs, question, histories, cancel):
-            for side, spec, history, result, followup in zip(SIDES, specs, histories, results, followups):
+            for side, spec, history, result, followup in zip(SIDES, specs, histories, results, followups, strict=True):
                 if result.done and not rnd.side(side).done:
                     _finish_side(ctx, rnd, side, spec, history, question, result, session_id, followup)
             done = sum(r.done for r in results)
