@@ -1,4 +1,4 @@
-"""How well annotators judge: per-annotator statistics and inter-annotator agreement (issue 13).
+"""How well annotators judge: per-annotator statistics and inter-annotator agreement.
 
 Pure functions over votes given as (battle_id, voter, winner) triples; `team_report` reads them
 from a database (`counted_votes`: nothing excluded or forgotten). The categories are the four

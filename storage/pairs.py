@@ -18,7 +18,7 @@ cannot be judged; one cut by the token limit (`length`) can, and exports say how
 
 *Pair identity.* A battle is the UNORDERED pair of its two generations: (A, B) and (B, A) are the
 same battle (one battle per pair), and each voter gives the pair one judgement, their first
-(issue 13: several annotators may judge one battle; `votes.voter` says who). Only `pair_clause`,
+(several annotators may judge one battle; `votes.voter` says who). Only `pair_clause`,
 `battle_for_pair` and `first_vote_for_pair` know this; the triggers of m008 and m020 refuse the
 same for any other writer.
 """

@@ -5,7 +5,7 @@ otherwise. `record_vote` fills it from the session id by `voter_of_session` (`us
 NAME, as `playground.recording.session_id_for` writes it); m020 filled old rows by the same rule.
 In queries, None means every vote (single-user mode); `voter_sql` is the one place that filters.
 
-People and judges (issue 15): a judge model's votes have voter `judge:<model>@<prompt>`
+People and judges: a judge model's votes have voter `judge:<model>@<prompt>`
 (`JUDGE_PREFIX`). The `counted_votes` view holds people's votes only; `counted_votes_all` holds
 both, and `voter_group_sql` is the one place that picks people, judges or both from it.
 """

@@ -1,4 +1,4 @@
-"""Issue 13: per-annotator statistics and inter-annotator agreement, on votes with planted agreement.
+"""Per-annotator statistics and inter-annotator agreement, on votes with planted agreement.
 
 Planting: each battle has a true verdict drawn from shares p; each annotator reports it with
 probability a, else an independent draw from p. Then every annotator's verdicts have shares p and

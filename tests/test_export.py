@@ -93,8 +93,8 @@ def test_dpo_conversational_prompt_ends_with_a_user_turn(db, tmp_path):
         assert row["prompt"][-1]["role"] == "user"
         assert row["chosen"][-1]["role"] == "assistant" == row["rejected"][-1]["role"]
     multi = next(row for row in data if row["chosen"][-1]["content"] == "twelve")
-    # the prompt is what both sides saw; each side keeps its own earlier answer (issue 11: it used to
-    # be the chosen side's history, under which the rejected answer was never given)
+    # the prompt is what both sides saw; each side keeps its own earlier answer (not the
+    # chosen side's history, under which the rejected answer was never given)
     assert multi["prompt"] == [{"role": "user", "content": "What is 2 + 2?"}]
     assert multi["chosen"] == [{"role": "assistant", "content": "beta: four"},
                                {"role": "user", "content": "and times 3?"},

@@ -1,4 +1,4 @@
-"""A judge model's verdicts as votes, kept apart from people's (issue 15), on a real SQLite file:
+"""A judge model's verdicts as votes, kept apart from people's, on a real SQLite file:
 the fold (consistent -> its verdict, inconsistent -> a tie or nothing, unparseable -> never), the
 trigger that ties a judge's vote to its verdicts, people-only by default in the leaderboard (CLI,
 tab), the exports (DPO, KTO, battles, leaderboard) and the team report; judges or both on request,

@@ -1,4 +1,4 @@
-"""Issue 11, property: whatever a user does (asks with different pane counts, follow-ups, stops,
+"""Property: whatever a user does (asks with different pane counts, follow-ups, stops,
 votes on any two answers in either order), every exported DPO and KTO row is a valid comparison.
 
 Random action sequences (seeded, so a failure repeats) run through the recording functions the

@@ -1,4 +1,4 @@
-"""Issue 14: train on the votes (TRL DPO, LoRA by default) into a catalog model, through the real parts.
+"""Train on the votes (TRL DPO, LoRA by default) into a catalog model, through the real parts.
 
 The bundled SmolLM2 answers 8 prompts twice through llama.cpp; the answers are stored and voted on
 in a real SQLite file with the recording functions; DPO trains 2 steps on its dequantised GGUF with
@@ -220,7 +220,7 @@ def test_cli_says_what_to_change_when_no_vote_matches(voted_db, tmp_path, capsys
     assert "answers cut by the token limit left out" in err and list(tmp_path.iterdir()) == []
 
 
-# ---------------------------------------------------------------- KTO (issue 14, session 2)
+# ---------------------------------------------------------------- KTO: unpaired rows
 
 
 def test_kto_run_trains_on_unpaired_rows_without_the_held_out_answers(app_ctx, voted_db, tmp_path):

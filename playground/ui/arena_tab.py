@@ -2,7 +2,7 @@
 
 The battle logic is in `playground.arena`; the handlers here (`arena_send`, `arena_new_round`,
 `arena_vote`, `arena_judge`) turn it into views and are what tests call without a browser.
-"Judge this battle too" (issue 15) appears only after the person's vote, and `arena_judge`
+"Judge this battle too" appears only after the person's vote, and `arena_judge`
 refuses before it too (the person must not see a judge's opinion first); it is for admins only
 (a judge run takes the server's CPU for minutes; `playground/auth/policy.py` hides and refuses it
 for annotators, who still vote and see the reveal). `build` only lays

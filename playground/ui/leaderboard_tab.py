@@ -1,7 +1,7 @@
 """The Leaderboard tab: ratings with CIs, diagnostics, categories, plots and downloads, from the votes.
 
 One piece on purpose (past 500 lines): the handlers below share the filter types and messages,
-and another branch wraps the download handlers with role checks, which is easier in one place.
+and the download handlers are wrapped with role checks, which is easier in one place.
 
 The logic is in plain functions that tests call without a browser: `refresh` (filters -> table,
 diagnostics, figures, the category and contestant choices), `category_view` (per-category
@@ -44,7 +44,7 @@ CATEGORY_ROUNDS = 200  # per-category boards: enough for a 95% interval, five ti
 BOTH_BAD_CHOICES = ("tie", "exclude")
 TIE_CHOICES = [("tie = half a win", "half"), ("Davidson tie model", "davidson")]
 GROUPING_CHOICES = [("auto", "auto"), ("model", "model"), ("mode", "mode"), ("model + mode", "model+mode")]
-VOTER_CHOICES = [("people", "people"), ("judge models", "judges"), ("both", "both")]  # issue 15
+VOTER_CHOICES = [("people", "people"), ("judge models", "judges"), ("both", "both")]  # whose votes count
 ANY = ""  # the "no filter" choice of the category and export dropdowns
 NO_BATTLES_MESSAGE = (
     "**No battles yet.** Ask a question in the **Arena** tab and vote on the two answers (or judge two panes "
@@ -600,7 +600,7 @@ def build(ctx: AppContext) -> None:
             with gr.Row():
                 plot_counts = _plot("Battle counts", "lb-plot-counts")
                 gr.Markdown(HEATMAP_GUIDE, elem_id="lb-heatmap-guide")
-    judges_panel.build(ctx)   # issue 15: judge models' agreement with people
+    judges_panel.build(ctx)   # judge models' agreement with people
     heatmaps_open = gr.State(False)
 
     board_inputs = [by, named, since, until, both_bad, rounds, length, ties, category, voters]
