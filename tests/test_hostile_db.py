@@ -1,0 +1,108 @@
+"""The database under hostile and heavy use: REPLACE against append-only tables, imports that never
+lock people out, import workers that die with their parent, rows no parser can take, many contestants,
+names that carry terminal escapes."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage import (GenerationRecord, create_battle, forget, insert_generation, open_database, record_vote,
+                     write_transaction)
+from storage.arena_pool import set_arena_pool
+from storage.judge_verdicts import record_judge_verdict
+from storage.migrations import APPEND_ONLY_TABLES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _seed_votes(path: Path, n_answers: int = 4) -> list[int]:
+    """Finished answers to one question, a battle and a vote on each neighbouring pair; the vote ids."""
+    db = open_database(path)
+    try:
+        ids = [insert_generation(db, GenerationRecord(
+            model_id=f"model-{i}", mode="zero_shot", output=f"answer {i}",
+            conversation=[{"role": "user", "content": "the question"}])) for i in range(n_answers)]
+        votes = []
+        for left, right in zip(ids, ids[1:]):
+            with write_transaction(db):
+                battle = create_battle(db, left_generation_id=left, right_generation_id=right, anonymous=True,
+                                       session_id="user:ada/s1", source="playground")
+                votes.append(record_vote(db, battle_id=battle, winner="left", session_id="user:ada/s1").vote_id)
+        forget(db, votes=[votes[-1]], reason="test")
+        set_arena_pool(db, ["model-0", "model-1"])
+        record_judge_verdict(db, battle_id=1, judge="judge:m@p", judge_model="m", prompt_id="p", order="AB",
+                             judge_prompt="which?", raw_output="A", label="A", verdict="left")
+    finally:
+        db.close()
+    return votes
+
+
+def _fill_empty(conn: sqlite3.Connection, table: str) -> None:
+    """One plain row in a table the seed left empty (foreign keys off: only the key rule is under test)."""
+    if conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
+        return
+    columns = [c for c in conn.execute(f"PRAGMA table_info({table})") if not c[5]]
+    values = [1 if c[2].upper() in ("INTEGER", "FLOAT", "REAL") else "left" for c in columns]
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute(f"INSERT INTO {table} ({', '.join(c[1] for c in columns)}) VALUES ({', '.join('?' * len(values))})",
+                 values)
+    conn.commit()
+
+
+@pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
+def test_replace_is_refused_on_every_append_only_table(tmp_path: Path, table: str) -> None:
+    path = tmp_path / "p.db"
+    _seed_votes(path)
+    conn = sqlite3.connect(path)  # any writer: a raw connection with SQLite's defaults (recursive_triggers off)
+    _fill_empty(conn, table)
+    before = conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+    for statement in (f"INSERT OR REPLACE INTO {table} SELECT * FROM {table} LIMIT 1",
+                      f"REPLACE INTO {table} SELECT * FROM {table} LIMIT 1"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(statement)
+        conn.rollback()
+    assert conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() == before
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_vote_cannot_change_owner_or_verdict_by_replace_or_upsert(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    vote_id = _seed_votes(path)[0]
+    conn = sqlite3.connect(path)
+    battle, created, tstamp = conn.execute("SELECT battle_id, created_at, tstamp FROM votes WHERE id = ?",
+                                           [vote_id]).fetchone()
+    attempts = [  # the same id; a new id on the same (battle, voter) key; an upsert
+        ("INSERT OR REPLACE INTO votes (id, battle_id, winner, session_id, created_at, tstamp, voter) "
+         "VALUES (?, ?, 'right', 'user:mallory/x', ?, ?, 'mallory')", [vote_id, battle, created, tstamp]),
+        ("REPLACE INTO votes (battle_id, winner, session_id, created_at, tstamp, voter) "
+         "VALUES (?, 'right', 'user:ada/s1', ?, ?, 'ada')", [battle, created, tstamp]),
+        ("INSERT INTO votes (id, battle_id, winner, session_id, created_at, tstamp, voter) "
+         "VALUES (?, ?, 'right', 'x', ?, ?, 'ada') ON CONFLICT(id) DO UPDATE SET winner = 'right'",
+         [vote_id, battle, created, tstamp]),
+    ]
+    for sql, params in attempts:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(sql, params)
+        conn.rollback()
+    assert conn.execute("SELECT winner, voter FROM votes WHERE id = ?", [vote_id]).fetchone() == ("left", "ada")
+    gen_id = conn.execute("SELECT left_generation_id FROM battles WHERE id = ?", [battle]).fetchone()[0]
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):  # a generation rewritten
+        conn.execute("INSERT OR REPLACE INTO generations SELECT * FROM generations WHERE id = ?", [gen_id])
+
+
+def test_app_writes_still_work_with_the_replace_guard(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    votes = _seed_votes(path, n_answers=5)
+    assert len(votes) == 4
+    db = open_database(path)
+    try:
+        battle = db.execute("SELECT battle_id FROM votes WHERE id = ?", [votes[0]]).fetchone()[0]
+        with write_transaction(db):  # a second voter on the same battle: a new key, accepted
+            second = record_vote(db, battle_id=battle, winner="tie", session_id="user:ben/s2")
+        with write_transaction(db):  # the same voter again: the first vote comes back, nothing replaced
+            again = record_vote(db, battle_id=battle, winner="right", session_id="user:ada/s1")
+        assert not second.duplicate and again.duplicate and again.vote_id == votes[0]
+    finally:
+        db.close()
