@@ -3,7 +3,10 @@ lock people out, import workers that die with their parent, rows no parser can t
 names that carry terminal escapes."""
 from __future__ import annotations
 
+import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +109,71 @@ def test_app_writes_still_work_with_the_replace_guard(tmp_path: Path) -> None:
         assert not second.duplicate and again.duplicate and again.vote_id == votes[0]
     finally:
         db.close()
+
+
+# ---------------------------------------------------------------- rows no parser can take
+
+GOOD_ROW = '{"model_a": "a", "model_b": "b", "winner": "tie", "tstamp": 1682351591}'
+HOSTILE_ROWS = {  # each a row of its own, surrounded by good rows
+    "260 levels of nesting": '{"model_a": "a", "model_b": "b", "winner": "tie", "x": ' + "[" * 260 + "]" * 260 + "}",
+    "a 100k-deep array": "[" * 100_000 + "]" * 100_000,
+    "a 400-digit tstamp": '{"model_a": "a", "model_b": "b", "winner": "tie", "tstamp": ' + "9" * 400 + "}",
+    "a 5000-digit question_id": '{"model_a": "a", "model_b": "b", "winner": "tie", "question_id": ' + "7" * 5000 + "}",
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_ROWS)
+def test_a_hostile_jsonl_row_is_skipped_by_line_and_the_good_rows_are_imported(tmp_path: Path, case: str) -> None:
+    from storage import count_votes, import_arena_battles
+
+    source = tmp_path / "battles.jsonl"
+    good = [GOOD_ROW.replace("1682351591", str(1682351591 + i)) for i in range(4)]
+    source.write_text("\n".join([good[0], good[1], HOSTILE_ROWS[case], good[2], good[3]]) + "\n")
+    db = open_database(tmp_path / "p.db")
+    try:
+        report = import_arena_battles(db, source, workers=0)
+        assert report.imported == 4 == count_votes(db)
+    finally:
+        db.close()
+    assert [e.location for e in report.errors] == ["line 3"]
+    assert re.search(r"nested more than 254 levels|\d+ digits", report.errors[0].message), report.errors[0].message
+
+
+@pytest.mark.parametrize("case", ["260 levels of nesting", "a 400-digit tstamp", "a 5000-digit question_id"])
+def test_a_hostile_row_in_a_json_array_is_skipped_by_index(tmp_path: Path, case: str) -> None:
+    from storage import import_arena_battles
+
+    source = tmp_path / "battles.json"
+    source.write_text("[" + ",".join([GOOD_ROW, HOSTILE_ROWS[case], GOOD_ROW.replace("91}", "92}")]) + "]")
+    db = open_database(tmp_path / "p.db")
+    try:
+        report = import_arena_battles(db, source)
+    finally:
+        db.close()
+    assert report.imported == 2 and [e.location for e in report.errors] == ["index 1"], report
+
+
+def test_a_json_array_too_deep_to_read_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    from storage import ImportFileError, import_arena_battles
+
+    source = tmp_path / "battles.json"
+    source.write_text("[" + GOOD_ROW + "," + HOSTILE_ROWS["a 100k-deep array"] + "]")
+    db = open_database(tmp_path / "p.db")
+    try:
+        with pytest.raises(ImportFileError, match="nested about a thousand levels deep.*JSONL"):
+            import_arena_battles(db, source)
+    finally:
+        db.close()
+
+
+def test_the_cli_reports_every_hostile_row_by_line_and_imports_the_rest(tmp_path: Path) -> None:
+    source = tmp_path / "battles.jsonl"
+    lines = [GOOD_ROW] + list(HOSTILE_ROWS.values()) + [GOOD_ROW.replace("91}", "92}")]
+    source.write_text("\n".join(lines) + "\n")
+    done = subprocess.run([sys.executable, "app.py", "import", "battles", str(source), "--db", str(tmp_path / "p.db")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    for line_no in (2, 3, 4, 5):
+        assert f"skipped line {line_no}: " in done.stdout
+    assert "imported 2 battles" in done.stdout and "4 bad rows skipped" in done.stdout
