@@ -28,7 +28,7 @@ def _seed_votes(path: Path, n_answers: int = 4) -> list[int]:
             model_id=f"model-{i}", mode="zero_shot", output=f"answer {i}",
             conversation=[{"role": "user", "content": "the question"}])) for i in range(n_answers)]
         votes = []
-        for left, right in zip(ids, ids[1:]):
+        for left, right in zip(ids, ids[1:], strict=False):
             with write_transaction(db):
                 battle = create_battle(db, left_generation_id=left, right_generation_id=right, anonymous=True,
                                        session_id="user:ada/s1", source="playground")
