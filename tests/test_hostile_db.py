@@ -3,10 +3,14 @@ lock people out, import workers that die with their parent, rows no parser can t
 names that carry terminal escapes."""
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -177,3 +181,72 @@ def test_the_cli_reports_every_hostile_row_by_line_and_imports_the_rest(tmp_path
     for line_no in (2, 3, 4, 5):
         assert f"skipped line {line_no}: " in done.stdout
     assert "imported 2 battles" in done.stdout and "4 bad rows skipped" in done.stdout
+
+
+# ---------------------------------------------------------------- import workers die with their parent
+
+
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is `pid`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _big_battles_file(path: Path, n_rows: int) -> Path:
+    """A JSONL file big enough to be parsed in worker processes (import_parallel.PARALLEL_FROM_BYTES)."""
+    text = " ".join(["word"] * 120)
+    with path.open("w") as out:
+        for i in range(n_rows):
+            conversation = [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": text}]
+            out.write(json.dumps({"question_id": f"q{i}", "model_a": f"m{i % 7}", "model_b": f"n{i % 5}",
+                                  "winner": "tie", "tstamp": 1682351591 + i, "conversation_a": conversation,
+                                  "conversation_b": conversation}) + "\n")
+    return path
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the workers")
+def test_kill_9_of_an_import_takes_its_parse_worker_with_it(tmp_path: Path) -> None:
+    from storage.import_parallel import PARALLEL_FROM_BYTES
+
+    source = _big_battles_file(tmp_path / "big.jsonl", 40_000)
+    assert source.stat().st_size > 1.5 * PARALLEL_FROM_BYTES
+    importer = subprocess.Popen([sys.executable, "app.py", "import", "battles", str(source), "--db",
+                                 str(tmp_path / "p.db")], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        deadline, workers = time.monotonic() + 120, []
+        while not workers and importer.poll() is None and time.monotonic() < deadline:
+            workers = _children(importer.pid)
+            time.sleep(0.05)
+        assert workers, "the import finished or never started a parse worker"
+        time.sleep(0.3)  # mid-parse: the worker has chunks in hand
+        importer.send_signal(signal.SIGKILL)
+        importer.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = [pid for pid in workers if _alive(pid)]
+    finally:
+        if importer.poll() is None:
+            importer.kill()
+    for pid in left:  # never leave a stray process behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"parse workers {left} outlived the import killed with SIGKILL"
