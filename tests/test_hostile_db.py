@@ -250,3 +250,33 @@ def test_kill_9_of_an_import_takes_its_parse_worker_with_it(tmp_path: Path) -> N
     for pid in left:  # never leave a stray process behind, even when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not left, f"parse workers {left} outlived the import killed with SIGKILL"
+
+
+# ---------------------------------------------------------------- names that carry terminal escapes
+
+HOSTILE_NAMES = ["evil\x1b]0;pwned\x07\x1b[2J", "nul\x00byte", "c1\x9b31m", "plain-model"]
+
+
+def test_the_leaderboard_cli_prints_control_characters_escaped(tmp_path: Path) -> None:
+    source = tmp_path / "battles.jsonl"
+    rows = [{"model_a": a, "model_b": b, "winner": w, "anony": True, "tstamp": 1682351591 + i}
+            for i, (a, b, w) in enumerate([(HOSTILE_NAMES[0], HOSTILE_NAMES[1], "model_a"),
+                                           (HOSTILE_NAMES[1], HOSTILE_NAMES[2], "model_b"),
+                                           (HOSTILE_NAMES[2], HOSTILE_NAMES[3], "tie"),
+                                           (HOSTILE_NAMES[3], HOSTILE_NAMES[0], "model_a"),
+                                           (HOSTILE_NAMES[0], HOSTILE_NAMES[2], "model_b")])]
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    db = ["--db", str(tmp_path / "p.db")]
+    run = lambda *args: subprocess.run([sys.executable, "app.py", *args, *db], cwd=REPO_ROOT,  # noqa: E731
+                                       capture_output=True, timeout=300)
+    assert run("import", "battles", str(source)).returncode == 0
+    table = run("leaderboard", "--rounds", "20")
+    as_json = run("leaderboard", "--rounds", "20", "--json")
+    for done in (table, as_json):
+        assert done.returncode == 0, done.stderr
+        output = done.stdout + done.stderr
+        raw = output.decode("utf-8")
+        assert not any(c in raw for c in "\x1b\x00\x07\x9b"), raw
+    text = table.stdout.decode()
+    assert "evil\\x1b]0;pwned\\x07\\x1b[2J" in text and "nul\\x00byte" in text and "c1\\x9b31m" in text
+    assert sorted(r["contestant"] for r in json.loads(as_json.stdout)) == sorted(HOSTILE_NAMES)
