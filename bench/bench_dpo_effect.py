@@ -235,7 +235,7 @@ def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 2
     from playground.context import AppContext
     from playground.errors import PlaygroundError
     from playground.lab.curves import newcombe_difference
-    from playground.ranking import wilson_interval
+    from playground.stats import wilson_interval
     from playground.training import DPOHyperparameters, TrainRequest, train_dpo
     from playground.training.data import PreferenceFilters, load_preferences
     from playground.training.dpo import load_trainable

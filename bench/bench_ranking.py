@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
 from playground.leaderboard import build_leaderboard, load_battles  # noqa: E402
-from playground.ranking import WINNERS, Battles, fit_bradley_terry, online_elo  # noqa: E402
+from playground.ranking import Battles, fit_bradley_terry, online_elo  # noqa: E402
+from playground.verdicts import WINNERS  # noqa: E402
 
 TARGET_BT_BOOTSTRAP_S = 2.0
 TARGET_ELO_S = 1.0

@@ -14,9 +14,8 @@ from datetime import datetime, timezone
 
 from sqlite_utils import Database, Migrations
 
+from playground.verdicts import WINNERS
 from storage.pairs import input_difference, pair_key, unvotable_reason
-
-WINNERS = ("left", "right", "tie", "both_bad")
 
 migrations = Migrations("playground")
 
@@ -452,7 +451,7 @@ def m022_drop_unused_generation_indexes(db: Database) -> None:
 # prompt and raw output; kept apart from people's votes (see docs/architecture.md, "A model as
 # judge"). Its consistent verdicts become votes in m032.
 
-JUDGE_VERDICTS = ("left", "right", "tie", "both_bad", "unparseable")
+JUDGE_VERDICTS = (*WINNERS, "unparseable")
 JUDGE_ORDERS = ("AB", "BA")
 
 

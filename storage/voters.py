@@ -17,7 +17,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.db import StorageError
-from storage.migrations import JUDGE_VOTER_GLOB, WINNERS
+from playground.verdicts import WINNERS
+from storage.migrations import JUDGE_VOTER_GLOB
 
 
 LOCAL_VOTER = "local"

@@ -18,7 +18,7 @@ import storage
 from playground.agreement import team_report
 from playground.export import export_arena_battles, export_dpo, export_kto, export_leaderboard
 from playground.leaderboard import load_battles
-from playground.ui import leaderboard_tab as lt
+from playground.ui import leaderboard_handlers as lt
 from storage.judge_verdicts import fold_judge_votes, judge_identity, pair_verdicts, record_judge_verdict
 from tests.test_leaderboard_tab import add_battle
 

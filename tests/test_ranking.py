@@ -22,9 +22,9 @@ from playground.ranking import (
     tally_battles,
     fit_davidson,
     tie_probability_at_equal_strength,
-    wilson_interval,
     win_rate_matrix,
 )
+from playground.stats import wilson_interval
 from playground.ranking.synthetic import Setup
 from playground.ranking.synthetic import simulate as simulate_setup
 

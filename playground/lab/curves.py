@@ -25,7 +25,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from playground.lab.plots import DODGE, DPI, XPAD, save_figure
-from playground.lab.reports import Z_95, SummaryRow, params_label, wilson_interval
+from playground.lab.reports import SummaryRow, params_label
+from playground.stats import Z95, wilson_interval
 
 ACCURACY_NOTE = "exact match by the app's extractor (harness strict/flexible: see the summary)"
 DIRECT_FOR = {"few_shot_cot": ("few_shot", "zero_shot"), "zero_shot_cot": ("zero_shot",),
@@ -65,7 +66,7 @@ def _draw_series(top, bottom, xs: Sequence[float], series: Sequence[SummaryRow],
     scored = [(x, r) for x, r in zip(xs, series, strict=True) if r.mean_logprob is not None]
     if scored:
         bottom.errorbar([x for x, _ in scored], [r.mean_logprob for _, r in scored],
-                        yerr=[Z_95 * (r.logprob_se or 0.0) for _, r in scored], marker="o", capsize=4, label=label)
+                        yerr=[Z95 * (r.logprob_se or 0.0) for _, r in scored], marker="o", capsize=4, label=label)
 
 
 def _finish_two_panels(fig: Figure, top, bottom, xlabel: str, title: str) -> Figure:

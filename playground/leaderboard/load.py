@@ -19,7 +19,8 @@ from typing import Any, Literal
 import numpy as np
 from sqlite_utils import Database
 
-from playground.ranking import WINNERS, Battles, RankingError
+from playground.ranking import Battles, RankingError
+from playground.verdicts import WINNERS
 
 GroupBy = Literal["auto", "model", "mode", "model+mode"]
 GROUPINGS: tuple[str, ...] = ("auto", "model", "mode", "model+mode")

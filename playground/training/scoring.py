@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from playground.ranking import wilson_interval
+from playground.stats import wilson_interval
 
 
 @dataclass(frozen=True)

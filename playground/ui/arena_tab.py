@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 import gradio as gr
 
-from playground.arena import (SIDE_NAMES, SIDES, WINNER_LABELS, ArenaError, Contestant, Revealed, Round,
+from playground.arena import (SIDE_NAMES, SIDES, ArenaError, Contestant, Revealed, Round,
                               begin_turn, build_pool, can_vote, cast_vote, draw_round, record_answer, reveal,
                               saved_pool, session_id_for)
 from playground.assigned import assigned_round
@@ -31,6 +31,7 @@ from playground.judge.prompts import load_judge_prompts
 from playground.prompting.plan import MODE_TITLES, MODES
 from playground.recording import save_generation
 from playground.ui.common import format_metrics, model_choices, new_session_id, notices_markdown
+from playground.verdicts import WINNER_LABELS
 
 DEFAULT_MODES = ("zero_shot", "instruction")
 DEFAULT_FAMILY = "general"
