@@ -148,11 +148,14 @@ def main(reps: int = 2, max_tokens: int = 128, levels: tuple[int, ...] = (0, 1, 
                         wall, cpu, n_app, app_text = run_app(model, text, max_tokens)
                         walls["app"].append(wall)
                         cpus["app"].append(cpu)
+                        print(f"busy {level}: app {wall:.1f} s ({cpu:.1f} CPU s), threads {dict(used)}, load "
+                              f"{load_average()}", file=sys.stderr, flush=True)
                         for k in (1, 2):
                             wall, cpu, raw_text = run_raw(str(spec.path), k, tokens_file, max_tokens, limit_s)
                             walls[f"raw{k}"].append(wall)
                             if cpu is not None:
                                 cpus[f"raw{k}"].append(cpu)
+                            print(f"busy {level}: raw{k} {wall:.1f} s, load {load_average()}", file=sys.stderr, flush=True)
                             if raw_text is None:
                                 cut = True
                             elif raw_text != app_text:

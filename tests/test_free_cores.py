@@ -163,3 +163,28 @@ def test_core_share_runs_its_holders_on_the_free_cores() -> None:
     assert share.threads(2) == 1 and share.threads(1) == 1
     fixed = CoreShare(2)                    # --threads 2: no looking
     assert fixed.threads(2) == 2 and fixed.threads(1) == 1
+
+
+def test_a_torch_step_runs_on_the_threads_the_share_allows() -> None:
+    """The transformers backend takes the device's share before each step: torch's thread count
+    follows the free cores (process-wide, so it is restored after the test)."""
+    import torch
+
+    from playground.backends.transformers_backend import _Interrupt
+
+    r = FakeReader()
+    r.running = 1                                   # a busy neighbour right now
+    share = CoreShare(2, FreeCores(2, reader=r, clock=lambda: r.t))
+    before = torch.get_num_threads()
+    step = _Interrupt(None, share)
+    try:
+        step.take_compute()
+        assert torch.get_num_threads() == 1
+        step.drop_compute()
+        r.running = 0
+        r.advance(SAMPLE_S, others=0.0, ours=2.0)   # it has gone
+        step.take_compute()
+        assert torch.get_num_threads() == 2
+        step.drop_compute()
+    finally:
+        torch.set_num_threads(before)
