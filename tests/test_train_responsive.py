@@ -105,7 +105,7 @@ def test_votes_stay_fast_while_the_train_tab_trains(voting_app) -> None:
     job = trainer.submit(*form, api_name="/train_dpo")
     try:
         end = time.time() + 900
-        while not any(re.search(TRAINING, str(out[1])) for out in job.outputs()):
+        while not any(re.search(TRAINING, str(out)) for out in job.outputs()):   # the status is among them
             assert not job.done(), f"training ended early: {job.outputs()[-1:]}"
             assert time.time() < end, "training did not start computing within 900 s"
             time.sleep(0.5)
