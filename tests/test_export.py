@@ -11,6 +11,7 @@ from datasets import load_dataset
 
 import storage
 from playground.commands import export_cmd
+from playground.dates import parse_when
 from playground.errors import PlaygroundError
 from playground.export import export_arena_battles, export_dpo, export_leaderboard, meta_path_for, render_plain
 
@@ -265,10 +266,20 @@ def test_cli_export_commands(db, tmp_path, capsys):
 
 
 def test_parse_when():
-    assert export_cmd.parse_when("1700000000") == T0
-    assert export_cmd.parse_when("2023-11-14T22:13:20Z") == T0
-    assert export_cmd.parse_when("2023-11-14T23:13:20+01:00") == T0
-    assert export_cmd.parse_when("2023-11-14") == T0 - (22 * 3600 + 13 * 60 + 20)
-    assert export_cmd.parse_when("2023-11-14", end_of_day=True) == export_cmd.parse_when("2023-11-15")
+    assert parse_when("1700000000") == T0
+    assert parse_when("2023-11-14T22:13:20Z") == T0
+    assert parse_when("2023-11-14T23:13:20+01:00") == T0
+    assert parse_when("2023-11-14") == T0 - (22 * 3600 + 13 * 60 + 20)
+    assert parse_when("2023-11-14", end_of_day=True) == parse_when("2023-11-15")
     with pytest.raises(PlaygroundError, match="ISO date"):
-        export_cmd.parse_when("last tuesday")
+        parse_when("last tuesday")
+
+
+def test_the_leaderboard_date_boxes_read_what_the_cli_reads():
+    """One date rule for every filter: epoch seconds and zoned times work in the UI boxes too."""
+    from playground.ui.leaderboard_handlers import parse_window
+
+    window = parse_window(" 1700000000 ", "2023-11-14")
+    assert (window.since, window.until) == (T0, parse_when("2023-11-14", end_of_day=True))
+    window = parse_window("2023-11-14T23:13:20+01:00", str(T0 + 60))
+    assert (window.since, window.until) == (T0, T0 + 60)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from playground.dates import parse_when
 from playground.errors import PlaygroundError
 
 NAME = "export"
@@ -51,29 +51,6 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--rounds", type=int, default=1000, help="leaderboard: bootstrap rounds for the CIs (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="leaderboard: bootstrap seed (default 0)")
     p.add_argument("--length-control", action="store_true", help="leaderboard: add length-controlled ratings")
-
-
-def parse_when(text: str | None, *, end_of_day: bool = False) -> float | None:
-    """'2025-01-31', '2025-01-31T12:00', '...+02:00' or epoch seconds -> epoch seconds (naive = UTC).
-
-    With `end_of_day`, a bare date means the end of that day, so `--until 2025-01-31` includes it.
-    """
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise PlaygroundError(f"cannot read the time {text!r}: use an ISO date such as 2025-01-31 "
-                              "(optionally with T12:00 and a zone) or epoch seconds") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    if end_of_day and len(text.strip()) == 10:
-        moment += timedelta(days=1)
-    return moment.timestamp()
 
 
 def require_database(path: Path) -> None:

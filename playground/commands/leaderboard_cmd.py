@@ -7,7 +7,8 @@ import math
 import sys
 from typing import Any
 
-from playground.commands.export_cmd import parse_when, require_database
+from playground.commands.export_cmd import require_database
+from playground.dates import parse_when
 
 GROUPINGS = ("auto", "model", "mode", "model+mode")
 

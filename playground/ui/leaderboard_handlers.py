@@ -16,13 +16,13 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from playground.dates import parse_when
 from playground.errors import PlaygroundError
 from playground.export import export_arena_battles, export_dpo, export_kto
 from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, battles_shown, build_leaderboard,
@@ -134,25 +134,11 @@ class TabView:
 
 
 def parse_date(label: str, text: str | None, *, end_of_day: bool = False) -> float | None:
-    """An ISO date (or date-time) typed in a box -> epoch seconds; naive means UTC, empty means no limit.
-
-    With `end_of_day` a bare date means the end of that day, so 'until 2025-01-31' includes the 31st
-    (the same rule as the CLI's --until).
-    """
-    text = (text or "").strip()
-    if not text:
-        return None
+    """A date box -> epoch seconds (playground/dates.py: the CLI reads the same); empty means no limit."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidFilter(f"**{label}:** cannot read {text!r} as a date. Type an ISO date such as "
-                            "`2025-01-31` (optionally with a time, `2025-01-31T14:30`; UTC unless a zone "
-                            "is given), or leave the box empty for no limit.") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    if end_of_day and len(text) == 10:
-        moment += timedelta(days=1)
-    return moment.timestamp()
+        return parse_when(text, end_of_day=end_of_day)
+    except PlaygroundError as exc:
+        raise InvalidFilter(f"**{label}:** {exc}, or leave the box empty for no limit.") from None
 
 
 def parse_window(since: str | None, until: str | None) -> Window:
