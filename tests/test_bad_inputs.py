@@ -125,7 +125,7 @@ def test_11_unicode_emoji_and_right_to_left_text_survive_storage_and_export(app_
     from playground.recording import save_generation, save_vote
 
     import storage
-    from playground.export import export_dpo
+    from playground.export import PreferenceFilters, export_dpo
 
     question = "مرحبا! 你好 👋🏽 — combien font 2+2 ? עברית"
     pane = PaneSpec(model_id="smollm2-135m-instruct", sampling=SMALL)
@@ -139,7 +139,7 @@ def test_11_unicode_emoji_and_right_to_left_text_survive_storage_and_export(app_
               anonymous=False, source="playground")
     out = tmp_path / "dpo.jsonl"
     with storage.open_database(db_path) as db:
-        export_dpo(db, out)
+        export_dpo(db, out, PreferenceFilters(include_truncated=True))   # short answers: cut by the limit
     row = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
     assert row["prompt"] == question
 

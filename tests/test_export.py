@@ -13,7 +13,7 @@ import storage
 from playground.commands import export_cmd
 from playground.dates import parse_when
 from playground.errors import PlaygroundError
-from playground.export import export_arena_battles, export_dpo, export_leaderboard, meta_path_for, render_plain
+from playground.export import PreferenceFilters, export_arena_battles, export_dpo, export_leaderboard, meta_path_for, render_plain
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
@@ -131,7 +131,7 @@ def test_dedupe_drops_only_exact_duplicates(db, tmp_path):
 def test_dpo_filters(db, tmp_path):
     def models_of(**filters):
         out = tmp_path / "f.jsonl"
-        export_dpo(db, out, dedupe=False, **filters)
+        export_dpo(db, out, PreferenceFilters(**filters), dedupe=False)
         return read_jsonl(meta_path_for(out))
 
     assert all("gamma" in (m["left_model"], m["right_model"]) for m in models_of(model="gamma"))

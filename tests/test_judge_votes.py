@@ -16,7 +16,7 @@ import pytest
 
 import storage
 from playground.agreement import team_report
-from playground.export import export_arena_battles, export_dpo, export_kto, export_leaderboard
+from playground.export import PreferenceFilters, export_arena_battles, export_dpo, export_kto, export_leaderboard
 from playground.leaderboard import load_battles
 from playground.ui import leaderboard_handlers as lt
 from storage.judge_verdicts import fold_judge_votes, judge_identity, pair_verdicts, record_judge_verdict
@@ -118,8 +118,8 @@ def test_exports_take_people_by_default_and_judges_when_asked(db_path, tmp_path)
     with closing(storage.open_database(db_path)) as db:
         fold_judge_votes(db)
         people = export_dpo(db, tmp_path / "people.jsonl")
-        judges = export_dpo(db, tmp_path / "judges.jsonl", voters="judges")
-        both = export_kto(db, tmp_path / "both.jsonl", voters="both", dedupe=False)
+        judges = export_dpo(db, tmp_path / "judges.jsonl", PreferenceFilters(voters="judges"))
+        both = export_kto(db, tmp_path / "both.jsonl", PreferenceFilters(voters="both"), dedupe=False)
         battles = export_arena_battles(db, tmp_path / "battles.json")
         all_battles = export_arena_battles(db, tmp_path / "all.json", voters="both")
         export_leaderboard(db, tmp_path / "board.md", rounds=20, voters="judges")

@@ -23,7 +23,7 @@ from playground.models.spec import ModelSpec
 from playground.recording import save_generation, save_vote
 from playground.sampling import SamplingParams
 from playground.training import DPOHyperparameters, TrainCancelled, TrainRequest, train_dpo
-from playground.training.data import PreferenceFilters
+from playground.export import PreferenceFilters
 from playground.training.scoring import accuracy, implicit_accuracy
 
 MODEL = "smollm2-135m-instruct"

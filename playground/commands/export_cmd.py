@@ -104,10 +104,11 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     try:
         if args.what in ("dpo", "kto"):
             write = export.export_dpo if args.what == "dpo" else export.export_kto
-            result = write(db, args.out, format=args.format, model=args.model, mode=args.mode,
-                           anonymous_only=args.anonymous_only, dedupe=not args.no_dedupe,
-                           include_truncated=not getattr(args, "no_truncated", False),
-                           agreed_only=getattr(args, "agreed_only", False), voters=voters, **window)
+            filters = export.PreferenceFilters(model=args.model, mode=args.mode, anonymous_only=args.anonymous_only,
+                                               include_truncated=not getattr(args, "no_truncated", False),
+                                               agreed_only=getattr(args, "agreed_only", False), voters=voters,
+                                               **window)
+            result = write(db, args.out, filters, format=args.format, dedupe=not args.no_dedupe)
             print(preference_report(args.what, args.format, result))
             print(f"votes used: {voter_group_text(voters)}")
         elif args.what == "battles":

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from playground.commands.export_cmd import require_database
     from playground.dates import parse_when
     from playground.models.catalog import build_catalog
-    from playground.training.data import PreferenceFilters
+    from playground.export import PreferenceFilters
     from playground.training.dpo import DPOHyperparameters, TrainRequest, train_dpo
     from storage import open_database
 

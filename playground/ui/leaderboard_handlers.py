@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from playground.dates import parse_when
 from playground.errors import PlaygroundError
-from playground.export import export_arena_battles, export_dpo, export_kto
+from playground.export import PreferenceFilters, export_arena_battles, export_dpo, export_kto
 from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, battles_shown, build_leaderboard,
                                     category_counts, has_anonymous_votes, predicted_win_rate_figure, ratings_figure,
                                     select_battles, tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
@@ -427,11 +427,12 @@ def export_view(db_path: str | Path, filters: BoardFilters, export_filters: Expo
         with closing(open_database(db_path)) as db:
             if count_votes(db) == 0:
                 return ExportView(message=NO_BATTLES_MESSAGE)
-            standard = export_dpo(db, out_dir / "dpo-standard.jsonl", format="standard",
-                                  dedupe=export_filters.dedupe, **common)
-            conversational = export_dpo(db, out_dir / "dpo-conversational.jsonl", format="conversational",
-                                        dedupe=export_filters.dedupe, **common)
-            kto = export_kto(db, out_dir / "kto.jsonl", format="standard", dedupe=export_filters.dedupe, **common)
+            preferences = PreferenceFilters(**common, include_truncated=True)  # the sidecars flag cut answers
+            standard = export_dpo(db, out_dir / "dpo-standard.jsonl", preferences, format="standard",
+                                  dedupe=export_filters.dedupe)
+            conversational = export_dpo(db, out_dir / "dpo-conversational.jsonl", preferences,
+                                        format="conversational", dedupe=export_filters.dedupe)
+            kto = export_kto(db, out_dir / "kto.jsonl", preferences, format="standard", dedupe=export_filters.dedupe)
             battles = export_arena_battles(db, out_dir / "arena-battles.json", **common)
     except PlaygroundError as exc:
         return ExportView(message=f"❌ Downloads not prepared: {exc}")

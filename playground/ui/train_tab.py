@@ -25,7 +25,7 @@ from playground.arena import save_pool
 from playground.dates import parse_when
 from playground.context import AppContext
 from playground.errors import PlaygroundError
-from playground.training.data import PreferenceFilters
+from playground.export import PreferenceFilters
 from playground.training.dpo import DPOHyperparameters, TrainProgress, TrainRequest, TrainResult, train_dpo
 
 PLOTTED = ("loss", "rewards/margins", "rewards/accuracies")   # DPO; KTO logs "kl" instead of accuracies
