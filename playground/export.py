@@ -42,6 +42,7 @@ from typing import Any, TextIO
 
 from sqlite_utils import Database
 
+from playground.arena_format import ARENA_FIELDS, ARENA_WINNERS
 from playground.errors import PlaygroundError
 from playground.leaderboard import (GroupBy, battles_shown, build_leaderboard, select_battles, to_csv, to_json,
                                     to_markdown, vote_filter_sql)
@@ -51,7 +52,6 @@ from storage.voters import is_judge, voter_group_text
 
 DPO_FORMATS: tuple[str, ...] = ("standard", "conversational")
 LEADERBOARD_FORMATS = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown"}
-ARENA_WINNERS = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 DPO_RULE = ("decisive votes only (left or right): chosen = the preferred answer, rejected = the other; "
             "ties and both-bad give no pair")
@@ -542,19 +542,11 @@ def arena_row(
     battle_id: int, model_a: str, model_b: str, winner: str, conv_a: str | None, out_a: str | None,
     conv_b: str | None, out_b: str | None, anonymous: int, tstamp: float, session_id: str | None,
 ) -> dict[str, Any]:
+    """One battle in Arena's shape: the values in `ARENA_FIELDS` order (playground/arena_format.py)."""
     conversation_a, conversation_b = _arena_side(conv_a, out_a), _arena_side(conv_b, out_b)
-    return {
-        "question_id": str(battle_id),
-        "model_a": model_a,
-        "model_b": model_b,
-        "winner": ARENA_WINNERS[winner],
-        "judge": session_id or "",
-        "conversation_a": conversation_a,
-        "conversation_b": conversation_b,
-        "turn": max(1, sum(m["role"] == "user" for m in conversation_a)),
-        "anony": bool(anonymous),
-        "tstamp": tstamp,
-    }
+    turn = max(1, sum(m["role"] == "user" for m in conversation_a))
+    return dict(zip(ARENA_FIELDS, (str(battle_id), model_a, model_b, ARENA_WINNERS[winner], session_id or "",
+                                   conversation_a, conversation_b, turn, bool(anonymous), tstamp), strict=True))
 
 
 def _arena_side(conversation: str | None, output: str | None) -> list[dict[str, str]]:

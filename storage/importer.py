@@ -30,13 +30,13 @@ from typing import Any, NamedTuple
 import orjson
 from sqlite_utils import Database
 
+from playground.arena_format import OUR_WINNERS
 from playground.errors import PlaygroundError
 from storage import bulk_write, import_parallel
 from storage.db import StorageError, storage_errors, write_transaction
 from storage.pairs import input_difference, input_fingerprint
 from storage.records import check_conversation, iso_utc
 
-ARENA_WINNERS = {"model_a": "left", "model_b": "right", "tie": "tie", "tie (bothbad)": "both_bad"}
 BATCH_ROWS = 20_000
 _SNIFF_BYTES = 8_192
 
@@ -306,8 +306,8 @@ def _parse_row(raw: Any, import_key: str) -> StageRow:
     winner = raw.get("winner", _MISSING)
     if winner is _MISSING:
         raise _BadRow("missing key 'winner'")
-    if not isinstance(winner, str) or winner not in ARENA_WINNERS:
-        raise _BadRow(f"winner {winner!r} is not one of {', '.join(ARENA_WINNERS)}")
+    if not isinstance(winner, str) or winner not in OUR_WINNERS:
+        raise _BadRow(f"winner {winner!r} is not one of {', '.join(OUR_WINNERS)}")
     tstamp = _tstamp(raw.get("tstamp"))
     if tstamp is None:
         tstamp = time.time()
@@ -324,7 +324,7 @@ def _parse_row(raw: Any, import_key: str) -> StageRow:
         json_b = json_a if side_b[0] == side_a[0] else _conversation_json(side_b[0])
         fingerprint = input_fingerprint(side_a[0]) if side_a[0] else _EMPTY_FINGERPRINT
     return (import_key, _session_id(raw.get("question_id")), tstamp, _created_at(tstamp),
-            1 if _anony(raw.get("anony")) else 0, ARENA_WINNERS[winner], model_a, model_b,
+            1 if _anony(raw.get("anony")) else 0, OUR_WINNERS[winner], model_a, model_b,
             json_a, side_a[1], json_b, side_b[1], fingerprint)
 
 

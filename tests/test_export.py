@@ -10,7 +10,9 @@ import pytest
 from datasets import load_dataset
 
 import storage
+from playground.verdicts import WINNERS
 from playground.commands import export_cmd
+from playground.arena_format import ARENA_FIELDS, ARENA_WINNERS, OUR_WINNERS
 from playground.dates import parse_when
 from playground.errors import PlaygroundError
 from playground.export import PreferenceFilters, export_arena_battles, export_dpo, export_leaderboard, meta_path_for, render_plain
@@ -170,6 +172,8 @@ def test_arena_battles_round_trip_through_the_importer(db, tmp_path):
     assert rows[9]["turn"] == 2 and rows[1]["anony"] is False
     assert {"question_id", "model_a", "model_b", "winner", "conversation_a", "conversation_b", "turn", "anony",
             "tstamp"} <= set(rows[0])
+    assert all(tuple(r) == ARENA_FIELDS for r in rows)              # the fields the importer reads, declared once
+    assert {OUR_WINNERS[ARENA_WINNERS[w]] for w in WINNERS} == set(WINNERS)
 
     fresh = storage.open_database(tmp_path / "fresh.db")
     report = storage.import_arena_battles(fresh, out)
