@@ -555,3 +555,34 @@ def m040_arena_pool(db: Database) -> None:
         pk="id", not_null=["created_at", "tstamp", "models"], if_not_exists=True,
     )
     _append_only_triggers(db, "arena_pool")
+
+# --- append-only against INSERT OR REPLACE ---
+# REPLACE (INSERT OR REPLACE, REPLACE INTO, sqlite-utils' replace=True) deletes the row that holds
+# the key and inserts the new one; that implicit delete fires DELETE triggers only when
+# `PRAGMA recursive_triggers` is on, so the append-only triggers above let a vote change owner and
+# verdict. A BEFORE INSERT trigger runs before any conflict is resolved, for every connection:
+# it refuses an insert whose primary key or any unique key is already taken.
+
+APPEND_ONLY_TABLES = ("generations", "battles", "votes", "vote_exclusions", "tombstones", "assignments",
+                      "judge_verdicts", "arena_pool", "lab_runs", "lab_model_stats")
+
+
+def _no_replace_trigger(db: Database, table: str) -> None:
+    """BEFORE INSERT trigger `<table>_no_replace`: an insert onto an existing key is refused (never a replace)."""
+    keys = [[c[1] for c in db.execute(f"PRAGMA table_info({table})") if c[5]]]
+    for index in db.execute(f"PRAGMA index_list({table})").fetchall():
+        if index[2] and index[3] == "c":  # unique indexes made by CREATE UNIQUE INDEX
+            keys.append([c[2] for c in db.execute(f'PRAGMA index_info("{index[1]}")')])
+    taken = " OR ".join(
+        f"EXISTS (SELECT 1 FROM {table} WHERE " + " AND ".join(f"{col} = NEW.{col}" for col in cols) + ")"
+        for cols in keys if cols)
+    db.execute(f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} WHEN {taken} "
+               f"BEGIN SELECT RAISE(ABORT, '{table} already holds a row with this key, and is append-only: "
+               "a stored row is never replaced'); END")
+
+
+@migrations()
+def m041_append_only_refuses_replace(db: Database) -> None:
+    """Every append-only table refuses an insert onto a key it already holds, so REPLACE cannot rewrite a row."""
+    for table in APPEND_ONLY_TABLES:
+        _no_replace_trigger(db, table)
