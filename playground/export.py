@@ -34,7 +34,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,9 +44,8 @@ from sqlite_utils import Database
 
 from playground.arena_format import ARENA_FIELDS, ARENA_WINNERS
 from playground.errors import PlaygroundError
-from playground.leaderboard import (GroupBy, battles_shown, build_leaderboard, select_battles, to_csv, to_json,
-                                    to_markdown, vote_filter_sql)
-from playground.ranking import BothBad
+from playground.leaderboard import BoardOptions, rank_votes, to_csv, to_json, to_markdown, vote_filter_sql
+from playground.ranking import NO_BATTLES, RankingError
 from storage.pairs import input_difference
 from storage.voters import is_judge, voter_group_text
 
@@ -567,39 +566,26 @@ class LeaderboardExport(ExportResult):
     note: str = ""
 
 
-def export_leaderboard(
-    db: Database,
-    out: str | Path,
-    *,
-    fmt: str | None = None,
-    by: GroupBy = "auto",
-    rounds: int = 1000,
-    seed: int | None = 0,
-    include_named: bool = False,
-    since: float | None = None,
-    until: float | None = None,
-    both_bad: BothBad = "tie",
-    length_control: bool = False,
-    voters: str = "people",
-) -> LeaderboardExport:
+def export_leaderboard(db: Database, out: str | Path, options: BoardOptions | None = None, *, fmt: str | None = None,
+                       families: Mapping[str, str] | None = None) -> LeaderboardExport:
     """The leaderboard as CSV, JSON or Markdown (`fmt`, or from the suffix: .csv .json .md).
 
-    The same battles and grouping as `python app.py leaderboard` and the tab: anonymous battles
-    unless `include_named`, `by="auto"` = model, or model + mode when battles compare modes of one
-    model; `voters`: people's votes (default), judges' or both. The JSON and Markdown files say which
-    battles, voters and grouping they show.
+    Ranked by `leaderboard.rank_votes` with the same options as `python app.py leaderboard` and the
+    tab (grouping, blind battles unless `include_named`, window, both-bad, tie model, category with
+    `families`, voters, rounds, seed). The JSON and Markdown files say which battles, voters and
+    grouping they show.
     """
+    options = options or BoardOptions()
     out = Path(out)
     fmt = fmt or LEADERBOARD_FORMATS.get(out.suffix.lower())
     render = {"csv": to_csv, "json": to_json, "markdown": to_markdown}.get(fmt or "")
     if render is None:
         raise PlaygroundError(f"cannot tell the leaderboard format of {out}: use a .csv, .json or .md file name")
-    chosen = select_battles(db, by=by, include_named=include_named, since=since, until=until,
-                            with_lengths=length_control, voters=voters)
-    shows = battles_shown(include_named, voters=voters)
-    board = build_leaderboard(chosen.battles, rounds=rounds, seed=seed, both_bad=both_bad,
-                              length_control=length_control, shows=shows, blind=chosen.blind, grouping=chosen.grouping)
+    ranked = rank_votes(db, options, families)
+    if ranked.board is None:
+        raise RankingError(NO_BATTLES)
+    board = ranked.board
     with atomic_text_file(out) as handle:
         handle.write(render(board))
-    return LeaderboardExport(out, len(board.rows), grouping=chosen.grouping, shows=shows,
-                             note=chosen.note.replace("**", ""))
+    return LeaderboardExport(out, len(board.rows), grouping=board.grouping, shows=board.shows,
+                             note=ranked.note.replace("**", ""))

@@ -51,6 +51,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--rounds", type=int, default=1000, help="leaderboard: bootstrap rounds for the CIs (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="leaderboard: bootstrap seed (default 0)")
     p.add_argument("--length-control", action="store_true", help="leaderboard: add length-controlled ratings")
+    p.add_argument("--tie-model", choices=("half", "davidson"), default="half",
+                   help="leaderboard: a tie is half a win (default) or modelled with Davidson's tie model")
+    p.add_argument("--category", help="leaderboard: only battles of this category (a tag or a preset's task family)")
+    p.add_argument("--both-bad", choices=("tie", "exclude"), default="tie",
+                   help="leaderboard: count 'both bad' votes as ties (default) or leave them out")
 
 
 def require_database(path: Path) -> None:
@@ -88,6 +93,8 @@ def preference_report(what: str, format: str, result: Any) -> str:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     from playground import export  # heavy imports only when used
+    from playground.leaderboard import BoardOptions
+    from playground.prompting.presets import preset_families
     from playground.ranking import RankingError
     from storage import open_database
 
@@ -121,9 +128,11 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             if include_named and args.anonymous_only:
                 raise PlaygroundError("--include-named and --anonymous-only contradict each other: the leaderboard "
                                       "ranks anonymous battles only unless --include-named")
-            result = export.export_leaderboard(db, args.out, by=args.by, rounds=args.rounds, seed=args.seed,
-                                               include_named=include_named, length_control=args.length_control,
-                                               voters=voters, **window)
+            options = BoardOptions(by=args.by, include_named=include_named,
+                                   both_bad=getattr(args, "both_bad", "tie"), length_control=args.length_control,
+                                   tie_model=getattr(args, "tie_model", "half"), category=getattr(args, "category", None),
+                                   voters=voters, rounds=args.rounds, seed=args.seed, **window)
+            result = export.export_leaderboard(db, args.out, options, families=preset_families(getattr(settings, "presets_dir", None)))
             print("\n".join(filter(None, [result.note, f"wrote the leaderboard ({result.written} contestants by "
                                                          f"{result.grouping}; {result.shows}) to {result.path}"])))
     except RankingError as exc:

@@ -25,9 +25,9 @@ from matplotlib.figure import Figure
 from playground.dates import parse_when
 from playground.errors import PlaygroundError
 from playground.export import PreferenceFilters, export_arena_battles, export_dpo, export_kto
-from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, battles_shown, build_leaderboard,
-                                    category_counts, has_anonymous_votes, predicted_win_rate_figure, ratings_figure,
-                                    select_battles, tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
+from playground.leaderboard import (GROUPINGS, BoardOptions, Leaderboard, battle_count_figure, battles_shown,
+                                    category_counts, predicted_win_rate_figure, rank_votes, ratings_figure,
+                                    tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
 from playground.ranking import TIE_MODELS, PositionBias
 from storage import count_votes, open_database
 from storage.voters import VOTER_GROUPS
@@ -194,24 +194,21 @@ def rank(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str]
         voters = check_choice("Votes from", filters.voters, VOTER_GROUPS)
     except InvalidFilter as exc:
         return BoardView(message=f"⚠️ {exc}", valid=False)
+    options = BoardOptions(by=by, include_named=filters.include_named, since=window.since, until=window.until,
+                           both_bad=both_bad, length_control=filters.length_control, tie_model=tie_model,
+                           category=filters.category or None, voters=voters, rounds=rounds)
     with closing(open_database(db_path)) as db:
         total = count_votes(db)
         if total == 0:
             return BoardView(message=NO_BATTLES_MESSAGE)
-        chosen = select_battles(db, by=by, include_named=filters.include_named, since=window.since,
-                                until=window.until, with_lengths=filters.length_control,
-                                category=filters.category or None, families=families, voters=voters)
-        battles = chosen.battles
-        if len(battles) == 0 and not filters.include_named and not has_anonymous_votes(db, voters):
-            return BoardView(message=ONLY_NAMED_MESSAGE.format(n=total), table=empty_table(filters.length_control))
-    if len(battles) == 0:
+        ranked = rank_votes(db, options, families, shows=shown_battles(filters.include_named, voters))
+    if ranked.board is None and ranked.named_only:
+        return BoardView(message=ONLY_NAMED_MESSAGE.format(n=total), table=empty_table(filters.length_control))
+    if ranked.board is None:
         return BoardView(message="**No battles match these filters.** Widen the date range, pick another category, "
                                  "tick 'Include named comparisons' or change 'Votes from'.",
                          table=empty_table(filters.length_control))
-    board = build_leaderboard(battles, rounds=rounds, both_bad=both_bad, length_control=filters.length_control,
-                              tie_model=tie_model, shows=shown_battles(filters.include_named, voters),
-                              blind=chosen.blind, grouping=chosen.grouping)
-    return _Ranked(board, chosen.note)
+    return _Ranked(ranked.board, ranked.note)
 
 
 def leaderboard_view(db_path: str | Path, filters: BoardFilters,
