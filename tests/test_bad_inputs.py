@@ -198,7 +198,7 @@ def test_15_binary_file_as_preset(tmp_path):
 
 
 def test_16_binary_file_as_task_set(tmp_path):
-    from playground.lab_tasks import load_task_file
+    from playground.lab.tasks import load_task_file
 
     path = tmp_path / "tasks.jsonl"
     path.write_bytes(bytes(range(256)) * 16)
@@ -207,7 +207,7 @@ def test_16_binary_file_as_task_set(tmp_path):
 
 
 def test_17_empty_task_file(tmp_path):
-    from playground.lab_tasks import load_task_file
+    from playground.lab.tasks import load_task_file
 
     path = tmp_path / "empty.jsonl"
     path.write_text("\n\n")
@@ -216,7 +216,7 @@ def test_17_empty_task_file(tmp_path):
 
 
 def test_18_malformed_task_lines_are_reported_with_line_numbers(tmp_path):
-    from playground.lab_tasks import load_task_file
+    from playground.lab.tasks import load_task_file
 
     path = tmp_path / "mixed.jsonl"
     path.write_text('{"question": "1+1?", "answer": "x #### 2"}\n{not json\n{"question": "no answer"}\n'
