@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -10,7 +9,7 @@ from typing import Callable, Iterable
 from playground.errors import ModelError, PlaygroundError, UnknownModelError
 from playground.models.bundled import BUNDLED, BUNDLED_F16, BundledF16, package_version
 from playground.models.gguf_meta import GGUFInfo, gguf_info
-from playground.models.spec import ModelSpec
+from playground.models.spec import ModelSpec, slug
 
 GGUF_BACKENDS = ("llama_cpp", "transformers")
 HF_BACKENDS = ("transformers",)
@@ -51,10 +50,6 @@ class Catalog:
         raise UnknownModelError(
             f"unknown model '{model_id}'.{hint} Run `python app.py models` to list the models, "
             "or use a Hub reference like hf:owner/repo/file.gguf.")
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "model"
 
 
 def spec_from_gguf(model_id: str, display_name: str, source: str, info: GGUFInfo, note: str = "",
