@@ -16,7 +16,7 @@ stable JSON of the messages (exactly what is sent) and `stream` sends that form 
 
 Concurrency: one `SlotGate` per base URL (engine state, on the backend object) lets at most
 `max_concurrency` generation requests (streams and scoring calls) reach a server; the others wait in
-FIFO order and report their queue position on empty chunks (`RemoteChunk.notices`), which the
+FIFO order and report their queue position on empty chunks (`Chunk.notices`), which the
 engine shows in the pane. Tokenize and model-list calls are short and not gated.
 """
 from __future__ import annotations
@@ -45,13 +45,6 @@ LOGPROB_PROBE = "The capital of France is"
 FINISH_REASONS = {"stop": "stop", "eos": "stop", "end_turn": "stop", "content_filter": "stop",
                   "tool_calls": "stop", "function_call": "stop", "length": "length",
                   "max_tokens": "length", "abort": "error", "error": "error", "cancelled": "cancelled"}
-
-
-@dataclass
-class RemoteChunk(Chunk):
-    """A Chunk with status lines for the pane: when not None, they replace this generation's last."""
-
-    notices: tuple[str, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,6 +134,10 @@ class OpenAICompatModel:
         return not self.spec.is_chat
 
     @property
+    def ran_on(self) -> str:
+        return self.device
+
+    @property
     def url(self) -> str:
         return self.server.base_url
 
@@ -204,20 +201,20 @@ class OpenAICompatModel:
             self._local.estimated = False
             status.append(f"the prompt's token count is an estimate: {self.url} was too busy to tokenize it")
         if not (yield from self._wait_for_slot(start, cancel, n_prompt)):
-            yield RemoteChunk("", n_prompt, 0, None, time.perf_counter() - start, "cancelled", notices=())
+            yield Chunk("", n_prompt, 0, None, time.perf_counter() - start, "cancelled", notices=())
             return
         try:
             waited = time.perf_counter() - start
             if waited >= 0.5:
                 status.append(f"waited {waited:.1f} s for a free slot on {self.url} "
                               f"(at most {self.server.gate.limit} requests at once)")
-            yield RemoteChunk("", n_prompt, 0, None, waited, notices=tuple(status))   # replaces the queue line
+            yield Chunk("", n_prompt, 0, None, waited, notices=tuple(status))   # replaces the queue line
             yield from self._generate(path, body, cancel, start, n_prompt, status)
         finally:
             self.server.gate.release()
 
     def _wait_for_slot(self, start: float, cancel: threading.Event | None,
-                       n_prompt: int) -> Iterator[RemoteChunk]:
+                       n_prompt: int) -> Iterator[Chunk]:
         """Queue for the server's gate, yielding the position as it changes; True once a slot is held."""
         gate, shown, held = self.server.gate, None, False
         ticket = gate.join()
@@ -234,7 +231,7 @@ class OpenAICompatModel:
                     running, _ = gate.state()
                     notice = (f"waiting for {self.url}: number {position} in the queue "
                               f"({running} of at most {gate.limit} requests running)")
-                    yield RemoteChunk("", n_prompt, 0, None, time.perf_counter() - start, notices=(notice,))
+                    yield Chunk("", n_prompt, 0, None, time.perf_counter() - start, notices=(notice,))
         finally:
             if not held:
                 gate.leave(ticket)
@@ -257,9 +254,9 @@ class OpenAICompatModel:
                 delay = exc.retry_after if exc.retry_after is not None else self.server.backoff(attempt)
                 attempt += 1
                 status.append(f"{exc.reason}: retrying in {delay:.1f} s (attempt {attempt + 1} of {retries + 1})")
-                yield RemoteChunk("", n_prompt, 0, None, time.perf_counter() - start, notices=tuple(status))
+                yield Chunk("", n_prompt, 0, None, time.perf_counter() - start, notices=tuple(status))
                 if cancel is not None and cancel.wait(delay):
-                    yield RemoteChunk("", n_prompt, 0, None, time.perf_counter() - start, "cancelled")
+                    yield Chunk("", n_prompt, 0, None, time.perf_counter() - start, "cancelled")
                     return
                 if cancel is None:
                     time.sleep(delay)
@@ -276,7 +273,7 @@ class OpenAICompatModel:
             while True:
                 if cancel is not None and cancel.is_set():
                     stream.abort()
-                    yield RemoteChunk("", n_prompt, p.pieces, p.ttft, time.perf_counter() - start, "cancelled")
+                    yield Chunk("", n_prompt, p.pieces, p.ttft, time.perf_counter() - start, "cancelled")
                     return
                 event = stream.next(POLL_S)
                 if event is None:
@@ -289,7 +286,7 @@ class OpenAICompatModel:
                 if kind == "data":
                     piece = self._read_event(url, payload, chat, p, start)
                     if piece:
-                        yield RemoteChunk(piece, n_prompt, p.pieces, p.ttft, time.perf_counter() - start)
+                        yield Chunk(piece, n_prompt, p.pieces, p.ttft, time.perf_counter() - start)
                     continue
                 break   # done or eof
         except BaseException:   # errors, and the consumer closing this generator
@@ -358,7 +355,7 @@ class OpenAICompatModel:
             n_out = p.pieces
             status.append("output token count is an estimate (streamed pieces): the server sends no usage figures")
         n_prompt = usage.get("prompt_tokens") or n_prompt
-        return RemoteChunk("", int(n_prompt), int(n_out), p.ttft, time.perf_counter() - start,
+        return Chunk("", int(n_prompt), int(n_out), p.ttft, time.perf_counter() - start,
                            map_finish_reason(p.finish), notices=tuple(status))
 
     # log-probabilities -----------------------------------------------------------------------

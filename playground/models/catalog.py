@@ -65,8 +65,7 @@ def spec_from_gguf(model_id: str, display_name: str, source: str, info: GGUFInfo
 def spec_from_hf_folder(model_id: str, display_name: str, source: str, folder: Path,
                         hub_ref: str | None = None, note: str = "") -> ModelSpec:
     """A catalog entry whose metadata comes from config.json and the safetensors headers."""
-    from playground.models.hf_meta import read_hf_folder
-    from playground.training.card import read_tuned_from
+    from playground.models.hf_meta import read_hf_folder, read_tuned_from
 
     meta = read_hf_folder(folder)
     tuned_from = read_tuned_from(folder)
