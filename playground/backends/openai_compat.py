@@ -18,6 +18,10 @@ Concurrency: one `SlotGate` per base URL (engine state, on the backend object) l
 `max_concurrency` generation requests (streams and scoring calls) reach a server; the others wait in
 FIFO order and report their queue position on empty chunks (`Chunk.notices`), which the
 engine shows in the pane. Tokenize and model-list calls are short and not gated.
+
+The HTTP client (server, gate, event stream, retry helpers) is backends/remote_http.py; what stays
+here, just past 500 lines, is one model's request cycle (wait for a slot, stream, retry before the
+first token, score) and the backend that loads it.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ figures, the category and contestant choices), `category_view` (per-category rat
 download handlers `board_files` and `export_view`, which write files only when the user asks for
 them (a Refresh builds none). Every call opens its own database connection; download files go to
 a fresh temporary folder, deleted as soon as Gradio has copied them into its cache (see
-`request_dir`).
+`request_dir`). One piece (just past 500 lines): the handlers share the filter types and messages.
 """
 from __future__ import annotations
 
