@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from storage import (GenerationRecord, create_battle, forget, insert_generation, open_database, record_vote,
@@ -427,3 +428,74 @@ def test_a_vote_that_cannot_get_the_lock_says_so_instead_of_a_raw_sqlite_error(t
     result = save_vote(db_path, left_generation_id=ids[0], right_generation_id=ids[2], winner="right",
                        session_id="user:ben/s", anonymous=True, source="arena")
     assert not result.duplicate  # nothing half-written by the refused attempt
+
+
+# ---------------------------------------------------------------- many contestants
+
+MANY_NAMES = 140_000
+
+
+@pytest.fixture(scope="module")
+def many_names_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real database whose 70,000 imported battles name 140,000 distinct models."""
+    from storage import import_arena_battles
+
+    folder = tmp_path_factory.mktemp("many")
+    source = folder / "many.jsonl"
+    with source.open("w") as out:
+        for i in range(MANY_NAMES // 2):
+            out.write(json.dumps({"model_a": f"a-{i:06d}", "model_b": f"b-{i:06d}", "anony": True,
+                                  "winner": ("model_a", "model_b", "tie")[i % 3], "tstamp": 1_682_000_000 + i}) + "\n")
+    db = open_database(folder / "many.db")
+    try:
+        assert import_arena_battles(db, source).imported == MANY_NAMES // 2
+    finally:
+        db.close()
+    return folder / "many.db"
+
+
+def test_loading_140k_contestant_names_does_not_overflow_sqlites_parser(many_names_db: Path) -> None:
+    from playground.leaderboard.load import load_battles
+
+    db = open_database(many_names_db)
+    try:
+        battles = load_battles(db, by="model", anonymous_only=True, with_lengths=False)
+    finally:
+        db.close()
+    assert len(battles) == MANY_NAMES // 2 and len(battles.coded.names) == MANY_NAMES
+    k = np.arange(0, MANY_NAMES // 2, 997)  # every row kept its own two names and its verdict
+    assert list(battles.left[k]) == [f"a-{i:06d}" for i in k]
+    assert list(battles.right[k]) == [f"b-{i:06d}" for i in k]
+    assert list(battles.winner[k]) == [("left", "right", "tie")[i % 3] for i in k]
+
+
+def test_the_name_lookup_table_gives_what_the_case_expression_gives(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from playground.leaderboard import load
+    from storage import import_arena_battles
+
+    source = tmp_path / "b.jsonl"
+    models = ["m-a", "m-b", "m-c", "m-d", "m-e"]
+    source.write_text("\n".join(json.dumps({"model_a": models[i % 5], "model_b": models[(i * 3 + 1) % 5],
+                                            "winner": ("model_a", "model_b", "tie", "tie (bothbad)")[i % 4],
+                                            "anony": i % 2 == 0, "tstamp": 1_682_000_000 + (i * 37) % 101})
+                                for i in range(200)) + "\n")
+    db = open_database(tmp_path / "p.db")
+    try:
+        import_arena_battles(db, source)
+        results = []
+        for limit in (load.CASE_MAX_NAMES, 1):
+            monkeypatch.setattr(load, "CASE_MAX_NAMES", limit)
+            for by in ("model", "model+mode"):
+                got = load.load_battles(db, by=by, anonymous_only=False, with_lengths=True)
+                results.append([list(got.left), list(got.right), list(got.winner), list(got.tstamp)])
+    finally:
+        db.close()
+    assert results[:2] == results[2:]
+
+
+def test_the_leaderboard_cli_refuses_140k_contestants_with_a_clear_message(many_names_db: Path) -> None:
+    done = subprocess.run([sys.executable, "app.py", "leaderboard", "--rounds", "0", "--db", str(many_names_db)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
+    assert "140,000 contestants" in done.stderr and "at most 2,000 are ranked" in done.stderr, done.stderr
