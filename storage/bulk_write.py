@@ -5,11 +5,13 @@ fired the judging triggers of m008/m020 and the foreign-key look-ups (each a few
 look-ups) and updated eleven indexes at random places; each battle was also bound as four rows
 (47 values) from Python.
 
-What it does instead, all inside ONE write transaction (BEGIN IMMEDIATE), so no other connection
-ever sees the tables without their triggers or indexes, and a crash or error rolls everything
-back (nothing half-imported, every trigger and index as before; journal_mode and synchronous are
-not touched, so a crash cannot lose or corrupt votes already stored: WAL simply discards the
-uncommitted import):
+What it does instead. First, with NO write lock (the app's writers carry on): each batch of
+validated rows is bound once into a private temporary database attached to the import's
+connection (`StageWriter.write`). Then, all inside ONE write transaction (BEGIN IMMEDIATE), so no
+other connection ever sees the tables without their triggers or indexes, and a crash or error
+rolls everything back (nothing half-imported, every trigger and index as before; journal_mode
+and synchronous are not touched, so a crash cannot lose or corrupt votes already stored: WAL
+simply discards the uncommitted import), `StageWriter.copy`:
 
 1. the rule triggers on battles and votes are dropped (their stored SQL is kept); foreign keys
    are off for the import (`import_pragmas`, outside the transaction, restored after);
@@ -17,10 +19,9 @@ uncommitted import):
    battles already there), the tables' indexes are dropped too: the unique ones as well when no
    battle has an import_key yet (a first import; otherwise `import_key`'s index stays, since
    every row is looked up in it);
-3. each batch is bound once into an index-free TEMP table, one row per battle (`StageWriter`),
-   and copied set-wise by INSERT ... SELECT into generations, battles and votes;
-4. the rules of the dropped triggers and of the foreign keys are checked set-wise over each
-   batch's new rows, as it is copied (`check_rules`): both answers of a battle exist and have
+3. the staged rows are copied set-wise by INSERT ... SELECT into generations, battles and votes;
+4. the rules of the dropped triggers and of the foreign keys are checked set-wise over the new
+   rows (`check_rules`): both answers of a battle exist and have
    the same input fingerprint, none is unfinished, battle k of the import has generations g+2k
    and g+2k+1 of the import (so no pair can repeat, in either order), every new vote is one of
    the new battles, with a valid winner and not a judge's. Any breach raises and rolls the whole import back;
@@ -252,9 +253,7 @@ def check_rules(db: Database, first_generation: int, first_battle: int, from_bat
     """The rules of the dropped triggers and foreign keys, checked over the battles from `from_battle` on
     and the votes from `from_vote` on (an import's first ids are `first_generation` and `first_battle`).
 
-    `StageWriter` calls it for each batch it copies, over that batch's rows: a later batch only adds
-    rows with higher ids, so it cannot break an earlier batch's rules, and the writer checks while
-    it would otherwise wait for the parsing worker. Raises StorageError (the caller rolls back)
+    `StageWriter.copy` calls it once over all the rows it copied. Raises StorageError (the caller rolls back)
     naming the first battle that breaks a rule.
     """
     from storage.migrations import _UNFINISHED_SQL, JUDGE_VOTER_GLOB, WINNERS  # the triggers' own definitions

@@ -13,8 +13,9 @@ row comes out of validation as ONE plain tuple (`StageRow`), which storage/bulk_
 and copies set-wise. The whole file is written in ONE transaction (judging rules checked
 set-wise, indexes built once): an import is all or nothing. Parsing and validating take no write
 lock: the rows are staged in a private temporary database, and only the final copy into the
-tables holds SQLite's write lock (about a tenth of the import's time), so the app's writers
-wait seconds for it, not minutes (storage/bulk_write.py `StageWriter`).
+tables (with the rule checks and index rebuilds) holds SQLite's write lock, so the app's
+writers wait for that step only, never for the parsing (storage/bulk_write.py `StageWriter`;
+the measured hold is in docs/benchmarks.md).
 """
 from __future__ import annotations
 
