@@ -1,6 +1,6 @@
 """Bulk writes of imported battles: one transaction, staged set-wise copies, rules checked set-wise, indexes built once.
 
-Why this exists (issue 16: a million Arena battles in <= 20 s): written row by row, every battle
+Why this exists (the target: a million Arena battles in <= 20 s): written row by row, every battle
 fired the judging triggers of m008/m020 and the foreign-key look-ups (each a few index
 look-ups) and updated eleven indexes at random places; each battle was also bound as four rows
 (47 values) from Python.

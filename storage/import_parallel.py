@@ -1,4 +1,4 @@
-"""Parse a JSONL battles file in worker processes while the importing process writes (issue 16).
+"""Parse a JSONL battles file in worker processes while the importing process writes.
 
 Why: parsing and validating a row in Python (orjson, the row fingerprint, the judging rules) costs
 about as much CPU as SQLite's writing it; on 2 cores the two can overlap. The file is cut at line

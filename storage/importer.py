@@ -5,7 +5,7 @@ reported with their line (JSONL) or index (JSON array) and skipped. Every battle
 `import_key` (a fingerprint of the row and which repeat of that row it is), so importing the
 same file again adds nothing.
 
-Speed (issue 16: a million battles in <= 20 s): lines are decoded with orjson, the row
+Speed (the target: a million battles in <= 20 s, bench/bench_import.py): lines are decoded with orjson, the row
 fingerprint is orjson's sorted-key dump (byte for byte the canonical `json.dumps` the keys were
 always made of; rows where the two could differ take the `json` path, see `_canonical`). A big
 JSONL file is parsed in worker processes while this one writes (storage/import_parallel.py); a

@@ -111,7 +111,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 _num(None if r["win_rate"] is None else 100 * r["win_rate"], 1)]
         table.append(line + ([_num(r["rating_lc"]), _num(r["rank_lc"])] if has_lc else []))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)
 
 
 def _num(value: float | int | None, digits: int = 0) -> str:
