@@ -9,8 +9,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import Sequence
 
-from storage import (GenerationRecord, VoteResult, create_battle, insert_generation, open_database,
+from storage import (GenerationRecord, VoteRefused, VoteResult, create_battle, insert_generation, open_database,
                      record_vote, upsert_model, write_transaction)
+from storage.pairs import same_answer_refusal
 
 from playground.engine import PaneResult
 from playground.models.identity import model_identity
@@ -52,9 +53,15 @@ def save_vote(db_path: Path, *, left_generation_id: int, right_generation_id: in
               tag: str | None = None) -> VoteResult:
     """One battle (created once per unordered pair) and its vote, in one transaction; a repeated
     click, or the same two answers in the other order, returns the first vote. Answers to
-    different inputs, cut by Stop or failed are refused (`VoteRefused`). `tag` (optional) is the
+    different inputs, cut by Stop or failed are refused (`VoteRefused`), and so is a decisive
+    verdict on two identical answers (`storage.pairs.same_answer_refusal`). `tag` (optional) is the
     battle's leaderboard category, stored with the battle when it is created."""
     with closing(open_database(db_path)) as db, write_transaction(db):
+        outputs = dict(db.execute("SELECT id, output FROM generations WHERE id IN (?, ?)",
+                                  [left_generation_id, right_generation_id]).fetchall())
+        refusal = same_answer_refusal(winner, outputs.get(left_generation_id), outputs.get(right_generation_id))
+        if refusal and len(outputs) == 2:
+            raise VoteRefused(refusal)
         battle_id = create_battle(db, left_generation_id=left_generation_id,
                                   right_generation_id=right_generation_id, anonymous=anonymous,
                                   session_id=session_id, source=source, tag=tag)
