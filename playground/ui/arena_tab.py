@@ -228,8 +228,9 @@ def arena_new_round(ctx: AppContext, state: dict[str, Any], choice: PoolChoice,
         assigned = assigned_round(ctx.settings.db_path, username)
         if assigned is not None:
             state["round"] = assigned[0].to_dict()
+            same = f" ⚠️ {SAME_ANSWER_NOTICE}" if same_answers(assigned[0]) else ""
             return state, round_view(assigned[0], f"📋 Assigned battle ({assigned[1]} open for you): judge these "
-                                                  "two answers.")
+                                                  f"two answers.{same}")
         rnd = draw_round(ctx.settings.db_path, current_pool(ctx, choice), rng or random.Random())
     except PlaygroundError as exc:
         return state, round_view(None, f"⚠️ {exc}")
