@@ -27,6 +27,7 @@ NEWTON_TOL = 1e-10  # largest Newton step (natural log-odds) at convergence
 NEWTON_MAX_ITER = 100
 NEWTON_MAX_STEP = 4.0  # damping: no rating moves more than this many log-odds in one step
 RUNAWAY = 40.0  # |theta| beyond this many log-odds (~7,000 Elo points): a last guard, not the test of existence
+LINE_SEARCH_ABOVE = 1e-3  # steps (log-odds) larger than this are checked against the likelihood (`backtrack`)
 CHUNK_ELEMENTS = 4_000_000  # bootstrap rounds are fitted in chunks of about this many cells
 
 
@@ -135,7 +136,10 @@ def fit_cells(
         step, singular = solve_each(hess, grad)
         largest = np.abs(step).max(1)
         step *= np.minimum(1.0, NEWTON_MAX_STEP / np.maximum(largest, 1e-300))[:, None]
-        step *= backtrack(cells, th, beta[act] if has_beta else None, aa, nn, step)[:, None]
+        far = np.flatnonzero(largest > LINE_SEARCH_ABOVE)  # near the optimum a Newton step always climbs
+        if len(far):
+            step[far] *= backtrack(cells, th[far], beta[act][far] if has_beta else None, aa[far], nn[far],
+                                   step[far])[:, None]
         theta[act] += step[:, :players]
         if has_beta:
             beta[act] += step[:, players]
