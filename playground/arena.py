@@ -31,11 +31,11 @@ from storage.pairs import same_answer, same_answer_refusal
 from playground.errors import PlaygroundError
 from playground.prompting.plan import MODES, Message
 from playground.recording import save_vote, session_id_for  # noqa: F401  (re-exported)
+from playground.verdicts import WINNER_LABELS
 
 DEFAULT_MODE = "zero_shot"
 SIDES: tuple[str, str] = ("left", "right")
 SIDE_NAMES = {"left": "Model A", "right": "Model B"}
-WINNER_LABELS = {"left": "A is better", "right": "B is better", "tie": "Tie", "both_bad": "Both are bad"}
 Status = Literal["ready", "running", "answered", "failed", "voted"]
 
 
