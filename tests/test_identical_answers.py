@@ -184,3 +184,16 @@ def test_the_leaderboard_leaves_out_decisive_votes_on_identical_answers_and_says
     assert len(chosen.battles) == 5                                 # 4 decisive on different answers + the tie
     assert list(chosen.battles.winner).count("tie") == 1
     assert "3 decisive vote(s) on two identical answers are left out" in chosen.note
+
+
+def test_cli_leaderboard_says_how_many_decisive_votes_on_identical_answers_it_left_out(tmp_path):
+    import subprocess
+    import sys
+
+    path = legacy_db(tmp_path / "legacy.db")
+    out = subprocess.run([sys.executable, "app.py", "leaderboard", "--by", "model", "--rounds", "20"],
+                         cwd=Path(__file__).resolve().parent.parent, env={"PLAYGROUND_DB": str(path), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "3 decisive vote(s) on two identical answers are left out" in out.stdout
+    assert "5 battles" in out.stdout
