@@ -48,6 +48,18 @@ def save_generation(db_path: Path, *, session_id: str, spec: ModelSpec, backend:
         return insert_generation(db, rec)
 
 
+MAX_NOTE = 2000    # characters: a few paragraphs of reasons; a vote note is not a document store
+
+
+def clean_note(note: str | None) -> str | None:
+    """A vote note as stored: trimmed, None when empty; refused past MAX_NOTE characters."""
+    text = (note or "").strip()
+    if len(text) > MAX_NOTE:
+        raise VoteRefused(f"the note is {len(text):,} characters long; keep it to {MAX_NOTE:,} "
+                          "(shorten it and vote again: nothing was saved)")
+    return text or None
+
+
 def save_vote(db_path: Path, *, left_generation_id: int, right_generation_id: int, winner: str,
               session_id: str, anonymous: bool, source: str, note: str | None = None,
               tag: str | None = None) -> VoteResult:
@@ -55,7 +67,9 @@ def save_vote(db_path: Path, *, left_generation_id: int, right_generation_id: in
     click, or the same two answers in the other order, returns the first vote. Answers to
     different inputs, cut by Stop or failed are refused (`VoteRefused`), and so is a decisive
     verdict on two identical answers (`storage.pairs.same_answer_refusal`). `tag` (optional) is the
-    battle's leaderboard category, stored with the battle when it is created."""
+    battle's leaderboard category, stored with the battle when it is created. A note longer than
+    MAX_NOTE is refused (`VoteRefused`) before anything is written."""
+    note = clean_note(note)
     with closing(open_database(db_path)) as db, write_transaction(db):
         outputs = dict(db.execute("SELECT id, output FROM generations WHERE id IN (?, ?)",
                                   [left_generation_id, right_generation_id]).fetchall())
@@ -65,7 +79,7 @@ def save_vote(db_path: Path, *, left_generation_id: int, right_generation_id: in
         battle_id = create_battle(db, left_generation_id=left_generation_id,
                                   right_generation_id=right_generation_id, anonymous=anonymous,
                                   session_id=session_id, source=source, tag=tag)
-        return record_vote(db, battle_id=battle_id, winner=winner, session_id=session_id, note=note or None)
+        return record_vote(db, battle_id=battle_id, winner=winner, session_id=session_id, note=note)
 
 
 def session_id_for(session_uuid: str, username: str | None = None) -> str:
