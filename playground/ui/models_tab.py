@@ -100,6 +100,9 @@ def build(ctx: AppContext) -> None:
     table = gr.Dataframe(catalog_rows(ctx), headers=COLUMNS, interactive=False, elem_id="models-table",
                          wrap=True, column_widths=COLUMN_WIDTHS)
     problems = gr.Markdown(problems_markdown(ctx), elem_id="models-problems")
+    gr.Markdown("🔒 On this server only an admin can add models (Hub downloads, remote servers, re-scans): ask "
+                "one to add the model you want; it then shows up in every model picker after a reload.",
+                visible=False, elem_id="models-admin-only")     # shown to non-admins by auth/policy.py
     rescan = gr.Button("Re-scan models", elem_id="models-rescan")
     with gr.Group(elem_id="models-hub"):
         gr.Markdown("### Add a model from the Hugging Face Hub")
