@@ -49,6 +49,9 @@ def test_lab_tab_runs_and_draws_the_curves(lab_page, lab_app, screenshot_dir):
     tokens.press("Enter")
     page.locator("#lab-shot-counts textarea").fill("0,1")
     page.locator("#lab-run").click()
+    # the progress line is brought into view: at 1440x900 it sits below the form
+    page.wait_for_function("() => { const r = document.querySelector('#lab-status').getBoundingClientRect();"
+                           " return r.top >= 0 && r.bottom <= window.innerHeight; }", timeout=10_000)
     # Gradio 6's status tracker also announces progress to screen readers: an invisible
     # `<div class="sr-only" role="status" aria-live="polite">` that holds "<desc>: 1 / 2 items" for
     # 1 s at each 10% milestone (statustracker-*.js). It is not a second caption on screen, but
@@ -70,8 +73,13 @@ def test_lab_tab_runs_and_draws_the_curves(lab_page, lab_app, screenshot_dir):
             assert "%" not in text.split("overall progress")[0] and "items" in text
         page.wait_for_timeout(1000)
     assert done.count(), page.locator("#lab-status").inner_text()
-    for plot in ("accuracy", "emergence", "icl", "cot"):
-        page.locator(f"#lab-plot-{plot} img").first.wait_for(timeout=60_000)
+    for plot in ("accuracy", "emergence", "icl", "cot"):       # plotly, interactive; no label badge on top
+        page.locator(f"#lab-plot-{plot} .js-plotly-plot").first.wait_for(timeout=60_000)
+        assert page.locator(f"#lab-plot-{plot} [data-testid='block-label']").count() == 0
+    point = page.locator("#lab-plot-accuracy .scatterlayer .point").first
+    point.hover()
+    hover = page.locator("#lab-plot-accuracy .hoverlayer")
+    hover.get_by_text("95% CI").wait_for(timeout=10_000)      # the value and its interval on hover
     page.screenshot(path=str(screenshot_dir / "lab-3-done-1440x900.png"))
     page.screenshot(path=str(screenshot_dir / "lab-4-done-full.png"), full_page=True)
     text = summary.inner_text()

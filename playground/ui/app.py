@@ -32,6 +32,8 @@ CSS = """
 /* phones: Gradio's 32 px page margins leave a model picker too narrow for its model's name; page CSS is
    scoped to .contain (Gradio prefixes every rule), so the page's one column takes 22 px of each back */
 @media (max-width: 480px) { #app-page { margin-left: -22px; margin-right: -22px; width: auto; } }
+/* phones: the tagline is the first thing to go, so the Chat input shows on the first screen */
+@media (max-width: 480px) { #app-header p { display: none; } #app-header { margin-bottom: -8px; } }
 /* Gradio's Chatbot always shows a trash icon; on an Arena side or a Playground pane it would blank
    the answer on screen only (the round and the vote stay), so a person could vote on what they no
    longer see. Those rounds end with New round / Clear instead. */
@@ -115,6 +117,11 @@ SIGNED_OUT_JS = """
     link.style.cssText = 'font-weight:bold;text-decoration:underline;color:#0645ad';
     banner.append(link, ' (this page\u2019s sign-in has ended, so it can no longer do anything).');
     document.body.append(banner);
+    document.body.style.paddingTop = banner.offsetHeight + 'px';      // the page's top stays readable
+    const who = document.querySelector('#whoami');
+    if (who) who.textContent = 'Signed out';
+    const logout = document.querySelector('#logout');
+    if (logout) logout.style.display = 'none';
   };
   window.fetch = async (...args) => {
     const response = await original(...args);

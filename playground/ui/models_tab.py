@@ -16,7 +16,9 @@ COLUMNS = ["id", "name", "kind", "params", "quant.", "context", "backends", "sou
 # columns are wide enough for their longest word ("transformers", "downloaded"). Pixels, not shares
 # of the page: on a phone, shares of 370 px put one letter per line; pixels make the table scroll
 # sideways instead (the sum, 1200 px, is the page's width at 1440 px).
-COLUMN_WIDTHS = ["156px", "138px", "84px", "60px", "66px", "78px", "120px", "78px", "84px", "144px", "192px"]
+# "params" and "quant." get the width of their header word (60 px wrapped them as "param s").
+COLUMN_WIDTHS = ["150px", "130px", "80px", "78px", "80px", "70px", "120px", "78px", "100px", "140px", "178px"]
+TABLE_MAX_HEIGHT = 5000    # the whole catalog on the page: no scrolling inside a box of 500 px
 
 
 def status(spec: ModelSpec) -> str:
@@ -98,7 +100,7 @@ def build(ctx: AppContext) -> None:
     gr.Markdown(f"Models are read from bundled packages, `{ctx.settings.models_dir}` (every `*.gguf` and "
                 "Hugging Face folder), and the Hugging Face Hub cache. Accelerators: " + gpu_summary())
     table = gr.Dataframe(catalog_rows(ctx), headers=COLUMNS, interactive=False, elem_id="models-table",
-                         wrap=True, column_widths=COLUMN_WIDTHS)
+                         wrap=True, column_widths=COLUMN_WIDTHS, max_height=TABLE_MAX_HEIGHT)
     problems = gr.Markdown(problems_markdown(ctx), elem_id="models-problems")
     gr.Markdown("🔒 On this server only an admin can add models (Hub downloads, remote servers, re-scans): ask "
                 "one to add the model you want; it then shows up in every model picker after a reload.",
