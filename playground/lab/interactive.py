@@ -12,8 +12,9 @@ from typing import Callable, Sequence
 import plotly.graph_objects as go
 
 from playground.lab.curves import base_instruct_pairs, cot_gains
-from playground.lab.reports import Z_95, SummaryRow, params_label
+from playground.lab.reports import SummaryRow, params_label
 from playground.palette import colour
+from playground.stats import Z95
 
 HEIGHT = 420
 ACCURACY_HOVER = "%{customdata[0]}<br>%{y:.1f}% (95% CI %{customdata[1]:.1f}–%{customdata[2]:.1f}%)<br>n = %{customdata[3]}<extra>%{fullData.name}</extra>"
@@ -66,7 +67,7 @@ def _accuracy_trace(label: str, series: Sequence[SummaryRow], xs: Sequence[float
 
 def _logprob_trace(label: str, series: Sequence[SummaryRow], xs: Sequence[float]) -> go.Scatter:
     ys = [r.mean_logprob for r in series]
-    err = [Z_95 * (r.logprob_se or 0.0) for r in series]
+    err = [Z95 * (r.logprob_se or 0.0) for r in series]
     return go.Scatter(
         x=list(xs), y=ys, name=label, mode="lines+markers", line={"color": colour(label)},
         error_y={"type": "data", "array": err},

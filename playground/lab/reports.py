@@ -14,24 +14,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from sqlite_utils import Database
 
 from playground.lab import metrics
+from playground.stats import Z95, wilson_interval
 from storage import lab as lab_store
 
 if TYPE_CHECKING:
     from playground.lab.config import LabJob
-
-Z_95 = 1.959963984540054
-
-
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for a proportion: honest at 0/n and n/n, unlike the normal one."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
 
 @dataclass(frozen=True)
 class SummaryRow:
@@ -178,7 +165,7 @@ def format_summary(rows: Sequence[SummaryRow]) -> str:
     for r in rows:
         ci = "-" if r.ci_low is None else f"{100 * r.ci_low:.0f}..{100 * r.ci_high:.0f}%"
         lp = "-" if r.mean_logprob is None else f"{r.mean_logprob:.3f}" + (
-            f" ±{Z_95 * r.logprob_se:.3f}" if r.logprob_se is not None else "")
+            f" ±{Z95 * r.logprob_se:.3f}" if r.logprob_se is not None else "")
         speed = "-" if r.items_per_s is None else f"{r.items_per_s:.2f}"
         errors = f" ({r.n_errors} err)" if r.n_errors else ""
         optional = [_pct(getattr(r, name)) + (f" (k={r.maj_k})" if name == "maj_accuracy" and r.maj_k else "")
@@ -186,7 +173,7 @@ def format_summary(rows: Sequence[SummaryRow]) -> str:
         table.append([r.model_id, params_label(r.n_params), r.mode, f"{r.n}{errors}", _pct(r.accuracy), ci,
                       *optional, lp, speed, r.status])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)
 
 
 def params_label(n: int | None) -> str:

@@ -24,8 +24,9 @@ from playground.prompting.plan import MODES
 from playground.recording import save_generation
 from playground.ui.common import (backend_choices, device_choices, format_metrics, login_name, model_choices,
                                   notices_markdown)
-from playground.ui.grid_rounds import (DEFAULT_PANES, MAX_PANES, WINNER_LABELS, followup_problem, judge_summary,
+from playground.ui.grid_rounds import (DEFAULT_PANES, MAX_PANES, followup_problem, judge_summary,
                                        judgeable_panes, new_grid_state, session_of, start_round, vote_on_pair)
+from playground.verdicts import WINNER_LABELS
 
 __all__ = ["MAX_PANES", "PaneConfig", "PaneView", "build", "compare_models_layout", "compare_modes_layout",
            "grid_run", "new_grid_state", "pane_view", "vote_on_pair"]
