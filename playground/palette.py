@@ -36,3 +36,11 @@ def colour(name: str) -> str:
     if first in MODE_COLOURS:
         return MODE_COLOURS[first]
     return OTHER_COLOURS[zlib.crc32(key.encode("utf-8")) % len(OTHER_COLOURS)]
+
+
+def contestant_colours(names: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Leaderboard contestants ("model" or "model + mode"): by mode when they are the modes of one
+    model (the bundled-model case), else by contestant."""
+    parts = [name.rsplit(" + ", 1) for name in names]
+    one_model = all(len(p) == 2 for p in parts) and len({p[0] for p in parts}) == 1
+    return {name: colour(p[1] if one_model else name) for name, p in zip(names, parts, strict=True)}
