@@ -94,3 +94,113 @@ def test_team_sign_in_advice_per_role_and_sign_out_in_the_tab(browser, team_app,
         expect(ada.locator("#models-admin-only")).to_be_hidden()
     finally:
         context.close()
+
+
+TABS = ("Chat", "Playground", "Arena", "Leaderboard", "Lab", "Train", "Models", "My votes")
+README_QUESTION = ("A cafeteria had 23 apples. They used 20 and bought 6 more. How many apples do they have?")
+
+
+@pytest.fixture(scope="module")
+def readme_app(tmp_path_factory, bundled_gguf) -> Iterator[AppProcess]:
+    app = AppProcess(tmp_path_factory.mktemp("readme") / "playground.db")
+    yield app
+    app.close()
+
+
+def open_tab(page: Any, name: str) -> None:
+    """Click a tab; on a phone Gradio folds the last tabs under "More tabs"."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if not tab.is_visible():
+        page.locator("button[aria-label='More tabs']").click()
+        tab = page.get_by_role("tab", name=name, exact=True).or_(
+            page.get_by_role("button", name=name, exact=True)).first
+    tab.click()
+
+
+def recommended_hub_ids() -> list[str]:
+    import yaml
+
+    data = yaml.safe_load((Path(__file__).resolve().parent.parent / "presets" / "hub_models.yaml").read_text())
+    entries = data.get("models", data) if isinstance(data, dict) else data
+    return [e.get("ref") or e.get("id") for e in entries if isinstance(e, dict)]
+
+
+def test_readme_once_the_page_is_open_and_every_tab_at_two_sizes(browser, readme_app, screenshot_dir):
+    """The README's three steps as written (Chat, Playground with Compare modes and Send to all and
+    a vote, the Models tab's recommended list), then every tab at 1440x900 and 390x844."""
+    from playwright.sync_api import expect
+
+    shots = shots_dir(screenshot_dir)
+    context = browser.new_context(viewport=WIDE)
+    page = context.new_page()
+    try:
+        page.goto(readme_app.url)
+        box = page.locator("#chat-input textarea")
+        box.wait_for(timeout=120_000)
+        # 1. Chat: the answer, then its token counts and speed
+        box.fill("What is the capital of France?")
+        box.press("Enter")
+        page.locator("#chat-metrics").get_by_text("finish:").wait_for(timeout=300_000)
+        answer = page.locator("#chat-bot .message").last
+        assert "Paris" in answer.inner_text(), answer.inner_text()
+        assert "tok" in page.locator("#chat-metrics").inner_text()
+        # screen readers hear "Done" when an event ends, never Gradio's raw i18n key
+        assert "common.complete" not in page.locator("body").inner_text()
+        announced = page.locator("[aria-live]").all_inner_texts()
+        assert not any("common." in t for t in announced), announced
+
+        # 2. Playground: Compare modes, Send to all, zero-shot / few-shot / CoT side by side, a vote
+        open_tab(page, "Playground")
+        page.locator("#grid-compare-modes").click()
+        page.locator("#grid-n-panes").get_by_text("3 panes", exact=True).click()   # zero-shot, few-shot, CoT
+        page.locator("#pane-4").wait_for(state="hidden", timeout=10_000)
+        page.locator("#grid-input textarea").fill(README_QUESTION)
+        page.get_by_role("button", name="Send to all").click()
+        page.locator("#grid-status").get_by_text("All panes finished").wait_for(timeout=600_000)
+        headers = " ".join(page.locator(f"#pane-{i}").inner_text() for i in (1, 2, 3))
+        assert "zero" in headers and "few" in headers and "cot" in headers.lower(), headers
+        page.locator("#vote-left").click()
+        page.locator("#vote-status").get_by_text("Saved").wait_for(timeout=30_000)
+
+        # 3. Models: the recommended Hub list is there; headers on one line; no scroll box
+        open_tab(page, "Models")
+        table = page.locator("#models-table")
+        expect(table).to_contain_text("smollm2-135m-instruct-f16")
+        hub = [ref for ref in recommended_hub_ids() if ref]
+        assert hub and all(ref in table.inner_text() for ref in hub[:2]), hub
+        # every header on one line: its text node's line boxes (a wrapped "param s" has two)
+        lines = page.evaluate("""() => {
+            const out = {};
+            const walker = document.createTreeWalker(document.querySelector('#models-table thead'), NodeFilter.SHOW_TEXT);
+            while (walker.nextNode()) {
+                const text = walker.currentNode.textContent.trim();
+                if (text) {
+                    const range = document.createRange();
+                    range.selectNodeContents(walker.currentNode);
+                    out[text] = new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+                }
+            }
+            return out; }""")
+        assert {"params", "quant.", "context", "status"} <= set(lines) and set(lines.values()) == {1}, lines
+        scrolls = page.evaluate("""() => [...document.querySelectorAll('#models-table *')]
+            .some(e => e.scrollHeight > e.clientHeight + 4 && getComputedStyle(e).overflowY.match(/auto|scroll/))""")
+        assert not scrolls, "the Models table scrolls inside a box"
+
+        for size_name, size in (("1440x900", WIDE), ("390x844", PHONE)):
+            page.set_viewport_size(size)
+            page.goto(readme_app.url)
+            page.locator("#chat-input textarea").wait_for(timeout=120_000)
+            if size == PHONE:       # the Chat input and its whole placeholder on the first screen
+                box = page.locator("#chat-input textarea").bounding_box()
+                assert box["y"] + box["height"] <= PHONE["height"], box
+                fits = page.evaluate("() => { const t = document.querySelector('#chat-input textarea');"
+                                     " const c = document.createElement('canvas').getContext('2d');"
+                                     " c.font = getComputedStyle(t).font;"
+                                     " return c.measureText(t.placeholder).width <= t.clientWidth; }")
+                assert fits, "the Chat input's placeholder is clipped"
+            for name in TABS:
+                open_tab(page, name)
+                page.wait_for_timeout(800)
+                page.screenshot(path=str(shots / f"tab-{name.lower().replace(' ', '-')}-{size_name}.png"))
+    finally:
+        context.close()

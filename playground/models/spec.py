@@ -61,3 +61,14 @@ class ModelSpec:
         data["kind"] = self.kind
         data["available"] = self.available
         return data
+
+
+def status_word(spec: ModelSpec) -> str:
+    """One word or two: can it run now, and if not, what happens on first use (Models tab, `models`)."""
+    if spec.available:
+        return "ready"
+    if spec.built_from is not None:
+        return "built on first use"
+    if spec.source == "hub":
+        return "not downloaded"
+    return "missing"

@@ -8,7 +8,7 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.errors import PlaygroundError
-from playground.models.spec import ModelSpec
+from playground.models.spec import ModelSpec, status_word
 
 COLUMNS = ["id", "name", "kind", "params", "quant.", "context", "backends", "source", "status", "notes",
            "memory · fits"]
@@ -17,19 +17,12 @@ COLUMNS = ["id", "name", "kind", "params", "quant.", "context", "backends", "sou
 # of the page: on a phone, shares of 370 px put one letter per line; pixels make the table scroll
 # sideways instead (the sum, 1200 px, is the page's width at 1440 px).
 # "params" and "quant." get the width of their header word (60 px wrapped them as "param s").
-COLUMN_WIDTHS = ["150px", "130px", "80px", "78px", "80px", "70px", "120px", "78px", "100px", "140px", "178px"]
+COLUMN_WIDTHS = ["150px", "130px", "84px", "78px", "80px", "80px", "120px", "78px", "100px", "130px", "170px"]
 TABLE_MAX_HEIGHT = 5000    # the whole catalog on the page: no scrolling inside a box of 500 px
 
 
 def status(spec: ModelSpec) -> str:
-    """One word or two: can it run now, and if not, what happens on first use."""
-    if spec.available:
-        return "ready"
-    if spec.built_from is not None:
-        return "built on first use"
-    if spec.source == "hub":
-        return "not downloaded"
-    return "missing"
+    return status_word(spec)
 
 
 def catalog_rows(ctx: AppContext) -> list[list[Any]]:
