@@ -320,8 +320,8 @@ def build(ctx: AppContext) -> None:
               [state, *view_outputs], api_name="lab_run", show_progress_on=[status]).then(
         partial(_refresh_history, db_path), None, [history, history_pick])
     # the progress line is below the form: bring it into view, or nothing on screen changes after Run
-    run.click(None, js="() => { document.querySelector('#lab-status')?.scrollIntoView("
-                       "{behavior: 'smooth', block: 'center'}); }")
+    # (the Run button goes to the top of the window; the status, empty until now, is right under it)
+    run.click(None, js="() => { document.querySelector('#lab-run')?.scrollIntoView({block: 'start'}); }")
     cancel.click(lambda st: ctx.runs.cancel(st.get("run_id")) and None, [state], None, queue=False)
 
     def on_pick(st: dict[str, Any], run_id: int | None) -> list[Any]:

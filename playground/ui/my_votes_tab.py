@@ -27,6 +27,9 @@ from storage.voters import VOTE_COLUMNS, recent_votes, vote_counts
 
 SHOWN = 200
 HEADERS = ["vote", "time (UTC)", "tab", "left", "left mode", "right", "right mode", "verdict", "question"]
+# pixels, as in the Models tab: each header on one line, and on a phone the table scrolls sideways
+# instead of breaking words into letters ("vo te")
+COLUMN_WIDTHS = ["64px", "130px", "84px", "150px", "110px", "150px", "110px", "84px", "320px"]
 
 
 @dataclass
@@ -84,7 +87,7 @@ def build(ctx: AppContext) -> None:
     summary = gr.Markdown(elem_id="my-votes-summary")
     refresh = gr.Button("Refresh", elem_id="my-votes-refresh", size="sm")
     table = gr.Dataframe(pd.DataFrame(columns=HEADERS), interactive=False, wrap=True, max_height=480,
-                         elem_id="my-votes-table")
+                         column_widths=COLUMN_WIDTHS, elem_id="my-votes-table")
     with gr.Row():
         dpo = gr.DownloadButton("My DPO pairs (JSONL)", interactive=False, size="sm", elem_id="my-votes-download-dpo")
         battles = gr.DownloadButton("My battles (JSON)", interactive=False, size="sm",
