@@ -238,7 +238,8 @@ def build(ctx: AppContext) -> None:
     with gr.Row(visible=False) as after:   # shown once a run has finished
         battle = gr.Button("⚔️ Battle it against its base", elem_id="train-battle")
     battle_status = gr.Markdown(elem_id="train-battle-status")
-    plot = gr.Plot(label="TRL's logged metrics per step", elem_id="train-plot")
+    # no label badge: it covered the first panel's title
+    plot = gr.Plot(label="TRL's logged metrics per step", show_label=False, elem_id="train-plot")
 
     def on_train(st: dict[str, Any], *form: Any) -> Iterator[list[Any]]:
         for st2, view in run_training_view(ctx, st, lambda: build_request(ctx, *form)):
