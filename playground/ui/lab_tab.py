@@ -317,11 +317,8 @@ def build(ctx: AppContext) -> None:
     view_outputs = [status, summary, plot_acc, plot_lp, plot_em, plot_icl, plot_cot, plot_bi, items, dl_summary,
                     dl_items, run_pick]
     run.click(on_run, [state, tasks, upload, models, modes, limit, seed, shots, max_tokens, shot_counts, samples],
-              [state, *view_outputs], api_name="lab_run", show_progress_on=[status]).then(
+              [state, *view_outputs], api_name="lab_run", show_progress_on=[status], js=SCROLL_TO_RUN).then(
         partial(_refresh_history, db_path), None, [history, history_pick])
-    # the progress line is below the form: bring it into view, or nothing on screen changes after Run
-    # (the Run button goes to the top of the window; the status, empty until now, is right under it)
-    run.click(None, js="() => { document.querySelector('#lab-run')?.scrollIntoView({block: 'start'}); }")
     cancel.click(lambda st: ctx.runs.cancel(st.get("run_id")) and None, [state], None, queue=False)
 
     def on_pick(st: dict[str, Any], run_id: int | None) -> list[Any]:
@@ -343,6 +340,12 @@ def build(ctx: AppContext) -> None:
 
     show.click(on_show, [state, history_pick], [state, *view_outputs])
     refresh.click(partial(_refresh_history, db_path), None, [history, history_pick])
+
+
+# The progress line is below the form: without this nothing on screen changes after Run. The Run
+# button goes to the top of the window (the status, empty until now, is right under it); the inputs
+# pass through unchanged (an event's js gets them and returns what the Python handler receives).
+SCROLL_TO_RUN = "(...inputs) => { document.querySelector('#lab-run')?.scrollIntoView({block: 'start'}); return inputs; }"
 
 
 def _refresh_history(db_path: Path) -> list[Any]:
