@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -130,14 +132,17 @@ def list_runs(db: Database, limit: int = 200) -> list[dict[str, Any]]:
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | Path, columns: Sequence[str] | None = None) -> Path:
-    """Rows as CSV (UTF-8, header first); the columns of the first row unless given."""
+    """Rows as CSV (UTF-8, header first); the columns of the first row unless given. Written to a
+    temporary name and renamed: a reader (two people showing the same runs) never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = list(columns or (rows[0].keys() if rows else []))
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+    os.replace(tmp, path)
     return path
 
 

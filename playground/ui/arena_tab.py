@@ -29,7 +29,7 @@ from playground.errors import PlaygroundError
 from playground.judge.live import BattleJudgement, judge_voted_battle
 from playground.judge.prompts import load_judge_prompts
 from playground.prompting.plan import MODE_TITLES, MODES
-from playground.recording import save_generation
+from playground.recording import MAX_NOTE, save_generation
 from playground.ui.common import format_metrics, model_choices, new_session_id, notices_markdown
 from playground.verdicts import WINNER_LABELS
 
@@ -410,7 +410,8 @@ def build(ctx: AppContext) -> None:
         new_round = gr.Button("New round", scale=1, elem_id="arena-new-round")
     status = gr.Markdown(HELLO, elem_id="arena-status")
     with gr.Row():
-        note = gr.Textbox(label="Note (optional, saved with your vote)", elem_id="arena-note", scale=3)
+        note = gr.Textbox(label="Note (optional, saved with your vote)", elem_id="arena-note", scale=3,
+                          max_length=MAX_NOTE)
         tag = gr.Textbox(label="Category tag (optional)", placeholder="e.g. coding, maths, poetry",
                          elem_id="arena-tag", scale=1, max_length=40,
                          info="the leaderboard can rank each category; empty = the task family")

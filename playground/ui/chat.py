@@ -137,7 +137,9 @@ def build(ctx: AppContext) -> None:
                                     label="Temperature (the preset's; moving it overrides the preset)")
             max_tokens = gr.Slider(16, 2048, value=shown_max_tokens, step=16, elem_id="chat-max-tokens",
                                    label="Max new tokens (the preset's; moving it overrides the preset)")
-    touched = gr.State(dict)
+    # None until the preset is changed: the sliders then show the preset's own values, and an API
+    # caller's temperature and max_tokens (it has no sliders to move) are taken as given
+    touched = gr.State(None)
     # grows with the conversation up to 420 px, then scrolls: an empty chat does not push the input
     # box a screen down on a phone
     chatbot = gr.Chatbot(label="Chat", elem_id="chat-bot", height="auto", min_height=160, max_height=420,
