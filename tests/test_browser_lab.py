@@ -82,8 +82,9 @@ def test_lab_tab_runs_and_draws_the_curves(lab_page, lab_app, screenshot_dir):
         page.locator(f"#lab-plot-{plot} .js-plotly-plot").first.wait_for(timeout=60_000)
         badges = page.locator(f"#lab-plot-{plot} [data-testid='block-label']")
         assert all(not badges.nth(i).is_visible() for i in range(badges.count()))    # kept for screen readers
-    point = page.locator("#lab-plot-accuracy .scatterlayer .point").first
-    point.hover()
+    # plotly's drag layer lies over the points and computes the hover from the mouse position
+    box = page.locator("#lab-plot-accuracy .scatterlayer .point").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     hover = page.locator("#lab-plot-accuracy .hoverlayer")
     hover.get_by_text("95% CI").wait_for(timeout=10_000)      # the value and its interval on hover
     page.screenshot(path=str(screenshot_dir / "lab-3-done-1440x900.png"))
