@@ -83,6 +83,7 @@ def test_lab_tab_runs_and_draws_the_curves(lab_page, lab_app, screenshot_dir):
         badges = page.locator(f"#lab-plot-{plot} [data-testid='block-label']")
         assert all(not badges.nth(i).is_visible() for i in range(badges.count()))    # kept for screen readers
     # plotly's drag layer lies over the points and computes the hover from the mouse position
+    page.locator("#lab-plot-accuracy .scatterlayer .point").first.scroll_into_view_if_needed()   # the mouse acts in the window
     box = page.locator("#lab-plot-accuracy .scatterlayer .point").first.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     hover = page.locator("#lab-plot-accuracy .hoverlayer")

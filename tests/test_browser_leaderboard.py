@@ -56,6 +56,7 @@ def test_leaderboard_tab_table_plot_and_dpo_download(page, leaderboard_app, scre
     assert "Ranked 3 contestants" in page.locator("#lb-message").inner_text()
     assert "Position bias" in page.locator("#lb-warnings").inner_text()
     page.locator("#lb-plot-ratings .js-plotly-plot").wait_for(timeout=30_000)     # interactive (plotly)
+    page.locator("#lb-plot-ratings .scatterlayer .point").first.scroll_into_view_if_needed()   # the mouse acts in the window
     box = page.locator("#lb-plot-ratings .scatterlayer .point").first.bounding_box()     # under plotly's drag layer
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.locator("#lb-plot-ratings .hoverlayer").get_by_text("95% CI").wait_for(timeout=10_000)
