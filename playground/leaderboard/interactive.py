@@ -31,7 +31,8 @@ def ratings_plot(board: Leaderboard) -> go.Figure:
                 marker={"symbol": "diamond", "size": 7, "color": "#555"},
                 hovertemplate=f"<b>{r.contestant}</b><br>length-controlled %{{x:.0f}}<extra></extra>"))
     plural = "" if board.n_battles == 1 else "s"
-    fig.update_layout(title={"text": f"Ratings from {board.n_battles} battle{plural} (95% CI)", "x": 0.01}, hovermode="closest",
+    fig.update_layout(title={"text": f"Ratings from {board.n_battles} battle{plural} (95% CI)", "x": 0.01},
+                      hovermode="closest",
                       height=max(260, 34 * len(rows) + 120), template="plotly_white",
                       margin={"l": 16, "r": 16, "t": 50, "b": 46})
     fig.update_xaxes(title_text="rating (Elo scale)")
