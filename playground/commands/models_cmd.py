@@ -10,6 +10,7 @@ from pathlib import Path
 
 from playground.config import Settings
 from playground.models.catalog import build_catalog
+from playground.models.spec import status_word
 
 NAME = "models"
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for s in catalog:
             rows.append([s.id, s.kind, s.params_label(), s.quantization or "?",
                          str(s.context_length or "?"), ",".join(s.backends), s.source,
-                         "ready" if s.available else (s.note or "missing")])
+                         status_word(s)])
         print(format_table(rows))
     for problem in catalog.problems:
         print(f"warning: {problem}", file=sys.stderr)
