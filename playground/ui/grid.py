@@ -288,16 +288,40 @@ def followup_message(on: bool) -> str:
     return "Follow-up off: each Send starts every pane afresh (one question, no earlier turns)."
 
 
-def judge_updates(state: dict[str, Any], visible: int) -> list[Any]:
-    """The judge bar after a round or a pane-count change: pickers list only judgeable panes,
-    verdict buttons are greyed out when fewer than two answers can be judged."""
+def judge_updates(state: dict[str, Any], visible: int, keep_picks: bool = False) -> list[Any]:
+    """The judge bar after a round, a pane-count change or a pane that finished: pickers list only
+    judgeable panes, verdict buttons are greyed out when fewer than two answers can be judged.
+
+    `keep_picks` leaves the pickers' values alone (only their choices change): while a round runs,
+    finished panes join the choices one by one and a pick the person made must not move under
+    their cursor (it stays valid: a finished answer stays finished).
+    """
     panes = judgeable_panes(state, visible)
     choices = [(f"{p}: {state['labels'][p - 1]}", str(p)) for p in panes]
-    a = choices[0][1] if choices else None
-    b = choices[1][1] if len(choices) > 1 else None
     ready = len(choices) >= 2
-    return ([gr.update(choices=choices, value=a), gr.update(choices=choices, value=b)]
-            + [gr.update(interactive=ready) for _ in WINNER_LABELS] + [judge_summary(state, visible)])
+    if keep_picks:
+        pickers = [gr.update(choices=choices), gr.update(choices=choices)]
+    else:
+        a = choices[0][1] if choices else None
+        b = choices[1][1] if len(choices) > 1 else None
+        pickers = [gr.update(choices=choices, value=a), gr.update(choices=choices, value=b)]
+    return pickers + [gr.update(interactive=ready) for _ in WINNER_LABELS] + [judge_summary(state, visible)]
+
+
+def judge_bar_stream(state: dict[str, Any], visible: int, offered: list[int] | None) -> tuple[list[Any] | None,
+                                                                                            list[int]]:
+    """The judge bar's update for one yield of a round, or None when it has not changed.
+
+    `offered` is what the pickers offer now (None before the round's first yield). The bar
+    changes only when a pane finishes or the round ends, so a streamed token costs nothing here.
+    Picks are kept once two or more answers were on offer (the person may have chosen already).
+    """
+    panes = judgeable_panes(state, visible)
+    running = bool(state.get("run_id"))
+    if offered is not None and panes == offered and running:
+        return None, offered
+    keep = offered is not None and len(offered) >= 2
+    return judge_updates(state, visible, keep_picks=keep), panes
 
 
 def grid_classes(n: int) -> list[str]:
@@ -392,11 +416,10 @@ def build(ctx: AppContext) -> None:
         *controls_flat, follow = values          # the follow-up switch comes last (API order is stable)
         configs = [PaneConfig(*controls_flat[i * 8:(i + 1) * 8]) for i in range(MAX_PANES)]
         st = {**st, "user": login_name(request)}
-        first = True
+        offered: list[int] | None = None
         for st2, views, msg in grid_run(ctx, st, q, int(n), fam, configs, bool(follow)):
-            judge = judge_updates(st2, int(n)) if first or not st2.get("run_id") else [gr.skip()] * len(judge_outputs)
-            first = False
-            yield [st2, msg, ""] + _flatten_views(views) + judge
+            judge, offered = judge_bar_stream(st2, int(n), offered)
+            yield [st2, msg, ""] + _flatten_views(views) + (judge or [gr.skip()] * len(judge_outputs))
 
     # inputs: question, pane count, family, 8 controls per pane, follow-up; outputs: status, vote
     # status, 6 per pane, then the judge bar (tests/test_load.py drives this API by position)
@@ -441,13 +464,18 @@ def build(ctx: AppContext) -> None:
 
 def _vote_handler(ctx: AppContext, winner: str):
     """A click handler for one verdict (a closure: Gradio sees gr.Request only on plain functions).
-    `visible` is the pane count on screen: a hidden pane is refused even if a request names it."""
+    `visible` is the pane count on screen: a hidden pane is refused even if a request names it.
+
+    While a round runs, the Send handler owns the tab's state (it writes each pane that finishes):
+    a vote then leaves the state alone, since writing back the copy it read would undo a pane that
+    finished meanwhile. Storage still refuses a second vote on the pair."""
     def on_vote(state: dict[str, Any], a: str | None, b: str | None, note: str, visible: str,
-                request: gr.Request) -> tuple[dict[str, Any], str]:
+                request: gr.Request) -> tuple[Any, str]:
         if not a or not b:
-            return state, "⚠️ Pick two panes (A and B)."
-        return vote_on_pair(ctx, {**state, "user": login_name(request)}, int(a), int(b), winner, note,
-                            visible=int(visible))
+            return gr.skip(), "⚠️ Pick two panes (A and B)."
+        new_state, message = vote_on_pair(ctx, {**state, "user": login_name(request)}, int(a), int(b), winner, note,
+                                          visible=int(visible))
+        return (gr.skip() if state.get("run_id") else new_state), message
     return on_vote
 
 
