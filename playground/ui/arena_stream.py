@@ -34,7 +34,7 @@ class AlignedStart:
 
     def feed(self, now: float, texts: Sequence[str], done: Sequence[bool]) -> None:
         """Record what each side has written by `now` and whether it has finished."""
-        for side, text, finished in zip(self._sides, texts, done):
+        for side, text, finished in zip(self._sides, texts, done, strict=True):
             if side.began is None and (text.strip() or finished):
                 side.began = now
             if side.began is None:

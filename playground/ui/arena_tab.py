@@ -261,8 +261,8 @@ def arena_send(ctx: AppContext, state: dict[str, Any], question: str, choice: Po
             for side, spec, history, result, followup in zip(SIDES, specs, histories, results, followups):
                 if result.done and not rnd.side(side).done:
                     _finish_side(ctx, rnd, side, spec, history, question, result, session_id, followup)
-            aligned.feed(time.monotonic(), [blind_answer(r, f) for r, f in zip(results, followups)],
-                         [r.done for r in results])
+            texts = [blind_answer(r, f) for r, f in zip(results, followups, strict=True)]
+            aligned.feed(time.monotonic(), texts, [r.done for r in results])
             now_shown = aligned.shown(time.monotonic())
             if now_shown != shown:
                 shown = now_shown
@@ -396,7 +396,9 @@ def build(ctx: AppContext) -> None:
     families = sorted({p.family for p in ctx.presets.prompting.values()}) or [DEFAULT_FAMILY]
     gr.Markdown("Blind battle: two contestants are drawn from your pool (pairs with fewer battles first) "
                 "and shown as **Model A** and **Model B**. Who was who is revealed after your vote.")
-    with gr.Accordion("Contestant pool", open=True):
+    # folded: the pool names the contestants, and over a one-pair pool only left/right is unknown, so it
+    # stays out of the way of a blind battle (opened on purpose, it says what the battles are drawn from)
+    with gr.Accordion("Settings: contestant pool, sampling, answer length", open=False, elem_id="arena-settings"):
         with gr.Row():
             models = gr.Dropdown(model_choices(ctx), value=default_models, multiselect=True, label="Models",
                                  elem_id="arena-models", scale=3)

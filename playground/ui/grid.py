@@ -9,6 +9,7 @@ in `grid_rounds`; `build` only lays out components and wires them to those funct
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Iterator, Sequence
@@ -103,6 +104,22 @@ def pane_label(ctx: AppContext, model_id: str | None, mode: str | None) -> str:
     """'<mode> · <model>': what a pane runs, in a few words (the mode first: it is short)."""
     spec = ctx.catalog.models.get(model_id or "")
     return f"{MODE_TITLES.get(mode or '', mode)} · {spec.display_name if spec else model_id or 'no model'}"
+
+
+def picker_labels(ctx: AppContext, configs: Sequence[PaneConfig]) -> list[str]:
+    """What the judge pickers call each pane, after its number: only what tells the panes apart (the
+    mode when every pane runs one model, the model when every pane runs one mode), the model's name
+    without its parenthesised remark. Short enough to read whole in a picker on a phone."""
+    def model_name(model_id: str) -> str:
+        spec = ctx.catalog.models.get(model_id or "")
+        return re.sub(r"\s*\([^()]*\)$", "", spec.display_name) if spec else model_id or "no model"
+    same_model = len({c.model_id for c in configs}) == 1
+    same_mode = len({c.mode for c in configs}) == 1
+    out = []
+    for c in configs:
+        mode, model = MODE_TITLES.get(c.mode, c.mode), model_name(c.model_id)
+        out.append(mode if same_model else model if same_mode else f"{mode} · {model}")
+    return out
 
 
 def pane_header(ctx: AppContext, index: int, model_id: str | None, mode: str | None) -> str:
@@ -201,7 +218,7 @@ def grid_run(ctx: AppContext, state: dict[str, Any], question: str, n_panes: int
         yield state, [None] * MAX_PANES, f"❌ {exc}"
         return
     run_id, cancel = ctx.runs.start()
-    labels = [pane_label(ctx, cfg.model_id, cfg.mode) for cfg in configs[:n]]
+    labels = picker_labels(ctx, configs[:n])
     state, histories = start_round(state, question, n, labels, followup, run_id)
     shown: list[PaneView] = [pane_view(histories[i], question, PaneResult()) if i < n else EMPTY_VIEW
                              for i in range(MAX_PANES)]
