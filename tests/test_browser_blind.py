@@ -176,16 +176,20 @@ WATCH = """() => {
   const text = (side) => [...document.querySelectorAll(`#arena-${side}-chat [data-testid="bot"]`)]
       .map(e => e.innerText.trim()).join('');
   const seen = {first: {}, steps: []};
-  let last = '';
+  let last = '', timer = null;
+  const step = () => {     // the page once an update has settled (components render it a tick apart)
+    const now = {status: document.querySelector('#arena-status').innerText.trim(),
+                 disabled: [...document.querySelectorAll('[id^="arena-vote-"]')].map(b => b.disabled),
+                 left: text('left').length, right: text('right').length};
+    const key = JSON.stringify(now);
+    if (key !== last) { last = key; seen.steps.push({...now, t: performance.now()}); }
+  };
   const look = () => {
     const now = performance.now();
     for (const side of ['left', 'right'])
       if (seen.first[side] === undefined && text(side)) seen.first[side] = now;
-    const step = {status: document.querySelector('#arena-status').innerText.trim(),
-                  disabled: [...document.querySelectorAll('[id^="arena-vote-"]')].map(b => b.disabled),
-                  left: text('left').length, right: text('right').length};
-    const key = JSON.stringify(step);
-    if (key !== last) { last = key; seen.steps.push({...step, t: now}); }
+    clearTimeout(timer);
+    timer = setTimeout(step, 40);
   };
   new MutationObserver(look).observe(document.body, {subtree: true, childList: true, characterData: true,
                                                      attributes: true});
@@ -205,8 +209,9 @@ def test_a_long_prompt_and_a_short_one_begin_together_and_the_buttons_follow_the
                                                                                         screenshot_dir):
     """Few-shot (an ~860-token prompt) against zero-shot on one model: the short prompt's first token
     comes seconds before the long one's, yet both sides show their first characters within 0.3 s of
-    each other (measured in the page). At every state the page goes through, the vote buttons are
-    on exactly when the status says both answers are complete, and the status never counts answers."""
+    each other (measured in the page). At every state the page settles in (one update reaches the
+    components a millisecond apart), the vote buttons are on exactly when the status says both
+    answers are complete, and the status never counts answers."""
     page.set_viewport_size({"width": SIZE[0], "height": SIZE[1]})
     page.goto(twin_app.url)
     page.get_by_role("tab", name="Arena").click()

@@ -51,6 +51,7 @@ GRID_CSS = """
 #pane-grid .pane-meta p, #grid-status p, #judge-hint p { font-size: var(--text-sm); margin: 0; }
 #grid-toolbar { align-items: center; }
 #judge-bar { align-items: end; }
+#vote-a input, #vote-b input { text-overflow: ellipsis; padding-right: 28px; }
 """
 
 
@@ -417,8 +418,10 @@ def build(ctx: AppContext) -> None:
                 gr.on([model.change, mode.change], partial(_header_update, ctx, i), [model, mode], [header])
 
     with gr.Row(elem_id="judge-bar"):
-        pane_a = gr.Dropdown([], value=None, label="A = pane", elem_id="vote-a", scale=2, min_width=150)
-        pane_b = gr.Dropdown([], value=None, label="B = pane", elem_id="vote-b", scale=2, min_width=150)
+        # wide enough to read a choice whole (its text must not run under the arrow): on a phone each
+        # picker takes the full width; on a desktop they take the room the verdict buttons leave
+        pane_a = gr.Dropdown([], value=None, label="A = pane", elem_id="vote-a", scale=3, min_width=220)
+        pane_b = gr.Dropdown([], value=None, label="B = pane", elem_id="vote-b", scale=3, min_width=220)
         vote_buttons = {w: gr.Button(label, elem_id=f"vote-{w}", interactive=False, scale=1, min_width=112, size="md")
                         for w, label in WINNER_LABELS.items()}
         note = gr.Textbox(label="Note (optional)", elem_id="vote-note", scale=2, min_width=140)
