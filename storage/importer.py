@@ -5,14 +5,17 @@ reported with their line (JSONL) or index (JSON array) and skipped. Every battle
 `import_key` (a fingerprint of the row and which repeat of that row it is), so importing the
 same file again adds nothing.
 
-Speed (issue 16: a million battles in <= 20 s): lines are decoded with orjson, the row
+Speed (the target: a million battles in <= 20 s, bench/bench_import.py): lines are decoded with orjson, the row
 fingerprint is orjson's sorted-key dump (byte for byte the canonical `json.dumps` the keys were
 always made of; rows where the two could differ take the `json` path, see `_canonical`). A big
 JSONL file is parsed in worker processes while this one writes (storage/import_parallel.py); a
 row comes out of validation as ONE plain tuple (`StageRow`), which storage/bulk_write.py stages
 and copies set-wise. The whole file is written in ONE transaction (judging rules checked
-set-wise, indexes built once): an import is all or nothing, and holds the write lock while it
-runs, so the app's writers wait for it (up to the busy timeout).
+set-wise, indexes built once): an import is all or nothing. Parsing and validating take no write
+lock: the rows are staged in a private temporary database, and only the final copy into the
+tables (with the rule checks and index rebuilds) holds SQLite's write lock, so the app's
+writers wait for that step only, never for the parsing (storage/bulk_write.py `StageWriter`;
+the measured hold is in docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import math
 import re
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,13 +33,13 @@ from typing import Any, NamedTuple
 import orjson
 from sqlite_utils import Database
 
+from playground.arena_format import OUR_WINNERS
 from playground.errors import PlaygroundError
 from storage import bulk_write, import_parallel
 from storage.db import StorageError, storage_errors, write_transaction
 from storage.pairs import input_difference, input_fingerprint
 from storage.records import check_conversation, iso_utc
 
-ARENA_WINNERS = {"model_a": "left", "model_b": "right", "tie": "tie", "tie (bothbad)": "both_bad"}
 BATCH_ROWS = 20_000
 _SNIFF_BYTES = 8_192
 
@@ -94,28 +97,35 @@ def import_arena_battles(db: Database, path: str | Path, *, workers: int | None 
     data = _read_bytes(path)
     is_array = _ARRAY_START.match(data) is not None
     if is_array:
-        rows, fast = _json_array(path, data)
-        expected, chunks = len(rows), _array_chunks(rows, fast)
+        chunks = _array_chunks(*_json_array(path, data))
     else:
-        expected = data.count(b"\n") + 1
         chunks = import_parallel.parsed_chunks(data, parse_jsonl_chunk, workers)
     seen: dict[str, int] = {}
     lines_with_json = 0
-    with (closing(chunks), storage_errors(db, "import battles"), bulk_write.import_pragmas(db),
-          write_transaction(db), bulk_write.bulk_mode(db, expected)):  # closing: stop the workers on any error
-        writer = bulk_write.StageWriter(db)
+    # closing: stop the workers on any error. The stage is attached before import_pragmas puts temp storage in
+    # memory, so it stays a file. Parsing and staging take no write lock: only the final copy does.
+    with closing(chunks), storage_errors(db, "import battles"), _staged(db) as writer, bulk_write.import_pragmas(db):
         for chunk in chunks:
             lines_with_json += chunk.parsed
             report.errors.extend(chunk.errors)
             rows = _number_repeats(chunk.rows, chunk.repeats, seen)
-            written = writer.write(rows)
-            report.imported += written
-            report.already_imported += len(rows) - written
+            report.already_imported += len(rows) - writer.write(rows)
         if lines_with_json == 0 and not is_array:
             raise ImportFileError(f"{path} has no JSON on any line; expected a JSON array or JSONL "
                                   "(one battle object per line).")
-        writer.close()  # every batch's rows were checked as they were copied (bulk_write.check_rules)
+        if writer.staged:
+            with write_transaction(db, "import battles"), bulk_write.bulk_mode(db, writer.staged):
+                report.imported = writer.copy()
     return report
+
+
+@contextmanager
+def _staged(db: Database) -> Iterator[bulk_write.StageWriter]:
+    writer = bulk_write.StageWriter(db)
+    try:
+        yield writer
+    finally:
+        writer.close()
 
 
 # ---------------------------------------------------------------- reading
@@ -188,15 +198,21 @@ def _json_array(path: Path, data: bytes) -> tuple[list[Any], bool]:
         rows = orjson.loads(data)
         if _plain_numbers(rows):
             return rows, True
-    except orjson.JSONDecodeError:
+    except (orjson.JSONDecodeError, RecursionError):
         pass
     try:
-        return json.loads(data), False
+        return _json_loads(data), False
     except json.JSONDecodeError as exc:
         raise ImportFileError(
             f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
             "Fix the file, or convert it to JSONL so bad rows can be skipped one by one."
         ) from exc
+    except RecursionError:
+        raise ImportFileError(
+            f"{path} holds arrays or objects nested about a thousand levels deep, which no row of Arena "
+            "battles has and the JSON reader cannot walk. Convert the file to JSONL (one battle per line): "
+            "then such a row is skipped by its line number and the others are imported."
+        ) from None
 
 
 def _array_chunks(rows: list[Any], fast: bool) -> Iterator[ParsedChunk]:
@@ -206,9 +222,8 @@ def _array_chunks(rows: list[Any], fast: bool) -> Iterator[ParsedChunk]:
         errors: list[RowError] = []
         repeats: dict[str, int] = {}
         for index in range(start, min(start + BATCH_ROWS, len(rows))):
-            row = rows[index]
             try:
-                good.append(_parse_row(row, _import_key(_canonical(row, fast), repeats)))
+                good.append(_checked_row(rows[index], fast, repeats))
             except _BadRow as exc:
                 errors.append(RowError(f"index {index}", str(exc)))
         yield ParsedChunk(good, errors, repeats, len(good) + len(errors))
@@ -229,18 +244,22 @@ def parse_jsonl_chunk(chunk: bytes, first_line: int) -> ParsedChunk:
             row = loads(line)
             fast = _plain_numbers(row)
             if not fast:  # orjson reads integers past 64 bits as floats: let `json` read this line
-                row = json.loads(line)
-        except decode_error:
+                row = _json_loads(line)
+        except (decode_error, RecursionError):
             if not line.strip():
                 continue
             try:
-                row, fast = json.loads(line), False
+                row, fast = _json_loads(line), False
             except json.JSONDecodeError as exc:
                 errors.append(RowError(f"line {number}", f"not valid JSON ({exc.msg}, column {exc.colno})"))
                 continue
+            except RecursionError:
+                parsed += 1
+                errors.append(RowError(f"line {number}", _TOO_DEEP))
+                continue
         parsed += 1
         try:
-            good.append(_parse_row(row, _import_key(_canonical(row, fast), repeats)))
+            good.append(_checked_row(row, fast, repeats))
         except _BadRow as exc:
             errors.append(RowError(f"line {number}", str(exc)))
     return ParsedChunk(good, errors, repeats, parsed)
@@ -279,11 +298,77 @@ def _canonical(row: Any, fast: bool) -> bytes | None:
     row cannot be written as UTF-8 (an unpaired surrogate escape).
     """
     if fast:
-        return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+        try:
+            return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # only its nesting limit can fail on a row orjson itself decoded
+            raise _BadRow(_TOO_DEEP) from None
+    if _depth(row) > MAX_NESTING:  # the json path would take what orjson refuses: the same rule on both
+        raise _BadRow(_TOO_DEEP)
     try:
-        return json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                          default=_refuse_long_number).encode("utf-8")
+    except _BadRow:
+        raise
     except (UnicodeEncodeError, ValueError):
         return None
+
+
+def _checked_row(row: Any, fast: bool, repeats: dict[str, int]) -> StageRow:
+    """One decoded row validated into a StageRow; rows too deep for the readers are bad rows too."""
+    try:
+        return _parse_row(row, _import_key(_canonical(row, fast), repeats))
+    except RecursionError:
+        raise _BadRow(_TOO_DEEP) from None
+
+
+# orjson writes at most 254 levels of arrays and objects inside each other; an Arena row has three.
+MAX_NESTING = 254
+_TOO_DEEP = f"arrays or objects nested more than {MAX_NESTING} levels deep (an Arena battle has three)"
+# Longer integer literals are not read as numbers (Python refuses to convert past 4300 digits, and
+# float() fails past 308): no field of a battle needs more than 20.
+MAX_INT_DIGITS = 100
+
+
+class _LongNumber:
+    """An integer literal too long to be a number of any field, kept so the row is refused by name."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"a {self.digits}-digit number"
+
+
+def _parse_int(text: str) -> int | _LongNumber:
+    digits = len(text) - (text[0] == "-")
+    return int(text) if digits <= MAX_INT_DIGITS else _LongNumber(digits)
+
+
+def _json_loads(data: bytes) -> Any:
+    """`json.loads` that turns over-long integers into `_LongNumber` instead of failing the whole text."""
+    return json.loads(data, parse_int=_parse_int)
+
+
+def _refuse_long_number(value: Any) -> Any:
+    if isinstance(value, _LongNumber):
+        raise _BadRow(f"a number has {value.digits} digits; no field of a battle takes more than {MAX_INT_DIGITS}")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    """Levels of arrays and objects inside each other (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_NESTING:
+            return level
+        stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 # ---------------------------------------------------------------- validating
@@ -306,8 +391,8 @@ def _parse_row(raw: Any, import_key: str) -> StageRow:
     winner = raw.get("winner", _MISSING)
     if winner is _MISSING:
         raise _BadRow("missing key 'winner'")
-    if not isinstance(winner, str) or winner not in ARENA_WINNERS:
-        raise _BadRow(f"winner {winner!r} is not one of {', '.join(ARENA_WINNERS)}")
+    if not isinstance(winner, str) or winner not in OUR_WINNERS:
+        raise _BadRow(f"winner {winner!r} is not one of {', '.join(OUR_WINNERS)}")
     tstamp = _tstamp(raw.get("tstamp"))
     if tstamp is None:
         tstamp = time.time()
@@ -324,7 +409,7 @@ def _parse_row(raw: Any, import_key: str) -> StageRow:
         json_b = json_a if side_b[0] == side_a[0] else _conversation_json(side_b[0])
         fingerprint = input_fingerprint(side_a[0]) if side_a[0] else _EMPTY_FINGERPRINT
     return (import_key, _session_id(raw.get("question_id")), tstamp, _created_at(tstamp),
-            1 if _anony(raw.get("anony")) else 0, ARENA_WINNERS[winner], model_a, model_b,
+            1 if _anony(raw.get("anony")) else 0, OUR_WINNERS[winner], model_a, model_b,
             json_a, side_a[1], json_b, side_b[1], fingerprint)
 
 
@@ -349,9 +434,15 @@ def _model(raw: Mapping[str, Any], key: str) -> str:
 def _tstamp(value: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _BadRow(f"tstamp must be epoch seconds (a number), got {value!r}")
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise _BadRow(f"tstamp has {len(str(abs(value)))} digits: not a date (epoch seconds)") from None
+    if not math.isfinite(seconds):
+        raise _BadRow(f"tstamp must be epoch seconds (a number), got {value!r}")
+    return seconds
 
 
 def _created_at(tstamp: float) -> str:
@@ -411,6 +502,8 @@ def _check_same_input(conversation_a: list[dict[str, str]], conversation_b: list
 
 
 def _type_name(value: Any) -> str:
+    if isinstance(value, _LongNumber):
+        return repr(value)
     return {dict: "object", list: "array", str: "string", type(None): "null"}.get(
         type(value), type(value).__name__
     )

@@ -1,4 +1,4 @@
-"""Issue 11 through the Playground's handlers (no browser): the bundled model, a real SQLite file.
+"""The judging rules through the Playground's handlers (no browser): the bundled model, a real SQLite file.
 
 The reported journey: ask in 6 panes, switch to 3 panes and ask again, then judge pane 1 against
 pane 4 (an answer to the first question): refused, and nothing reaches the exports. Also the same
@@ -12,12 +12,12 @@ import time
 
 import pytest
 
-from playground.export import export_dpo
+from playground.export import PreferenceFilters, export_dpo
 from playground.sampling import SamplingParams, SamplingPreset
 from playground.ui.grid import MAX_PANES, PaneConfig, grid_run, new_grid_state, stop, vote_on_pair
 from storage import open_database
 
-FAST = "issue11-fast"
+FAST = "judging-fast"
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,8 @@ def test_a_vote_across_two_questions_is_refused(ctx, tmp_path):
     assert message.startswith("✅ Saved"), message
     db = open_database(ctx.settings.db_path)
     try:
-        result = export_dpo(db, tmp_path / "pairs.jsonl", format="conversational", since=since)
+        result = export_dpo(db, tmp_path / "pairs.jsonl", PreferenceFilters(since=since, include_truncated=True),
+                            format="conversational")
         meta = json.loads(result.meta_path.read_text())
         assert result.written == 1
         assert {meta["chosen_generation_id"], meta["rejected_generation_id"]} == set(state["generations"][:2])

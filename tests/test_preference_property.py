@@ -1,4 +1,4 @@
-"""Issue 11, property: whatever a user does (asks with different pane counts, follow-ups, stops,
+"""Property: whatever a user does (asks with different pane counts, follow-ups, stops,
 votes on any two answers in either order), every exported DPO and KTO row is a valid comparison.
 
 Random action sequences (seeded, so a failure repeats) run through the recording functions the
@@ -19,7 +19,7 @@ import pytest
 import storage
 from playground.compare import PaneSpec, run_panes
 from playground.errors import PlaygroundError
-from playground.export import export_dpo, export_kto, meta_path_for
+from playground.export import PreferenceFilters, export_dpo, export_kto, meta_path_for
 from playground.recording import save_generation, save_vote
 from playground.sampling import SamplingParams
 from storage.pairs import input_messages, pair_key
@@ -108,8 +108,8 @@ def test_every_exported_row_is_a_valid_comparison(app_ctx, tmp_path, seed):
         for kind, write in (("dpo", export_dpo), ("kto", export_kto)):
             for format in ("conversational", "standard"):
                 out = tmp_path / f"{kind}-{format}.jsonl"
-                write(db, out, format=format, dedupe=False)
-                files[kind, format] = list(zip(read_jsonl(out), read_jsonl(meta_path_for(out))))
+                write(db, out, PreferenceFilters(include_truncated=True), format=format, dedupe=False)
+                files[kind, format] = list(zip(read_jsonl(out), read_jsonl(meta_path_for(out)), strict=True))
 
         pairs_seen: set[tuple[int, int]] = set()
         for row, meta in files["dpo", "conversational"]:

@@ -1,7 +1,7 @@
-"""Issue 13, team quality, storage level: several annotators judge one battle, each once.
+"""Team quality, storage level: several annotators judge one battle, each once.
 
 Real SQLite files; the database's own triggers are checked by writing past the API, and the m020
-migration is run on a database written as issue 11 left it.
+migration is run on a database written before votes had a voter.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_the_database_refuses_a_second_vote_of_one_voter_from_any_writer(db):
     record_vote(db, battle_id=battle, winner="left", session_id="user:ann/1")
     insert = ("INSERT INTO votes (battle_id, winner, session_id, voter, created_at, tstamp) "
               "VALUES (?, 'right', 'x', ?, 't', 0)")
-    with pytest.raises(sqlite3.IntegrityError, match="already judged|UNIQUE"):
+    with pytest.raises(sqlite3.IntegrityError, match="already judged|UNIQUE|already holds a row"):
         db.execute(insert, [battle, "ann"])
     db.execute(insert, [battle, "bob"])     # another voter: stored
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
