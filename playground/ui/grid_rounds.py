@@ -87,9 +87,8 @@ def pane_refusal(state: dict[str, Any], pane: int, visible: int) -> str | None:
 
 
 def judgeable_panes(state: dict[str, Any], visible: int) -> list[int]:
-    """The panes (1-based) the judge pickers offer: visible, of the latest round, finished."""
-    if state.get("run_id"):
-        return []
+    """The panes (1-based) the judge pickers offer: visible, of the latest round, finished (also while
+    other panes of the round still answer: a vote between two finished answers waits for no one)."""
     return [p for p in range(1, MAX_PANES + 1) if pane_refusal(state, p, visible) is None]
 
 
@@ -108,10 +107,10 @@ def identical_pairs(state: dict[str, Any], visible: int) -> list[tuple[int, int]
 
 def judge_summary(state: dict[str, Any], visible: int) -> str:
     """One line above the pickers: what is being judged and which panes are left out, and why."""
-    if state.get("run_id"):
-        return "Judging opens when every pane has finished."
     if not state.get("round"):
         return "Ask a question; then judge two of its answers here."
+    if state.get("run_id"):
+        return running_summary(state, visible)
     shown = min(visible, int(state["round_panes"]))
     left_out = [r for p in range(1, shown + 1) if (r := pane_refusal(state, p, visible))]
     hidden = int(state["round_panes"]) - shown
@@ -119,10 +118,24 @@ def judge_summary(state: dict[str, Any], visible: int) -> str:
     ok = judgeable_panes(state, visible)
     head = (f"Judge two answers to the latest question ({len(ok)} can be judged)." if len(ok) >= 2 else
             "Fewer than two answers to the latest question can be judged: ask again.")
+    return head + ("" if not notes else " Not offered: " + "; ".join(notes) + ".") + twins_note(state, visible)
+
+
+def twins_note(state: dict[str, Any], visible: int) -> str:
+    """Said before the vote: which judgeable pairs gave the same text, and what may be recorded for them."""
     same = identical_pairs(state, visible)
-    twins = ("" if not same else " Identical answers: " + ", ".join(f"panes {a} and {b}" for a, b in same)
-             + " (only Tie or Both are bad can be recorded for such a pair).")
-    return head + ("" if not notes else " Not offered: " + "; ".join(notes) + ".") + twins
+    return ("" if not same else " Identical answers: " + ", ".join(f"panes {a} and {b}" for a, b in same)
+            + " (only Tie or Both are bad can be recorded for such a pair).")
+
+
+def running_summary(state: dict[str, Any], visible: int) -> str:
+    """The hint while a round runs: finished answers can be judged now, the others keep answering."""
+    ok = judgeable_panes(state, visible)
+    running = sum(1 for i in range(min(visible, int(state["round_panes"]))) if state["busy"][i])
+    waiting = f"{running} pane{'s' if running != 1 else ''} still answering"
+    if len(ok) >= 2:
+        return f"Judge two finished answers now ({len(ok)} can be judged; {waiting})." + twins_note(state, visible)
+    return f"Judging opens as soon as two answers have finished ({len(ok)} so far; {waiting})."
 
 
 def pair_key(left_id: int, right_id: int) -> str:
@@ -138,14 +151,15 @@ def vote_on_pair(ctx: AppContext, state: dict[str, Any], pane_a: int, pane_b: in
 
     Refuses, whatever the request says, a pane that is hidden, answered an earlier question, is
     still running, was stopped or failed, a pair of answers that was judged already, and a
-    decisive verdict on two identical answers (also refused by `recording.save_vote`).
+    decisive verdict on two identical answers (also refused by `recording.save_vote`). Other
+    panes of the round may still be running: their answers are not part of this pair.
     """
     a, b = int(pane_a), int(pane_b)
     if a == b:
         return state, "⚠️ Pick two different panes."
     if winner not in WINNER_LABELS:
         return state, f"⚠️ Unknown verdict '{winner}'."
-    if state.get("run_id") or any(state["busy"][p - 1] for p in (a, b) if 1 <= p <= MAX_PANES):
+    if any(state["busy"][p - 1] for p in (a, b) if 1 <= p <= MAX_PANES):
         return state, "⚠️ Wait until both answers are complete before voting."
     if not state.get("round"):
         return state, "⚠️ Both panes need a finished answer (ask a question first)."
