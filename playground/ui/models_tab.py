@@ -24,15 +24,20 @@ def status(spec: ModelSpec) -> str:
     if spec.available:
         return "ready"
     if spec.built_from is not None:
-        return "built on first use"
+        return "assembled on first use" if spec.source == "package" else "built on first use"
     if spec.source == "hub":
         return "not downloaded"
     return "missing"
 
 
+def notes(spec: ModelSpec) -> str:
+    """The note, then where the file comes from when it is someone else's repackaging."""
+    return " · ".join(part for part in (spec.note, spec.provenance) if part)
+
+
 def catalog_rows(ctx: AppContext) -> list[list[Any]]:
     rows = [[s.id, s.display_name, s.kind, s.params_label(), s.quantization or "?", s.context_length or "?",
-             ", ".join(s.backends), s.source, status(s), s.note]
+             ", ".join(s.backends), s.source, status(s), notes(s)]
             for s in ctx.catalog]
     return [row + [fit] for row, fit in zip(rows, fit_column(ctx))]
 
@@ -48,6 +53,18 @@ def problems_markdown(ctx: AppContext) -> str:
     if not ctx.catalog.problems:
         return ""
     return "**Files that could not be used:**\n\n" + "\n".join(f"- {p}" for p in ctx.catalog.problems)
+
+
+def installable_markdown() -> str:
+    """Real models installable from the package index (no Hub needed), and the command."""
+    from playground.models.split_packages import install_lines
+
+    lines = install_lines()
+    if not lines:
+        return ""
+    return ("**More models without the Hub** (from the package index, checked against pinned SHA-256 "
+            "values, assembled on first use):\n\n" + "\n".join(f"- `{line.split(': ', 1)[0]}`: "
+                                                               f"{line.split(': ', 1)[1]}" for line in lines))
 
 
 def refresh(ctx: AppContext) -> tuple[list[list[Any]], str]:
@@ -100,6 +117,7 @@ def build(ctx: AppContext) -> None:
     table = gr.Dataframe(catalog_rows(ctx), headers=COLUMNS, interactive=False, elem_id="models-table",
                          wrap=True, column_widths=COLUMN_WIDTHS)
     problems = gr.Markdown(problems_markdown(ctx), elem_id="models-problems")
+    gr.Markdown(installable_markdown(), elem_id="models-installable")
     rescan = gr.Button("Re-scan models", elem_id="models-rescan")
     with gr.Group(elem_id="models-hub"):
         gr.Markdown("### Add a model from the Hugging Face Hub")
