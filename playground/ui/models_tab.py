@@ -31,8 +31,11 @@ def status(spec: ModelSpec) -> str:
 
 
 def notes(spec: ModelSpec) -> str:
-    """The note, then where the file comes from when it is someone else's repackaging."""
-    return " · ".join(part for part in (spec.note, spec.provenance) if part)
+    """The note, then where the file comes from when it is someone else's repackaging (the full
+    provenance, with packages and hash, is in `python app.py models` and its --json)."""
+    origin = (f"third-party repackaging of {spec.original_model} ({spec.license})"
+              if spec.original_model else spec.provenance)
+    return " · ".join(part for part in (spec.note, origin) if part)
 
 
 def catalog_rows(ctx: AppContext) -> list[list[Any]]:
