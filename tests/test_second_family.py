@@ -58,7 +58,8 @@ def test_chat_template_renders_as_transformers_does(app_ctx, qwen05, qwen05_tf):
         ours = qwen05.render_chat(messages)
         theirs = qwen05_tf.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         assert ours == theirs
-        assert ours.endswith("<|im_start|>assistant\n") and ours.count("<|im_start|>user") == 3
+        assert ours.endswith("<|im_start|>assistant\n")
+        assert ours.count("<|im_start|>user") == (3 if mode == "few_shot_cot" else 1)   # 2 exemplars + the question
     default_system = qwen05.render_chat([{"role": "user", "content": "hi"}])
     assert default_system.startswith("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud.")
 
