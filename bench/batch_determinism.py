@@ -195,7 +195,7 @@ def check_model(model: str, widths: tuple[int, ...], n_new: int, threads: int) -
             took = time.perf_counter() - t0
             same = [outs[j] == solo[i][: lens[j]] for j, i in enumerate(idx)]
             all_same &= all(same)
-            first_diff = [next((k for k, (a, b) in enumerate(zip(outs[j], solo[i])) if a != b), None)
+            first_diff = [next((k for k, (a, b) in enumerate(zip(outs[j], solo[i], strict=False)) if a != b), None)
                           for j, i in enumerate(idx)]
             print(f"width {width} {scenario:9s}: identical to solo {sum(same)}/{width}  "
                   f"(first differing token per sequence: {first_diff})  {took:.2f} s", flush=True)

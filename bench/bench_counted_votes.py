@@ -1,4 +1,4 @@
-"""What issue 11's judging rules cost: rankings read `counted_votes` (a view that leaves out
+"""What the judging rules cost: rankings read `counted_votes` (a view that leaves out
 excluded and tombstoned votes) instead of `votes`, and every vote insert runs the m008 triggers.
 
 Baselines in the same run: the same query on the plain `votes` table, and the same bulk insert
@@ -8,7 +8,6 @@ Run: python bench/bench_counted_votes.py [--battles 200000]
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import tempfile
 import time
 from pathlib import Path

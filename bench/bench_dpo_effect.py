@@ -215,8 +215,8 @@ class StepClock:
 
     def per_step(self) -> tuple[float, float]:
         """Median CPU and wall seconds per step, the first step (warm-up) left out."""
-        cpu = [b[1] - a[1] for a, b in zip(self.marks, self.marks[1:])]
-        wall = [b[2] - a[2] for a, b in zip(self.marks, self.marks[1:])]
+        cpu = [b[1] - a[1] for a, b in zip(self.marks, self.marks[1:], strict=False)]
+        wall = [b[2] - a[2] for a, b in zip(self.marks, self.marks[1:], strict=False)]
         return (statistics.median(cpu), statistics.median(wall)) if cpu else (float("nan"), float("nan"))
 
 
@@ -235,7 +235,7 @@ def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 2
     from playground.context import AppContext
     from playground.errors import PlaygroundError
     from playground.lab.curves import newcombe_difference
-    from playground.ranking import wilson_interval
+    from playground.stats import wilson_interval
     from playground.training import DPOHyperparameters, TrainRequest, train_dpo
     from playground.training.data import PreferenceFilters, load_preferences
     from playground.training.dpo import load_trainable
@@ -327,8 +327,8 @@ def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 2
             "difference": f"{d:+.1%} (Newcombe 95% {dlo:+.1%} to {dhi:+.1%}; bootstrap over prompts 95% "
                           f"{blo:+.1%} to {bhi:+.1%})",
             "prompts where the rate rose / fell / same": "{} / {} / {}".format(
-                sum(a > b for a, b in zip(after, before)), sum(a < b for a, b in zip(after, before)),
-                sum(a == b for a, b in zip(after, before))),
+                sum(a > b for a, b in zip(after, before, strict=True)), sum(a < b for a, b in zip(after, before, strict=True)),
+                sum(a == b for a, b in zip(after, before, strict=True))),
             "effect excludes zero (both intervals)": bool(dlo > 0 and blo > 0),
         })
 

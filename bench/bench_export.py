@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -96,7 +92,7 @@ def naive_export(db, out: Path, limit: int) -> int:
                 "FROM votes v JOIN battles b ON b.id = v.battle_id "
                 "JOIN generations gl ON gl.id = b.left_generation_id "
                 "JOIN generations gr ON gr.id = b.right_generation_id WHERE v.id = ?", [vote_id]).fetchone()
-            row = dict(zip(_DPO_COLUMNS, values))
+            row = dict(zip(_DPO_COLUMNS, values, strict=True))
             pair = dpo_pair(row, "standard")
             if pair is not None:
                 pairs.write(json.dumps(pair, ensure_ascii=False) + "\n")

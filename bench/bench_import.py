@@ -1,4 +1,4 @@
-"""Importing Chatbot Arena battles: a million rows into a fresh SQLite file (issue 16: <= 20 s).
+"""Importing Chatbot Arena battles: a million rows into a fresh SQLite file (the target: <= 20 s).
 
 The file is synthetic but shaped like the public Arena dumps: most rows are `clean_battle`
 style (model_a, model_b, winner, judge, turn, anony, language, tstamp, question_id, no text);

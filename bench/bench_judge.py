@@ -80,7 +80,7 @@ def main(battles: int = 6, max_tokens: int = 64) -> dict:
                 raw_tokens = 0
                 token_lists = [raw.tokenize(p.encode("utf-8"), add_bos=False, special=True) for p in prompts]
                 prompt_tokens = sum(len(t) for t in token_lists)
-                reused = sum(len(os.path.commonprefix([a, b])) for a, b in zip(token_lists, token_lists[1:]))
+                reused = sum(len(os.path.commonprefix([a, b])) for a, b in zip(token_lists, token_lists[1:], strict=False))
                 start, cpu = time.perf_counter(), time.process_time()
                 for prompt in prompts:
                     tokens = raw.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)

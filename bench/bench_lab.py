@@ -26,7 +26,7 @@ GSM8K = next((p for p in (REPO.parent / "shared" / "data" / "gsm8k" / "test.json
               if p.is_file()), REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl")
 
 
-TARGET_RATIO = 0.9   # issue 16: lab items (few-shot: a shared exemplar prefix) at >= 0.9x raw llama-cpp-python
+TARGET_RATIO = 0.9   # the target: lab items (few-shot: a shared exemplar prefix) at >= 0.9x raw llama-cpp-python
 
 
 def main(items: int = 10, max_tokens: int = 128, shots: int = 4, threads: int | None = None) -> dict:

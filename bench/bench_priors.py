@@ -34,7 +34,8 @@ from common import REPO  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench_ranking import arena_style_mle  # noqa: E402
-from playground.ranking import Z95, fit_bradley_terry, fit_davidson, wilson_interval  # noqa: E402
+from playground.ranking import fit_bradley_terry, fit_davidson  # noqa: E402
+from playground.stats import Z95, wilson_interval  # noqa: E402
 from playground.ranking.synthetic import Setup, simulate  # noqa: E402
 
 TARGET_BIAS = 15.0
@@ -108,7 +109,7 @@ def tie_study(seeds: int) -> list[tuple[str, dict, dict, float]]:
         half = study(setup, seeds, lambda b, r, s: fit_bradley_terry(b, rounds=r, seed=s))
         nus = []
 
-        def davidson(b, r, s):
+        def davidson(b, r, s, nus=nus):   # bound now: study() calls it within this iteration
             fit = fit_davidson(b, rounds=r, seed=s)
             nus.append(fit.nu)
             return fit

@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -31,7 +27,8 @@ import numpy as np  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
 from playground.leaderboard import build_leaderboard, load_battles  # noqa: E402
-from playground.ranking import WINNERS, Battles, fit_bradley_terry, online_elo  # noqa: E402
+from playground.ranking import Battles, fit_bradley_terry, online_elo  # noqa: E402
+from playground.verdicts import WINNERS  # noqa: E402
 
 TARGET_BT_BOOTSTRAP_S = 2.0
 TARGET_ELO_S = 1.0
@@ -78,7 +75,7 @@ def arena_style_mle(battles: Battles) -> np.ndarray:
 def arena_style_elo(left: list[str], right: list[str], winner: list[str]) -> dict[str, float]:
     """Baseline: compute_elo's loop (string keys, dict ratings, base ** (...)) over Python rows."""
     rating: dict[str, float] = defaultdict(lambda: 1000.0)
-    for a, b, w in zip(left, right, winner):
+    for a, b, w in zip(left, right, winner, strict=True):
         ra, rb = rating[a], rating[b]
         ea = 1 / (1 + 10 ** ((rb - ra) / 400))
         eb = 1 / (1 + 10 ** ((ra - rb) / 400))

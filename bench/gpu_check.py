@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from common import REPO, machine_info  # noqa: F401  (puts the repo on sys.path)
 

@@ -1,6 +1,7 @@
-"""How well annotators judge: per-annotator statistics and inter-annotator agreement (issue 13).
+"""How well annotators judge: per-annotator statistics and inter-annotator agreement.
 
-Pure functions over votes given as (battle_id, voter, winner) triples; `team_report` reads them
+Pure functions over votes given as (battle_id, voter, winner) triples (the statistics are
+playground/stats.py's); `team_report` reads them
 from a database (`counted_votes`: nothing excluded or forgotten). The categories are the four
 verdicts (left, right, tie, both_bad), so "agree" means the same verdict.
 
@@ -19,75 +20,17 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from sqlite_utils import Database
 
-from storage.migrations import WINNERS
+from playground.stats import BOOTSTRAP_RESAMPLES, CONFIDENCE, fleiss_kappa, kappa_codes, percentile_bootstrap
+from playground.verdicts import WINNERS
 
 Vote = tuple[int, str, str]     # (battle_id, voter, winner)
-BOOTSTRAP_RESAMPLES = 1000
-CONFIDENCE = 0.95
-
-
-# ---------------------------------------------------------------- kappas on a count matrix
-
-
-def fleiss_kappa(counts: np.ndarray) -> float:
-    """Fleiss' kappa of an items x categories matrix of rating counts (rows with < 2 ratings ignored).
-
-    Rows may have different totals (the varying-raters form). NaN when chance agreement is 1
-    (everyone always gave one verdict) or no row has two ratings.
-    """
-    counts = np.asarray(counts, dtype=float)
-    n = counts.sum(axis=1)
-    counts, n = counts[n >= 2], n[n >= 2]
-    if len(n) == 0:
-        return math.nan
-    p_items = ((counts ** 2).sum(axis=1) - n) / (n * (n - 1))
-    shares = counts.sum(axis=0) / n.sum()
-    chance = float((shares ** 2).sum())
-    if chance >= 1.0:
-        return math.nan
-    return (float(p_items.mean()) - chance) / (1.0 - chance)
-
-
-def cohen_kappa(first: Sequence[str], second: Sequence[str], categories: Sequence[str] = WINNERS) -> float:
-    """Cohen's kappa of two annotators' verdicts on the same items (in the same order)."""
-    if len(first) != len(second):
-        raise ValueError("cohen_kappa needs two equally long lists of verdicts")
-    index = {c: i for i, c in enumerate(categories)}
-    return _cohen_codes(np.array([index[a] for a in first], dtype=np.int64),
-                        np.array([index[b] for b in second], dtype=np.int64), len(categories))
-
-
-def _cohen_codes(a: np.ndarray, b: np.ndarray, k: int) -> float:
-    """Cohen's kappa on integer-coded verdicts (vectorised: the bootstrap calls it 1000 times)."""
-    if len(a) == 0:
-        return math.nan
-    observed = float(np.mean(a == b))
-    chance = float(np.bincount(a, minlength=k) @ np.bincount(b, minlength=k)) / (len(a) ** 2)
-    if chance >= 1.0:
-        return math.nan
-    return (observed - chance) / (1.0 - chance)
-
-
-def bootstrap_interval(statistic: Any, n_items: int, *, resamples: int = BOOTSTRAP_RESAMPLES,
-                       confidence: float = CONFIDENCE, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of `statistic(indices)` over resamples of item indices with replacement."""
-    if n_items < 2:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    values = np.array([statistic(rng.integers(0, n_items, n_items)) for _ in range(resamples)], dtype=float)
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
-        return (math.nan, math.nan)
-    tail = (1.0 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return (float(low), float(high))
 
 
 # ---------------------------------------------------------------- from votes
@@ -134,7 +77,7 @@ def team_kappa(votes: Iterable[Vote], *, seed: int = 0, resamples: int = BOOTSTR
     for row, judged in enumerate(shared.values()):
         for winner in judged.values():
             counts[row, index[winner]] += 1
-    low, high = bootstrap_interval(lambda idx: fleiss_kappa(counts[idx]), len(counts), seed=seed, resamples=resamples)
+    low, high = percentile_bootstrap(lambda idx: fleiss_kappa(counts[idx]), len(counts), seed=seed, resamples=resamples)
     return Kappa("fleiss", fleiss_kappa(counts), low, high, len(counts), annotators)
 
 
@@ -148,9 +91,9 @@ def pair_kappa(battles: dict[int, dict[str, str]], first: str, second: str, *, s
     a = np.array([index[x] for x, _ in both], dtype=np.int64)
     b = np.array([index[y] for _, y in both], dtype=np.int64)
     k = len(WINNERS)
-    low, high = bootstrap_interval(lambda idx: _cohen_codes(a[idx], b[idx], k), len(both), seed=seed,
-                                   resamples=resamples)
-    return Kappa("cohen", _cohen_codes(a, b, k), low, high, len(both), (first, second))
+    low, high = percentile_bootstrap(lambda idx: kappa_codes(a[idx], b[idx], k), len(both), seed=seed,
+                                     resamples=resamples)
+    return Kappa("cohen", kappa_codes(a, b, k), low, high, len(both), (first, second))
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ from storage import VoteRefused, VoteResult, open_database
 from playground.errors import PlaygroundError
 from playground.prompting.plan import MODES, Message
 from playground.recording import save_vote, session_id_for  # noqa: F401  (re-exported)
+from playground.verdicts import WINNER_LABELS
 
 DEFAULT_MODE = "zero_shot"
 SIDES: tuple[str, str] = ("left", "right")
 SIDE_NAMES = {"left": "Model A", "right": "Model B"}
-WINNER_LABELS = {"left": "A is better", "right": "B is better", "tie": "Tie", "both_bad": "Both are bad"}
 Status = Literal["ready", "running", "answered", "failed", "voted"]
 
 

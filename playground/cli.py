@@ -16,6 +16,10 @@ from typing import Sequence
 from playground import commands
 from playground.config import Settings
 from playground.errors import PlaygroundError
+from playground.terminal import escaped_output
+
+# The web server's and the trainer's own logs and progress bars may colour and redraw the terminal.
+RAW_OUTPUT_COMMANDS = ("serve", "train")
 
 
 def command_modules() -> list[ModuleType]:
@@ -95,7 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     module = next(m for m in command_modules() if m.NAME == args.command)
     try:
-        return int(module.run(args, settings_from_args(args)) or 0)
+        if args.command in RAW_OUTPUT_COMMANDS:
+            return int(module.run(args, settings_from_args(args)) or 0)
+        with escaped_output():  # names and notes from the database never drive the terminal
+            return int(module.run(args, settings_from_args(args)) or 0)
     except PlaygroundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

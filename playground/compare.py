@@ -6,7 +6,6 @@ stops every pane. An error in one pane ends that pane only, with its message sho
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 

@@ -51,6 +51,8 @@ class Settings:
     insecure_no_auth: bool = False         # reachable from other machines without login, said on every page
     allow_hub_download: bool = True        # download Hub models on first use (off on team servers)
     max_download_gb: float = 20.0          # the largest Hub download the app starts
+    # how long a sign-in lasts on a team server (`--session-hours`), then the page asks again
+    session_hours: float = 12.0
 
     def with_overrides(self, **changes: object) -> "Settings":
         """A copy with some fields changed (None values are ignored)."""

@@ -2,7 +2,7 @@
 
 Preference data comes from `counted_votes_all` (storage: each annotator's first judgement of each
 pair, nothing forgotten), people's votes only unless `voters` is "judges" or "both" (a judge
-model's consistent verdicts, issue 15; the summary counts rows per judge), and only from pairs
+model's consistent verdicts; the summary counts rows per judge), and only from pairs
 that satisfy storage/pairs.py (same input, finished answers). A pair several annotators judged gives one row per vote (identical rows are deduped);
 `agreed_only` keeps only pairs two or more annotators judged alike, once.
 
@@ -347,7 +347,7 @@ def voted_pairs(db: Database, winners: tuple[str, ...], **filters: Any) -> Itera
         f"JOIN generations gr ON gr.id = b.right_generation_id {where} ORDER BY v.tstamp, v.id"
     )
     for values in db.execute(sql, [*params, *winners]):
-        yield dict(zip(_PAIR_COLUMNS, values))
+        yield dict(zip(_PAIR_COLUMNS, values, strict=True))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Sequence
 
-from storage import (GenerationRecord, VoteResult, create_battle, insert_generation, open_database,
+from storage import (GenerationRecord, VoteRefused, VoteResult, create_battle, insert_generation, open_database,
                      record_vote, upsert_model, write_transaction)
 
 from playground.engine import PaneResult
@@ -47,18 +47,32 @@ def save_generation(db_path: Path, *, session_id: str, spec: ModelSpec, backend:
         return insert_generation(db, rec)
 
 
+MAX_NOTE = 2000    # characters: a few paragraphs of reasons; a vote note is not a document store
+
+
+def clean_note(note: str | None) -> str | None:
+    """A vote note as stored: trimmed, None when empty; refused past MAX_NOTE characters."""
+    text = (note or "").strip()
+    if len(text) > MAX_NOTE:
+        raise VoteRefused(f"the note is {len(text):,} characters long; keep it to {MAX_NOTE:,} "
+                          "(shorten it and vote again: nothing was saved)")
+    return text or None
+
+
 def save_vote(db_path: Path, *, left_generation_id: int, right_generation_id: int, winner: str,
               session_id: str, anonymous: bool, source: str, note: str | None = None,
               tag: str | None = None) -> VoteResult:
     """One battle (created once per unordered pair) and its vote, in one transaction; a repeated
     click, or the same two answers in the other order, returns the first vote. Answers to
     different inputs, cut by Stop or failed are refused (`VoteRefused`). `tag` (optional) is the
-    battle's leaderboard category, stored with the battle when it is created."""
+    battle's leaderboard category, stored with the battle when it is created. A note longer than
+    MAX_NOTE is refused (`VoteRefused`) before anything is written."""
+    note = clean_note(note)
     with closing(open_database(db_path)) as db, write_transaction(db):
         battle_id = create_battle(db, left_generation_id=left_generation_id,
                                   right_generation_id=right_generation_id, anonymous=anonymous,
                                   session_id=session_id, source=source, tag=tag)
-        return record_vote(db, battle_id=battle_id, winner=winner, session_id=session_id, note=note or None)
+        return record_vote(db, battle_id=battle_id, winner=winner, session_id=session_id, note=note)
 
 
 def session_id_for(session_uuid: str, username: str | None = None) -> str:

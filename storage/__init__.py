@@ -4,7 +4,6 @@ Open one `Database` per thread or request with `open_database`; never share one 
 """
 from storage.db import StorageError, open_database, write_transaction
 from storage.importer import ImportFileError, ImportReport, RowError, import_arena_battles
-from storage.migrations import WINNERS
 from storage.pairs import input_difference, input_fingerprint, unvotable_reason
 from storage.records import (
     ForgetResult,
@@ -22,7 +21,6 @@ from storage.records import (
 )
 
 __all__ = [
-    "WINNERS",
     "ForgetResult",
     "check_pair",
     "forget",

@@ -1,4 +1,4 @@
-"""Assignment quotas: a chosen share of battles judged by k different annotators (issue 13).
+"""Assignment quotas: a chosen share of battles judged by k different annotators.
 
 `assign_overlap` picks `share` of the judgeable battles (not forgotten) at random and gives each
 enough annotators that k different people judge it: voters who already judged it count, the rest

@@ -1,6 +1,6 @@
 """Bulk writes of imported battles: one transaction, staged set-wise copies, rules checked set-wise, indexes built once.
 
-Why this exists (issue 16: a million Arena battles in <= 20 s): written row by row, every battle
+Why this exists (the target: a million Arena battles in <= 20 s): written row by row, every battle
 fired the judging triggers of m008/m020 and the foreign-key look-ups (each a few index
 look-ups) and updated eleven indexes at random places; each battle was also bound as four rows
 (47 values) from Python.
@@ -41,7 +41,8 @@ from storage.voters import voter_of_session
 TABLES = ("generations", "battles", "votes")
 RULE_TRIGGERS = ("battles_same_input", "battles_finished_answers", "battles_one_per_pair",
                  "votes_finished_answers", "votes_one_per_pair_per_voter",
-                 "votes_winner_check_insert", "votes_judge_needs_verdicts")
+                 "votes_winner_check_insert", "votes_judge_needs_verdicts",
+                 "generations_no_replace", "battles_no_replace", "votes_no_replace")
 DEFER_INDEXES_FROM_ROWS = 20_000
 _CACHE_KIB = 1_048_576  # 1 GiB page cache at most, for the import only: a million battles make a 1.1 GB file
 

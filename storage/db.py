@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from playground.errors import PlaygroundError
+from storage.migrations import migrations
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -30,8 +31,6 @@ def open_database(path: str | Path) -> Database:
     in the thread that opened it (sqlite3 enforces this): open one per request or thread.
     Raises `StorageError` naming the path when the file is a directory, corrupt or read-only.
     """
-    from storage.migrations import apply_migrations  # late: migrations imports this module
-
     path = Path(path).expanduser()
     _check_path(path)
     conn = _connect(path)
@@ -46,6 +45,18 @@ def open_database(path: str | Path) -> Database:
         conn.close()
         raise
     return db
+
+
+def apply_migrations(db: Database) -> None:
+    """Apply pending migrations; safe when several processes open a new file at once.
+
+    The pending check is a cheap read; only when something is pending is the write lock taken,
+    and `Migrations.apply` re-reads what is pending under it, so each migration runs once.
+    """
+    if not migrations.pending(db):
+        return
+    with write_transaction(db):
+        migrations.apply(db)
 
 
 @contextmanager

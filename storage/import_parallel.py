@@ -1,4 +1,4 @@
-"""Parse a JSONL battles file in worker processes while the importing process writes (issue 16).
+"""Parse a JSONL battles file in worker processes while the importing process writes.
 
 Why: parsing and validating a row in Python (orjson, the row fingerprint, the judging rules) costs
 about as much CPU as SQLite's writing it; on 2 cores the two can overlap. The file is cut at line
@@ -19,9 +19,13 @@ spawned instead; spawn re-imports the main module, which therefore needs the usu
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -78,7 +82,8 @@ def parsed_chunks(data: bytes, parse: Callable[[bytes, int], T], workers: int | 
         for chunk, first_line in line_chunks(data):
             yield parse(chunk, first_line)
         return
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method()))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method()),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
     try:
         # File order: each entry is a worker's Future or a result parsed here. While the oldest chunk is not
         # back, this process parses the next one itself instead of waiting (the writer idles about half the
@@ -116,6 +121,35 @@ def parsed_chunks(data: bytes, parse: Callable[[bytes, int], T], workers: int | 
             yield done
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a worker: be killed when the importing process dies, even by kill -9 (which runs no cleanup).
+
+    Why: an orphaned worker kept parsing, holding hundreds of MB, for as long as it had chunks.
+    On Linux the kernel sends SIGKILL at the parent's death (PR_SET_PDEATHSIG); the parent may
+    already have died before this runs, hence the check of the parent's pid after setting it.
+    Elsewhere a thread polls the parent's pid once a second.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="watch-parent").start()
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 class _Parsed(Generic[T]):

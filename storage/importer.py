@@ -5,7 +5,7 @@ reported with their line (JSONL) or index (JSON array) and skipped. Every battle
 `import_key` (a fingerprint of the row and which repeat of that row it is), so importing the
 same file again adds nothing.
 
-Speed (issue 16: a million battles in <= 20 s): lines are decoded with orjson, the row
+Speed (the target: a million battles in <= 20 s, bench/bench_import.py): lines are decoded with orjson, the row
 fingerprint is orjson's sorted-key dump (byte for byte the canonical `json.dumps` the keys were
 always made of; rows where the two could differ take the `json` path, see `_canonical`). A big
 JSONL file is parsed in worker processes while this one writes (storage/import_parallel.py); a
@@ -188,15 +188,21 @@ def _json_array(path: Path, data: bytes) -> tuple[list[Any], bool]:
         rows = orjson.loads(data)
         if _plain_numbers(rows):
             return rows, True
-    except orjson.JSONDecodeError:
+    except (orjson.JSONDecodeError, RecursionError):
         pass
     try:
-        return json.loads(data), False
+        return _json_loads(data), False
     except json.JSONDecodeError as exc:
         raise ImportFileError(
             f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
             "Fix the file, or convert it to JSONL so bad rows can be skipped one by one."
         ) from exc
+    except RecursionError:
+        raise ImportFileError(
+            f"{path} holds arrays or objects nested about a thousand levels deep, which no row of Arena "
+            "battles has and the JSON reader cannot walk. Convert the file to JSONL (one battle per line): "
+            "then such a row is skipped by its line number and the others are imported."
+        ) from None
 
 
 def _array_chunks(rows: list[Any], fast: bool) -> Iterator[ParsedChunk]:
@@ -206,9 +212,8 @@ def _array_chunks(rows: list[Any], fast: bool) -> Iterator[ParsedChunk]:
         errors: list[RowError] = []
         repeats: dict[str, int] = {}
         for index in range(start, min(start + BATCH_ROWS, len(rows))):
-            row = rows[index]
             try:
-                good.append(_parse_row(row, _import_key(_canonical(row, fast), repeats)))
+                good.append(_checked_row(rows[index], fast, repeats))
             except _BadRow as exc:
                 errors.append(RowError(f"index {index}", str(exc)))
         yield ParsedChunk(good, errors, repeats, len(good) + len(errors))
@@ -229,18 +234,22 @@ def parse_jsonl_chunk(chunk: bytes, first_line: int) -> ParsedChunk:
             row = loads(line)
             fast = _plain_numbers(row)
             if not fast:  # orjson reads integers past 64 bits as floats: let `json` read this line
-                row = json.loads(line)
-        except decode_error:
+                row = _json_loads(line)
+        except (decode_error, RecursionError):
             if not line.strip():
                 continue
             try:
-                row, fast = json.loads(line), False
+                row, fast = _json_loads(line), False
             except json.JSONDecodeError as exc:
                 errors.append(RowError(f"line {number}", f"not valid JSON ({exc.msg}, column {exc.colno})"))
                 continue
+            except RecursionError:
+                parsed += 1
+                errors.append(RowError(f"line {number}", _TOO_DEEP))
+                continue
         parsed += 1
         try:
-            good.append(_parse_row(row, _import_key(_canonical(row, fast), repeats)))
+            good.append(_checked_row(row, fast, repeats))
         except _BadRow as exc:
             errors.append(RowError(f"line {number}", str(exc)))
     return ParsedChunk(good, errors, repeats, parsed)
@@ -279,11 +288,77 @@ def _canonical(row: Any, fast: bool) -> bytes | None:
     row cannot be written as UTF-8 (an unpaired surrogate escape).
     """
     if fast:
-        return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+        try:
+            return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # only its nesting limit can fail on a row orjson itself decoded
+            raise _BadRow(_TOO_DEEP) from None
+    if _depth(row) > MAX_NESTING:  # the json path would take what orjson refuses: the same rule on both
+        raise _BadRow(_TOO_DEEP)
     try:
-        return json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                          default=_refuse_long_number).encode("utf-8")
+    except _BadRow:
+        raise
     except (UnicodeEncodeError, ValueError):
         return None
+
+
+def _checked_row(row: Any, fast: bool, repeats: dict[str, int]) -> StageRow:
+    """One decoded row validated into a StageRow; rows too deep for the readers are bad rows too."""
+    try:
+        return _parse_row(row, _import_key(_canonical(row, fast), repeats))
+    except RecursionError:
+        raise _BadRow(_TOO_DEEP) from None
+
+
+# orjson writes at most 254 levels of arrays and objects inside each other; an Arena row has three.
+MAX_NESTING = 254
+_TOO_DEEP = f"arrays or objects nested more than {MAX_NESTING} levels deep (an Arena battle has three)"
+# Longer integer literals are not read as numbers (Python refuses to convert past 4300 digits, and
+# float() fails past 308): no field of a battle needs more than 20.
+MAX_INT_DIGITS = 100
+
+
+class _LongNumber:
+    """An integer literal too long to be a number of any field, kept so the row is refused by name."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"a {self.digits}-digit number"
+
+
+def _parse_int(text: str) -> int | _LongNumber:
+    digits = len(text) - (text[0] == "-")
+    return int(text) if digits <= MAX_INT_DIGITS else _LongNumber(digits)
+
+
+def _json_loads(data: bytes) -> Any:
+    """`json.loads` that turns over-long integers into `_LongNumber` instead of failing the whole text."""
+    return json.loads(data, parse_int=_parse_int)
+
+
+def _refuse_long_number(value: Any) -> Any:
+    if isinstance(value, _LongNumber):
+        raise _BadRow(f"a number has {value.digits} digits; no field of a battle takes more than {MAX_INT_DIGITS}")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    """Levels of arrays and objects inside each other (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_NESTING:
+            return level
+        stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 # ---------------------------------------------------------------- validating
@@ -349,9 +424,15 @@ def _model(raw: Mapping[str, Any], key: str) -> str:
 def _tstamp(value: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _BadRow(f"tstamp must be epoch seconds (a number), got {value!r}")
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise _BadRow(f"tstamp has {len(str(abs(value)))} digits: not a date (epoch seconds)") from None
+    if not math.isfinite(seconds):
+        raise _BadRow(f"tstamp must be epoch seconds (a number), got {value!r}")
+    return seconds
 
 
 def _created_at(tstamp: float) -> str:
@@ -411,6 +492,8 @@ def _check_same_input(conversation_a: list[dict[str, str]], conversation_b: list
 
 
 def _type_name(value: Any) -> str:
+    if isinstance(value, _LongNumber):
+        return repr(value)
     return {dict: "object", list: "array", str: "string", type(None): "null"}.get(
         type(value), type(value).__name__
     )

@@ -165,4 +165,4 @@ def _rows(db: Database, sql: str, params: Iterable[Any]) -> Iterable[dict[str, A
     cur = db.execute(sql, list(params))
     names = [d[0] for d in cur.description]
     for values in cur:
-        yield dict(zip(names, values))
+        yield dict(zip(names, values, strict=True))

@@ -1,8 +1,11 @@
 """The schema, as an append-only list of sqlite-utils migrations (see docs/architecture.md).
 
-Never edit or reorder a migration that has shipped: databases in the wild have recorded it as
-applied. Change the schema by appending a new function. `sqlite-utils migrate DB
-storage/migrations.py` applies the same set from the command line.
+Never edit a migration that has shipped: databases in the wild have recorded it as applied (by
+name). Change the schema by adding a new function. They are written, and so applied to a new
+file, in number order; the numbers leave gaps so each topic's migrations stay together.
+`sqlite-utils migrate DB storage/migrations.py` applies the same set from the command line.
+This module imports nothing from storage/db.py: opening a database (db.py) runs these migrations,
+never the other way round.
 """
 from __future__ import annotations
 
@@ -11,10 +14,8 @@ from datetime import datetime, timezone
 
 from sqlite_utils import Database, Migrations
 
-from storage.db import write_transaction
+from playground.verdicts import WINNERS
 from storage.pairs import input_difference, pair_key, unvotable_reason
-
-WINNERS = ("left", "right", "tie", "both_bad")
 
 migrations = Migrations("playground")
 
@@ -113,18 +114,6 @@ def m003_battles_import_key(db: Database) -> None:
     db["battles"].create_index(["import_key"], unique=True, if_not_exists=True)
 
 
-def apply_migrations(db: Database) -> None:
-    """Apply pending migrations; safe when several processes open a new file at once.
-
-    The pending check is a cheap read; only when something is pending is the write lock taken,
-    and `Migrations.apply` re-reads what is pending under it, so each migration runs once.
-    """
-    if not migrations.pending(db):
-        return
-    with write_transaction(db):
-        migrations.apply(db)
-
-
 @migrations()
 def m004_lab_tables(db: Database) -> None:
     """lab_runs and lab_results: the emergence lab's batch evaluations (see playground/lab.py)."""
@@ -160,8 +149,8 @@ def m004_lab_tables(db: Database) -> None:
     db["lab_results"].create_index(["run_id", "item_index"], unique=True, if_not_exists=True)
 
 
-# --- issue 11 ---
-# Preference data you can train on: the input each answer had, provenance, one judgement per
+# --- Preference data you can train on ---
+# the input each answer had, provenance, one judgement per
 # pair, votable answers only, append-only tables, tombstones. Rules in storage/pairs.py.
 
 _APPEND_ONLY = ("generations", "battles", "votes", "vote_exclusions", "tombstones")
@@ -307,7 +296,7 @@ def m009_counted_votes_view(db: Database) -> None:
         "AND b.left_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation') "
         "AND b.right_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation')")
 
-# --- issue 12 ---
+# --- Categories: a user tag per battle ---
 
 
 @migrations()
@@ -316,7 +305,7 @@ def m010_battles_tag(db: Database) -> None:
     db["battles"].add_column("tag", str)
     db["battles"].create_index(["tag"], if_not_exists=True)
 
-# --- issue 18 ---
+# --- The lab's records: append-only, with the details a report needs ---
 
 _LAB_RUN_FIXED = ("id", "created_at", "tstamp", "name", "task_file", "task_hash", "n_items", "model_id",
                   "model_n_params", "backend", "device", "mode", "preset", "family", "shots", "samples",
@@ -383,8 +372,8 @@ def m017_lab_model_stats(db: Database) -> None:
                    "lab_model_stats BEGIN SELECT RAISE(ABORT, 'lab_model_stats is append-only'); END")
 
 
-# --- issue 13 ---
-# Team quality: whose vote each vote is (a `voter` column), one judgement per pair PER VOTER, and
+# --- Team quality ---
+# whose vote each vote is (a `voter` column), one judgement per pair PER VOTER, and
 # battles assigned to several annotators (quotas). Rules in storage/pairs.py and storage/voters.py.
 
 # The voter a stored session_id names: `user:NAME/...` (recording.session_id_for under --auth) -> NAME,
@@ -442,12 +431,27 @@ def m021_assignments(db: Database) -> None:
     _append_only_triggers(db, "assignments")
 
 
-# --- issue 15 ---
-# A model as judge: every verdict a judge model gave on a battle, in each order, with the exact
-# prompt and raw output; kept apart from people's votes (see docs/architecture.md, "A model as
-# judge"). The lead folds consistent verdicts into votes once votes have a voter column.
+# --- Fast imports: two generations indexes no query uses ---
+# Every read of generations goes by id (the primary key) or by
+# session_id (forgetting a session); none filters, joins, groups or sorts on model_id or input_fingerprint
+# (the same-input rule compares the fingerprints of two rows found by id). Each cost a sort of the whole
+# table on every large Arena import (2-3 s per million battles) and ~1/6 of the file's bytes.
+# tests/test_import_battles.py proves with EXPLAIN QUERY PLAN that the queries still use their indexes.
 
-JUDGE_VERDICTS = ("left", "right", "tie", "both_bad", "unparseable")
+
+@migrations()
+def m022_drop_unused_generation_indexes(db: Database) -> None:
+    """Drop generations(model_id) and generations(input_fingerprint): no query reads them."""
+    db.execute("DROP INDEX IF EXISTS idx_generations_model_id")
+    db.execute("DROP INDEX IF EXISTS idx_generations_input_fingerprint")
+
+
+# --- A model as judge ---
+# Every verdict a judge model gave on a battle, in each order, with the exact
+# prompt and raw output; kept apart from people's votes (see docs/architecture.md, "A model as
+# judge"). Its consistent verdicts become votes in m032.
+
+JUDGE_VERDICTS = (*WINNERS, "unparseable")
 JUDGE_ORDERS = ("AB", "BA")
 
 
@@ -505,8 +509,8 @@ def m031_judge_pair_verdicts_view(db: Database) -> None:
         "AND b.left_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation') "
         "AND b.right_generation_id NOT IN (SELECT target_id FROM tombstones WHERE kind = 'generation')")
 
-# --- issue 15 (session 2) ---
-# A judge model's verdicts become votes (storage/judge_verdicts.py, `fold_judge_votes`), kept apart
+# --- A judge model's verdicts as votes ---
+# Consistent verdicts become votes (storage/judge_verdicts.py, `fold_judge_votes`), kept apart
 # from people's by the voter name: `judge:<model>@<prompt>` (a login name cannot contain ':', so no
 # person's voter can start so). `counted_votes` becomes people's votes only, so every reader that
 # does not choose stays people-only; `counted_votes_all` holds people's and judges' votes, and the
@@ -538,8 +542,8 @@ def m032_judge_votes(db: Database) -> None:
         "BEGIN SELECT RAISE(ABORT, 'vote refused: a judge''s vote must be its verdict in both orders (a tie when "
         "the orders disagree)'); END")
 
-# --- issue 14 (session 2) ---
-# The Arena's saved pool (`python app.py arena pool`, the Train tab's "Battle it" button): an
+# --- The Arena's saved pool ---
+# Set with `python app.py arena pool` or the Train tab's "Battle it" button: an
 # append-only log of pool settings; the latest row is the pool in force, a row with no models clears it.
 
 
@@ -552,16 +556,33 @@ def m040_arena_pool(db: Database) -> None:
     )
     _append_only_triggers(db, "arena_pool")
 
-# --- issue 16 (import) ---
-# Two generations indexes no query uses: every read of generations goes by id (the primary key) or by
-# session_id (forgetting a session); none filters, joins, groups or sorts on model_id or input_fingerprint
-# (the same-input rule compares the fingerprints of two rows found by id). Each cost a sort of the whole
-# table on every large Arena import (2-3 s per million battles) and ~1/6 of the file's bytes.
-# tests/test_import_battles.py proves with EXPLAIN QUERY PLAN that the queries still use their indexes.
+# --- append-only against INSERT OR REPLACE ---
+# REPLACE (INSERT OR REPLACE, REPLACE INTO, sqlite-utils' replace=True) deletes the row that holds
+# the key and inserts the new one; that implicit delete fires DELETE triggers only when
+# `PRAGMA recursive_triggers` is on, so the append-only triggers above let a vote change owner and
+# verdict. A BEFORE INSERT trigger runs before any conflict is resolved, for every connection:
+# it refuses an insert whose primary key or any unique key is already taken.
+
+APPEND_ONLY_TABLES = ("generations", "battles", "votes", "vote_exclusions", "tombstones", "assignments",
+                      "judge_verdicts", "arena_pool", "lab_runs", "lab_model_stats")
+
+
+def _no_replace_trigger(db: Database, table: str) -> None:
+    """BEFORE INSERT trigger `<table>_no_replace`: an insert onto an existing key is refused (never a replace)."""
+    keys = [[c[1] for c in db.execute(f"PRAGMA table_info({table})") if c[5]]]
+    for index in db.execute(f"PRAGMA index_list({table})").fetchall():
+        if index[2] and index[3] == "c":  # unique indexes made by CREATE UNIQUE INDEX
+            keys.append([c[2] for c in db.execute(f'PRAGMA index_info("{index[1]}")')])
+    taken = " OR ".join(
+        f"EXISTS (SELECT 1 FROM {table} WHERE " + " AND ".join(f"{col} = NEW.{col}" for col in cols) + ")"
+        for cols in keys if cols)
+    db.execute(f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} WHEN {taken} "
+               f"BEGIN SELECT RAISE(ABORT, '{table} already holds a row with this key, and is append-only: "
+               "a stored row is never replaced'); END")
 
 
 @migrations()
-def m022_drop_unused_generation_indexes(db: Database) -> None:
-    """Drop generations(model_id) and generations(input_fingerprint): no query reads them (issue 16)."""
-    db.execute("DROP INDEX IF EXISTS idx_generations_model_id")
-    db.execute("DROP INDEX IF EXISTS idx_generations_input_fingerprint")
+def m041_append_only_refuses_replace(db: Database) -> None:
+    """Every append-only table refuses an insert onto a key it already holds, so REPLACE cannot rewrite a row."""
+    for table in APPEND_ONLY_TABLES:
+        _no_replace_trigger(db, table)

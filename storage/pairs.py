@@ -18,7 +18,7 @@ cannot be judged; one cut by the token limit (`length`) can, and exports say how
 
 *Pair identity.* A battle is the UNORDERED pair of its two generations: (A, B) and (B, A) are the
 same battle (one battle per pair), and each voter gives the pair one judgement, their first
-(issue 13: several annotators may judge one battle; `votes.voter` says who). Only `pair_clause`,
+(several annotators may judge one battle; `votes.voter` says who). Only `pair_clause`,
 `battle_for_pair` and `first_vote_for_pair` know this; the triggers of m008 and m020 refuse the
 same for any other writer.
 """
@@ -49,7 +49,7 @@ def input_fingerprint(conversation: Sequence[Mapping[str, str]]) -> str:
 def input_difference(left: Sequence[Mapping[str, str]], right: Sequence[Mapping[str, str]]) -> str | None:
     """None when both conversations have the same input, else where they differ, in words."""
     a, b = input_messages(left), input_messages(right)
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
             what = "first user turn" if i == 0 and x["role"] == y["role"] == "user" else f"input message {i + 1}"
             return f"their {what} differs ({_short(x['content'])!r} against {_short(y['content'])!r})"

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from playground.verdicts import WINNERS
 from storage.db import StorageError, storage_errors, write_transaction
-from storage.migrations import WINNERS
 from storage.voters import voter_of_session
 from storage.pairs import (battle_for_pair, first_vote_for_pair, input_difference, input_fingerprint,
                            unvotable_reason)

@@ -5,7 +5,7 @@ otherwise. `record_vote` fills it from the session id by `voter_of_session` (`us
 NAME, as `playground.recording.session_id_for` writes it); m020 filled old rows by the same rule.
 In queries, None means every vote (single-user mode); `voter_sql` is the one place that filters.
 
-People and judges (issue 15): a judge model's votes have voter `judge:<model>@<prompt>`
+People and judges: a judge model's votes have voter `judge:<model>@<prompt>`
 (`JUDGE_PREFIX`). The `counted_votes` view holds people's votes only; `counted_votes_all` holds
 both, and `voter_group_sql` is the one place that picks people, judges or both from it.
 """
@@ -17,7 +17,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.db import StorageError
-from storage.migrations import JUDGE_VOTER_GLOB, WINNERS
+from playground.verdicts import WINNERS
+from storage.migrations import JUDGE_VOTER_GLOB
 
 
 LOCAL_VOTER = "local"
@@ -90,7 +91,7 @@ def recent_votes(db: Database, voter: str | None, limit: int = 200) -> list[dict
            "v.winner, g.conversation "
            "FROM counted_votes v JOIN battles b ON b.id = v.battle_id JOIN generations g ON g.id = b.left_generation_id "
            f"{'WHERE ' + where if where else ''} ORDER BY v.tstamp DESC, v.id DESC LIMIT ?")
-    rows = [dict(zip(VOTE_COLUMNS, row)) for row in db.execute(sql, [*params, int(limit)])]
+    rows = [dict(zip(VOTE_COLUMNS, row, strict=True)) for row in db.execute(sql, [*params, int(limit)])]
     for row in rows:
         row["question"] = _last_user_turn(row["question"])
     return rows

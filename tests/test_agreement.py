@@ -1,4 +1,4 @@
-"""Issue 13: per-annotator statistics and inter-annotator agreement, on votes with planted agreement.
+"""Per-annotator statistics and inter-annotator agreement, on votes with planted agreement.
 
 Planting: each battle has a true verdict drawn from shares p; each annotator reports it with
 probability a, else an independent draw from p. Then every annotator's verdicts have shares p and
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import storage
-from playground.agreement import (annotator_stats, cohen_kappa, fleiss_kappa, report_markdown, team_kappa,
-                                  team_report)
-from storage.migrations import WINNERS
+from playground.agreement import annotator_stats, report_markdown, team_kappa, team_report
+from playground.stats import cohen_kappa, fleiss_kappa
+from playground.verdicts import WINNERS
 
 SHARES = (0.4, 0.3, 0.2, 0.1)
 

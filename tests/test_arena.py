@@ -305,7 +305,7 @@ def test_a_failing_contestant_shows_its_error_on_its_side_only(app_ctx):
                 state["session_uuid"]) == [(0,)]
 
 
-# ---------------------------------------------------------------- the saved pool (issue 14)
+# ---------------------------------------------------------------- the saved pool
 
 F16 = "smollm2-135m-instruct-f16"
 
@@ -377,7 +377,7 @@ def test_pool_with_an_unknown_model_is_refused_and_nothing_is_saved(pool_ctx, ca
 
 
 def test_judge_this_battle_too_only_after_the_vote(app_ctx):
-    """Issue 15: the judge runs only on a voted round (the handler refuses before, storing nothing),
+    """A judge model runs only on a voted round (the handler refuses before, storing nothing),
     then judges the battle in both orders with the bundled model and shows its verdict next to the
     person's; its vote is stored under the judge's name, apart from people's."""
     from storage.judge_verdicts import judge_identity

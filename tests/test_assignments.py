@@ -1,4 +1,4 @@
-"""Issue 13, assignment quotas: a share of the battles judged by k different annotators.
+"""Assignment quotas: a share of the battles judged by k different annotators.
 
 Unit tests on a real SQLite file, then the load test: 8 annotators log in through gradio_client to
 the real app process (`python app.py --auth FILE`) and vote at once on their assigned battles

@@ -134,7 +134,7 @@ def test_11_unicode_emoji_and_right_to_left_text_survive_storage_and_export(app_
     spec = app_ctx.catalog.get("smollm2-135m-instruct")
     ids = [save_generation(db_path, session_id="s", spec=spec, backend="llama_cpp", device="cpu", mode=m,
                            preset=None, conversation=[{"role": "user", "content": question}], result=r, sampling=SMALL)
-           for m, r in zip(("zero_shot", "instruction"), results)]
+           for m, r in zip(("zero_shot", "instruction"), results, strict=True)]
     save_vote(db_path, left_generation_id=ids[0], right_generation_id=ids[1], winner="left", session_id="s",
               anonymous=False, source="playground")
     out = tmp_path / "dpo.jsonl"

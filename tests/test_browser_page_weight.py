@@ -1,4 +1,4 @@
-"""The page stays light (issue 16): 20 six-pane runs in one browser session, the bundled model.
+"""The page stays light: 20 six-pane runs in one browser session, the bundled model.
 
 Late in a long session a six-pane run once froze the page for 15-36 s with the renderer at about
 1 GB. Here one page sends 20 questions to six zero-shot panes (answers cut at a few tokens so the

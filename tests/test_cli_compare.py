@@ -61,7 +61,7 @@ def test_compare_answers_equal_each_pane_alone(app_ctx):
     try:
         wall, together = compare(ctx, panes, QUESTION)
         assert wall > 0 and all(r.done and r.error is None for r in together), [r.error for r in together]
-        for pane, result in zip(panes, together):
+        for pane, result in zip(panes, together, strict=True):
             alone = None
             for alone in run_pane(ctx, pane, QUESTION):
                 pass

@@ -93,8 +93,8 @@ def test_dpo_conversational_prompt_ends_with_a_user_turn(db, tmp_path):
         assert row["prompt"][-1]["role"] == "user"
         assert row["chosen"][-1]["role"] == "assistant" == row["rejected"][-1]["role"]
     multi = next(row for row in data if row["chosen"][-1]["content"] == "twelve")
-    # the prompt is what both sides saw; each side keeps its own earlier answer (issue 11: it used to
-    # be the chosen side's history, under which the rejected answer was never given)
+    # the prompt is what both sides saw; each side keeps its own earlier answer (not the
+    # chosen side's history, under which the rejected answer was never given)
     assert multi["prompt"] == [{"role": "user", "content": "What is 2 + 2?"}]
     assert multi["chosen"] == [{"role": "assistant", "content": "beta: four"},
                                {"role": "user", "content": "and times 3?"},
@@ -112,7 +112,7 @@ def test_ties_and_both_bad_are_never_pairs_and_the_sidecar_lines_up(db, tmp_path
     assert len(pairs) == len(meta) == 8  # 12 votes - tie - both_bad - empty answer - multi-turn (standard)
     assert {m["winner"] for m in meta} == {"left", "right"}
     assert all(m["chosen_model"] == (m["left_model"] if m["winner"] == "left" else m["right_model"]) for m in meta)
-    for pair, m in zip(pairs, meta):
+    for pair, m in zip(pairs, meta, strict=True):
         assert pair["chosen"].startswith(m["chosen_model"])
     assert [m["tstamp"] for m in meta] == sorted(m["tstamp"] for m in meta)
     assert {"vote_id", "battle_id", "chosen_mode", "rejected_mode", "session_id", "anonymous"} <= set(meta[0])

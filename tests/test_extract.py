@@ -193,7 +193,7 @@ def test_split_reasoning_boxed():
     assert reasoning == "We add them." and final == "So $x=\\boxed{5}$."
 
 
-# --- what the question asks for (issue 17: no "[answer: 3]" for "Name three colours.") -------------
+# --- what the question asks for (no "[answer: 3]" for "Name three colours.") ---------------------
 
 from playground.prompting.extract import asked_kind, resolve_answer_kind  # noqa: E402
 

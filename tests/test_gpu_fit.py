@@ -256,7 +256,7 @@ def test_models_tab_fit_column(app_ctx):
     from playground.models.fit import gb
     from playground.ui.models_tab import COLUMNS, catalog_rows
 
-    rows = {row[0]: dict(zip(COLUMNS, row)) for row in catalog_rows(app_ctx)}
+    rows = {row[0]: dict(zip(COLUMNS, row, strict=True)) for row in catalog_rows(app_ctx)}
     spec = app_ctx.catalog.get(SMOL)
     need = estimate(spec, "llama_cpp", "cpu", app_ctx.settings.n_ctx)
     assert rows[SMOL]["memory · fits"].startswith(f"{gb(need.total)} · CPU ✓")

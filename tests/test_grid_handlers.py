@@ -1,6 +1,6 @@
 """The Playground tab's handlers without a browser: real model, real SQLite file.
 
-The turn and judging rules (issue 11): each Send starts afresh unless follow-up is on; only the
+The turn and judging rules: each Send starts afresh unless follow-up is on; only the
 visible, finished answers of the latest question can be judged, each unordered pair once.
 """
 from __future__ import annotations
@@ -210,7 +210,7 @@ def test_pane_view_splits_reasoning_from_the_answer():
 
 
 def test_six_panes_stream_at_a_readable_rate_and_end_with_every_answer(app_ctx, monkeypatch):
-    """Issue 16: the browser gets at most one update per STREAM_INTERVAL_S (plus one per pane that ends),
+    """The page stays light: the browser gets at most one update per STREAM_INTERVAL_S (plus one per pane that ends),
     never one per token, and the last update carries every pane's final state."""
     import time
 
@@ -233,8 +233,8 @@ def test_six_panes_stream_at_a_readable_rate_and_end_with_every_answer(app_ctx, 
     assert len(yields) <= bound, (len(yields), elapsed)
     assert len(yields) <= tokens + 8, (tokens, len(yields))  # and only when something changed: never idle polls
     assert all(any(view is not None for view in views) or text != previous
-               for (_, views, text), (_, _, previous) in zip(yields[1:], yields))
+               for (_, views, text), (_, _, previous) in zip(yields[1:], yields, strict=False))
     assert all(view is not None and "finish:" in view.metrics for view in final_views[:6])
     outputs = dict(stored(app_ctx, f"select id, output from generations where id in ({','.join('?' * 6)})", ids))
-    for generation_id, view in zip(ids, final_views):
+    for generation_id, view in zip(ids, final_views, strict=False):
         assert outputs[generation_id].strip()[:12] in view.answer + str(view.messages)

@@ -297,7 +297,7 @@ def test_invalid_hub_list_entries_name_the_field(tmp_path: Path, hub_cache: Path
     assert err.value.field == field and str(listing) in str(err.value)
 
 
-# --- offline: fail at once with a clear error, never huggingface-hub's retries (issue 17) ----------
+# --- offline: fail at once with a clear error, never huggingface-hub's retries ----------
 
 def _spy_on_hub_downloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record calls into huggingface-hub's download functions (still calling the real ones)."""
@@ -322,8 +322,8 @@ def test_offline_flag_fails_before_any_hub_call(hub_cache: Path, monkeypatch: py
 
 
 def test_dead_endpoint_fails_at_once_with_a_clear_error(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Not marked offline, but the Hub does not answer (here: a closed port on 127.0.0.1). Before
-    issue 17 huggingface-hub retried for about 23 s; now one connect attempt decides."""
+    """Not marked offline, but the Hub does not answer (here: a closed port on 127.0.0.1). Left to
+    itself huggingface-hub retries for about 23 s; now one connect attempt decides."""
     import socket
 
     from huggingface_hub import constants

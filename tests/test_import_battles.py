@@ -281,7 +281,7 @@ def test_cli_rejects_unknown_kind(tmp_path: Path) -> None:
 
 def test_rows_whose_conversations_answer_different_user_turns_are_reported_and_skipped(
         db: Database, tmp_path: Path) -> None:
-    """Issue 11: an import follows the same rule as create_battle (same input on both sides)."""
+    """An import follows the same judging rule as create_battle (same input on both sides)."""
     def side(*turns: str) -> list[dict[str, str]]:
         out = []
         for k, text in enumerate(turns):
@@ -312,7 +312,7 @@ def test_rows_whose_conversations_answer_different_user_turns_are_reported_and_s
     assert fingerprints == [(1,), (1,)]
 
 
-# ---------------------------------------------------------------- issue 16: the fast path keeps every rule
+# ---------------------------------------------------------------- the fast path keeps every rule
 
 
 def old_import_key(row: object, nth: int = 0) -> str:
@@ -399,7 +399,7 @@ def test_a_row_breaking_the_rules_rolls_the_whole_import_back(db: Database, tmp_
     assert schema(db) == before
 
 
-# ---------------------------------------------------------------- parsing in worker processes (issue 16)
+# ---------------------------------------------------------------- parsing in worker processes
 
 
 def parallel_file(path: Path) -> Path:

@@ -2,15 +2,17 @@
 kappa, and the database report (people's counted votes vs. judge pair verdicts, swap consistency)."""
 from __future__ import annotations
 
+import math
 import sqlite3
 
 import numpy as np
 import pytest
 
-from playground.judge.agreement import CATEGORIES, agreement_rate, bootstrap, cohen_kappa, confusion
+from playground.judge.agreement import CATEGORIES, agreement_rate, bootstrap, confusion
 from playground.judge.report import format_report, judge_report
 from playground.prompting.presets import builtin_presets
 from storage import GenerationRecord, create_battle, insert_generation, open_database, record_vote
+from playground.stats import cohen_kappa
 from storage.judge_verdicts import judge_identity, pair_verdicts, record_judge_verdict
 
 
@@ -24,8 +26,8 @@ def test_kappa_textbook_example():
 
 
 def test_kappa_edge_cases():
-    assert cohen_kappa([], []) is None
-    assert cohen_kappa(["tie"] * 5, ["tie"] * 5) is None        # no variation: undefined, not 1
+    assert math.isnan(cohen_kappa([], []))
+    assert math.isnan(cohen_kappa(["tie"] * 5, ["tie"] * 5))     # no variation: undefined, not 1
     assert cohen_kappa(["left", "right"], ["left", "right"]) == pytest.approx(1.0)
     assert cohen_kappa(["left", "right"], ["right", "left"]) == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="not among"):
@@ -74,7 +76,7 @@ def test_report_from_the_database(tmp_path):
     other = judge_identity("judge-model", "reference")
     swap = {"left": "right", "right": "left", "tie": "tie", "both_bad": "both_bad"}
     inconsistent = 0
-    for i, (h, j) in enumerate(zip(people, judge)):
+    for i, (h, j) in enumerate(zip(people, judge, strict=True)):
         preset = "arithmetic-zero-shot" if i % 2 else "general-chat"
         b = _battle(db, f"question {i}", preset, 1000.0 + i)
         record_vote(db, battle_id=b, winner=h, session_id="person")

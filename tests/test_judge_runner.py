@@ -51,7 +51,7 @@ def battles_db(app_ctx, tmp_path_factory) -> Path:
     db_path = tmp_path_factory.mktemp("judge") / "battles.db"
     spec = app_ctx.catalog.get(MODEL)
     pane = PaneSpec(model_id=MODEL, sampling=SMALL)
-    for question, winner in zip(QUESTIONS, WINNERS):
+    for question, winner in zip(QUESTIONS, WINNERS, strict=True):
         ids = []
         for mode in ("zero_shot", "instruction"):
             result = _final(run_pane(app_ctx, replace(pane, mode=mode), question))

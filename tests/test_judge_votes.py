@@ -1,4 +1,4 @@
-"""A judge model's verdicts as votes, kept apart from people's (issue 15), on a real SQLite file:
+"""A judge model's verdicts as votes, kept apart from people's, on a real SQLite file:
 the fold (consistent -> its verdict, inconsistent -> a tie or nothing, unparseable -> never), the
 trigger that ties a judge's vote to its verdicts, people-only by default in the leaderboard (CLI,
 tab), the exports (DPO, KTO, battles, leaderboard) and the team report; judges or both on request,
@@ -18,7 +18,7 @@ import storage
 from playground.agreement import team_report
 from playground.export import export_arena_battles, export_dpo, export_kto, export_leaderboard
 from playground.leaderboard import load_battles
-from playground.ui import leaderboard_tab as lt
+from playground.ui import leaderboard_handlers as lt
 from storage.judge_verdicts import fold_judge_votes, judge_identity, pair_verdicts, record_judge_verdict
 from tests.test_leaderboard_tab import add_battle
 

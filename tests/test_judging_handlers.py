@@ -1,4 +1,4 @@
-"""Issue 11 through the Playground's handlers (no browser): the bundled model, a real SQLite file.
+"""The judging rules through the Playground's handlers (no browser): the bundled model, a real SQLite file.
 
 The reported journey: ask in 6 panes, switch to 3 panes and ask again, then judge pane 1 against
 pane 4 (an answer to the first question): refused, and nothing reaches the exports. Also the same
@@ -17,7 +17,7 @@ from playground.sampling import SamplingParams, SamplingPreset
 from playground.ui.grid import MAX_PANES, PaneConfig, grid_run, new_grid_state, stop, vote_on_pair
 from storage import open_database
 
-FAST = "issue11-fast"
+FAST = "judging-fast"
 
 
 @pytest.fixture(scope="module")

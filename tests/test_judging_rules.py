@@ -1,4 +1,4 @@
-"""Issue 11, storage level: only like is compared with like, one judgement per pair, only
+"""The judging rules, storage level: only like is compared with like, one judgement per pair, only
 finished answers, append-only tables, tombstones, and migrating databases stored before the rules.
 
 Real SQLite files throughout; the database's own triggers are checked by writing past the API.
@@ -151,7 +151,7 @@ def test_forget_writes_tombstones_and_counted_votes_leave_them_out(db):
 
 
 def old_database(path: Path) -> Database:
-    """A database at the schema before issue 11 (m001..m004), filled the way the old code could."""
+    """A database at the schema before the judging rules (m001..m004), filled the way the old code could."""
     db = Database(sqlite3.connect(path))
     migrations.apply(db, stop_before="m005_generation_inputs_and_provenance")
     gens = [("q1", "cancelled"), ("q1", "stop"), ("q1", "stop"), ("q2", "stop"), ("q1", "length")]

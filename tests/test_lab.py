@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from playground.errors import PlaygroundError
-from playground.lab import LabConfig, load_items, prepare_lab, run_lab, summarize, wilson_interval
+from playground.lab import LabConfig, load_items, prepare_lab, run_lab, summarize
+from playground.stats import wilson_interval
 from playground.lab_plots import write_report
 from storage import open_database
 

@@ -12,7 +12,8 @@ from datasets import load_dataset
 from matplotlib.figure import Figure
 
 import storage
-from playground.ui import leaderboard_tab as lt
+from playground.ui import leaderboard_handlers as lt
+from playground.ui import leaderboard_tab as tab
 
 ROUNDS = 50  # enough for CIs to exist; the tests check content, not statistical precision
 LOCAL = ("alpha", "beta", "gamma")
@@ -243,7 +244,7 @@ def test_bad_filters_are_messages_and_keep_the_table(db_path, out_dir):
                               ({"rounds": -5}, "Bootstrap rounds"), ({"rounds": None}, "Bootstrap rounds")]:
         v = view(db_path, out_dir, **filters)
         assert not v.board.valid and expected in v.message, (filters, v.message)
-        assert all(gr_update_is_skip(u) for u in lt.refresh_outputs(v, lt.BoardFilters())[1:])
+        assert all(gr_update_is_skip(u) for u in tab.refresh_outputs(v, lt.BoardFilters())[1:])
     assert list(out_dir.iterdir()) == []
 
 
@@ -364,7 +365,7 @@ def test_nothing_to_export_is_a_message(tmp_path):
 def test_download_updates_enable_only_buttons_with_files(tmp_path):
     present = tmp_path / "x.csv"
     present.write_text("a\n")
-    on, off = lt.download_updates({"csv": present, "json": None}, ("csv", "json"))
+    on, off = tab.download_updates({"csv": present, "json": None}, ("csv", "json"))
     assert on["interactive"] is True and on["value"] == str(present)
     assert off["interactive"] is False and off["value"] is None
 
@@ -385,7 +386,7 @@ def test_build_lays_out_every_named_component(tmp_path):
     ctx = SimpleNamespace(settings=SimpleNamespace(db_path=tmp_path / "ui.db"))
     with gr.Blocks() as demo:
         with gr.Tab("Leaderboard"):
-            lt.build(ctx)
+            tab.build(ctx)
     ids = {b.elem_id for b in demo.blocks.values()}
     expected = {"lb-by", "lb-include-named", "lb-ties", "lb-category", "lb-anonymous", "lb-since", "lb-until", "lb-rounds", "lb-refresh", "lb-table",
                 "lb-warnings", "lb-plot-ratings", "lb-plot-winrate", "lb-plot-counts", "lb-plot-predicted",

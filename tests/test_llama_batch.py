@@ -123,7 +123,7 @@ def test_panes_that_join_and_leave_at_different_times(smol):
     ps = prompts(smol, 6)
     samplings = [SamplingParams(max_new_tokens=12 + 7 * i) for i in range(6)]
     with unbatched(smol):
-        solo = [text_of(smol, p, s) for p, s in zip(ps, samplings)]
+        solo = [text_of(smol, p, s) for p, s in zip(ps, samplings, strict=True)]
     staggered = run_together(smol, ps, samplings, join_after=5)
     assert staggered == solo
     reversed_order = run_together(smol, ps[::-1], samplings[::-1], join_after=3)
@@ -136,7 +136,7 @@ def test_seeded_sampling_and_stop_strings_in_a_batch(smol):
                  SamplingParams(max_new_tokens=30, stop=("\n",)),
                  SamplingParams(temperature=0.7, top_k=20, seed=3, max_new_tokens=20, repeat_penalty=1.2)]
     with unbatched(smol):
-        solo = [text_of(smol, p, s) for p, s in zip(ps, samplings)]
+        solo = [text_of(smol, p, s) for p, s in zip(ps, samplings, strict=True)]
     assert run_together(smol, ps, samplings) == solo
 
 

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_rows_have_status_and_notes_apart(app_ctx, default_model):
-    rows = {r[0]: dict(zip(COLUMNS, r)) for r in catalog_rows(app_ctx)}
+    rows = {r[0]: dict(zip(COLUMNS, r, strict=True)) for r in catalog_rows(app_ctx)}
     assert len(COLUMN_WIDTHS) == len(COLUMNS)
     f16, q4 = rows["smollm2-135m-instruct-f16"], rows["smollm2-135m-instruct"]
     assert f16["status"] == "ready" and f16["quant."] == "F16" and "built once" in f16["notes"]

@@ -1,4 +1,4 @@
-"""Issue 11, exports: multi-turn DPO pairs, KTO rows, answers cut by the token limit, counted votes
+"""Preference exports: multi-turn DPO pairs, KTO rows, answers cut by the token limit, counted votes
 only (first judgement of a pair, nothing forgotten), all checked with TRL's own data helpers.
 
 Real SQLite files; TRL's `maybe_extract_prompt` / `maybe_apply_chat_template` with the bundled

@@ -1,4 +1,4 @@
-"""Issue 11, property: whatever a user does (asks with different pane counts, follow-ups, stops,
+"""Property: whatever a user does (asks with different pane counts, follow-ups, stops,
 votes on any two answers in either order), every exported DPO and KTO row is a valid comparison.
 
 Random action sequences (seeded, so a failure repeats) run through the recording functions the
@@ -109,7 +109,7 @@ def test_every_exported_row_is_a_valid_comparison(app_ctx, tmp_path, seed):
             for format in ("conversational", "standard"):
                 out = tmp_path / f"{kind}-{format}.jsonl"
                 write(db, out, format=format, dedupe=False)
-                files[kind, format] = list(zip(read_jsonl(out), read_jsonl(meta_path_for(out))))
+                files[kind, format] = list(zip(read_jsonl(out), read_jsonl(meta_path_for(out)), strict=True))
 
         pairs_seen: set[tuple[int, int]] = set()
         for row, meta in files["dpo", "conversational"]:

@@ -171,7 +171,7 @@ def test_few_shot_cot_exemplars_carry_reasoning():
     items = builtin_presets().exemplars["arithmetic-word-problems"].items
     answers = [m["content"] for m in plan.messages if m["role"] == "assistant"]
     assert answers == [item.reasoning for item in items]
-    assert all(a.endswith(f"The answer is {item.answer}.") for a, item in zip(answers, items))
+    assert all(a.endswith(f"The answer is {item.answer}.") for a, item in zip(answers, items, strict=True))
     assert plan.followup is None and plan.n_samples == 1
 
 

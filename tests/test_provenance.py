@@ -1,4 +1,4 @@
-"""Issue 11, provenance: a stored answer says what really ran (sampling after every override,
+"""Provenance: a stored answer says what really ran (sampling after every override,
 every prompt sent) and which model it was, whatever its source.
 
 The bundled SmolLM2 through llama.cpp and a real SQLite file; a loopback stub answers /v1/models.
@@ -10,7 +10,6 @@ import struct
 import threading
 from pathlib import Path
 
-import pytest
 
 import storage
 from playground.compare import PaneSpec, run_pane

@@ -22,9 +22,9 @@ from playground.ranking import (
     tally_battles,
     fit_davidson,
     tie_probability_at_equal_strength,
-    wilson_interval,
     win_rate_matrix,
 )
+from playground.stats import wilson_interval
 from playground.ranking.synthetic import Setup
 from playground.ranking.synthetic import simulate as simulate_setup
 
@@ -116,13 +116,13 @@ def per_battle_logistic_fit(battles: Battles, prior: float = 0.0) -> np.ndarray:
     coded = battles.coded
     n = len(coded.names)
     data = []  # (left, right, label: 1 = left won, weight)
-    for a, b, w in zip(coded.left, coded.right, coded.winner):
+    for a, b, w in zip(coded.left, coded.right, coded.winner, strict=True):
         if w in (0, 1):
             data.append((a, b, 1.0 - w, 1.0))
         else:
             data += [(a, b, 1.0, 0.5), (a, b, 0.0, 0.5)]
     if prior:
-        pairs = {tuple(sorted((int(a), int(b)))) for a, b in zip(coded.left, coded.right)}
+        pairs = {tuple(sorted((int(a), int(b)))) for a, b in zip(coded.left, coded.right, strict=True)}
         for a, b in sorted(pairs):
             data += [(a, b, 1.0, prior / 2), (a, b, 0.0, prior / 2)]
     table = np.array(data, dtype=float)
@@ -344,7 +344,7 @@ def test_no_battles_is_a_clear_error():
 
 def test_bad_input_is_rejected_with_a_message():
     with pytest.raises(RankingError, match="unknown winner 'a'"):
-        Battles.from_rows([("A", "B", "a", 1.0)]).coded
+        _ = Battles.from_rows([("A", "B", "a", 1.0)]).coded
     with pytest.raises(RankingError, match="differ in length"):
         Battles(np.array(["A"]), np.array(["B", "C"]), np.array(["left"]), np.array([1.0]))
     with pytest.raises(RankingError, match="non-empty strings"):

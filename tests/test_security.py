@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import REPO, AppProcess, free_port
+from tests.browser_support import REPO, AppProcess
 
 psutil = pytest.importorskip("psutil")
 

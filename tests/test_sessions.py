@@ -64,7 +64,7 @@ def arena_session(url: str, user: str) -> dict[str, Any]:
 
 def test_two_sessions_at_once_keep_histories_and_votes_apart(auth_app):
     with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = dict(zip(USERS, pool.map(lambda u: arena_session(auth_app.url, u), USERS)))
+        runs = dict(zip(USERS, pool.map(lambda u: arena_session(auth_app.url, u), USERS), strict=True))
 
     for user, run in runs.items():
         own = list(QUESTIONS[user])

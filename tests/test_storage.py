@@ -156,7 +156,7 @@ def test_winner_is_checked_by_the_database_too(db: Database) -> None:
 def test_unique_constraints_in_the_database(db: Database) -> None:
     battle_id = make_battle(db)
     battle = get_battle(db, battle_id)
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE|already has a battle"):
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE|already has a battle|already holds a row"):
         db.execute(
             "INSERT INTO battles (created_at, tstamp, left_generation_id, right_generation_id, "
             "left_model, right_model, left_mode, right_mode, anonymous, source) "
@@ -164,7 +164,7 @@ def test_unique_constraints_in_the_database(db: Database) -> None:
             [battle["left_generation_id"], battle["right_generation_id"]],
         )
     record_vote(db, battle_id=battle_id, winner="left", session_id="s1")
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE|already judged"):
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE|already judged|already holds a row"):
         db.execute("INSERT INTO votes (battle_id, winner, created_at, tstamp) "
                    "VALUES (?, 'right', 'now', 0)", [battle_id])
 

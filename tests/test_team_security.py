@@ -1,6 +1,6 @@
 """A playground shared with a team, through the real app process (`python app.py`).
 
-Each test checks one hole of issue 13 and fails on the code before it: the server reading an
+Each test checks one hole a shared playground had and fails on the code before it: the server reading an
 environment variable the browser names and sending it to a browser-given URL (and echoing that
 URL's answer), annotators calling admin handlers through gradio_client, annotators downloading
 everyone's conversations, exposed binds without a login, and tracebacks in the browser. The

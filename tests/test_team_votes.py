@@ -1,7 +1,7 @@
-"""Issue 13, team quality, storage level: several annotators judge one battle, each once.
+"""Team quality, storage level: several annotators judge one battle, each once.
 
 Real SQLite files; the database's own triggers are checked by writing past the API, and the m020
-migration is run on a database written as issue 11 left it.
+migration is run on a database written before votes had a voter.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 14: train on the votes (TRL DPO, LoRA by default) into a catalog model, through the real parts.
+"""Train on the votes (TRL DPO, LoRA by default) into a catalog model, through the real parts.
 
 The bundled SmolLM2 answers 8 prompts twice through llama.cpp; the answers are stored and voted on
 in a real SQLite file with the recording functions; DPO trains 2 steps on its dequantised GGUF with
@@ -155,7 +155,7 @@ def test_train_tab_date_error_names_its_field(app_ctx):
     for col, label in ((4, "Votes since"), (5, "Votes until")):
         form = [MODEL, "x", "lora", None, None, None, False, True, 0.1, None, 1, 2, 2, 48, 0.1]
         form[col] = "last week"
-        said = list(run_training_view(app_ctx, {}, lambda: build_request(app_ctx, *form)))[-1][1].status
+        said = list(run_training_view(app_ctx, {}, lambda form=form: build_request(app_ctx, *form)))[-1][1].status
         assert said.startswith(f"❌ '{label}' (under Which votes): cannot read the time 'last week'"), said
         assert "2025-01-31" in said                      # the fix: the form it reads
 
@@ -220,7 +220,7 @@ def test_cli_says_what_to_change_when_no_vote_matches(voted_db, tmp_path, capsys
     assert "answers cut by the token limit left out" in err and list(tmp_path.iterdir()) == []
 
 
-# ---------------------------------------------------------------- KTO (issue 14, session 2)
+# ---------------------------------------------------------------- KTO: unpaired rows
 
 
 def test_kto_run_trains_on_unpaired_rows_without_the_held_out_answers(app_ctx, voted_db, tmp_path):
@@ -263,7 +263,7 @@ def two_voters_db(voted_db, tmp_path) -> Path:
                            ).fetchall()
     shutil.copy(voted_db, path)
     for voter, first, second in (("alice", "left", "left"), ("bob", "left", "right")):
-        for (left, right), winner in zip(pairs[:2], (first, second)):
+        for (left, right), winner in zip(pairs[:2], (first, second), strict=True):
             save_vote(path, left_generation_id=left, right_generation_id=right, winner=winner,
                       session_id=f"user:{voter}/s", anonymous=False, source="arena")
     return path

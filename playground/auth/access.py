@@ -90,5 +90,8 @@ class Access:
         return User(name, role or ANNOTATOR)    # unknown in the table: the least rights
 
     def gradio_auth(self) -> Any:
-        """What `Blocks.launch(auth=...)` takes: the password check, or None without login."""
-        return self.users.verify if self.users is not None else None
+        """What `Blocks.launch(auth=...)` takes: the throttled password check (async, off the event
+        loop: auth/login.py), or None without login."""
+        from playground.auth.login import LoginGuard
+
+        return LoginGuard(self.users).verify if self.users is not None else None

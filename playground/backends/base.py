@@ -72,7 +72,7 @@ def shared_prefix(cached: Sequence[int] | None, prompt: Sequence[int] | None) ->
     if not cached or not prompt:
         return 0
     n = 0
-    for a, b in zip(cached, prompt):
+    for a, b in zip(cached, prompt, strict=False):
         if a != b:
             break
         n += 1

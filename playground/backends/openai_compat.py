@@ -733,7 +733,7 @@ class OpenAICompatModel:
             return "it returns no log-probabilities"
         token, expected = lp["tokens"][0], lp["token_logprobs"][0]
         echoed = _logprobs_of(self._score(LOGPROB_PROBE + token))
-        found = [v for off, v in zip(echoed.get("text_offset") or [], echoed.get("token_logprobs") or [])
+        found = [v for off, v in zip(echoed.get("text_offset") or [], echoed.get("token_logprobs") or [], strict=False)
                  if off == len(LOGPROB_PROBE)]
         if not found or found[0] is None:
             return "it returns no log-probabilities for prompt tokens (echo)"
@@ -770,7 +770,7 @@ def _sum_span(lp: dict[str, Any], start: int, end: int) -> tuple[float, int]:
     if not offsets or not tokens or values is None:
         raise PlaygroundError("the server returned no prompt log-probabilities")
     total, n = 0.0, 0
-    for off, tok, value in zip(offsets, tokens, values):
+    for off, tok, value in zip(offsets, tokens, values, strict=False):
         if off >= end:
             break
         if off + len(tok) <= start or value is None:

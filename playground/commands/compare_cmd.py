@@ -93,7 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ctx.cache.clear()   # free models now, not in interpreter shutdown (llama.cpp dislikes that)
     if args.json:
         print(json.dumps({"question": args.question, "wall_s": wall,
-                          "panes": [pane_json(p, r) for p, r in zip(panes, results)]}, ensure_ascii=False, indent=2))
+                          "panes": [pane_json(p, r) for p, r in zip(panes, results, strict=True)]}, ensure_ascii=False, indent=2))
     else:
         _print_text(panes, results, wall)
     return 1 if any(r.error for r in results) else 0
@@ -104,7 +104,7 @@ def _seconds(value: float | None) -> str:
 
 
 def _print_text(panes: Sequence[PaneSpec], results: Sequence[PaneResult], wall: float) -> None:
-    for i, (pane, result) in enumerate(zip(panes, results), 1):
+    for i, (pane, result) in enumerate(zip(panes, results, strict=True), 1):
         print(f"=== pane {i}: {pane.label()}")
         print(result.answer_text.strip() if not result.error else f"error: {result.error}")
         for notice in result.notices:

@@ -265,4 +265,4 @@ def format_resources(rows: list[dict[str, Any]]) -> str:
                       mb(r["rss_before_bytes"]), mb(r["peak_rss_bytes"]), num(r["tokens_per_s"], ".1f"),
                       num(r["ttft_s"], ".2f") + " s", "yes" if r["freed"] else "no (shared cache)"])
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from playground.commands.export_cmd import parse_when, require_database
+from playground.terminal import printable
 
 GROUPINGS = ("auto", "model", "mode", "model+mode")
 
@@ -105,12 +106,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     header += ["RATING(LC)", "RANK(LC)"] if has_lc else []
     table = [header]
     for r in rows:
-        line = [_num(r["rank"]), r["contestant"], _num(r["rating"]), f"{_num(r['ci_low'])}..{_num(r['ci_high'])}",
+        line = [_num(r["rank"]), printable(r["contestant"]), _num(r["rating"]), f"{_num(r['ci_low'])}..{_num(r['ci_high'])}",
                 _num(r["elo"]), str(r["battles"]), f"{r['wins']}/{r['losses']}/{r['ties']}",
                 _num(None if r["win_rate"] is None else 100 * r["win_rate"], 1)]
         table.append(line + ([_num(r["rating_lc"]), _num(r["rank_lc"])] if has_lc else []))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)
 
 
 def _num(value: float | int | None, digits: int = 0) -> str:

@@ -15,6 +15,10 @@ from playground.errors import PlaygroundError
 NAME = "serve"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 AUTH_ENV = "PLAYGROUND_AUTH"          # the users file, when --auth is not given
+SESSION_ENV = "PLAYGROUND_SESSION_HOURS"
+AUTH_MESSAGE = ("Sign in with the name and password your admin gave you. After 5 wrong passwords in a row "
+                "sign-in for that name pauses for a second, then twice as long after each further miss.")
+MAX_UPLOAD = "10mb"   # the one upload, the Lab's JSONL task file (GSM8K's test set is 0.7 MB), admins only
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="allow --host/--share without --auth: anyone who reaches the page is an admin "
                         "(every page says so)")
+    p.add_argument("--session-hours", type=float, default=None, metavar="HOURS",
+                   help=f"how long a sign-in lasts under --auth before the page asks again "
+                        f"(default 12); env {SESSION_ENV}")
     p.add_argument("--max-download-gb", type=float, default=None,
                    help="largest Hugging Face Hub download the app starts (default 20)")
     p.add_argument("--model", action="append", default=None, dest="hub_refs",
@@ -75,17 +82,34 @@ def auth_file(value: str | None) -> Path | None:
     return path
 
 
+def session_hours(value: float | None) -> float | None:
+    """--session-hours (or $PLAYGROUND_SESSION_HOURS): a positive number of hours."""
+    raw = value if value is not None else os.environ.get(SESSION_ENV) or None
+    if raw is None:
+        return None
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1.0
+    if not hours > 0:
+        raise PlaygroundError(f"--session-hours / {SESSION_ENV} must be a positive number of hours, "
+                              f"e.g. 12 or 0.5; got {raw!r}")
+    return hours
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from starlette.middleware import Middleware
     from storage import open_database
 
+    from playground.auth.gate import WebGate
     from playground.context import AppContext
-    from playground.ui.app import CSS, build_ui
-
     from playground.serving import launch, port_problem, prepare_default_model
+    from playground.ui.app import CSS, build_ui
 
     settings = settings.with_overrides(share=args.share or None, auth_file=auth_file(args.auth),
                                        insecure_no_auth=args.insecure_no_auth or None,
-                                       max_download_gb=args.max_download_gb)
+                                       max_download_gb=args.max_download_gb,
+                                       session_hours=session_hours(args.session_hours))
     access = access_for(settings)
     if access.mode == "team":     # downloads only through the admin's Download button
         settings = settings.with_overrides(allow_hub_download=False)
@@ -104,7 +128,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     demo.queue(default_concurrency_limit=8)
     login = f", {len(access.users.names())} users from {settings.auth_file}" if access.users else ""
     print(f"Access: {access.mode} mode{login}", file=sys.stderr)
-    launch(demo, settings, auth=access.gradio_auth(),
-           auth_message="Sign in with the name and password your admin gave you.",
-           show_error=False, footer_links=["api", "settings"], css=CSS)
+    gate = Middleware(WebGate, access=access, session_hours=settings.session_hours)
+    launch(demo, settings, auth=access.gradio_auth(), auth_message=AUTH_MESSAGE,
+           show_error=False, footer_links=["api", "settings"], css=CSS,
+           app_kwargs={"middleware": [gate]}, max_file_size=MAX_UPLOAD)
     return 0

@@ -53,7 +53,7 @@ def judge_report(db: Database, presets: PresetLibrary | None = None, inconsisten
         model = [r["counted"] for r in pairs]
         entry: dict[str, Any] = {"swap": swaps[judge], **_stats(human, model, rounds, seed)}
         by_family: dict[str, tuple[list[str], list[str]]] = {}
-        for r, h, m in zip(pairs, human, model):
+        for r, h, m in zip(pairs, human, model, strict=True):
             fam = _family(people[r["battle_id"]][1], presets)
             by_family.setdefault(fam, ([], []))
             by_family[fam][0].append(h)
@@ -88,7 +88,7 @@ def format_report(report: dict[str, Any]) -> str:
                   f"  battles judged by people and judge: {e['n']}",
                   f"  agreement {ci(e['agreement'])}   Cohen's kappa {ci(e['kappa'])}   (95 % bootstrap)",
                   "  confusion (rows people, columns judge): " + " ".join(f"{c:>8}" for c in report["categories"])]
-        for cat, row in zip(report["categories"], e["confusion"]):
+        for cat, row in zip(report["categories"], e["confusion"], strict=True):
             lines.append(f"  {cat:>38}: " + " ".join(f"{v:>8}" for v in row))
         for fam, c in e["categories"].items():
             lines.append(f"  {fam}: n={c['n']} agreement {ci(c['agreement'])} kappa {ci(c['kappa'])}")

@@ -17,8 +17,8 @@ from playground.lab.config import (
     config_key, prepare_lab, resolve_preset,
 )
 from playground.lab.reports import (
-    ITEM_COLUMNS, SUMMARY_COLUMNS, Z_95, SummaryRow, file_stem, format_summary, list_runs, load_items,
-    params_label, run_ids_for, summarize, summary_dicts, wilson_interval, write_csv,
+    ITEM_COLUMNS, SUMMARY_COLUMNS, SummaryRow, file_stem, format_summary, list_runs, load_items,
+    params_label, run_ids_for, summarize, summary_dicts, write_csv,
 )
 from playground.lab.runner import (
     STATUSES, ItemResult, LabOutcome, LabProgress, error_run, finish_run, run_item, run_lab, start_run,
@@ -31,9 +31,9 @@ from storage.lab import find_run, finished_indices
 
 __all__ = [
     "ANSWER_PREFIX", "DEFAULT_MODES", "DEFAULT_SAMPLING_PRESET", "ITEM_COLUMNS", "PREFIX_MODES", "STATUSES",
-    "SUMMARY_COLUMNS", "Z_95", "ItemResult", "LabConfig", "LabJob", "LabOutcome", "LabProgress", "LabRunSpec",
+    "SUMMARY_COLUMNS", "ItemResult", "LabConfig", "LabJob", "LabOutcome", "LabProgress", "LabRunSpec",
     "SummaryRow", "answer_prefix", "check_models", "check_modes", "config_key", "error_run", "file_stem",
     "find_run", "finish_run", "finished_indices", "format_summary", "gold_logprob", "list_runs", "load_items",
     "params_label", "prepare_lab", "resolve_preset", "run_ids_for", "run_item", "run_lab", "scoring_continuation",
-    "scoring_prompt", "start_run", "store_result", "summarize", "summary_dicts", "wilson_interval", "write_csv",
+    "scoring_prompt", "start_run", "store_result", "summarize", "summary_dicts", "write_csv",
 ]

@@ -25,7 +25,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from playground.lab.plots import DODGE, DPI, XPAD, save_figure
-from playground.lab.reports import Z_95, SummaryRow, params_label, wilson_interval
+from playground.lab.reports import SummaryRow, params_label
+from playground.stats import Z95, wilson_interval
 
 ACCURACY_NOTE = "exact match by the app's extractor (harness strict/flexible: see the summary)"
 DIRECT_FOR = {"few_shot_cot": ("few_shot", "zero_shot"), "zero_shot_cot": ("zero_shot",),
@@ -53,8 +54,8 @@ def _dodge(x: float, line: int, n_lines: int, log: bool = True) -> float:
 
 def _acc_err(rows: Sequence[SummaryRow]) -> tuple[list[float], list[list[float]]]:
     ys = [100 * (r.accuracy or 0.0) for r in rows]
-    low = [max(0.0, y - 100 * (r.ci_low or 0.0)) for y, r in zip(ys, rows)]
-    high = [max(0.0, 100 * (r.ci_high or 0.0) - y) for y, r in zip(ys, rows)]
+    low = [max(0.0, y - 100 * (r.ci_low or 0.0)) for y, r in zip(ys, rows, strict=True)]
+    high = [max(0.0, 100 * (r.ci_high or 0.0) - y) for y, r in zip(ys, rows, strict=True)]
     return ys, [low, high]
 
 
@@ -62,10 +63,10 @@ def _draw_series(top, bottom, xs: Sequence[float], series: Sequence[SummaryRow],
     """One line on both panels: accuracy with its Wilson interval above, gold log-prob ±1.96 SE below."""
     ys, err = _acc_err(series)
     top.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label)
-    scored = [(x, r) for x, r in zip(xs, series) if r.mean_logprob is not None]
+    scored = [(x, r) for x, r in zip(xs, series, strict=True) if r.mean_logprob is not None]
     if scored:
         bottom.errorbar([x for x, _ in scored], [r.mean_logprob for _, r in scored],
-                        yerr=[Z_95 * (r.logprob_se or 0.0) for _, r in scored], marker="o", capsize=4, label=label)
+                        yerr=[Z95 * (r.logprob_se or 0.0) for _, r in scored], marker="o", capsize=4, label=label)
 
 
 def _finish_two_panels(fig: Figure, top, bottom, xlabel: str, title: str) -> Figure:
@@ -183,7 +184,7 @@ def plot_cot_gain(rows: Sequence[SummaryRow], title: str = "Does CoT help? CoT m
         series = sorted((g for g in gains if g["pair"] == pair), key=lambda g: g["n_params"])
         xs = [_dodge(g["n_params"], i, len(pairs)) for g in series]
         ys = [100 * g["difference"] for g in series]
-        err = [[y - 100 * g["ci_low"] for y, g in zip(ys, series)], [100 * g["ci_high"] - y for y, g in zip(ys, series)]]
+        err = [[y - 100 * g["ci_low"] for y, g in zip(ys, series, strict=True)], [100 * g["ci_high"] - y for y, g in zip(ys, series, strict=True)]]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=pair)
     ax.axhline(0, color="grey", linewidth=1)
     _size_axis(ax, [g["n_params"] for g in gains])

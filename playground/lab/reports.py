@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -14,24 +16,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from sqlite_utils import Database
 
 from playground.lab import metrics
+from playground.stats import Z95, wilson_interval
 from storage import lab as lab_store
 
 if TYPE_CHECKING:
     from playground.lab.config import LabJob
-
-Z_95 = 1.959963984540054
-
-
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for a proportion: honest at 0/n and n/n, unlike the normal one."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
 
 @dataclass(frozen=True)
 class SummaryRow:
@@ -143,14 +132,17 @@ def list_runs(db: Database, limit: int = 200) -> list[dict[str, Any]]:
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | Path, columns: Sequence[str] | None = None) -> Path:
-    """Rows as CSV (UTF-8, header first); the columns of the first row unless given."""
+    """Rows as CSV (UTF-8, header first); the columns of the first row unless given. Written to a
+    temporary name and renamed: a reader (two people showing the same runs) never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = list(columns or (rows[0].keys() if rows else []))
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+    os.replace(tmp, path)
     return path
 
 
@@ -178,7 +170,7 @@ def format_summary(rows: Sequence[SummaryRow]) -> str:
     for r in rows:
         ci = "-" if r.ci_low is None else f"{100 * r.ci_low:.0f}..{100 * r.ci_high:.0f}%"
         lp = "-" if r.mean_logprob is None else f"{r.mean_logprob:.3f}" + (
-            f" ±{Z_95 * r.logprob_se:.3f}" if r.logprob_se is not None else "")
+            f" ±{Z95 * r.logprob_se:.3f}" if r.logprob_se is not None else "")
         speed = "-" if r.items_per_s is None else f"{r.items_per_s:.2f}"
         errors = f" ({r.n_errors} err)" if r.n_errors else ""
         optional = [_pct(getattr(r, name)) + (f" (k={r.maj_k})" if name == "maj_accuracy" and r.maj_k else "")
@@ -186,7 +178,7 @@ def format_summary(rows: Sequence[SummaryRow]) -> str:
         table.append([r.model_id, params_label(r.n_params), r.mode, f"{r.n}{errors}", _pct(r.accuracy), ci,
                       *optional, lp, speed, r.status])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)
 
 
 def params_label(n: int | None) -> str:

@@ -163,7 +163,7 @@ def _ranks(rating: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[int | 
     """CI-aware ranks among rated contestants; None for a contestant without counted battles."""
     valid = ~np.isnan(rating)
     ranks: list[int | None] = [None] * len(rating)
-    for k, rank in zip(np.flatnonzero(valid), ci_rank(low[valid], high[valid])):
+    for k, rank in zip(np.flatnonzero(valid), ci_rank(low[valid], high[valid]), strict=True):
         ranks[k] = int(rank)
     return ranks
 

@@ -2,7 +2,7 @@
 
 Which battles count: anonymous ones by default (as Chatbot Arena ranks); named Playground
 comparisons only when asked for (`include_named`). Whose votes count: people's by default;
-judge models' (voter `judge:<model>@<prompt>`, issue 15) or both when asked for (`voters`). The
+judge models' (voter `judge:<model>@<prompt>`) or both when asked for (`voters`). The
 queries read `counted_votes_all` and `vote_filter_sql` keeps the chosen voters.
 
 A battle's *category* is its user tag when it has one, else the task family of the prompting
@@ -19,7 +19,8 @@ from typing import Any, Literal
 import numpy as np
 from sqlite_utils import Database
 
-from playground.ranking import WINNERS, Battles, RankingError
+from playground.ranking import Battles, RankingError
+from playground.verdicts import WINNERS
 
 GroupBy = Literal["auto", "model", "mode", "model+mode"]
 GROUPINGS: tuple[str, ...] = ("auto", "model", "mode", "model+mode")

@@ -224,7 +224,8 @@ def load_remote_entries(path: Path) -> list[RemoteEntry]:
         if unknown:
             raise PresetError(str(path), f"{where}.{sorted(unknown)[0]}",
                               f"unknown field (known: {', '.join(sorted(_FIELDS))})")
-        field = lambda name, kind, default=None: require(item, f"{path} {where}", name, kind, default)  # noqa: E731
+        def field(name: str, kind: Any, default: Any = None, item: dict = item, where: str = where) -> Any:
+            return require(item, f"{path} {where}", name, kind, default)   # this entry's, bound now
         entry = RemoteEntry(
             base_url=field("base_url", str, ...), id=field("id", str), display_name=field("display_name", str),
             model=field("model", str), api_key_env=field("api_key_env", str), is_chat=field("is_chat", bool),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-KINDS = ("number", "yes_no", "choice", "text", "auto", "none")
+from playground.prompting.plan import ANSWER_KINDS
 
 # ---------------------------------------------------------------- patterns
 
@@ -284,8 +284,8 @@ def extract_answer(text: str, kind: str = "auto") -> Extracted | None:
     The latest marker or box that holds a value of the kind wins (models often restate and
     correct themselves); without one, fall back as described in `_fallback`.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown answer kind {kind!r}; one of {KINDS}")
+    if kind not in ANSWER_KINDS:
+        raise ValueError(f"unknown answer kind {kind!r}; one of {ANSWER_KINDS}")
     if kind == "none" or not text or not text.strip():
         return None
     for start, end, boxed in reversed(_answer_regions(text)):

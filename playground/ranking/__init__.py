@@ -17,13 +17,13 @@ Modules: `battles` (input arrays, coding, pair counts, matrices), `elo` (online 
 and the prior study).
 """
 from playground.ranking.battles import (BOTH_BAD, ELO_BASE, ELO_K, ELO_PER_NAT, ELO_SCALE, INIT_RATING, LEFT,
-                                        NO_BATTLES, RIGHT, TIE, WINNERS, Z95, Battles, BothBad, CodedBattles,
+                                        NO_BATTLES, RIGHT, TIE, Battles, BothBad, CodedBattles,
                                         ContestantTotals, RankingError, Tally, battle_count_matrix, ci_rank,
                                         comparison_groups, contestant_totals, predicted_win_matrix, tally_battles,
                                         win_rate_matrix)
 from playground.ranking.bradley_terry import (DEFAULT_PRIOR, RESCUE_TIES, BTRatings, fit_bradley_terry,
                                               regularised_pairs)
-from playground.ranking.diagnostics import PositionBias, position_bias, wilson_interval
+from playground.ranking.diagnostics import PositionBias, position_bias
 from playground.ranking.elo import online_elo
 from playground.ranking.length import LengthControl, fit_length_controlled
 from playground.ranking.ties import fit_davidson, tie_probability_at_equal_strength
@@ -32,9 +32,9 @@ TIE_MODELS: tuple[str, ...] = ("half", "davidson")
 
 __all__ = [
     "BOTH_BAD", "ELO_BASE", "ELO_K", "ELO_PER_NAT", "ELO_SCALE", "INIT_RATING", "LEFT", "NO_BATTLES", "RIGHT", "TIE",
-    "WINNERS", "Z95", "Battles", "BothBad", "CodedBattles", "ContestantTotals", "RankingError", "Tally",
+    "Battles", "BothBad", "CodedBattles", "ContestantTotals", "RankingError", "Tally",
     "battle_count_matrix", "ci_rank", "comparison_groups", "contestant_totals", "predicted_win_matrix",
     "tally_battles", "win_rate_matrix", "DEFAULT_PRIOR", "RESCUE_TIES", "BTRatings", "fit_bradley_terry",
-    "regularised_pairs", "PositionBias", "position_bias", "wilson_interval", "online_elo", "LengthControl",
+    "regularised_pairs", "PositionBias", "position_bias", "online_elo", "LengthControl",
     "fit_length_controlled", "fit_davidson", "tie_probability_at_equal_strength", "TIE_MODELS",
 ]

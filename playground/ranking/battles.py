@@ -16,8 +16,8 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from playground.errors import PlaygroundError
+from playground.verdicts import WINNERS
 
-WINNERS: tuple[str, ...] = ("left", "right", "tie", "both_bad")
 LEFT, RIGHT, TIE, BOTH_BAD = range(4)
 INIT_RATING = 1000.0
 ELO_SCALE = 400.0
@@ -25,7 +25,6 @@ ELO_BASE = 10.0
 ELO_K = 4.0
 ELO_PER_NAT = ELO_SCALE / math.log(ELO_BASE)  # rating points per unit of natural log-odds
 NO_BATTLES = "no battles to rank: vote in the Arena or import battles"
-Z95 = 1.959963984540054
 
 BothBad = Literal["tie", "exclude"]
 
@@ -107,7 +106,7 @@ class Battles:
         columns: dict[str, list[Any]] = {key: [] for key in keys}
         for row in rows:
             values = [row.get(k) for k in keys] if isinstance(row, Mapping) else list(row) + [None] * (6 - len(row))
-            for key, value in zip(keys, values):
+            for key, value in zip(keys, values, strict=False):
                 columns[key].append(value)
         lengths = {}
         if columns["left_len"] and all(v is not None for v in columns["left_len"] + columns["right_len"]):

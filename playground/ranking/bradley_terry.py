@@ -53,7 +53,7 @@ class BTRatings:
     nu_ci: tuple[float, float] | None = None
 
     def as_dict(self) -> dict[str, float]:
-        return dict(zip(self.names, self.rating.tolist()))
+        return dict(zip(self.names, self.rating.tolist(), strict=True))
 
 
 def regularised_pairs(tally: Tally, both_bad: BothBad) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -1,4 +1,4 @@
-"""Left/right position bias with a Wilson interval."""
+"""Left/right position bias with a Wilson interval (playground/stats.py)."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from playground.ranking.battles import LEFT, RIGHT, Z95, Battles
+from playground.ranking.battles import LEFT, RIGHT, Battles
+from playground.stats import Z95, wilson_interval
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,3 @@ def position_bias(battles: Battles, z: float = Z95) -> PositionBias:
     rate = left_wins / decisive if decisive else math.nan
     return PositionBias(left_wins, decisive, rate, low, high)
 
-
-def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval: well-behaved near 0 and 1 and for small samples, unlike the Wald interval."""
-    if trials == 0:
-        return math.nan, math.nan
-    p = successes / trials
-    denom = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    return max(0.0, centre - half), min(1.0, centre + half)

@@ -30,7 +30,7 @@ def online_elo(
     order = _time_order(battles.tstamp)
     left, right, score = coded.left[order][keep], coded.right[order][keep], score[order][keep]
     ratings = _elo_replay(left.tolist(), right.tolist(), score.tolist(), len(coded.names), k, math.log(base) / scale, initial)
-    return dict(zip(coded.names, ratings))
+    return dict(zip(coded.names, ratings, strict=True))
 
 
 def _time_order(tstamp: np.ndarray) -> np.ndarray | slice:
@@ -48,7 +48,7 @@ def _elo_replay(left: list[int], right: list[int], score: list[float], n: int, k
     """
     rating = [initial] * n
     exp = math.exp
-    for a, b, s in zip(left, right, score):
+    for a, b, s in zip(left, right, score, strict=True):
         ra, rb = rating[a], rating[b]
         delta = k * (s - 1.0 / (1.0 + exp((rb - ra) * c)))
         rating[a] = ra + delta

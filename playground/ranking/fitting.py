@@ -278,7 +278,7 @@ def rescue_groups(cells: Cells, a: np.ndarray, n: np.ndarray) -> np.ndarray:
     points.eliminate_zeros()
     _, strong = connected_components(points, directed=True, connection="strong")
     cross = (strong[cells.gi] != strong[cells.gj]) & (n > 0)
-    pairs = set(zip(cells.gi[cross].tolist(), cells.gj[cross].tolist()))
+    pairs = set(zip(cells.gi[cross].tolist(), cells.gj[cross].tolist(), strict=True))
     degree = np.bincount(np.array([k for pair in pairs for k in pair], dtype=np.intp), minlength=size)
     share = 1.0 / np.maximum(np.maximum(degree[cells.gi], degree[cells.gj]), 1)
     return np.where(cross, share, 0.0)

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from playground.ranking import wilson_interval
+from playground.stats import wilson_interval
 
 
 @dataclass(frozen=True)
@@ -76,4 +76,4 @@ def _answer_logprob(model: Any, tokenizer: Any, prompt: list[dict], answer: list
 
 def implicit_accuracy(base_margins: Sequence[float], tuned_margins: Sequence[float]) -> Accuracy:
     """Share of pairs where the tuned model's implicit reward prefers the chosen answer."""
-    return accuracy([t - b for b, t in zip(base_margins, tuned_margins)])
+    return accuracy([t - b for b, t in zip(base_margins, tuned_margins, strict=True)])

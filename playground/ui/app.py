@@ -12,6 +12,7 @@ from playground.auth.policy import apply_policy
 from playground.context import AppContext
 from playground.ui.common import model_choices
 from playground.ui.grid import GRID_CSS
+from playground.ui.input_text import clean_inputs_in
 from playground.ui.shown_errors import hide_errors_in
 
 # (tab title, module under playground.ui); each module has build(ctx)
@@ -25,6 +26,9 @@ TABS: tuple[tuple[str, str], ...] = (
     ("Models", "models_tab"),
     ("My votes", "my_votes_tab"),
 )
+
+# Gradio's file cache (uploads, downloads it serves): swept hourly of files older than half a day
+DELETE_CACHE = (3600, 12 * 3600)
 
 CSS = """
 .pane-answer .final-answer { background: #fff3bf; padding: 0 .2em; border-radius: 3px; }
@@ -40,7 +44,7 @@ CSS = """
 
 
 def build_ui(ctx: AppContext) -> gr.Blocks:
-    with gr.Blocks(title="LLM playground") as demo, gr.Column(elem_id="app-page"):   # #app-page: see CSS
+    with gr.Blocks(title="LLM playground", delete_cache=DELETE_CACHE) as demo, gr.Column(elem_id="app-page"):   # #app-page: see CSS
         gr.Markdown("# LLM playground\nLocal models side by side: prompting modes, blind battles, "
                     "rankings and training data.", elem_id="app-header")
         _access_header(ctx, demo)
@@ -62,6 +66,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
         _refresh_model_pickers_on_load(ctx, demo)
         apply_policy(demo, ctx.access)     # admin-only controls: hidden and refused for annotators
     hide_errors_in(demo)                   # errors reach the browser as a message and an id, never a traceback
+    clean_inputs_in(demo)                  # no lone surrogate gets into a handler (or a session's state)
     return demo
 
 

@@ -2,7 +2,7 @@
 
 The battle logic is in `playground.arena`; the handlers here (`arena_send`, `arena_new_round`,
 `arena_vote`, `arena_judge`) turn it into views and are what tests call without a browser.
-"Judge this battle too" (issue 15) appears only after the person's vote, and `arena_judge`
+"Judge this battle too" appears only after the person's vote, and `arena_judge`
 refuses before it too (the person must not see a judge's opinion first); it is for admins only
 (a judge run takes the server's CPU for minutes; `playground/auth/policy.py` hides and refuses it
 for annotators, who still vote and see the reveal). `build` only lays
@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 import gradio as gr
 
-from playground.arena import (SIDE_NAMES, SIDES, WINNER_LABELS, ArenaError, Contestant, Revealed, Round,
+from playground.arena import (SIDE_NAMES, SIDES, ArenaError, Contestant, Revealed, Round,
                               begin_turn, build_pool, can_vote, cast_vote, draw_round, record_answer, reveal,
                               saved_pool, session_id_for)
 from playground.assigned import assigned_round
@@ -29,8 +29,9 @@ from playground.errors import PlaygroundError
 from playground.judge.live import BattleJudgement, judge_voted_battle
 from playground.judge.prompts import load_judge_prompts
 from playground.prompting.plan import MODE_TITLES, MODES
-from playground.recording import save_generation
+from playground.recording import MAX_NOTE, save_generation
 from playground.ui.common import format_metrics, model_choices, new_session_id, notices_markdown
+from playground.verdicts import WINNER_LABELS
 
 DEFAULT_MODES = ("zero_shot", "instruction")
 DEFAULT_FAMILY = "general"
@@ -184,7 +185,7 @@ def round_view(rnd: Round | None, status: str, question: str = "",
     if rnd is None:
         return ArenaView(status=status, chats=[[], []], metrics=["", ""], notices=["", ""])
     live = live or [None, None]
-    chats = [side_messages(rnd, s, question, r, f) for s, r, f in zip(SIDES, live, followups)]
+    chats = [side_messages(rnd, s, question, r, f) for s, r, f in zip(SIDES, live, followups, strict=True)]
     metrics, notices = side_extras(rnd)
     return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0], chats=chats,
                      metrics=metrics, notices=notices, voted=rnd.status == "voted")
@@ -264,7 +265,7 @@ def arena_send(ctx: AppContext, state: dict[str, Any], question: str, choice: Po
     results: list[PaneResult] = []
     try:
         for results in run_panes(ctx, specs, question, histories, cancel):
-            for side, spec, history, result, followup in zip(SIDES, specs, histories, results, followups):
+            for side, spec, history, result, followup in zip(SIDES, specs, histories, results, followups, strict=True):
                 if result.done and not rnd.side(side).done:
                     _finish_side(ctx, rnd, side, spec, history, question, result, session_id, followup)
             done = sum(r.done for r in results)
@@ -409,7 +410,8 @@ def build(ctx: AppContext) -> None:
         new_round = gr.Button("New round", scale=1, elem_id="arena-new-round")
     status = gr.Markdown(HELLO, elem_id="arena-status")
     with gr.Row():
-        note = gr.Textbox(label="Note (optional, saved with your vote)", elem_id="arena-note", scale=3)
+        note = gr.Textbox(label="Note (optional, saved with your vote)", elem_id="arena-note", scale=3,
+                          max_length=MAX_NOTE)
         tag = gr.Textbox(label="Category tag (optional)", placeholder="e.g. coding, maths, poetry",
                          elem_id="arena-tag", scale=1, max_length=40,
                          info="the leaderboard can rank each category; empty = the task family")

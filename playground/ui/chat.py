@@ -136,7 +136,9 @@ def build(ctx: AppContext) -> None:
                                     label="Temperature (the preset's; moving it overrides the preset)")
             max_tokens = gr.Slider(16, 2048, value=shown_max_tokens, step=16, elem_id="chat-max-tokens",
                                    label="Max new tokens (the preset's; moving it overrides the preset)")
-    touched = gr.State(dict)
+    # None until the preset is changed: the sliders then show the preset's own values, and an API
+    # caller's temperature and max_tokens (it has no sliders to move) are taken as given
+    touched = gr.State(None)
     chatbot = gr.Chatbot(label="Chat", elem_id="chat-bot", height=420, buttons=["copy"])
     metrics = gr.Markdown(elem_id="chat-metrics")
     notices = gr.Markdown(elem_id="chat-notices")

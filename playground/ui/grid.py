@@ -21,11 +21,12 @@ from playground.engine import PaneResult
 from playground.errors import PlaygroundError
 from playground.prompting.extract import split_reasoning
 from playground.prompting.plan import MODES
-from playground.recording import save_generation
+from playground.recording import MAX_NOTE, save_generation
 from playground.ui.common import (backend_choices, device_choices, format_metrics, login_name, model_choices,
                                   notices_markdown)
-from playground.ui.grid_rounds import (DEFAULT_PANES, MAX_PANES, WINNER_LABELS, followup_problem, judge_summary,
+from playground.ui.grid_rounds import (DEFAULT_PANES, MAX_PANES, followup_problem, judge_summary,
                                        judgeable_panes, new_grid_state, session_of, start_round, vote_on_pair)
+from playground.verdicts import WINNER_LABELS
 
 __all__ = ["MAX_PANES", "PaneConfig", "PaneView", "build", "compare_models_layout", "compare_modes_layout",
            "grid_run", "new_grid_state", "pane_view", "vote_on_pair"]
@@ -380,7 +381,7 @@ def build(ctx: AppContext) -> None:
         pane_b = gr.Dropdown([], value=None, label="B = pane", elem_id="vote-b", scale=2, min_width=150)
         vote_buttons = {w: gr.Button(label, elem_id=f"vote-{w}", interactive=False, scale=1, min_width=112, size="md")
                         for w, label in WINNER_LABELS.items()}
-        note = gr.Textbox(label="Note (optional)", elem_id="vote-note", scale=2, min_width=140)
+        note = gr.Textbox(label="Note (optional)", elem_id="vote-note", scale=2, min_width=140, max_length=MAX_NOTE)
     judge_hint = gr.Markdown(judge_summary(new_grid_state(), DEFAULT_PANES), elem_id="judge-hint")
     vote_status = gr.Markdown(elem_id="vote-status")
 

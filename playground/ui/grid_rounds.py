@@ -15,11 +15,11 @@ from playground.context import AppContext
 from playground.errors import PlaygroundError
 from playground.recording import save_vote, session_id_for
 from playground.ui.common import new_session_id
+from playground.verdicts import WINNER_LABELS
 from storage.pairs import pair_key as storage_pair_key
 
 MAX_PANES = 6
 DEFAULT_PANES = 2
-WINNER_LABELS = {"left": "A is better", "right": "B is better", "tie": "Tie", "both_bad": "Both are bad"}
 UNJUDGEABLE = {"cancelled": "was stopped before it finished", "error": "failed"}
 
 

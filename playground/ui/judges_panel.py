@@ -51,7 +51,7 @@ def judges_markdown(db_path: str | Path, presets: PresetLibrary | None = None, i
     for judge, e in report["judges"].items():
         lines += ["", f"**{judge}**: confusion (rows: people, columns: judge)", "",
                   "| people \\ judge | " + " | ".join(cats) + " |", "| --- |" + " ---: |" * len(cats)]
-        lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |" for c, row in zip(cats, e["confusion"])]
+        lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |" for c, row in zip(cats, e["confusion"], strict=True)]
         if e["categories"]:
             lines += ["", "| category | battles | agreement | kappa |", "| --- | ---: | --- | --- |"]
             lines += [f"| {f} | {c['n']} | {_ci(c['agreement'])} | {_ci(c['kappa'])} |"

@@ -7,6 +7,7 @@ crashed run resumes where it stopped (finished items are stored one by one).
 """
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from functools import partial
@@ -90,7 +91,7 @@ def results_view(db_path: Path, run_ids: Sequence[int], status: str) -> LabView:
         items = load_items(db, run_ids)
     choices = [("every run shown", ALL_RUNS)] + [(f"#{r.run_id} {r.model_id} · {r.mode}", r.run_id) for r in rows]
     summary = _readable(pd.DataFrame(summary_dicts(rows)))
-    out = Path(tempfile.mkdtemp(prefix="lab-"))
+    out = download_folder(run_ids)
     return LabView(
         status=status,
         summary=summary[[c for c in SUMMARY_SHOWN if c in summary.columns]] if len(summary) else LabView("").summary,
@@ -100,6 +101,13 @@ def results_view(db_path: Path, run_ids: Sequence[int], status: str) -> LabView:
         summary_csv=write_csv(summary_dicts(rows), out / "lab-summary.csv"),
         items_csv=write_csv(items, out / "lab-items.csv", ITEM_COLUMNS),
         run_ids=[r.run_id for r in rows], run_choices=choices)
+
+
+def download_folder(run_ids: Sequence[int]) -> Path:
+    """Where the CSVs of a selection of runs are written: one folder per selection, reused (Gradio
+    serves copies from its own cache), so showing runs again does not leave a folder each time."""
+    key = hashlib.sha256(",".join(map(str, sorted(int(i) for i in run_ids))).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "playground-lab" / f"runs-{key}"
 
 
 def items_frame(db_path: Path, run_ids: Sequence[int], run_id: int | None = ALL_RUNS) -> pd.DataFrame:

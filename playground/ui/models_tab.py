@@ -42,7 +42,7 @@ def catalog_rows(ctx: AppContext) -> list[list[Any]]:
     rows = [[s.id, s.display_name, s.kind, s.params_label(), s.quantization or "?", s.context_length or "?",
              ", ".join(s.backends), s.source, status(s), notes(s)]
             for s in ctx.catalog]
-    return [row + [fit] for row, fit in zip(rows, fit_column(ctx))]
+    return [row + [fit] for row, fit in zip(rows, fit_column(ctx), strict=True)]
 
 
 def fit_column(ctx: AppContext) -> list[str]:

@@ -21,7 +21,7 @@ from playground.auth.access import User
 from playground.context import AppContext
 from playground.errors import PlaygroundError
 from playground.export import export_arena_battles, export_dpo
-from playground.ui.leaderboard_tab import request_dir
+from playground.ui.leaderboard_handlers import request_dir
 from storage import open_database
 from storage.voters import VOTE_COLUMNS, recent_votes, vote_counts
 

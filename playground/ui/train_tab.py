@@ -56,7 +56,7 @@ def metrics_figure(history: list[dict[str, float]]) -> Figure:
         ax = fig.add_subplot(1, len(plotted), k + 1)
         points = [(h["step"], h[key]) for h in history if key in h]
         if points:
-            ax.plot(*zip(*points), marker="o", markersize=3)
+            ax.plot(*zip(*points, strict=True), marker="o", markersize=3)
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("step", fontsize=9)
         ax.grid(alpha=0.3)
