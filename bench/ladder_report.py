@@ -22,7 +22,7 @@ MODES = ("zero_shot", "few_shot", "zero_shot_cot", "few_shot_cot", "self_consist
 
 
 def pct_ci(k: float | None, n: int) -> str:
-    from playground.lab import wilson_interval
+    from playground.stats import wilson_interval
 
     if k is None or n == 0:
         return "–"
