@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import deque
 from contextlib import closing
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
