@@ -237,7 +237,8 @@ def main(train_subjects: int = 40, held_subjects: int = 12, per_subject: int = 2
     from playground.lab.curves import newcombe_difference
     from playground.stats import wilson_interval
     from playground.training import DPOHyperparameters, TrainRequest, train_dpo
-    from playground.training.data import PreferenceFilters, load_preferences
+    from playground.export import PreferenceFilters
+    from playground.training.data import load_preferences
     from playground.training.dpo import load_trainable
     from playground.training.scoring import accuracy, implicit_accuracy, preference_margins
 

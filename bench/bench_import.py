@@ -8,7 +8,10 @@ one- or two-turn exchange of a few hundred characters; a few exact repeats and a
 Baseline in the same run: a raw `executemany` of the same number of rows (the four rows each
 battle becomes: two generations, a battle, a vote, already as tuples) into bare tables with no
 index, trigger or validation, in one transaction: the cost of just writing the bytes to SQLite.
-The second import of the same file (nothing added) is timed too. CPU is reported for the writing
+The second import of the same file (nothing added) is timed too. While the first import runs,
+ANNOTATORS threads of another process (as the web server is) vote through the app's own
+`recording.save_vote` (one vote every 0.2 s each, as people clicking): every vote must be stored with no error, and the longest wait is reported
+against the issue's bound of 5 s (the import holds the write lock only for its final copy). CPU is reported for the writing
 process and, separately, for the parsing worker processes (storage/import_parallel.py): on a
 shared machine CPU seconds move much less than wall seconds.
 Run: python bench/bench_import.py [--battles 1000000]
@@ -17,13 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import resource
 import sqlite3
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from common import REPO  # noqa: F401  (puts the repo on sys.path)
 
@@ -90,6 +96,58 @@ def raw_baseline(path: Path, n_battles: int) -> float:
     return elapsed
 
 
+ANNOTATORS = 8
+MAX_VOTE_WAIT_S = 5.0
+
+
+def _seed_answers(db_path: Path, n: int = 110) -> list[tuple[int, int]]:
+    """Finished answers to one question, for the annotators to judge in pairs."""
+    from storage import GenerationRecord, insert_generation, open_database
+
+    db = open_database(db_path)
+    try:
+        ids = [insert_generation(db, GenerationRecord(model_id=f"local-{i}", mode="zero_shot", output=f"answer {i}",
+                                                      conversation=[{"role": "user", "content": "q"}]))
+               for i in range(n)]
+    finally:
+        db.close()
+    return [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
+
+
+def _annotate(db_path: Path, name: str, pairs: list[tuple[int, int]], stop: threading.Event,
+              waits: list[float], errors: list[str]) -> None:
+    from playground.recording import save_vote
+
+    for left, right in pairs:
+        if stop.is_set():
+            return
+        began = time.perf_counter()
+        try:
+            save_vote(db_path, left_generation_id=left, right_generation_id=right, winner="left",
+                      session_id=f"user:{name}/s", anonymous=True, source="arena")
+        except Exception as exc:  # what a person would have seen
+            errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        waits.append(time.perf_counter() - began)
+        time.sleep(0.2)
+
+
+def _annotators(db_path: Path, pairs: list[tuple[int, int]], stop: Any, results: Any) -> None:
+    """In a process of its own: ANNOTATORS threads voting until `stop` is set; (waits, errors) to `results`."""
+    waits: list[float] = []
+    errors: list[str] = []
+    local_stop = threading.Event()
+    threads = [threading.Thread(target=_annotate, args=(db_path, f"ann{k}", pairs[k::ANNOTATORS], local_stop, waits,
+                                                        errors)) for k in range(ANNOTATORS)]
+    for thread in threads:
+        thread.start()
+    stop.wait()
+    local_stop.set()
+    for thread in threads:
+        thread.join()
+    results.put((waits, errors))
+
+
 def _children_cpu() -> float:
     """CPU seconds of this process's finished children (the import's parsing workers)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -106,18 +164,31 @@ def main(n_battles: int = 1_000_000) -> dict[str, float]:
         source.write_text("\n".join(lines) + "\n", encoding="utf-8")
         size_mb = source.stat().st_size / 1e6
         baseline_s = raw_baseline(Path(folder) / "raw.db", n_battles - bad)
-        db = open_database(Path(folder) / "playground.db")
+        db_path = Path(folder) / "playground.db"
+        pairs = _seed_answers(db_path)
+        db = open_database(db_path)
+        context = multiprocessing.get_context("spawn")  # this process stays single-threaded: its workers fork
+        stop, results = context.Event(), context.Queue()
+        annotators = context.Process(target=_annotators, args=(db_path, pairs, stop, results))
+        annotators.start()
+        time.sleep(3.0)  # the annotators are voting before the import starts
         began, cpu_began, workers_began = time.perf_counter(), time.process_time(), _children_cpu()
         report = import_arena_battles(db, source)
         import_s, import_cpu = time.perf_counter() - began, time.process_time() - cpu_began
         workers_cpu = _children_cpu() - workers_began
+        stop.set()
+        waits, errors = results.get(timeout=300)
+        annotators.join()
+        people_votes = db.execute("SELECT count(*) FROM votes WHERE voter LIKE 'ann%'").fetchone()[0]
         began, cpu_began, workers_began = time.perf_counter(), time.process_time(), _children_cpu()
         again = import_arena_battles(db, source)
         reimport_s, reimport_cpu = time.perf_counter() - began, time.process_time() - cpu_began
         reimport_workers_cpu = _children_cpu() - workers_began
-        stored = count_votes(db)
+        stored = count_votes(db) - people_votes
         db.close()
     assert len(report.errors) == bad and report.imported == n_battles - bad == stored, report
+    assert not errors and people_votes == len(waits), (errors[:3], people_votes, len(waits))
+    waits.sort()
     assert again.imported == 0 and again.already_imported == report.imported
     target_s = TARGET_S_PER_MILLION * n_battles / 1_000_000
     results = {
@@ -129,12 +200,19 @@ def main(n_battles: int = 1_000_000) -> dict[str, float]:
         "reimport_s": reimport_s, "reimport_cpu_s": reimport_cpu, "reimport_workers_cpu_s": reimport_workers_cpu,
         "raw_executemany_s": baseline_s,
         "ratio_import_vs_raw_executemany": import_s / baseline_s,
+        "votes_during_import": len(waits), "vote_errors": len(errors),
+        "vote_wait_median_s": waits[len(waits) // 2], "vote_wait_max_s": waits[-1],
+        "vote_wait_max_vs_import": waits[-1] / import_s, "votes_within_5s": waits[-1] <= MAX_VOTE_WAIT_S,
     }
     print(f"  {n_battles:,} Arena battles ({size_mb:.0f} MB JSONL, {bad} bad lines reported by number)")
     print(f"  import: {import_s:.1f} s wall ({import_cpu:.1f} s CPU writing + {workers_cpu:.1f} s CPU in parsing "
           f"workers, {os.cpu_count()} cores), {n_battles / import_s:,.0f} rows/s; "
           f"target <= {target_s:.1f} s ({TARGET_S_PER_MILLION:.0f} s per million): "
           f"{'met' if import_s <= target_s else 'NOT met'}")
+    print(f"  {ANNOTATORS} annotators voting during the import: {len(waits)} votes stored, {len(errors)} errors; "
+          f"wait median {waits[len(waits) // 2]:.2f} s, longest {waits[-1]:.1f} s "
+          f"({waits[-1] / import_s:.0%} of the import: the write lock's hold); "
+          f"bound {MAX_VOTE_WAIT_S:.0f} s: {'met' if waits[-1] <= MAX_VOTE_WAIT_S else 'NOT met'}")
     print(f"  re-import of the same file: {reimport_s:.1f} s ({reimport_cpu:.1f} + {reimport_workers_cpu:.1f} s CPU), "
           f"{again.imported} added")
     print(f"  baseline, raw executemany of the same rows into bare tables: {baseline_s:.1f} s; "

@@ -91,14 +91,14 @@ def run_pane(ctx: AppContext, pane: PaneSpec, question: str, history: Sequence[M
     spec = ctx.ensure_local(spec)
     device, warning = ctx.resolve_device(pane.device, backend)
     with ctx.cache.use(spec, backend, device) as model:
-        notices = [w for w in (warning, *getattr(model, "warnings", [])) if w]
+        notices = [w for w in (warning, *model.warnings) if w]
         history = list(history)
         while True:
             plan = plan_for(ctx, pane, question, history, chat=bool(spec.is_chat))
             try:
                 for result in run_plan(model, plan, pane.sampling, cancel):
                     result.notices[:0] = [n for n in notices if n not in result.notices]
-                    result.device, result.ran_on = model.device, getattr(model, "ran_on", model.device)
+                    result.device, result.ran_on = model.device, model.ran_on
                     yield result
                 return
             except ContextOverflowError:

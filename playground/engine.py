@@ -127,7 +127,7 @@ def _stream_into(model: LoadedModel, prompt: str, sampling: SamplingParams, canc
     base_tokens = result.n_output_tokens
     shown: list[str] = []
     for chunk in model.stream(prompt, sampling, cancel):
-        _replace_status(result, shown, getattr(chunk, "notices", None))
+        _replace_status(result, shown, chunk.notices)
         setattr(result, attr, getattr(result, attr) + chunk.text)
         result.n_output_tokens = base_tokens + chunk.n_output_tokens
         if result.ttft_s is None and chunk.text:
@@ -168,7 +168,7 @@ def run_plan(model: LoadedModel, plan: PromptPlan, sampling: SamplingParams,
 def _followup(model: LoadedModel, plan: PromptPlan, sampling: SamplingParams,
               cancel: threading.Event | None, result: PaneResult, start: float) -> Iterator[PaneResult]:
     """Zero-shot CoT step 2 (Kojima et al.): reasoning + answer trigger, then a short answer."""
-    if getattr(model, "raw_continuation", True):
+    if model.raw_continuation:
         second = f"{result.exact_prompt}{result.output.rstrip()}\n{plan.followup}"
     else:   # a server that applies its own chat template: ask in a second turn instead
         second = model.render_chat([*(plan.messages or ()), {"role": "assistant", "content": result.output},

@@ -26,6 +26,9 @@ left out and why). TRL rejects unknown keys in some code paths, hence the sideca
 
 Every export streams rows from one SQL query into a temporary file next to the target and
 renames it at the end: memory stays flat and a failed export never leaves half a file.
+
+One module past 500 lines on purpose: the three exports share that file helper and the vote filters
+(`vote_filter_sql`), and the leaderboard file is a thin call of `leaderboard.rank_votes`.
 """
 from __future__ import annotations
 
@@ -34,24 +37,23 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from sqlite_utils import Database
 
+from playground.arena_format import ARENA_FIELDS, ARENA_WINNERS
 from playground.errors import PlaygroundError
-from playground.leaderboard import (GroupBy, battles_shown, build_leaderboard, select_battles, to_csv, to_json,
-                                    to_markdown, vote_filter_sql)
-from playground.ranking import BothBad
+from playground.leaderboard import BoardOptions, rank_votes, to_csv, to_json, to_markdown, vote_filter_sql
+from playground.ranking import NO_BATTLES, RankingError
 from storage.pairs import input_difference
 from storage.voters import is_judge, voter_group_text
 
 DPO_FORMATS: tuple[str, ...] = ("standard", "conversational")
 LEADERBOARD_FORMATS = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown"}
-ARENA_WINNERS = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 DPO_RULE = ("decisive votes only (left or right): chosen = the preferred answer, rejected = the other; "
             "ties and both-bad give no pair")
@@ -129,87 +131,97 @@ def _unwritable(path: Path, exc: OSError) -> PlaygroundError:
 # ----------------------------------------------------------------------------- DPO and KTO
 
 
-def export_dpo(
-    db: Database,
-    out: str | Path,
-    *,
-    format: str = "standard",
-    model: str | None = None,
-    mode: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    anonymous_only: bool = False,
-    dedupe: bool = True,
-    include_truncated: bool = True,
-    voter: str | None = None,
-    agreed_only: bool = False,
-    voters: str = "people",
-) -> ExportResult:
+@dataclass(frozen=True)
+class PreferenceFilters:
+    """Which counted votes become DPO pairs or KTO rows: declared once for the exports, the CLI, the
+    UI and training.
+
+    `model`/`mode` match either side; `since <= vote time < until` (epoch seconds); `anonymous_only`
+    keeps blind battles; `include_truncated` keeps pairs with an answer cut by the token limit (off
+    by default: a cut answer teaches the model to stop mid-sentence; the CLI and the downloads turn
+    it on unless asked not to); `voter` keeps one voter's votes (`storage.voters`); `agreed_only`
+    keeps a pair once, and only when two or more annotators judged it and all gave the same verdict
+    (`agreed_battles`); `voters`: people's votes (default), judge models' (only pairs both orders
+    agreed on) or both.
+    """
+
+    model: str | None = None
+    mode: str | None = None
+    since: float | None = None
+    until: float | None = None
+    anonymous_only: bool = False
+    include_truncated: bool = False
+    voter: str | None = None
+    agreed_only: bool = False
+    voters: str = "people"
+
+    def vote_filters(self) -> dict[str, Any]:
+        """The filters the SQL applies (`leaderboard.vote_filter_sql`); the rest apply per pair."""
+        return dict(model=self.model, mode=self.mode, since=self.since, until=self.until,
+                    anonymous_only=self.anonymous_only, voter=self.voter, voters=self.voters)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PreferenceCounts:
+    """What a run over the preference rows wrote and left out (see ExportResult)."""
+
+    written: int = 0
+    duplicates: int = 0
+    truncated: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    left_out: Counter[str] = field(default_factory=Counter)
+    by_voter: Counter[str] = field(default_factory=Counter)   # rows per source: "people" or a judge's voter name
+
+
+def export_dpo(db: Database, out: str | Path, filters: PreferenceFilters | None = None, *,
+               format: str = "standard", dedupe: bool = True) -> ExportResult:
     """Write decisive votes as TRL DPO pairs to `out`, with `<out>.meta.jsonl` and `<out>.summary.json`.
 
-    Filters: `model`/`mode` match either side; `since <= vote time < until` (epoch seconds);
-    `anonymous_only` keeps blind battles; `voter` keeps one voter's votes (`storage.voters`).
-    `dedupe` drops a pair whose (prompt, chosen, rejected)
-    was already written (repeated prompts with identical answers add no signal, only weight).
-    `include_truncated=False` leaves out pairs with an answer cut by the token limit.
-    `agreed_only` keeps a pair once, and only when two or more annotators judged it and all gave
-    the same verdict (`agreed_battles`). Admin exports (no `voter`) also write `<out>.team.json`:
-    per-annotator statistics and agreement (`playground.agreement.team_report`). `voters`: people's
-    votes (default), judge models' (only pairs both orders agreed on: a judge's inconsistent pair
-    votes a tie, which gives no pair) or both; the summary counts rows per voter kind and judge.
+    `dedupe` drops a pair whose (prompt, chosen, rejected) was already written (repeated prompts
+    with identical answers add no signal, only weight). Admin exports (no `filters.voter`) also
+    write `<out>.team.json`: per-annotator statistics and agreement (`playground.agreement.team_report`).
+    A judge's inconsistent pair votes a tie, which gives no pair; the summary counts rows per voter
+    kind and judge.
     """
-    _check_format(format)
-    filters = dict(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter,
-                   voters=voters)
-
-    def rows(row: dict[str, Any], sides: PairSides) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-        left_won = row["winner"] == "left"
-        chosen, rejected = (sides.left, sides.right) if left_won else (sides.right, sides.left)
-        if format == "conversational":
-            yield {"prompt": sides.prompt, "chosen": chosen, "rejected": rejected}, dpo_metadata(row)
-        else:
-            yield {"prompt": render_plain(sides.prompt), "chosen": chosen[0]["content"],
-                   "rejected": rejected[0]["content"]}, dpo_metadata(row)
-
-    return _write_preference_file(db, out, "dpo", format, ("left", "right"), rows, filters, dedupe,
-                                  include_truncated, DPO_RULE, agreed_only)
+    return _write_preference_file(db, out, "dpo", format, filters or PreferenceFilters(), dedupe)
 
 
-def export_kto(
-    db: Database,
-    out: str | Path,
-    *,
-    format: str = "standard",
-    model: str | None = None,
-    mode: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    anonymous_only: bool = False,
-    dedupe: bool = True,
-    include_truncated: bool = True,
-    voter: str | None = None,
-    agreed_only: bool = False,
-    voters: str = "people",
-) -> ExportResult:
+def export_kto(db: Database, out: str | Path, filters: PreferenceFilters | None = None, *,
+               format: str = "standard", dedupe: bool = True) -> ExportResult:
     """Write votes as TRL KTO rows ({"prompt", "completion", "label"}) by `KTO_RULE`, with the
     same sidecars, filters and options as `export_dpo` (`dedupe` drops repeated identical rows;
-    `agreed_only` keeps pairs every one of two or more annotators judged alike, once; `voters`:
-    people, judges or both, judges' inconsistent ties giving no rows)."""
-    _check_format(format)
-    filters = dict(model=model, mode=mode, since=since, until=until, anonymous_only=anonymous_only, voter=voter,
-                   voters=voters)
+    judges' inconsistent ties give no rows)."""
+    return _write_preference_file(db, out, "kto", format, filters or PreferenceFilters(), dedupe)
 
-    def rows(row: dict[str, Any], sides: PairSides) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-        for side, completion in (("left", sides.left), ("right", sides.right)):
-            label = row["winner"] == side
-            if format == "conversational":
-                line = {"prompt": sides.prompt, "completion": completion, "label": label}
-            else:
-                line = {"prompt": render_plain(sides.prompt), "completion": completion[0]["content"], "label": label}
-            yield line, kto_metadata(row, side, label)
 
-    return _write_preference_file(db, out, "kto", format, ("left", "right", "both_bad"), rows, filters, dedupe,
-                                  include_truncated, KTO_RULE, agreed_only)
+def _dpo_lines(row: dict[str, Any], sides: PairSides, format: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    left_won = row["winner"] == "left"
+    chosen, rejected = (sides.left, sides.right) if left_won else (sides.right, sides.left)
+    if format == "conversational":
+        yield {"prompt": sides.prompt, "chosen": chosen, "rejected": rejected}, dpo_metadata(row)
+    else:
+        yield {"prompt": render_plain(sides.prompt), "chosen": chosen[0]["content"],
+               "rejected": rejected[0]["content"]}, dpo_metadata(row)
+
+
+def _kto_lines(row: dict[str, Any], sides: PairSides, format: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for side, completion in (("left", sides.left), ("right", sides.right)):
+        label = row["winner"] == side
+        if format == "conversational":
+            line = {"prompt": sides.prompt, "completion": completion, "label": label}
+        else:
+            line = {"prompt": render_plain(sides.prompt), "completion": completion[0]["content"], "label": label}
+        yield line, kto_metadata(row, side, label)
+
+
+# kind -> (the verdicts that give rows, the rule in words, the row maker)
+_KINDS: dict[str, tuple[tuple[str, ...], str, Any]] = {
+    "dpo": (("left", "right"), DPO_RULE, _dpo_lines),
+    "kto": (("left", "right", "both_bad"), KTO_RULE, _kto_lines),
+}
 
 
 def _check_format(format: str) -> None:
@@ -217,63 +229,78 @@ def _check_format(format: str) -> None:
         raise PlaygroundError(f"unknown format {format!r}: choose {' or '.join(DPO_FORMATS)}")
 
 
-def _write_preference_file(db: Database, out: str | Path, kind: str, format: str, winners: tuple[str, ...],
-                           make_rows: Any, filters: dict[str, Any], dedupe: bool, include_truncated: bool,
-                           rule: str, agreed_only: bool = False) -> ExportResult:
-    """The shared loop of DPO and KTO: read voted pairs, split them, apply the options, write."""
-    out = Path(out)
-    agreement = agreed_battles(db) if agreed_only else {}
+def preference_rows(db: Database, kind: str, filters: PreferenceFilters, *, format: str = "standard",
+                    dedupe: bool = True, counts: PreferenceCounts | None = None,
+                    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The rows of a DPO (`kind` "dpo") or KTO ("kto") export, in vote order, each as (its JSONL line,
+    its sidecar metadata): the files and training read the same rows. `counts` collects what was
+    written and left out."""
+    _check_format(format)
+    winners, _rule, make_rows = _KINDS[kind]
+    counts = counts if counts is not None else PreferenceCounts()
+    agreement = agreed_battles(db) if filters.agreed_only else {}
     used_battles: set[int] = set()
     seen: set[bytes] = set()  # 16-byte digests of written lines: ~50 MB per million rows
-    written = duplicates = truncated = 0
-    by_voter: Counter[str] = Counter()   # rows written per source: "people" or a judge's voter name
-    skipped: Counter[str] = Counter()
-    left_out: Counter[str] = Counter()
     encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps re-creates it per call
+    for row in voted_pairs(db, winners, **filters.vote_filters()):
+        if filters.agreed_only:
+            why = _not_agreed(agreement.get(row["battle_id"]), row["battle_id"] in used_battles)
+            if why:
+                counts.left_out[why] += 1
+                continue
+            used_battles.add(row["battle_id"])
+        sides = split_pair(row)
+        if isinstance(sides, str):
+            counts.skipped[sides] += 1
+            continue
+        if format == "standard" and sides.multi_turn:
+            counts.left_out["multi_turn"] += 1
+            continue
+        cut = TRUNCATED in (row["left_finish_reason"], row["right_finish_reason"])
+        if cut and not filters.include_truncated:
+            counts.left_out["truncated"] += 1
+            continue
+        for line_obj, meta_obj in make_rows(row, sides, format):
+            line = encode(line_obj) + "\n"
+            if dedupe:
+                key = hashlib.blake2b(line.encode("utf-8"), digest_size=16).digest()
+                if key in seen:
+                    counts.duplicates += 1
+                    continue
+                seen.add(key)
+            counts.written += 1
+            counts.by_voter[row["voter"] if is_judge(row["voter"]) else "people"] += 1
+            counts.truncated += cut
+            yield line, {**meta_obj, "truncated": cut, "voter": row["voter"]}
+
+
+def _write_preference_file(db: Database, out: str | Path, kind: str, format: str, filters: PreferenceFilters,
+                           dedupe: bool) -> ExportResult:
+    """The file, its sidecars and summary, from `preference_rows`."""
+    _check_format(format)
+    out = Path(out)
+    rule = _KINDS[kind][1]
+    counts = PreferenceCounts()
+    encode = json.JSONEncoder(ensure_ascii=False).encode
     with ExitStack() as files:
         lines = files.enter_context(atomic_text_file(out))
         meta = files.enter_context(atomic_text_file(meta_path_for(out)))
         summary = files.enter_context(atomic_text_file(summary_path_for(out)))
-        for row in voted_pairs(db, winners, **filters):
-            if agreed_only:
-                why = _not_agreed(agreement.get(row["battle_id"]), row["battle_id"] in used_battles)
-                if why:
-                    left_out[why] += 1
-                    continue
-                used_battles.add(row["battle_id"])
-            sides = split_pair(row)
-            if isinstance(sides, str):
-                skipped[sides] += 1
-                continue
-            if format == "standard" and sides.multi_turn:
-                left_out["multi_turn"] += 1
-                continue
-            cut = TRUNCATED in (row["left_finish_reason"], row["right_finish_reason"])
-            if cut and not include_truncated:
-                left_out["truncated"] += 1
-                continue
-            for line_obj, meta_obj in make_rows(row, sides):
-                line = encode(line_obj) + "\n"
-                if dedupe:
-                    key = hashlib.blake2b(line.encode("utf-8"), digest_size=16).digest()
-                    if key in seen:
-                        duplicates += 1
-                        continue
-                    seen.add(key)
-                lines.write(line)
-                meta.write(encode({**meta_obj, "truncated": cut, "voter": row["voter"]}) + "\n")
-                written += 1
-                by_voter[row["voter"] if is_judge(row["voter"]) else "people"] += 1
-                truncated += cut
+        for line, meta_obj in preference_rows(db, kind, filters, format=format, dedupe=dedupe, counts=counts):
+            lines.write(line)
+            meta.write(encode(meta_obj) + "\n")
+        by_voter = Counter(counts.by_voter)
         summary.write(json.dumps({
-            "kind": kind, "format": format, "rule": rule, "written": written, "duplicates_dropped": duplicates,
-            "truncated_answers_included": truncated, "include_truncated": include_truncated,
-            "left_out": dict(left_out), "skipped": dict(skipped), "filters": filters, "dedupe": dedupe,
-            "agreed_only": agreed_only,
+            "kind": kind, "format": format, "rule": rule, "written": counts.written,
+            "duplicates_dropped": counts.duplicates,
+            "truncated_answers_included": counts.truncated, "include_truncated": filters.include_truncated,
+            "left_out": dict(counts.left_out), "skipped": dict(counts.skipped), "filters": filters.vote_filters(),
+            "dedupe": dedupe, "agreed_only": filters.agreed_only,
             "votes_used": "counted votes: each annotator's first judgement of each pair of answers, nothing "
-                          "forgotten" + ("; only pairs two or more annotators judged alike, once" if agreed_only else "")
-                          + f"; {voter_group_text(filters.get('voters', 'people'))}",
-            "voters": filters.get("voters", "people"),
+                          "forgotten" + ("; only pairs two or more annotators judged alike, once"
+                                         if filters.agreed_only else "")
+                          + f"; {voter_group_text(filters.voters)}",
+            "voters": filters.voters,
             "rows_from_people": by_voter.pop("people", 0),
             "rows_by_judge": dict(sorted(by_voter.items())),
             "notes": {
@@ -288,10 +315,10 @@ def _write_preference_file(db: Database, out: str | Path, kind: str, format: str
             },
             "exported_at": time.time(),
         }, indent=2, ensure_ascii=False) + "\n")
-    if filters.get("voter") is None:
+    if filters.voter is None:
         write_team_sidecar(db, out)
-    return ExportResult(out, written, meta_path_for(out), duplicates, sum(skipped.values()), summary_path_for(out),
-                        truncated, dict(left_out))
+    return ExportResult(out, counts.written, meta_path_for(out), counts.duplicates, sum(counts.skipped.values()),
+                        summary_path_for(out), counts.truncated, dict(counts.left_out))
 
 
 def team_path_for(out: str | Path) -> Path:
@@ -517,19 +544,11 @@ def arena_row(
     battle_id: int, model_a: str, model_b: str, winner: str, conv_a: str | None, out_a: str | None,
     conv_b: str | None, out_b: str | None, anonymous: int, tstamp: float, session_id: str | None,
 ) -> dict[str, Any]:
+    """One battle in Arena's shape: the values in `ARENA_FIELDS` order (playground/arena_format.py)."""
     conversation_a, conversation_b = _arena_side(conv_a, out_a), _arena_side(conv_b, out_b)
-    return {
-        "question_id": str(battle_id),
-        "model_a": model_a,
-        "model_b": model_b,
-        "winner": ARENA_WINNERS[winner],
-        "judge": session_id or "",
-        "conversation_a": conversation_a,
-        "conversation_b": conversation_b,
-        "turn": max(1, sum(m["role"] == "user" for m in conversation_a)),
-        "anony": bool(anonymous),
-        "tstamp": tstamp,
-    }
+    turn = max(1, sum(m["role"] == "user" for m in conversation_a))
+    return dict(zip(ARENA_FIELDS, (str(battle_id), model_a, model_b, ARENA_WINNERS[winner], session_id or "",
+                                   conversation_a, conversation_b, turn, bool(anonymous), tstamp), strict=True))
 
 
 def _arena_side(conversation: str | None, output: str | None) -> list[dict[str, str]]:
@@ -550,39 +569,26 @@ class LeaderboardExport(ExportResult):
     note: str = ""
 
 
-def export_leaderboard(
-    db: Database,
-    out: str | Path,
-    *,
-    fmt: str | None = None,
-    by: GroupBy = "auto",
-    rounds: int = 1000,
-    seed: int | None = 0,
-    include_named: bool = False,
-    since: float | None = None,
-    until: float | None = None,
-    both_bad: BothBad = "tie",
-    length_control: bool = False,
-    voters: str = "people",
-) -> LeaderboardExport:
+def export_leaderboard(db: Database, out: str | Path, options: BoardOptions | None = None, *, fmt: str | None = None,
+                       families: Mapping[str, str] | None = None) -> LeaderboardExport:
     """The leaderboard as CSV, JSON or Markdown (`fmt`, or from the suffix: .csv .json .md).
 
-    The same battles and grouping as `python app.py leaderboard` and the tab: anonymous battles
-    unless `include_named`, `by="auto"` = model, or model + mode when battles compare modes of one
-    model; `voters`: people's votes (default), judges' or both. The JSON and Markdown files say which
-    battles, voters and grouping they show.
+    Ranked by `leaderboard.rank_votes` with the same options as `python app.py leaderboard` and the
+    tab (grouping, blind battles unless `include_named`, window, both-bad, tie model, category with
+    `families`, voters, rounds, seed). The JSON and Markdown files say which battles, voters and
+    grouping they show.
     """
+    options = options or BoardOptions()
     out = Path(out)
     fmt = fmt or LEADERBOARD_FORMATS.get(out.suffix.lower())
     render = {"csv": to_csv, "json": to_json, "markdown": to_markdown}.get(fmt or "")
     if render is None:
         raise PlaygroundError(f"cannot tell the leaderboard format of {out}: use a .csv, .json or .md file name")
-    chosen = select_battles(db, by=by, include_named=include_named, since=since, until=until,
-                            with_lengths=length_control, voters=voters)
-    shows = battles_shown(include_named, voters=voters)
-    board = build_leaderboard(chosen.battles, rounds=rounds, seed=seed, both_bad=both_bad,
-                              length_control=length_control, shows=shows, blind=chosen.blind, grouping=chosen.grouping)
+    ranked = rank_votes(db, options, families)
+    if ranked.board is None:
+        raise RankingError(NO_BATTLES)
+    board = ranked.board
     with atomic_text_file(out) as handle:
         handle.write(render(board))
-    return LeaderboardExport(out, len(board.rows), grouping=chosen.grouping, shows=shows,
-                             note=chosen.note.replace("**", ""))
+    return LeaderboardExport(out, len(board.rows), grouping=board.grouping, shows=board.shows,
+                             note=ranked.note.replace("**", ""))

@@ -2,6 +2,8 @@
 
 Each call opens its own connection (a sqlite-utils Database must not cross threads; WAL makes
 opening cheap) and closes it, so handlers running on Gradio's worker threads stay independent.
+A write waits for another process's write (an import's final copy) and, if that lasts past
+`storage.db.WRITE_WAIT_S`, fails with a StorageError the user can read, never a raw sqlite3 error.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Sequence
 
 from storage import (GenerationRecord, VoteRefused, VoteResult, create_battle, insert_generation, open_database,
                      record_vote, upsert_model, write_transaction)
+from storage.db import storage_errors
 
 from playground.engine import PaneResult
 from playground.models.identity import model_identity
@@ -68,7 +71,8 @@ def save_vote(db_path: Path, *, left_generation_id: int, right_generation_id: in
     battle's leaderboard category, stored with the battle when it is created. A note longer than
     MAX_NOTE is refused (`VoteRefused`) before anything is written."""
     note = clean_note(note)
-    with closing(open_database(db_path)) as db, write_transaction(db):
+    with (closing(open_database(db_path)) as db, storage_errors(db, "save your vote"),
+          write_transaction(db, "save your vote")):
         battle_id = create_battle(db, left_generation_id=left_generation_id,
                                   right_generation_id=right_generation_id, anonymous=anonymous,
                                   session_id=session_id, source=source, tag=tag)

@@ -5,11 +5,13 @@ fired the judging triggers of m008/m020 and the foreign-key look-ups (each a few
 look-ups) and updated eleven indexes at random places; each battle was also bound as four rows
 (47 values) from Python.
 
-What it does instead, all inside ONE write transaction (BEGIN IMMEDIATE), so no other connection
-ever sees the tables without their triggers or indexes, and a crash or error rolls everything
-back (nothing half-imported, every trigger and index as before; journal_mode and synchronous are
-not touched, so a crash cannot lose or corrupt votes already stored: WAL simply discards the
-uncommitted import):
+What it does instead. First, with NO write lock (the app's writers carry on): each batch of
+validated rows is bound once into a private temporary database attached to the import's
+connection (`StageWriter.write`). Then, all inside ONE write transaction (BEGIN IMMEDIATE), so no
+other connection ever sees the tables without their triggers or indexes, and a crash or error
+rolls everything back (nothing half-imported, every trigger and index as before; journal_mode
+and synchronous are not touched, so a crash cannot lose or corrupt votes already stored: WAL
+simply discards the uncommitted import), `StageWriter.copy`:
 
 1. the rule triggers on battles and votes are dropped (their stored SQL is kept); foreign keys
    are off for the import (`import_pragmas`, outside the transaction, restored after);
@@ -17,10 +19,9 @@ uncommitted import):
    battles already there), the tables' indexes are dropped too: the unique ones as well when no
    battle has an import_key yet (a first import; otherwise `import_key`'s index stays, since
    every row is looked up in it);
-3. each batch is bound once into an index-free TEMP table, one row per battle (`StageWriter`),
-   and copied set-wise by INSERT ... SELECT into generations, battles and votes;
-4. the rules of the dropped triggers and of the foreign keys are checked set-wise over each
-   batch's new rows, as it is copied (`check_rules`): both answers of a battle exist and have
+3. the staged rows are copied set-wise by INSERT ... SELECT into generations, battles and votes;
+4. the rules of the dropped triggers and of the foreign keys are checked set-wise over the new
+   rows (`check_rules`): both answers of a battle exist and have
    the same input fingerprint, none is unfinished, battle k of the import has generations g+2k
    and g+2k+1 of the import (so no pair can repeat, in either order), every new vote is one of
    the new battles, with a valid winner and not a judge's. Any breach raises and rolls the whole import back;
@@ -130,6 +131,8 @@ STAGE_COLUMNS = ("import_key", "session_id", "tstamp", "created_at", "anonymous"
 # all votes are the local voter's (storage/voters.py `voter_of_session`, the rule m020 applies in SQL).
 IMPORT_SESSION_PREFIX = "import"
 
+STAGE_SCHEMA = "import_stage"
+
 # One staged battle becomes generations g+2k (side 0, model_a) and g+2k+1 (side 1, model_b), battle b+k and
 # its vote, where k = stage row - 1. `import_stage CROSS JOIN sides` walks the stage in row order with the two
 # sides inside, so ids arrive ascending (appends, no B-tree splits) without an ORDER BY sort.
@@ -140,44 +143,49 @@ GENERATIONS_FROM_STAGE = (
     "CASE side.n WHEN 0 THEN s.model_a ELSE s.model_b END, '', 'import', '', '', '', "
     "CASE side.n WHEN 0 THEN s.conversation_a ELSE s.conversation_b END, "
     "CASE side.n WHEN 0 THEN s.output_a ELSE s.output_b END, s.input_fingerprint, 'import' "
-    "FROM temp.import_stage s CROSS JOIN (SELECT 0 AS n UNION ALL SELECT 1) side"
+    "FROM import_stage.rows s CROSS JOIN (SELECT 0 AS n UNION ALL SELECT 1) side"
 )
 BATTLES_FROM_STAGE = (
     "INSERT INTO battles (id, created_at, tstamp, session_id, left_generation_id, right_generation_id, left_model, "
     "right_model, left_mode, right_mode, anonymous, source, import_key) "
     "SELECT :b + s.k - 1, s.created_at, s.tstamp, s.session_id, :g + 2 * (s.k - 1), :g + 2 * (s.k - 1) + 1, "
-    "s.model_a, s.model_b, '', '', s.anonymous, 'import', s.import_key FROM temp.import_stage s"
+    "s.model_a, s.model_b, '', '', s.anonymous, 'import', s.import_key FROM import_stage.rows s"
 )
 VOTES_FROM_STAGE = (
     "INSERT INTO votes (battle_id, winner, session_id, created_at, tstamp, voter) "
-    "SELECT :b + s.k - 1, s.winner, s.session_id, s.created_at, s.tstamp, :voter FROM temp.import_stage s"
+    "SELECT :b + s.k - 1, s.winner, s.session_id, s.created_at, s.tstamp, :voter FROM import_stage.rows s"
 )
 
 
 class StageWriter:
-    """Writes validated battles (one tuple of STAGE_COLUMNS each) inside the import's transaction.
+    """Stages validated battles (one tuple of STAGE_COLUMNS each) outside the write lock, then copies them in.
 
-    Each batch is bound once into an index-free temporary table, one row per battle (13 values,
-    where binding the four final rows took 47), then copied set-wise into generations, battles and
-    votes by the three INSERT ... SELECT above, the stage emptied, and the batch's rows checked
-    (`check_rules`; a breach raises, and the caller's transaction rolls the import back). Battle k
-    of the import gets generations first_generation + 2k and + 2k + 1: the layout `check_rules` verifies.
+    Why two steps: the import used to hold SQLite's write lock while it parsed and validated the
+    whole file (about two minutes for a million rows on a busy machine), and every vote, answer
+    and Arena round of every user waited for it and failed. Now `write` puts each batch into a
+    private temporary database attached to the import's connection (`ATTACH ''`: SQLite deletes
+    its file itself, even when the process is killed), which takes no lock on the playground
+    database; only `copy` runs inside the write transaction: three set-wise INSERT ... SELECT,
+    the rules checked over the new rows, and (`bulk_mode`) the indexes re-built. Battle k of the
+    stage (k = 1, 2, ...) gets generations first_generation + 2(k-1) and + 1 and battle
+    first_battle + k - 1: the layout `check_rules` verifies.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.first_generation = self.generation_id = next_id(db, "generations")
-        self.first_battle = self.battle_id = next_id(db, "battles")
+        self.staged = 0
+        self.first_generation = self.first_battle = 0
         self.check_keys = _has_import_keys(db)
-        self.voter = voter_of_session(IMPORT_SESSION_PREFIX)
-        db.execute("DROP TABLE IF EXISTS temp.import_stage")
-        db.execute("CREATE TEMP TABLE import_stage (k INTEGER PRIMARY KEY, {})".format(
-            ", ".join(STAGE_COLUMNS)))
-        self._insert = "INSERT INTO temp.import_stage ({}) VALUES ({})".format(
-            ", ".join(STAGE_COLUMNS), ", ".join("?" * len(STAGE_COLUMNS)))
+        self.battles_seen = next_id(db, "battles")  # battles from here on were stored while this import staged
+        db.execute(f"ATTACH DATABASE '' AS {STAGE_SCHEMA}")
+        db.execute(f"PRAGMA {STAGE_SCHEMA}.journal_mode = OFF")  # a scratch file: nothing to recover
+        db.execute(f"PRAGMA {STAGE_SCHEMA}.synchronous = OFF")
+        db.execute(f"CREATE TABLE {STAGE_SCHEMA}.rows (k INTEGER PRIMARY KEY, {', '.join(STAGE_COLUMNS)})")
+        self._insert = "INSERT INTO {}.rows ({}) VALUES ({})".format(
+            STAGE_SCHEMA, ", ".join(STAGE_COLUMNS), ", ".join("?" * len(STAGE_COLUMNS)))
 
     def write(self, rows: Sequence[Sequence[Any]]) -> int:
-        """Store the rows whose import_key is not in the database yet; how many that was."""
+        """Stage the rows whose import_key is not in the database yet; how many that was. No write lock."""
         if self.check_keys and rows:
             present = _present_keys(self.db, [row[0] for row in rows])
             if present:
@@ -185,20 +193,51 @@ class StageWriter:
         if not rows:
             return 0
         conn = self.db.conn
-        conn.executemany(self._insert, rows)  # the stage is empty: its rows are k = 1..len(rows)
-        params = {"g": self.generation_id, "b": self.battle_id, "voter": self.voter}
-        from_vote = next_id(self.db, "votes")
+        conn.executemany(self._insert, rows)  # k continues 1, 2, ... in file order
+        conn.commit()  # the stage's own transaction; the playground database was only read
+        self.staged += len(rows)
+        return len(rows)
+
+    def copy(self) -> int:
+        """Inside the write transaction (and `bulk_mode`): every staged battle into generations, battles, votes.
+
+        Rows another import stored while this one staged are refused (nothing written; run again)
+        rather than stored twice. Returns the battles written; a broken rule raises StorageError.
+        """
+        db = self.db
+        if not db.conn.in_transaction:
+            raise RuntimeError("StageWriter.copy needs an open write transaction")
+        if self.staged == 0:
+            return 0
+        if _keys_since(db, self.battles_seen):
+            db.execute(f"CREATE INDEX IF NOT EXISTS {STAGE_SCHEMA}.rows_key ON rows (import_key)")
+            clash = db.execute(f"SELECT count(*) FROM battles b JOIN {STAGE_SCHEMA}.rows s ON s.import_key = "
+                               "b.import_key WHERE b.id >= ?", [self.battles_seen]).fetchone()[0]
+            if clash:
+                raise StorageError(f"import refused, nothing written: another import stored {clash} of these "
+                                   "battles while this one read the file; run the import again (it adds only "
+                                   "what is missing)")
+        self.first_generation = next_id(db, "generations")
+        self.first_battle = next_id(db, "battles")
+        params = {"g": self.first_generation, "b": self.first_battle, "voter": voter_of_session(IMPORT_SESSION_PREFIX)}
+        from_vote = next_id(db, "votes")
+        conn = db.conn
         conn.execute(GENERATIONS_FROM_STAGE, params)
         conn.execute(BATTLES_FROM_STAGE, params)
         conn.execute(VOTES_FROM_STAGE, params)
-        conn.execute("DELETE FROM temp.import_stage")
-        check_rules(self.db, self.first_generation, self.first_battle, self.battle_id, from_vote)
-        self.generation_id += 2 * len(rows)
-        self.battle_id += len(rows)
-        return len(rows)
+        check_rules(db, self.first_generation, self.first_battle, self.first_battle, from_vote)
+        return self.staged
 
     def close(self) -> None:
-        self.db.execute("DROP TABLE temp.import_stage")
+        """Detach (and so delete) the stage; outside any transaction."""
+        if self.db.conn.in_transaction:
+            self.db.conn.commit()
+        self.db.execute(f"DETACH DATABASE {STAGE_SCHEMA}")
+
+
+def _keys_since(db: Database, battle_id: int) -> bool:
+    return db.execute("SELECT 1 FROM battles WHERE id >= ? AND import_key IS NOT NULL LIMIT 1",
+                      [battle_id]).fetchone() is not None
 
 
 def _present_keys(db: Database, keys: list[str], per_query: int = 5_000) -> set[str]:
@@ -214,9 +253,7 @@ def check_rules(db: Database, first_generation: int, first_battle: int, from_bat
     """The rules of the dropped triggers and foreign keys, checked over the battles from `from_battle` on
     and the votes from `from_vote` on (an import's first ids are `first_generation` and `first_battle`).
 
-    `StageWriter` calls it for each batch it copies, over that batch's rows: a later batch only adds
-    rows with higher ids, so it cannot break an earlier batch's rules, and the writer checks while
-    it would otherwise wait for the parsing worker. Raises StorageError (the caller rolls back)
+    `StageWriter.copy` calls it once over all the rows it copied. Raises StorageError (the caller rolls back)
     naming the first battle that breaks a rule.
     """
     from storage.migrations import _UNFINISHED_SQL, JUDGE_VOTER_GLOB, WINNERS  # the triggers' own definitions

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,8 @@ from sqlite_utils import Database
 from playground.errors import PlaygroundError
 from storage.migrations import migrations
 
-BUSY_TIMEOUT_S = 30.0
+BUSY_TIMEOUT_S = 30.0  # one wait of SQLite's busy handler
+WRITE_WAIT_S = 120.0  # how long a writer waits for the write lock, retrying, before it gives up with a message
 
 
 class StorageError(PlaygroundError):
@@ -60,19 +62,22 @@ def apply_migrations(db: Database) -> None:
 
 
 @contextmanager
-def write_transaction(db: Database) -> Iterator[Database]:
-    """`db.atomic()` that takes SQLite's write lock up front (BEGIN IMMEDIATE).
+def write_transaction(db: Database, action: str = "write to the database") -> Iterator[Database]:
+    """`db.atomic()` that takes SQLite's write lock up front (BEGIN IMMEDIATE), waiting for it.
 
     Why: in WAL mode a deferred transaction that reads and then writes fails at once with
     "database is locked" when another connection committed in between; the busy timeout does
-    not help there. Taking the lock first makes writers wait their turn instead. Nested use
-    (or use inside an open transaction) becomes a savepoint through `db.atomic()`.
+    not help there. Taking the lock first makes writers wait their turn instead. A writer waits
+    up to WRITE_WAIT_S for another connection's write (an import's final copy, another vote),
+    retrying, and then raises StorageError saying what was not saved (`action`) and to try again:
+    never a raw sqlite3 error. Nested use (or use inside an open transaction) becomes a savepoint
+    through `db.atomic()`.
     """
     if db.conn.in_transaction:
         with db.atomic():
             yield db
         return
-    db.conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(db, action)
     try:
         yield db
     except BaseException:
@@ -83,6 +88,33 @@ def write_transaction(db: Database) -> Iterator[Database]:
     except BaseException:
         db.rollback()
         raise
+
+
+def begin_immediate(db: Database, action: str = "write to the database") -> None:
+    """BEGIN IMMEDIATE, waiting (SQLite's busy handler, then retries) up to WRITE_WAIT_S in all."""
+    began = time.monotonic()
+    while True:
+        left = WRITE_WAIT_S - (time.monotonic() - began)
+        db.conn.execute(f"PRAGMA busy_timeout = {max(1, int(min(left, BUSY_TIMEOUT_S) * 1000))}")
+        try:
+            db.conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            if time.monotonic() - began >= WRITE_WAIT_S:
+                raise StorageError(
+                    f"Could not {action}: database {database_file(db)} was busy for "
+                    f"{time.monotonic() - began:.0f} s (another process holds a long write, such as an "
+                    "import). Nothing was saved; try again in a minute.") from exc
+            time.sleep(0.05)
+        finally:
+            db.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 @contextmanager

@@ -11,8 +11,11 @@ always made of; rows where the two could differ take the `json` path, see `_cano
 JSONL file is parsed in worker processes while this one writes (storage/import_parallel.py); a
 row comes out of validation as ONE plain tuple (`StageRow`), which storage/bulk_write.py stages
 and copies set-wise. The whole file is written in ONE transaction (judging rules checked
-set-wise, indexes built once): an import is all or nothing, and holds the write lock while it
-runs, so the app's writers wait for it (up to the busy timeout).
+set-wise, indexes built once): an import is all or nothing. Parsing and validating take no write
+lock: the rows are staged in a private temporary database, and only the final copy into the
+tables (with the rule checks and index rebuilds) holds SQLite's write lock, so the app's
+writers wait for that step only, never for the parsing (storage/bulk_write.py `StageWriter`;
+the measured hold is in docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import math
 import re
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,13 +33,13 @@ from typing import Any, NamedTuple
 import orjson
 from sqlite_utils import Database
 
+from playground.arena_format import OUR_WINNERS
 from playground.errors import PlaygroundError
 from storage import bulk_write, import_parallel
 from storage.db import StorageError, storage_errors, write_transaction
 from storage.pairs import input_difference, input_fingerprint
 from storage.records import check_conversation, iso_utc
 
-ARENA_WINNERS = {"model_a": "left", "model_b": "right", "tie": "tie", "tie (bothbad)": "both_bad"}
 BATCH_ROWS = 20_000
 _SNIFF_BYTES = 8_192
 
@@ -94,28 +97,35 @@ def import_arena_battles(db: Database, path: str | Path, *, workers: int | None 
     data = _read_bytes(path)
     is_array = _ARRAY_START.match(data) is not None
     if is_array:
-        rows, fast = _json_array(path, data)
-        expected, chunks = len(rows), _array_chunks(rows, fast)
+        chunks = _array_chunks(*_json_array(path, data))
     else:
-        expected = data.count(b"\n") + 1
         chunks = import_parallel.parsed_chunks(data, parse_jsonl_chunk, workers)
     seen: dict[str, int] = {}
     lines_with_json = 0
-    with (closing(chunks), storage_errors(db, "import battles"), bulk_write.import_pragmas(db),
-          write_transaction(db), bulk_write.bulk_mode(db, expected)):  # closing: stop the workers on any error
-        writer = bulk_write.StageWriter(db)
+    # closing: stop the workers on any error. The stage is attached before import_pragmas puts temp storage in
+    # memory, so it stays a file. Parsing and staging take no write lock: only the final copy does.
+    with closing(chunks), storage_errors(db, "import battles"), _staged(db) as writer, bulk_write.import_pragmas(db):
         for chunk in chunks:
             lines_with_json += chunk.parsed
             report.errors.extend(chunk.errors)
             rows = _number_repeats(chunk.rows, chunk.repeats, seen)
-            written = writer.write(rows)
-            report.imported += written
-            report.already_imported += len(rows) - written
+            report.already_imported += len(rows) - writer.write(rows)
         if lines_with_json == 0 and not is_array:
             raise ImportFileError(f"{path} has no JSON on any line; expected a JSON array or JSONL "
                                   "(one battle object per line).")
-        writer.close()  # every batch's rows were checked as they were copied (bulk_write.check_rules)
+        if writer.staged:
+            with write_transaction(db, "import battles"), bulk_write.bulk_mode(db, writer.staged):
+                report.imported = writer.copy()
     return report
+
+
+@contextmanager
+def _staged(db: Database) -> Iterator[bulk_write.StageWriter]:
+    writer = bulk_write.StageWriter(db)
+    try:
+        yield writer
+    finally:
+        writer.close()
 
 
 # ---------------------------------------------------------------- reading
@@ -381,8 +391,8 @@ def _parse_row(raw: Any, import_key: str) -> StageRow:
     winner = raw.get("winner", _MISSING)
     if winner is _MISSING:
         raise _BadRow("missing key 'winner'")
-    if not isinstance(winner, str) or winner not in ARENA_WINNERS:
-        raise _BadRow(f"winner {winner!r} is not one of {', '.join(ARENA_WINNERS)}")
+    if not isinstance(winner, str) or winner not in OUR_WINNERS:
+        raise _BadRow(f"winner {winner!r} is not one of {', '.join(OUR_WINNERS)}")
     tstamp = _tstamp(raw.get("tstamp"))
     if tstamp is None:
         tstamp = time.time()
@@ -399,7 +409,7 @@ def _parse_row(raw: Any, import_key: str) -> StageRow:
         json_b = json_a if side_b[0] == side_a[0] else _conversation_json(side_b[0])
         fingerprint = input_fingerprint(side_a[0]) if side_a[0] else _EMPTY_FINGERPRINT
     return (import_key, _session_id(raw.get("question_id")), tstamp, _created_at(tstamp),
-            1 if _anony(raw.get("anony")) else 0, ARENA_WINNERS[winner], model_a, model_b,
+            1 if _anony(raw.get("anony")) else 0, OUR_WINNERS[winner], model_a, model_b,
             json_a, side_a[1], json_b, side_b[1], fingerprint)
 
 

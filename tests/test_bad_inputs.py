@@ -125,7 +125,7 @@ def test_11_unicode_emoji_and_right_to_left_text_survive_storage_and_export(app_
     from playground.recording import save_generation, save_vote
 
     import storage
-    from playground.export import export_dpo
+    from playground.export import PreferenceFilters, export_dpo
 
     question = "مرحبا! 你好 👋🏽 — combien font 2+2 ? עברית"
     pane = PaneSpec(model_id="smollm2-135m-instruct", sampling=SMALL)
@@ -139,7 +139,7 @@ def test_11_unicode_emoji_and_right_to_left_text_survive_storage_and_export(app_
               anonymous=False, source="playground")
     out = tmp_path / "dpo.jsonl"
     with storage.open_database(db_path) as db:
-        export_dpo(db, out)
+        export_dpo(db, out, PreferenceFilters(include_truncated=True))   # short answers: cut by the limit
     row = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
     assert row["prompt"] == question
 
@@ -198,7 +198,7 @@ def test_15_binary_file_as_preset(tmp_path):
 
 
 def test_16_binary_file_as_task_set(tmp_path):
-    from playground.lab_tasks import load_task_file
+    from playground.lab.tasks import load_task_file
 
     path = tmp_path / "tasks.jsonl"
     path.write_bytes(bytes(range(256)) * 16)
@@ -207,7 +207,7 @@ def test_16_binary_file_as_task_set(tmp_path):
 
 
 def test_17_empty_task_file(tmp_path):
-    from playground.lab_tasks import load_task_file
+    from playground.lab.tasks import load_task_file
 
     path = tmp_path / "empty.jsonl"
     path.write_text("\n\n")
@@ -216,7 +216,7 @@ def test_17_empty_task_file(tmp_path):
 
 
 def test_18_malformed_task_lines_are_reported_with_line_numbers(tmp_path):
-    from playground.lab_tasks import load_task_file
+    from playground.lab.tasks import load_task_file
 
     path = tmp_path / "mixed.jsonl"
     path.write_text('{"question": "1+1?", "answer": "x #### 2"}\n{not json\n{"question": "no answer"}\n'

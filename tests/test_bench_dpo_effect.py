@@ -10,7 +10,8 @@ from contextlib import closing
 from pathlib import Path
 
 import storage
-from playground.training.data import PreferenceFilters, load_preferences
+from playground.export import PreferenceFilters
+from playground.training.data import load_preferences
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 

@@ -10,9 +10,14 @@ import pytest
 from datasets import load_dataset
 
 import storage
+from storage.db import database_file
+from playground.verdicts import WINNERS
 from playground.commands import export_cmd
+from playground.arena_format import ARENA_FIELDS, ARENA_WINNERS, OUR_WINNERS
+from playground.dates import parse_when
 from playground.errors import PlaygroundError
-from playground.export import export_arena_battles, export_dpo, export_leaderboard, meta_path_for, render_plain
+from playground.leaderboard import BoardOptions
+from playground.export import PreferenceFilters, export_arena_battles, export_dpo, export_leaderboard, meta_path_for, render_plain
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
@@ -130,7 +135,7 @@ def test_dedupe_drops_only_exact_duplicates(db, tmp_path):
 def test_dpo_filters(db, tmp_path):
     def models_of(**filters):
         out = tmp_path / "f.jsonl"
-        export_dpo(db, out, dedupe=False, **filters)
+        export_dpo(db, out, PreferenceFilters(**filters), dedupe=False)
         return read_jsonl(meta_path_for(out))
 
     assert all("gamma" in (m["left_model"], m["right_model"]) for m in models_of(model="gamma"))
@@ -169,6 +174,8 @@ def test_arena_battles_round_trip_through_the_importer(db, tmp_path):
     assert rows[9]["turn"] == 2 and rows[1]["anony"] is False
     assert {"question_id", "model_a", "model_b", "winner", "conversation_a", "conversation_b", "turn", "anony",
             "tstamp"} <= set(rows[0])
+    assert all(tuple(r) == ARENA_FIELDS for r in rows)              # the fields the importer reads, declared once
+    assert {OUR_WINNERS[ARENA_WINNERS[w]] for w in WINNERS} == set(WINNERS)
 
     fresh = storage.open_database(tmp_path / "fresh.db")
     report = storage.import_arena_battles(fresh, out)
@@ -188,7 +195,7 @@ def test_arena_battles_round_trip_through_the_importer(db, tmp_path):
 
 def test_leaderboard_files(db, tmp_path):
     for name in ("lb.csv", "lb.json", "lb.md"):
-        assert export_leaderboard(db, tmp_path / name, rounds=50).written == 3
+        assert export_leaderboard(db, tmp_path / name, BoardOptions(rounds=50)).written == 3
     assert "contestants by model" in (tmp_path / "lb.md").read_text()
     assert (tmp_path / "lb.csv").read_text().startswith("rank,contestant,rating,ci_low,ci_high")
     assert len(json.loads((tmp_path / "lb.json").read_text())["rows"]) == 3
@@ -197,17 +204,39 @@ def test_leaderboard_files(db, tmp_path):
         export_leaderboard(db, tmp_path / "lb.xlsx")
 
 
+def test_tab_cli_and_exported_file_rank_alike_with_tie_model_and_category(db, tmp_path, capsys):
+    """One leaderboard builder: the same options give the same rows in the tab, `leaderboard --json` and
+    `export leaderboard` (the exported file used to ignore the tie model and the category)."""
+    from playground.cli import main
+    from playground.leaderboard import category_counts
+    from playground.ui import leaderboard_handlers as lt
+
+    category = next(iter(category_counts(db, {})))
+    flags = ["--rounds", "20", "--tie-model", "davidson", "--category", category, "--by", "model"]
+    path = str(database_file(db))
+    assert main(["leaderboard", "--db", path, "--json", *flags]) == 0
+    cli_rows = json.loads(capsys.readouterr().out)
+    assert main(["export", "leaderboard", "--db", path, "--out", str(tmp_path / "lb.json"), *flags]) == 0
+    doc = json.loads((tmp_path / "lb.json").read_text())
+    assert doc["settings"]["tie_model"] == "davidson" and "nu" in doc["tie_model"]
+    assert doc["rows"] == cli_rows
+    tab = lt.rank(path, lt.BoardFilters(by="model", rounds=20, tie_model="davidson", category=category))
+    assert [(r.contestant, r.battles) for r in tab.board.rows] == [(r["contestant"], r["battles"]) for r in cli_rows]
+    assert main(["export", "leaderboard", "--db", path, "--out", str(tmp_path / "none.json"), "--rounds", "0",
+                 "--category", "no-such-category"]) != 0
+
+
 NAMED = 2  # the fixture's named Playground comparisons (q1, q4); the other 10 battles are anonymous
 
 
 def test_default_leaderboard_export_ranks_anonymous_battles_only(db, tmp_path):
     """As the leaderboard command and tab: named comparisons only with include_named, and the file says so."""
-    default = export_leaderboard(db, tmp_path / "anon.json", rounds=0)
+    default = export_leaderboard(db, tmp_path / "anon.json", BoardOptions(rounds=0))
     doc = json.loads((tmp_path / "anon.json").read_text())
     assert doc["battles"] == 12 - NAMED and sum(r["battles"] for r in doc["rows"]) == 2 * (12 - NAMED)
     assert doc["settings"]["battles_shown"] == default.shows and "anonymous (blind) battles only" in default.shows
     assert doc["settings"]["grouping"] == default.grouping == "model"
-    named = export_leaderboard(db, tmp_path / "all.json", rounds=0, include_named=True)
+    named = export_leaderboard(db, tmp_path / "all.json", BoardOptions(rounds=0, include_named=True))
     assert json.loads((tmp_path / "all.json").read_text())["battles"] == 12
     assert named.shows == "anonymous Arena battles and named Playground comparisons; people's votes only"
 
@@ -265,10 +294,20 @@ def test_cli_export_commands(db, tmp_path, capsys):
 
 
 def test_parse_when():
-    assert export_cmd.parse_when("1700000000") == T0
-    assert export_cmd.parse_when("2023-11-14T22:13:20Z") == T0
-    assert export_cmd.parse_when("2023-11-14T23:13:20+01:00") == T0
-    assert export_cmd.parse_when("2023-11-14") == T0 - (22 * 3600 + 13 * 60 + 20)
-    assert export_cmd.parse_when("2023-11-14", end_of_day=True) == export_cmd.parse_when("2023-11-15")
+    assert parse_when("1700000000") == T0
+    assert parse_when("2023-11-14T22:13:20Z") == T0
+    assert parse_when("2023-11-14T23:13:20+01:00") == T0
+    assert parse_when("2023-11-14") == T0 - (22 * 3600 + 13 * 60 + 20)
+    assert parse_when("2023-11-14", end_of_day=True) == parse_when("2023-11-15")
     with pytest.raises(PlaygroundError, match="ISO date"):
-        export_cmd.parse_when("last tuesday")
+        parse_when("last tuesday")
+
+
+def test_the_leaderboard_date_boxes_read_what_the_cli_reads():
+    """One date rule for every filter: epoch seconds and zoned times work in the UI boxes too."""
+    from playground.ui.leaderboard_handlers import parse_window
+
+    window = parse_window(" 1700000000 ", "2023-11-14")
+    assert (window.since, window.until) == (T0, parse_when("2023-11-14", end_of_day=True))
+    window = parse_window("2023-11-14T23:13:20+01:00", str(T0 + 60))
+    assert (window.since, window.until) == (T0, T0 + 60)

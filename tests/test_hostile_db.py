@@ -10,9 +10,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from storage import (GenerationRecord, create_battle, forget, insert_generation, open_database, record_vote,
@@ -280,3 +282,220 @@ def test_the_leaderboard_cli_prints_control_characters_escaped(tmp_path: Path) -
     text = table.stdout.decode()
     assert "evil\\x1b]0;pwned\\x07\\x1b[2J" in text and "nul\\x00byte" in text and "c1\\x9b31m" in text
     assert sorted(r["contestant"] for r in json.loads(as_json.stdout)) == sorted(HOSTILE_NAMES)
+
+
+# ---------------------------------------------------------------- an import never locks people out
+
+ANNOTATORS = 8
+IMPORT_ROWS = 25_000
+MAX_VOTE_WAIT_S = 5.0  # the bound set for a vote while an import runs
+
+
+def _arena_file(path: Path, n_rows: int) -> Path:
+    """Arena-format JSONL rows without conversations, padded past the size parsed by a worker process."""
+    padding = "x" * 700
+    with path.open("w") as out:
+        for i in range(n_rows):
+            out.write(json.dumps({"question_id": f"{i:016x}", "model_a": f"model-{i % 23}",
+                                  "model_b": f"model-{(i * 7 + 1) % 23 + 23}", "winner": "model_a",
+                                  "judge": f"arena_user_{i % 9973}", "anony": True, "language": padding,
+                                  "tstamp": 1_682_000_000 + i * 1.5}) + "\n")
+    return path
+
+
+def _watch_workers(pid: int, seen: list[float], stop: threading.Event) -> None:
+    """Times at which the import process `pid` had a parse worker (it was reading the file)."""
+    while not stop.is_set():
+        if _children(pid):
+            seen.append(time.monotonic())
+        time.sleep(0.05)
+
+
+def _annotator(db_path: Path, name: str, pairs: list[tuple[int, int]], stop: threading.Event,
+               log: list[tuple[str, float, float, int]], errors: list[BaseException]) -> None:
+    """One annotator: votes through the app's own save_vote, one after another, until told to stop."""
+    from playground.recording import save_vote
+
+    for left, right in pairs:
+        if stop.is_set():
+            return
+        began = time.monotonic()
+        try:
+            result = save_vote(db_path, left_generation_id=left, right_generation_id=right, winner="left",
+                               session_id=f"user:{name}/s", anonymous=True, source="arena")
+        except BaseException as exc:  # anything an annotator would have seen as an error
+            errors.append(exc)
+            return
+        log.append((name, began, time.monotonic(), result.vote_id))
+        time.sleep(0.2)
+
+
+def test_votes_are_stored_within_seconds_while_a_big_import_runs(tmp_path: Path) -> None:
+    db_path = tmp_path / "team.db"
+    db = open_database(db_path)
+    try:
+        ids = [insert_generation(db, GenerationRecord(
+            model_id=f"local-{i}", mode="zero_shot", output=f"answer {i}",
+            conversation=[{"role": "user", "content": "the question"}])) for i in range(110)]
+    finally:
+        db.close()
+    pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]  # 5,995: votes for minutes
+    source = _arena_file(tmp_path / "arena.jsonl", IMPORT_ROWS)
+    log: list[tuple[str, float, float, int]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    annotators = [threading.Thread(target=_annotator, args=(db_path, f"ann{n}", pairs[n::ANNOTATORS], stop, log,
+                                                            errors)) for n in range(ANNOTATORS)]
+    parsing: list[float] = []
+    importer = subprocess.Popen([sys.executable, "app.py", "import", "battles", str(source), "--db", str(db_path)],
+                                cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watcher = threading.Thread(target=_watch_workers, args=(importer.pid, parsing, stop))
+    for thread in [watcher, *annotators]:
+        thread.start()
+    try:
+        output, _ = importer.communicate(timeout=600)
+    finally:
+        stop.set()
+        for thread in [watcher, *annotators]:
+            thread.join(timeout=180)
+        if importer.poll() is None:
+            importer.kill()
+    assert importer.returncode == 0 and f"imported {IMPORT_ROWS} battles" in output, output
+    assert errors == [], errors[:3]  # no "database is locked", no error shown to anyone
+    waits = sorted(end - began for _, began, end, _ in log)
+    assert waits[-1] < MAX_VOTE_WAIT_S, waits[-5:]
+    # Reading and validating the file take no write lock: votes were stored while the worker parsed.
+    assert parsing, "the import never started a parse worker"
+    while_parsing = [v for _, began, end, v in log if parsing[0] <= began and end <= parsing[-1]]
+    assert len(while_parsing) >= ANNOTATORS, (len(while_parsing), parsing[-1] - parsing[0])
+    db = open_database(db_path)
+    try:
+        stored = db.execute("SELECT count(*) FROM votes WHERE voter LIKE 'ann%'").fetchone()[0]
+        assert stored == len(log) and {v for *_, v in log} == {
+            r[0] for r in db.execute("SELECT id FROM votes WHERE voter LIKE 'ann%'")}
+        assert db.execute("SELECT count(*) FROM votes").fetchone()[0] == len(log) + IMPORT_ROWS
+    finally:
+        db.close()
+
+
+def _hold_write_lock(db_path: Path, seconds: float, held: threading.Event) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("BEGIN IMMEDIATE")
+    held.set()
+    time.sleep(seconds)
+    conn.rollback()
+    conn.close()
+
+
+def test_a_vote_waits_for_a_write_held_elsewhere_and_then_is_stored(tmp_path: Path) -> None:
+    from playground.recording import save_vote
+
+    db_path = tmp_path / "p.db"
+    _seed_votes(db_path)
+    ids = [r[0] for r in sqlite3.connect(db_path).execute("SELECT id FROM generations ORDER BY id")]
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(db_path, 2.0, held))
+    holder.start()
+    held.wait(10)
+    began = time.monotonic()
+    result = save_vote(db_path, left_generation_id=ids[0], right_generation_id=ids[2], winner="right",
+                       session_id="user:ben/s", anonymous=True, source="arena")
+    holder.join()
+    assert time.monotonic() - began >= 1.5 and not result.duplicate
+
+
+def test_a_vote_that_cannot_get_the_lock_says_so_instead_of_a_raw_sqlite_error(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import storage.db
+    from playground.errors import PlaygroundError
+    from playground.recording import save_vote
+
+    db_path = tmp_path / "p.db"
+    _seed_votes(db_path)
+    ids = [r[0] for r in sqlite3.connect(db_path).execute("SELECT id FROM generations ORDER BY id")]
+    monkeypatch.setattr(storage.db, "WRITE_WAIT_S", 1.0)  # the app waits 120 s; the rule is the same
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(db_path, 3.0, held))
+    holder.start()
+    held.wait(10)
+    try:
+        with pytest.raises(PlaygroundError, match=r"Could not save your vote: database .* was busy for \d+ s.*"
+                                                  r"Nothing was saved; try again"):
+            save_vote(db_path, left_generation_id=ids[0], right_generation_id=ids[2], winner="right",
+                      session_id="user:ben/s", anonymous=True, source="arena")
+    finally:
+        holder.join()
+    result = save_vote(db_path, left_generation_id=ids[0], right_generation_id=ids[2], winner="right",
+                       session_id="user:ben/s", anonymous=True, source="arena")
+    assert not result.duplicate  # nothing half-written by the refused attempt
+
+
+# ---------------------------------------------------------------- many contestants
+
+MANY_NAMES = 140_000
+
+
+@pytest.fixture(scope="module")
+def many_names_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real database whose 70,000 imported battles name 140,000 distinct models."""
+    from storage import import_arena_battles
+
+    folder = tmp_path_factory.mktemp("many")
+    source = folder / "many.jsonl"
+    with source.open("w") as out:
+        for i in range(MANY_NAMES // 2):
+            out.write(json.dumps({"model_a": f"a-{i:06d}", "model_b": f"b-{i:06d}", "anony": True,
+                                  "winner": ("model_a", "model_b", "tie")[i % 3], "tstamp": 1_682_000_000 + i}) + "\n")
+    db = open_database(folder / "many.db")
+    try:
+        assert import_arena_battles(db, source).imported == MANY_NAMES // 2
+    finally:
+        db.close()
+    return folder / "many.db"
+
+
+def test_loading_140k_contestant_names_does_not_overflow_sqlites_parser(many_names_db: Path) -> None:
+    from playground.leaderboard.load import load_battles
+
+    db = open_database(many_names_db)
+    try:
+        battles = load_battles(db, by="model", anonymous_only=True, with_lengths=False)
+    finally:
+        db.close()
+    assert len(battles) == MANY_NAMES // 2 and len(battles.coded.names) == MANY_NAMES
+    k = np.arange(0, MANY_NAMES // 2, 997)  # every row kept its own two names and its verdict
+    assert list(battles.left[k]) == [f"a-{i:06d}" for i in k]
+    assert list(battles.right[k]) == [f"b-{i:06d}" for i in k]
+    assert list(battles.winner[k]) == [("left", "right", "tie")[i % 3] for i in k]
+
+
+def test_the_name_lookup_table_gives_what_the_case_expression_gives(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from playground.leaderboard import load
+    from storage import import_arena_battles
+
+    source = tmp_path / "b.jsonl"
+    models = ["m-a", "m-b", "m-c", "m-d", "m-e"]
+    source.write_text("\n".join(json.dumps({"model_a": models[i % 5], "model_b": models[(i * 3 + 1) % 5],
+                                            "winner": ("model_a", "model_b", "tie", "tie (bothbad)")[i % 4],
+                                            "anony": i % 2 == 0, "tstamp": 1_682_000_000 + (i * 37) % 101})
+                                for i in range(200)) + "\n")
+    db = open_database(tmp_path / "p.db")
+    try:
+        import_arena_battles(db, source)
+        results = []
+        for limit in (load.CASE_MAX_NAMES, 1):
+            monkeypatch.setattr(load, "CASE_MAX_NAMES", limit)
+            for by in ("model", "model+mode"):
+                got = load.load_battles(db, by=by, anonymous_only=False, with_lengths=True)
+                results.append([list(got.left), list(got.right), list(got.winner), list(got.tstamp)])
+    finally:
+        db.close()
+    assert results[:2] == results[2:]
+
+
+def test_the_leaderboard_cli_refuses_140k_contestants_with_a_clear_message(many_names_db: Path) -> None:
+    done = subprocess.run([sys.executable, "app.py", "leaderboard", "--rounds", "0", "--db", str(many_names_db)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
+    assert "140,000 contestants" in done.stderr and "at most 2,000 are ranked" in done.stderr, done.stderr

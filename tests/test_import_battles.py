@@ -557,7 +557,7 @@ def test_generations_are_read_by_id_or_session_only(db: Database, tmp_path: Path
     votes and forgets a session is traced, and its plan must reach generations by its primary key
     or by idx_generations_session_id (a plan that scans generations, or names a dropped index, fails).
     """
-    from playground.export import export_arena_battles, export_dpo, export_kto
+    from playground.export import PreferenceFilters, export_arena_battles, export_dpo, export_kto
     from playground.leaderboard.load import load_battles
     from storage import GenerationRecord, create_battle, forget, insert_generation, record_vote
     from storage.voters import recent_votes
@@ -575,7 +575,7 @@ def test_generations_are_read_by_id_or_session_only(db: Database, tmp_path: Path
     record_vote(db, battle_id=battle, winner="left", session_id="s-1")
     for with_lengths in (True, False):
         load_battles(db, with_lengths=with_lengths, anonymous_only=True, since=1.0)
-    export_dpo(db, tmp_path / "dpo.jsonl", model="m1")
+    export_dpo(db, tmp_path / "dpo.jsonl", PreferenceFilters(model="m1"))
     export_kto(db, tmp_path / "kto.jsonl")
     export_arena_battles(db, tmp_path / "arena.jsonl", model="vicuna-13b")
     recent_votes(db, None)

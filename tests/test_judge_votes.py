@@ -16,8 +16,8 @@ import pytest
 
 import storage
 from playground.agreement import team_report
-from playground.export import export_arena_battles, export_dpo, export_kto, export_leaderboard
-from playground.leaderboard import load_battles
+from playground.export import PreferenceFilters, export_arena_battles, export_dpo, export_kto, export_leaderboard
+from playground.leaderboard import BoardOptions, load_battles
 from playground.ui import leaderboard_handlers as lt
 from storage.judge_verdicts import fold_judge_votes, judge_identity, pair_verdicts, record_judge_verdict
 from tests.test_leaderboard_tab import add_battle
@@ -118,11 +118,11 @@ def test_exports_take_people_by_default_and_judges_when_asked(db_path, tmp_path)
     with closing(storage.open_database(db_path)) as db:
         fold_judge_votes(db)
         people = export_dpo(db, tmp_path / "people.jsonl")
-        judges = export_dpo(db, tmp_path / "judges.jsonl", voters="judges")
-        both = export_kto(db, tmp_path / "both.jsonl", voters="both", dedupe=False)
+        judges = export_dpo(db, tmp_path / "judges.jsonl", PreferenceFilters(voters="judges"))
+        both = export_kto(db, tmp_path / "both.jsonl", PreferenceFilters(voters="both"), dedupe=False)
         battles = export_arena_battles(db, tmp_path / "battles.json")
         all_battles = export_arena_battles(db, tmp_path / "all.json", voters="both")
-        export_leaderboard(db, tmp_path / "board.md", rounds=20, voters="judges")
+        export_leaderboard(db, tmp_path / "board.md", BoardOptions(rounds=20, voters="judges"))
     assert (people.written, judges.written) == (6, 4)    # the judge's tie gives no pair
     summary = json.loads(people.summary_path.read_text())
     assert summary["voters"] == "people" and summary["rows_from_people"] == 6 and summary["rows_by_judge"] == {}

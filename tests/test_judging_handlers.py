@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from playground.export import export_dpo
+from playground.export import PreferenceFilters, export_dpo
 from playground.sampling import SamplingParams, SamplingPreset
 from playground.ui.grid import MAX_PANES, PaneConfig, grid_run, new_grid_state, stop, vote_on_pair
 from storage import open_database
@@ -56,7 +56,8 @@ def test_a_vote_across_two_questions_is_refused(ctx, tmp_path):
     assert message.startswith("✅ Saved"), message
     db = open_database(ctx.settings.db_path)
     try:
-        result = export_dpo(db, tmp_path / "pairs.jsonl", format="conversational", since=since)
+        result = export_dpo(db, tmp_path / "pairs.jsonl", PreferenceFilters(since=since, include_truncated=True),
+                            format="conversational")
         meta = json.loads(result.meta_path.read_text())
         assert result.written == 1
         assert {meta["chosen_generation_id"], meta["rejected_generation_id"]} == set(state["generations"][:2])

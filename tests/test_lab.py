@@ -13,7 +13,7 @@ import pytest
 from playground.errors import PlaygroundError
 from playground.lab import LabConfig, load_items, prepare_lab, run_lab, summarize
 from playground.stats import wilson_interval
-from playground.lab_plots import write_report
+from playground.lab.plots import write_report
 from storage import open_database
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from playground.errors import PlaygroundError
-from playground.lab_tasks import load_task_file
+from playground.lab.tasks import load_task_file
 
 GSM8K = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 PRESET_TASKS = Path(__file__).resolve().parent.parent / "presets" / "tasks"
@@ -85,7 +85,7 @@ def test_gsm8k_test_split_ships_whole_with_its_licence():
 # ---------------------------------------------------------------- scoring and normalisation
 
 from playground.lab import answer_prefix, scoring_continuation, scoring_prompt  # noqa: E402
-from playground.lab_tasks import TaskItem, infer_family, match_label, score_answer  # noqa: E402
+from playground.lab.tasks import TaskItem, infer_family, match_label, score_answer  # noqa: E402
 from playground.prompting.plan import PromptPlan  # noqa: E402
 
 

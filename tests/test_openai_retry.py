@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from playground.backends.openai_compat import (CHAT_HEADER, OpenAICompatBackend, SlotGate, parse_chat_form,
-                                               render_chat_form)
+from playground.backends.openai_compat import CHAT_HEADER, OpenAICompatBackend, parse_chat_form, render_chat_form
+from playground.backends.remote_http import SlotGate
 from playground.errors import PlaygroundError
 from playground.models.catalog import Catalog, build_catalog
 from playground.models.remote import add_remote_model, load_remote_entries, remote_spec

@@ -15,8 +15,10 @@ from datasets import load_dataset
 
 import storage
 from playground.commands import export_cmd
-from playground.export import KTO_RULE, export_dpo, export_kto, meta_path_for
+from playground.export import KTO_RULE, PreferenceFilters, export_dpo, export_kto, meta_path_for
 from playground.leaderboard import load_battles
+
+ALL = PreferenceFilters(include_truncated=True)   # the fixture's votes include an answer cut by the token limit
 
 T0 = 1_700_000_000.0
 
@@ -59,33 +61,33 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def test_multi_turn_pair_prompt_is_what_both_sides_saw(db, tmp_path):
-    result = export_dpo(db, tmp_path / "chat.jsonl", format="conversational")
+    result = export_dpo(db, tmp_path / "chat.jsonl", ALL, format="conversational")
     rows = read_jsonl(result.path)
     assert result.written == 3 and result.left_out == {}
     follow_up = rows[1]
     assert follow_up["prompt"] == turns("Hi")
     assert follow_up["chosen"] == turns("Hi", "Hey.", "Name a colour", "Blue")[1:]
     assert follow_up["rejected"] == turns("Hi", "Hello!", "Name a colour", "Table")[1:]
-    standard = export_dpo(db, tmp_path / "plain.jsonl")
+    standard = export_dpo(db, tmp_path / "plain.jsonl", ALL)
     assert standard.written == 2 and standard.left_out == {"multi_turn": 1}
     assert json.loads(standard.summary_path.read_text())["left_out"] == {"multi_turn": 1}
 
 
 def test_answers_cut_by_the_token_limit_are_counted_and_can_be_left_out(db, tmp_path):
-    kept = export_dpo(db, tmp_path / "all.jsonl")
+    kept = export_dpo(db, tmp_path / "all.jsonl", ALL)
     assert kept.truncated == 1
     meta = read_jsonl(meta_path_for(kept.path))
     assert [m["truncated"] for m in meta] == [False, True]
     assert meta[1]["chosen_finish_reason"] == "length"
     summary = json.loads(kept.summary_path.read_text())
     assert summary["truncated_answers_included"] == 1 and summary["include_truncated"] is True
-    without = export_dpo(db, tmp_path / "finished.jsonl", include_truncated=False)
+    without = export_dpo(db, tmp_path / "finished.jsonl", PreferenceFilters(include_truncated=False))
     assert (without.written, without.truncated, without.left_out) == (1, 0, {"truncated": 1, "multi_turn": 1})
     assert json.loads(without.summary_path.read_text())["left_out"]["truncated"] == 1
 
 
 def test_kto_rule(db, tmp_path):
-    result = export_kto(db, tmp_path / "kto.jsonl", format="conversational")
+    result = export_kto(db, tmp_path / "kto.jsonl", ALL, format="conversational")
     rows, meta = read_jsonl(result.path), read_jsonl(meta_path_for(result.path))
     assert len(rows) == len(meta) == 8 == result.written   # 3 decisive x 2 + both_bad x 2; the tie gives none
     labels = [(m["vote_id"], m["model"], m["label"]) for m in meta]
@@ -94,7 +96,7 @@ def test_kto_rule(db, tmp_path):
     assert all(set(r) == {"prompt", "completion", "label"} for r in rows)
     assert rows[2]["completion"] == turns("Hi", "Hello!", "Name a colour", "Table")[1:]
     assert json.loads(result.summary_path.read_text())["rule"] == KTO_RULE
-    plain = export_kto(db, tmp_path / "kto-plain.jsonl")
+    plain = export_kto(db, tmp_path / "kto-plain.jsonl", ALL)
     assert plain.written == 6 and plain.left_out == {"multi_turn": 1}
     assert read_jsonl(plain.path)[0] == {"prompt": "What is 2 + 2?", "completion": "4", "label": True}
 
@@ -117,10 +119,10 @@ def test_exports_and_rankings_use_the_first_judgement_and_honour_tombstones(db, 
     storage.forget(db, reason="privacy request", votes=[1])
     storage.forget(db, reason="privacy request", generations=[3])   # alpha's follow-up answer
     assert len(load_battles(db, with_lengths=False).winner) == 3
-    result = export_dpo(db, tmp_path / "after.jsonl", format="conversational")
+    result = export_dpo(db, tmp_path / "after.jsonl", ALL, format="conversational")
     assert [m["vote_id"] for m in read_jsonl(meta_path_for(result.path))] == [5]
     assert all(m["vote_id"] not in (1, 2) for m in read_jsonl(meta_path_for(
-        export_kto(db, tmp_path / "k.jsonl", format="conversational").path)))
+        export_kto(db, tmp_path / "k.jsonl", ALL, format="conversational").path)))
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +138,7 @@ def test_trl_reads_both_dpo_files_and_the_kto_file(db, tmp_path, smol_tokenizer)
     def dataset(path: Path):
         return load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf-cache"))
 
-    chat = dataset(export_dpo(db, tmp_path / "chat.jsonl", format="conversational").path)
+    chat = dataset(export_dpo(db, tmp_path / "chat.jsonl", ALL, format="conversational").path)
     for row in chat:
         assert maybe_extract_prompt(row) == row            # the prompt is explicit: nothing to extract
         text = maybe_apply_chat_template(row, smol_tokenizer)
@@ -148,11 +150,11 @@ def test_trl_reads_both_dpo_files_and_the_kto_file(db, tmp_path, smol_tokenizer)
     follow_up = maybe_apply_chat_template(chat[1], smol_tokenizer)
     assert "Hey." in follow_up["chosen"] and "Blue" in follow_up["chosen"] and "Hello!" in follow_up["rejected"]
 
-    plain = dataset(export_dpo(db, tmp_path / "plain.jsonl").path)
+    plain = dataset(export_dpo(db, tmp_path / "plain.jsonl", ALL).path)
     for row in plain:
         assert maybe_extract_prompt(row) == row
         assert maybe_apply_chat_template(row, smol_tokenizer) == row   # standard format: used as is
-    kto = dataset(export_kto(db, tmp_path / "kto.jsonl", format="conversational").path)
+    kto = dataset(export_kto(db, tmp_path / "kto.jsonl", ALL, format="conversational").path)
     for row in kto:
         text = maybe_apply_chat_template(row, smol_tokenizer)
         assert set(text) == {"prompt", "completion", "label"} and text["label"] == row["label"]

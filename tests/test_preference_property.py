@@ -19,7 +19,7 @@ import pytest
 import storage
 from playground.compare import PaneSpec, run_panes
 from playground.errors import PlaygroundError
-from playground.export import export_dpo, export_kto, meta_path_for
+from playground.export import PreferenceFilters, export_dpo, export_kto, meta_path_for
 from playground.recording import save_generation, save_vote
 from playground.sampling import SamplingParams
 from storage.pairs import input_messages, pair_key
@@ -108,7 +108,7 @@ def test_every_exported_row_is_a_valid_comparison(app_ctx, tmp_path, seed):
         for kind, write in (("dpo", export_dpo), ("kto", export_kto)):
             for format in ("conversational", "standard"):
                 out = tmp_path / f"{kind}-{format}.jsonl"
-                write(db, out, format=format, dedupe=False)
+                write(db, out, PreferenceFilters(include_truncated=True), format=format, dedupe=False)
                 files[kind, format] = list(zip(read_jsonl(out), read_jsonl(meta_path_for(out)), strict=True))
 
         pairs_seen: set[tuple[int, int]] = set()

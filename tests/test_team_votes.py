@@ -60,7 +60,7 @@ def test_the_database_refuses_a_second_vote_of_one_voter_from_any_writer(db):
     record_vote(db, battle_id=battle, winner="left", session_id="user:ann/1")
     insert = ("INSERT INTO votes (battle_id, winner, session_id, voter, created_at, tstamp) "
               "VALUES (?, 'right', 'x', ?, 't', 0)")
-    with pytest.raises(sqlite3.IntegrityError, match="already judged|UNIQUE"):
+    with pytest.raises(sqlite3.IntegrityError, match="already judged|UNIQUE|already holds a row"):
         db.execute(insert, [battle, "ann"])
     db.execute(insert, [battle, "bob"])     # another voter: stored
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):

@@ -23,7 +23,7 @@ from playground.models.spec import ModelSpec
 from playground.recording import save_generation, save_vote
 from playground.sampling import SamplingParams
 from playground.training import DPOHyperparameters, TrainCancelled, TrainRequest, train_dpo
-from playground.training.data import PreferenceFilters
+from playground.export import PreferenceFilters
 from playground.training.scoring import accuracy, implicit_accuracy
 
 MODEL = "smollm2-135m-instruct"
@@ -156,7 +156,7 @@ def test_train_tab_date_error_names_its_field(app_ctx):
         form = [MODEL, "x", "lora", None, None, None, False, True, 0.1, None, 1, 2, 2, 48, 0.1]
         form[col] = "last week"
         said = list(run_training_view(app_ctx, {}, lambda form=form: build_request(app_ctx, *form)))[-1][1].status
-        assert said.startswith(f"❌ '{label}' (under Which votes): cannot read the time 'last week'"), said
+        assert said.startswith(f"❌ '{label}' (under Which votes): cannot read 'last week' as a date"), said
         assert "2025-01-31" in said                      # the fix: the form it reads
 
 

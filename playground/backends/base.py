@@ -21,6 +21,8 @@ class Chunk:
     ttft_s: float | None
     elapsed_s: float
     finish_reason: str | None = None   # stop | length | cancelled | error
+    notices: tuple[str, ...] | None = None   # status lines for the pane (a remote server's queue position):
+                                             # when not None, they replace this generation's last ones
 
 
 @runtime_checkable
@@ -33,6 +35,8 @@ class LoadedModel(Protocol):
     context_length: int
     bos_text: str          # prepended to a prompt that does not start with it ("" if none needed)
     warnings: list[str]    # shown to the user, e.g. a GPU request that fell back to CPU
+    ran_on: str            # where it really runs, for a pane's figures (llama.cpp: "cpu (0/31 layers on GPU)")
+    raw_continuation: bool # False: cannot continue raw text (a chat-only server), so a follow-up step is a turn
 
     def render_chat(self, messages: Sequence[Message]) -> str:
         """The exact text (with special tokens) the chat template makes of these messages."""

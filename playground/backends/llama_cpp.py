@@ -137,6 +137,10 @@ class LlamaCppModel:
         return self.placement.describe() if self.placement is not None else self.device
 
     @property
+    def raw_continuation(self) -> bool:
+        return True
+
+    @property
     def bos_text(self) -> str:
         return (self.info.bos_token or "") if self.info.add_bos else ""
 

@@ -455,6 +455,14 @@ class TransformersModel:
         except TypeError:
             return self.model(input_ids=input_ids).logits
 
+    @property
+    def ran_on(self) -> str:
+        return self.device
+
+    @property
+    def raw_continuation(self) -> bool:
+        return True
+
     def close(self) -> None:
         with self._lock:
             self.model = None

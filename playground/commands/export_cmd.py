@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from playground.dates import parse_when
 from playground.errors import PlaygroundError
 
 NAME = "export"
@@ -51,29 +51,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--rounds", type=int, default=1000, help="leaderboard: bootstrap rounds for the CIs (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="leaderboard: bootstrap seed (default 0)")
     p.add_argument("--length-control", action="store_true", help="leaderboard: add length-controlled ratings")
-
-
-def parse_when(text: str | None, *, end_of_day: bool = False) -> float | None:
-    """'2025-01-31', '2025-01-31T12:00', '...+02:00' or epoch seconds -> epoch seconds (naive = UTC).
-
-    With `end_of_day`, a bare date means the end of that day, so `--until 2025-01-31` includes it.
-    """
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise PlaygroundError(f"cannot read the time {text!r}: use an ISO date such as 2025-01-31 "
-                              "(optionally with T12:00 and a zone) or epoch seconds") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    if end_of_day and len(text.strip()) == 10:
-        moment += timedelta(days=1)
-    return moment.timestamp()
+    p.add_argument("--tie-model", choices=("half", "davidson"), default="half",
+                   help="leaderboard: a tie is half a win (default) or modelled with Davidson's tie model")
+    p.add_argument("--category", help="leaderboard: only battles of this category (a tag or a preset's task family)")
+    p.add_argument("--both-bad", choices=("tie", "exclude"), default="tie",
+                   help="leaderboard: count 'both bad' votes as ties (default) or leave them out")
 
 
 def require_database(path: Path) -> None:
@@ -111,6 +93,8 @@ def preference_report(what: str, format: str, result: Any) -> str:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     from playground import export  # heavy imports only when used
+    from playground.leaderboard import BoardOptions
+    from playground.prompting.presets import preset_families
     from playground.ranking import RankingError
     from storage import open_database
 
@@ -127,10 +111,11 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     try:
         if args.what in ("dpo", "kto"):
             write = export.export_dpo if args.what == "dpo" else export.export_kto
-            result = write(db, args.out, format=args.format, model=args.model, mode=args.mode,
-                           anonymous_only=args.anonymous_only, dedupe=not args.no_dedupe,
-                           include_truncated=not getattr(args, "no_truncated", False),
-                           agreed_only=getattr(args, "agreed_only", False), voters=voters, **window)
+            filters = export.PreferenceFilters(model=args.model, mode=args.mode, anonymous_only=args.anonymous_only,
+                                               include_truncated=not getattr(args, "no_truncated", False),
+                                               agreed_only=getattr(args, "agreed_only", False), voters=voters,
+                                               **window)
+            result = write(db, args.out, filters, format=args.format, dedupe=not args.no_dedupe)
             print(preference_report(args.what, args.format, result))
             print(f"votes used: {voter_group_text(voters)}")
         elif args.what == "battles":
@@ -143,9 +128,11 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             if include_named and args.anonymous_only:
                 raise PlaygroundError("--include-named and --anonymous-only contradict each other: the leaderboard "
                                       "ranks anonymous battles only unless --include-named")
-            result = export.export_leaderboard(db, args.out, by=args.by, rounds=args.rounds, seed=args.seed,
-                                               include_named=include_named, length_control=args.length_control,
-                                               voters=voters, **window)
+            options = BoardOptions(by=args.by, include_named=include_named,
+                                   both_bad=getattr(args, "both_bad", "tie"), length_control=args.length_control,
+                                   tie_model=getattr(args, "tie_model", "half"), category=getattr(args, "category", None),
+                                   voters=voters, rounds=args.rounds, seed=args.seed, **window)
+            result = export.export_leaderboard(db, args.out, options, families=preset_families(getattr(settings, "presets_dir", None)))
             print("\n".join(filter(None, [result.note, f"wrote the leaderboard ({result.written} contestants by "
                                                          f"{result.grouping}; {result.shows}) to {result.path}"])))
     except RankingError as exc:

@@ -7,7 +7,8 @@ import math
 import sys
 from typing import Any
 
-from playground.commands.export_cmd import parse_when, require_database
+from playground.commands.export_cmd import require_database
+from playground.dates import parse_when
 from playground.terminal import printable
 
 GROUPINGS = ("auto", "model", "mode", "model+mode")
@@ -40,15 +41,15 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     from playground.errors import PlaygroundError
-    from playground.leaderboard import (battles_shown, build_leaderboard, has_anonymous_votes, has_votes,
-                                        rows_as_dicts, select_battles, tie_model_text)
-    from playground.prompting.presets import load_presets
-    from playground.ranking import NO_BATTLES
+    from playground.leaderboard import (BoardOptions, battles_shown, has_votes, rank_votes, rows_as_dicts,
+                                        tie_model_text)
+    from playground.prompting.presets import preset_families
+    from playground.ranking import NO_BATTLES, RankingError
     from storage import open_database
 
     since, until = parse_when(args.since), parse_when(args.until, end_of_day=True)
     presets_dir = getattr(settings, "presets_dir", None)
-    families = {pid: p.family for pid, p in load_presets(presets_dir).prompting.items()} if presets_dir else {}
+    families = preset_families(presets_dir)
     notes: list[str] = []
     voters = getattr(args, "voters", "people")
     shows = battles_shown(args.include_named, voters=voters)
@@ -57,26 +58,25 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         require_database(settings.db_path)
         db = open_database(settings.db_path)
         try:
-            chosen = select_battles(db, by=args.by, include_named=args.include_named, since=since, until=until,
-                                    with_lengths=args.length_control, category=args.category, families=families,
-                                    voters=voters)
-            notes += [chosen.note.replace("**", "")] if chosen.note else []
-            battles = chosen.battles
-            named_only = len(battles) == 0 and not args.include_named and has_votes(db, voters) and \
-                not has_anonymous_votes(db, voters)
+            options = BoardOptions(by=args.by, include_named=args.include_named, since=since, until=until,
+                                   both_bad=args.both_bad, length_control=args.length_control, tie_model=args.tie_model,
+                                   category=args.category, voters=voters, rounds=args.rounds, seed=args.seed)
+            ranked = rank_votes(db, options, families, shows=shows)
+            notes += [ranked.note.replace("**", "")] if ranked.note else []
+            named_only = ranked.board is None and ranked.named_only and has_votes(db, voters)
         finally:
             db.close()
         if named_only:
             print("no anonymous battles to rank: every vote is a named Playground comparison; add --include-named "
                   "to rank them, or vote in the Arena tab", file=sys.stderr)
             return 1
-        if len(battles) == 0 and args.category:
+        if ranked.board is None and args.category:
             print(f"no battles in category {args.category!r}; run without --category to rank them all",
                   file=sys.stderr)
             return 1
-        board = build_leaderboard(battles, rounds=args.rounds, seed=args.seed, both_bad=args.both_bad,
-                                  length_control=args.length_control, tie_model=args.tie_model, shows=shows,
-                                  blind=chosen.blind, grouping=chosen.grouping)
+        if ranked.board is None:
+            raise RankingError(NO_BATTLES)
+        board = ranked.board
     except PlaygroundError as exc:  # no database, no battles, unreadable file: nothing to rank
         print(f"{exc}", file=sys.stderr)
         if NO_BATTLES in str(exc):

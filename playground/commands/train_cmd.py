@@ -44,9 +44,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from playground.commands.export_cmd import parse_when, require_database
+    from playground.commands.export_cmd import require_database
+    from playground.dates import parse_when
     from playground.models.catalog import build_catalog
-    from playground.training.data import PreferenceFilters
+    from playground.export import PreferenceFilters
     from playground.training.dpo import DPOHyperparameters, TrainRequest, train_dpo
     from storage import open_database
 

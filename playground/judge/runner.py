@@ -63,7 +63,7 @@ class JudgeInput:
 
 def load_references(presets_dir: Path) -> dict[str, str]:
     """Known answers by question text, from the task files (presets/tasks/*.jsonl)."""
-    from playground.lab_tasks import load_task_file
+    from playground.lab.tasks import load_task_file
 
     refs: dict[str, str] = {}
     for path in sorted((Path(presets_dir) / "tasks").glob("*.jsonl")):

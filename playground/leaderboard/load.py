@@ -220,7 +220,7 @@ def load_battles(
                  else "")
         joins += "LEFT JOIN generations gr ON gr.id = b.right_generation_id" if with_lengths else ""
         values = {column: _distinct_values(db, column) for column in columns}
-        packed, packed_params = _packed_code_sql(columns, values)
+        packed, packed_params = _packed_code_sql(db, columns, values)
         sql = (
             f"SELECT coalesce({packed}, -1), v.tstamp, {lengths} "
             f"FROM counted_votes_all v JOIN battles b ON b.id = v.battle_id {joins} {where} ORDER BY v.id"
@@ -260,15 +260,36 @@ def _read_snapshot(db: Database) -> Iterator[None]:
         db.conn.rollback()
 
 
-def _packed_code_sql(columns: tuple[str, ...], values: dict[str, list[str]]) -> tuple[str, list[str]]:
+def _packed_code_sql(db: Database, columns: tuple[str, ...], values: dict[str, list[str]]) -> tuple[str, list[str]]:
     """SQL for (((left digits) ... right digits) * 4 + winner), each digit a value's index."""
     expr, params = "0", []
     for side in ("left", "right"):
         for column in columns:
-            digit, digit_params = _code_sql(_column_sql(column, side), values[column])
+            if len(values[column]) > CASE_MAX_NAMES:
+                digit, digit_params = _lookup_sql(db, column, _column_sql(column, side), values[column]), []
+            else:
+                digit, digit_params = _code_sql(_column_sql(column, side), values[column])
             expr = f"({expr}) * {max(len(values[column]), 1)} + ({digit})"
             params += digit_params
     return f"({expr}) * 4 + {_WINNER_CODE_SQL}", params
+
+
+# Past this many names the nested CASE (two bound values a name, per side) is replaced by a lookup in a
+# temporary table: 140k names made SQLite's parser overflow, and past ~16k the bound values run out.
+CASE_MAX_NAMES = 1024
+
+
+def _lookup_sql(db: Database, column: str, expr: str, names: list[str]) -> str:
+    """SQL giving a value's index in sorted `names` from a TEMP table (NULL for a value not in it).
+
+    The table lives in the caller's read transaction (`_read_snapshot` rolls it back with it).
+    """
+    table = f"temp.leaderboard_{column}_codes"
+    db.execute(f"CREATE TEMP TABLE IF NOT EXISTS leaderboard_{column}_codes "
+               "(name TEXT PRIMARY KEY, code INTEGER NOT NULL) WITHOUT ROWID")
+    db.execute(f"DELETE FROM {table}")
+    db.conn.executemany(f"INSERT INTO {table} VALUES (?, ?)", ((name, k) for k, name in enumerate(names)))
+    return f"(SELECT code FROM {table} WHERE name = {expr})"
 
 
 def _code_sql(expr: str, names: list[str]) -> tuple[str, list[str]]:

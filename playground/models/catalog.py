@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from playground.errors import ModelError, PlaygroundError, UnknownModelError
 from playground.models.bundled import BUNDLED, BUNDLED_F16, BundledF16, package_version
 from playground.models.gguf_meta import GGUFInfo, gguf_info
-from playground.models.spec import ModelSpec
+from playground.models.spec import ModelSpec, slug
 
 if TYPE_CHECKING:
     from playground.models.split_packages import SplitModel
@@ -56,10 +55,6 @@ class Catalog:
             "or use a Hub reference like hf:owner/repo/file.gguf.")
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "model"
-
-
 def spec_from_gguf(model_id: str, display_name: str, source: str, info: GGUFInfo, note: str = "",
                    hub_ref: str | None = None) -> ModelSpec:
     """A catalog entry whose metadata comes from the GGUF header."""
@@ -73,8 +68,7 @@ def spec_from_gguf(model_id: str, display_name: str, source: str, info: GGUFInfo
 def spec_from_hf_folder(model_id: str, display_name: str, source: str, folder: Path,
                         hub_ref: str | None = None, note: str = "") -> ModelSpec:
     """A catalog entry whose metadata comes from config.json and the safetensors headers."""
-    from playground.models.hf_meta import read_hf_folder
-    from playground.training.card import read_tuned_from
+    from playground.models.hf_meta import read_hf_folder, read_tuned_from
 
     meta = read_hf_folder(folder)
     tuned_from = read_tuned_from(folder)

@@ -15,6 +15,7 @@ from typing import Any
 from playground.errors import ModelError
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
+TRAINING_FILE = "training.json"   # written by training/card.py next to a model trained here
 _MAX_HEADER_BYTES = 100_000_000          # the safetensors format's own limit
 _CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length",
                  "n_ctx", "max_seq_len", "model_max_length")
@@ -209,4 +210,13 @@ def _weights_size(folder: Path) -> int | None:
     try:
         return sum(p.stat().st_size for p in files) or None
     except OSError:
+        return None
+
+
+def read_tuned_from(folder: Path) -> str | None:
+    """The base model id of a model trained here, or None (no or unreadable training.json)."""
+    try:
+        facts = json.loads((Path(folder) / TRAINING_FILE).read_text(encoding="utf-8"))
+        return str(facts["base_model"]["id"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None

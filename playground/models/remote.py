@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from playground.errors import PlaygroundError, PresetError
-from playground.models.spec import ModelSpec
+from playground.models.spec import ModelSpec, slug
 
 if TYPE_CHECKING:
     from playground.models.catalog import Catalog
@@ -47,8 +47,6 @@ class RemoteEntry:
 
 def model_slug(model: str) -> str:
     """A catalog id part for a served model name (a GGUF path becomes its file stem)."""
-    from playground.models.catalog import slug
-
     if model.startswith(("/", ".", "~")) or model.endswith(".gguf"):
         model = Path(model).stem
     return slug(model)
@@ -63,7 +61,7 @@ def remote_spec(base_url: str, model: str | None, *, model_id: str | None = None
                 display_name: str | None = None, api_key_env: str | None = None,
                 is_chat: bool | None = None, context_length: int | None = None, note: str = "") -> ModelSpec:
     """A catalog entry for a model on a server (no network: nothing is checked here)."""
-    from playground.backends.openai_compat import normalize_base_url
+    from playground.backends.remote_http import normalize_base_url
 
     url = normalize_base_url(base_url)
     name = model or "default"
@@ -95,10 +93,10 @@ def list_server_models(base_url: str, api_key_env: str | None = None,
     """
     import httpx
 
-    from playground.backends.openai_compat import _api_key, connection_problem, normalize_base_url
+    from playground.backends.remote_http import api_key_from_env, connection_problem, normalize_base_url
 
     url = normalize_base_url(base_url)
-    key = _api_key(api_key_env) if api_key_env else (api_key or "EMPTY")
+    key = api_key_from_env(api_key_env) if api_key_env else (api_key or "EMPTY")
     try:
         response = httpx.get(f"{url}/models", timeout=timeout_s, follow_redirects=False,
                              headers={"Authorization": f"Bearer {key}"})
@@ -164,7 +162,7 @@ def add_remote_model(catalog: "Catalog", base_url: str, model: str | None = None
     first model the server lists. `api_key` is a key pasted by an admin: it goes to the server in
     the Authorization header and stays in this process's memory, never in a file or a log.
     """
-    from playground.backends.openai_compat import _context_from_listing
+    from playground.backends.remote_http import context_from_listing
 
     note = ""
     if check:
@@ -175,7 +173,7 @@ def add_remote_model(catalog: "Catalog", base_url: str, model: str | None = None
         entry = next((m for m in listing if m["id"] == model), None)
         if entry is None and listing:
             note = f"not listed by the server (it lists: {', '.join(m['id'] for m in listing[:5])})"
-        context_length = context_length or _context_from_listing(entry or {})
+        context_length = context_length or context_from_listing(entry or {})
     configure_server(base_url, max_concurrency, timeout_s, api_key=api_key)
     spec = remote_spec(base_url, model, model_id=model_id, display_name=display_name, api_key_env=api_key_env,
                        is_chat=is_chat, context_length=context_length, note=note)
@@ -190,7 +188,7 @@ def discover_remote_models(catalog: "Catalog", base_url: str, *, api_key_env: st
                            is_chat: bool | None = None, max_concurrency: int | None = None,
                            timeout_s: float | None = None, id_prefix: str | None = None) -> list[ModelSpec]:
     """Add every model the server lists; PlaygroundError when it cannot be reached."""
-    from playground.backends.openai_compat import _context_from_listing
+    from playground.backends.remote_http import context_from_listing
 
     configure_server(base_url, max_concurrency, timeout_s)
     added = []
@@ -198,7 +196,7 @@ def discover_remote_models(catalog: "Catalog", base_url: str, *, api_key_env: st
         name = entry["id"]
         model_id = f"{id_prefix}-{model_slug(name)}" if id_prefix else None
         added.append(add_remote_model(catalog, base_url, name, model_id=model_id, api_key_env=api_key_env,
-                                      is_chat=is_chat, context_length=_context_from_listing(entry),
+                                      is_chat=is_chat, context_length=context_from_listing(entry),
                                       check=False))
     return added
 
@@ -242,7 +240,7 @@ def load_remote_entries(path: Path) -> list[RemoteEntry]:
 
 def _strictest_limits(entries: list[RemoteEntry]) -> dict[str, int]:
     """Several entries on one server share its gate: the smallest declared limit wins."""
-    from playground.backends.openai_compat import normalize_base_url
+    from playground.backends.remote_http import normalize_base_url
 
     limits: dict[str, int] = {}
     for e in entries:

@@ -1,6 +1,7 @@
 """ModelSpec: what the catalog knows about one model, read from its files, not its name."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -64,3 +65,8 @@ class ModelSpec:
         data["kind"] = self.kind
         data["available"] = self.available
         return data
+
+
+def slug(text: str) -> str:
+    """A catalog id part: lower case, runs of other characters as '-'."""
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "model"

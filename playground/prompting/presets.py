@@ -350,6 +350,11 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+def preset_families(presets_dir: Path | None) -> dict[str, str]:
+    """Prompting preset id -> task family (a leaderboard category); empty without a presets folder."""
+    return {pid: p.family for pid, p in load_presets(presets_dir).prompting.items()} if presets_dir else {}
+
+
 def load_presets(presets_dir: Path) -> PresetLibrary:
     """Load presets_dir/exemplars/*.yaml then presets_dir/prompting/*.yaml; bad files are reported and skipped."""
     library = PresetLibrary()

@@ -1,6 +1,7 @@
 """The tuned model's card: README.md for people, training.json for the catalog (same facts).
 
-The catalog reads only `training.json` (`base_model.id`) to mark the model "tuned from <base>".
+The catalog reads only `training.json` (`base_model.id`, models/hf_meta.py `read_tuned_from`) to mark the
+model "tuned from <base>".
 """
 from __future__ import annotations
 
@@ -8,22 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-TRAINING_FILE = "training.json"
+from playground.models.hf_meta import TRAINING_FILE
 
 
 def write_card(folder: Path, facts: dict[str, Any]) -> None:
     """README.md (model card) and training.json into `folder`."""
     (folder / TRAINING_FILE).write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (folder / "README.md").write_text(render_card(facts), encoding="utf-8")
-
-
-def read_tuned_from(folder: Path) -> str | None:
-    """The base model id of a model trained here, or None (no or unreadable training.json)."""
-    try:
-        facts = json.loads((Path(folder) / TRAINING_FILE).read_text(encoding="utf-8"))
-        return str(facts["base_model"]["id"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def render_card(facts: dict[str, Any]) -> str:

@@ -27,10 +27,12 @@ from typing import Any, Callable
 from sqlite_utils import Database
 
 from playground.errors import ModelError, PlaygroundError
-from playground.models.catalog import Catalog, slug, spec_from_hf_folder
+from playground.models.catalog import Catalog, spec_from_hf_folder
+from playground.models.spec import slug
 from playground.models.spec import ModelSpec
 from playground.training.card import write_card
-from playground.training.data import (PreferenceFilters, PreferenceSplit, UnpairedRows, describe, load_preferences,
+from playground.export import PreferenceFilters
+from playground.training.data import (PreferenceSplit, UnpairedRows, describe, load_preferences,
                                       load_unpaired)
 from playground.training.scoring import Accuracy, accuracy, implicit_accuracy, preference_margins
 

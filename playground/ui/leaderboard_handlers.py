@@ -6,7 +6,7 @@ figures, the category and contestant choices), `category_view` (per-category rat
 download handlers `board_files` and `export_view`, which write files only when the user asks for
 them (a Refresh builds none). Every call opens its own database connection; download files go to
 a fresh temporary folder, deleted as soon as Gradio has copied them into its cache (see
-`request_dir`).
+`request_dir`). One piece (just past 500 lines): the handlers share the filter types and messages.
 """
 from __future__ import annotations
 
@@ -16,18 +16,18 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from playground.dates import parse_when
 from playground.errors import PlaygroundError
-from playground.export import export_arena_battles, export_dpo, export_kto
-from playground.leaderboard import (GROUPINGS, Leaderboard, battle_count_figure, battles_shown, build_leaderboard,
-                                    category_counts, has_anonymous_votes, predicted_win_rate_figure, ratings_figure,
-                                    select_battles, tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
+from playground.export import PreferenceFilters, export_arena_battles, export_dpo, export_kto
+from playground.leaderboard import (GROUPINGS, BoardOptions, Leaderboard, battle_count_figure, battles_shown,
+                                    category_counts, predicted_win_rate_figure, rank_votes, ratings_figure,
+                                    tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
 from playground.ranking import TIE_MODELS, PositionBias
 from storage import count_votes, open_database
 from storage.voters import VOTER_GROUPS
@@ -134,25 +134,11 @@ class TabView:
 
 
 def parse_date(label: str, text: str | None, *, end_of_day: bool = False) -> float | None:
-    """An ISO date (or date-time) typed in a box -> epoch seconds; naive means UTC, empty means no limit.
-
-    With `end_of_day` a bare date means the end of that day, so 'until 2025-01-31' includes the 31st
-    (the same rule as the CLI's --until).
-    """
-    text = (text or "").strip()
-    if not text:
-        return None
+    """A date box -> epoch seconds (playground/dates.py: the CLI reads the same); empty means no limit."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidFilter(f"**{label}:** cannot read {text!r} as a date. Type an ISO date such as "
-                            "`2025-01-31` (optionally with a time, `2025-01-31T14:30`; UTC unless a zone "
-                            "is given), or leave the box empty for no limit.") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    if end_of_day and len(text) == 10:
-        moment += timedelta(days=1)
-    return moment.timestamp()
+        return parse_when(text, end_of_day=end_of_day)
+    except PlaygroundError as exc:
+        raise InvalidFilter(f"**{label}:** {exc}, or leave the box empty for no limit.") from None
 
 
 def parse_window(since: str | None, until: str | None) -> Window:
@@ -208,24 +194,21 @@ def rank(db_path: str | Path, filters: BoardFilters, families: Mapping[str, str]
         voters = check_choice("Votes from", filters.voters, VOTER_GROUPS)
     except InvalidFilter as exc:
         return BoardView(message=f"⚠️ {exc}", valid=False)
+    options = BoardOptions(by=by, include_named=filters.include_named, since=window.since, until=window.until,
+                           both_bad=both_bad, length_control=filters.length_control, tie_model=tie_model,
+                           category=filters.category or None, voters=voters, rounds=rounds)
     with closing(open_database(db_path)) as db:
         total = count_votes(db)
         if total == 0:
             return BoardView(message=NO_BATTLES_MESSAGE)
-        chosen = select_battles(db, by=by, include_named=filters.include_named, since=window.since,
-                                until=window.until, with_lengths=filters.length_control,
-                                category=filters.category or None, families=families, voters=voters)
-        battles = chosen.battles
-        if len(battles) == 0 and not filters.include_named and not has_anonymous_votes(db, voters):
-            return BoardView(message=ONLY_NAMED_MESSAGE.format(n=total), table=empty_table(filters.length_control))
-    if len(battles) == 0:
+        ranked = rank_votes(db, options, families, shows=shown_battles(filters.include_named, voters))
+    if ranked.board is None and ranked.named_only:
+        return BoardView(message=ONLY_NAMED_MESSAGE.format(n=total), table=empty_table(filters.length_control))
+    if ranked.board is None:
         return BoardView(message="**No battles match these filters.** Widen the date range, pick another category, "
                                  "tick 'Include named comparisons' or change 'Votes from'.",
                          table=empty_table(filters.length_control))
-    board = build_leaderboard(battles, rounds=rounds, both_bad=both_bad, length_control=filters.length_control,
-                              tie_model=tie_model, shows=shown_battles(filters.include_named, voters),
-                              blind=chosen.blind, grouping=chosen.grouping)
-    return _Ranked(board, chosen.note)
+    return _Ranked(ranked.board, ranked.note)
 
 
 def leaderboard_view(db_path: str | Path, filters: BoardFilters,
@@ -441,11 +424,12 @@ def export_view(db_path: str | Path, filters: BoardFilters, export_filters: Expo
         with closing(open_database(db_path)) as db:
             if count_votes(db) == 0:
                 return ExportView(message=NO_BATTLES_MESSAGE)
-            standard = export_dpo(db, out_dir / "dpo-standard.jsonl", format="standard",
-                                  dedupe=export_filters.dedupe, **common)
-            conversational = export_dpo(db, out_dir / "dpo-conversational.jsonl", format="conversational",
-                                        dedupe=export_filters.dedupe, **common)
-            kto = export_kto(db, out_dir / "kto.jsonl", format="standard", dedupe=export_filters.dedupe, **common)
+            preferences = PreferenceFilters(**common, include_truncated=True)  # the sidecars flag cut answers
+            standard = export_dpo(db, out_dir / "dpo-standard.jsonl", preferences, format="standard",
+                                  dedupe=export_filters.dedupe)
+            conversational = export_dpo(db, out_dir / "dpo-conversational.jsonl", preferences,
+                                        format="conversational", dedupe=export_filters.dedupe)
+            kto = export_kto(db, out_dir / "kto.jsonl", preferences, format="standard", dedupe=export_filters.dedupe)
             battles = export_arena_battles(db, out_dir / "arena-battles.json", **common)
     except PlaygroundError as exc:
         return ExportView(message=f"❌ Downloads not prepared: {exc}")

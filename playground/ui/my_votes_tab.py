@@ -20,7 +20,7 @@ from playground.agreement import report_markdown, team_report
 from playground.auth.access import User
 from playground.context import AppContext
 from playground.errors import PlaygroundError
-from playground.export import export_arena_battles, export_dpo
+from playground.export import PreferenceFilters, export_arena_battles, export_dpo
 from playground.ui.leaderboard_handlers import request_dir
 from storage import open_database
 from storage.voters import VOTE_COLUMNS, recent_votes, vote_counts
@@ -48,7 +48,7 @@ def my_votes_view(db_path: str | Path, user: User, out_dir: Path) -> MyVotesView
             if counts["total"] == 0:
                 return MyVotesView(summary=f"**{user.label()}:** no votes yet. Judge answer pairs in the "
                                            "**Arena** or **Playground** tab; they show up here.", team=team)
-            dpo = export_dpo(db, out_dir / "my-dpo.jsonl", voter=user.voter)
+            dpo = export_dpo(db, out_dir / "my-dpo.jsonl", PreferenceFilters(voter=user.voter, include_truncated=True))
             battles = export_arena_battles(db, out_dir / "my-battles.json", voter=user.voter)
     except PlaygroundError as exc:
         return MyVotesView(summary=f"❌ {exc}")

@@ -22,10 +22,10 @@ import gradio as gr
 from matplotlib.figure import Figure
 
 from playground.arena import save_pool
-from playground.commands.export_cmd import parse_when
+from playground.dates import parse_when
 from playground.context import AppContext
 from playground.errors import PlaygroundError
-from playground.training.data import PreferenceFilters
+from playground.export import PreferenceFilters
 from playground.training.dpo import DPOHyperparameters, TrainProgress, TrainRequest, TrainResult, train_dpo
 
 PLOTTED = ("loss", "rewards/margins", "rewards/accuracies")   # DPO; KTO logs "kl" instead of accuracies
@@ -103,9 +103,9 @@ def build_request(ctx: AppContext, base: str | None, name: str | None, method: s
 
 
 def _when(field_label: str, text: str | None, end_of_day: bool = False) -> float | None:
-    """A date field of the form, read as `export --since/--until` reads it; an error names the field."""
+    """A date field of the form (playground/dates.py: as `export --since/--until` reads it); an error names the field."""
     try:
-        return parse_when((text or "").strip() or None, end_of_day=end_of_day)
+        return parse_when(text, end_of_day=end_of_day)
     except PlaygroundError as exc:
         raise PlaygroundError(f"'{field_label}' (under Which votes): {exc}") from None
 
