@@ -28,6 +28,17 @@ def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _env_port(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        from playground.errors import PlaygroundError
+
+        raise PlaygroundError(f"{name}={value!r} is not a port number (0-65535)")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where things live and how the app runs. Never mutated: use `with_overrides`."""
@@ -38,7 +49,7 @@ class Settings:
     presets_dir: Path = field(default_factory=lambda: _env_path("PLAYGROUND_PRESETS", REPO_ROOT / "presets"))
     cache_dir: Path = field(default_factory=default_cache_dir)
     host: str = "127.0.0.1"
-    port: int = 7860
+    port: int = field(default_factory=lambda: _env_port("PLAYGROUND_PORT", 7860))
     threads: int = field(default_factory=default_threads)
     n_ctx: int = 2048
     device: str = "cpu"

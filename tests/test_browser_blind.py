@@ -163,6 +163,6 @@ def test_fresh_install_first_leaderboard_visit_after_one_arena_vote(page, fresh_
     message = page.locator("#lb-message").inner_text()
     assert "Grouped by model + mode" in message and "Ranked 2 contestants from 1 battle " in message
     assert "error" not in message.lower()
-    page.locator("#lb-plot-ratings img").wait_for(timeout=30_000)
+    page.locator("#lb-plot-ratings .js-plotly-plot").wait_for(timeout=30_000)
     page.screenshot(path=str(screenshot_dir / "leaderboard-1440x900.png"))
     page.screenshot(path=str(screenshot_dir / "leaderboard-full-1440.png"), full_page=True)

@@ -67,6 +67,17 @@ class ModelSpec:
         return data
 
 
+def status_word(spec: ModelSpec) -> str:
+    """One word or two: can it run now, and if not, what happens on first use (Models tab, `models`)."""
+    if spec.available:
+        return "ready"
+    if spec.built_from is not None:
+        return "assembled on first use" if spec.source == "package" else "built on first use"
+    if spec.source == "hub":
+        return "not downloaded"
+    return "missing"
+
+
 def slug(text: str) -> str:
     """A catalog id part: lower case, runs of other characters as '-'."""
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "model"

@@ -20,7 +20,7 @@ import gradio as gr
 
 from playground.arena import (SIDE_NAMES, SIDES, ArenaError, Contestant, Revealed, Round,
                               begin_turn, build_pool, can_vote, cast_vote, draw_round, record_answer, reveal,
-                              saved_pool, session_id_for)
+                              same_answers, saved_pool, session_id_for)
 from playground.assigned import assigned_round
 from playground.compare import PaneSpec, run_panes
 from playground.context import AppContext
@@ -32,6 +32,7 @@ from playground.prompting.plan import MODE_TITLES, MODES
 from playground.recording import MAX_NOTE, save_generation
 from playground.ui.common import format_metrics, model_choices, new_session_id, notices_markdown
 from playground.verdicts import WINNER_LABELS
+from storage.pairs import SAME_ANSWER_NOTICE, SAME_ANSWER_VERDICTS
 
 DEFAULT_MODES = ("zero_shot", "instruction")
 DEFAULT_FAMILY = "general"
@@ -67,6 +68,7 @@ class ArenaView:
     metrics: list[str] | None = None
     notices: list[str] | None = None
     voted: bool = False    # the round is voted: the judge controls may appear
+    same_answer: bool = False  # both answers are the same text: only Tie / Both are bad are offered
 
 
 def new_arena_state() -> dict[str, Any]:
@@ -188,7 +190,7 @@ def round_view(rnd: Round | None, status: str, question: str = "",
     chats = [side_messages(rnd, s, question, r, f) for s, r, f in zip(SIDES, live, followups, strict=True)]
     metrics, notices = side_extras(rnd)
     return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0], chats=chats,
-                     metrics=metrics, notices=notices, voted=rnd.status == "voted")
+                     metrics=metrics, notices=notices, voted=rnd.status == "voted", same_answer=same_answers(rnd))
 
 
 def side_extras(rnd: Round) -> tuple[list[str], list[str]]:
@@ -207,7 +209,7 @@ def message_view(rnd: Round | None, status: str) -> ArenaView:
     """A message about the round that leaves the answers on screen as they are (figures after a vote)."""
     metrics, notices = side_extras(rnd) if rnd is not None else (None, None)
     return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0], metrics=metrics,
-                     notices=notices, voted=rnd is not None and rnd.status == "voted")
+                     notices=notices, voted=rnd is not None and rnd.status == "voted", same_answer=same_answers(rnd))
 
 
 def _reveal_text(rnd: Round | None) -> str:
@@ -227,8 +229,9 @@ def arena_new_round(ctx: AppContext, state: dict[str, Any], choice: PoolChoice,
         assigned = assigned_round(ctx.settings.db_path, username)
         if assigned is not None:
             state["round"] = assigned[0].to_dict()
+            same = f" ⚠️ {SAME_ANSWER_NOTICE}" if same_answers(assigned[0]) else ""
             return state, round_view(assigned[0], f"📋 Assigned battle ({assigned[1]} open for you): judge these "
-                                                  "two answers.")
+                                                  f"two answers.{same}")
         rnd = draw_round(ctx.settings.db_path, current_pool(ctx, choice), rng or random.Random())
     except PlaygroundError as exc:
         return state, round_view(None, f"⚠️ {exc}")
@@ -303,6 +306,9 @@ def _finish_side(ctx: AppContext, rnd: Round, side: str, spec: PaneSpec, history
 
 def _after_turn_status(rnd: Round) -> str:
     ok, why = can_vote(rnd)
+    if ok and same_answers(rnd):
+        return (f"✅ Both answers are complete. ⚠️ {SAME_ANSWER_NOTICE} Vote below, press New round for another "
+                "pair, or ask a follow-up.")
     if ok:
         return "✅ Both answers are complete. Vote below, or ask a follow-up (the vote covers the conversation)."
     return f"⚠️ {why[0].upper()}{why[1:]}."
@@ -475,7 +481,8 @@ def _vote_handler(ctx: AppContext, winner: str):
     def on_vote(st: dict[str, Any], note: str, tag: str, request: gr.Request) -> list[Any]:
         st2, view = arena_vote(ctx, st, winner, note, _username(request), tag)
         extras = [*(view.metrics or [gr.skip()] * 2), *(view.notices or [gr.skip()] * 2)]
-        return [st2, view.status, view.reveal, *extras, *_vote_buttons(view.can_vote), judge_box_update(view)]
+        return [st2, view.status, view.reveal, *extras, *_vote_buttons(view.can_vote, view.same_answer),
+                judge_box_update(view)]
     return on_vote
 
 
@@ -494,12 +501,13 @@ def _judge_outputs(view: ArenaView) -> list[Any]:
     return [judge_box_update(view), ""]
 
 
-def _vote_buttons(enabled: bool) -> list[Any]:
-    return [gr.update(interactive=enabled) for _ in VOTE_BUTTONS]
+def _vote_buttons(enabled: bool, same_answer: bool = False) -> list[Any]:
+    """Verdict buttons: greyed out until voting opens; on identical answers only Tie and Both are bad."""
+    return [gr.update(interactive=enabled and (not same_answer or w in SAME_ANSWER_VERDICTS)) for w in VOTE_BUTTONS]
 
 
 def _view_outputs(state: dict[str, Any], view: ArenaView) -> list[Any]:
     def kept(values: list[Any] | None) -> list[Any]:
         return values if values is not None else [gr.skip(), gr.skip()]
     return [state, *kept(view.chats), *kept(view.metrics), *kept(view.notices), view.status, view.reveal,
-            *_vote_buttons(view.can_vote)]
+            *_vote_buttons(view.can_vote, view.same_answer)]

@@ -8,7 +8,7 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.errors import PlaygroundError
-from playground.models.spec import ModelSpec
+from playground.models.spec import ModelSpec, status_word
 
 COLUMNS = ["id", "name", "kind", "params", "quant.", "context", "backends", "source", "status", "notes",
            "memory · fits"]
@@ -16,18 +16,13 @@ COLUMNS = ["id", "name", "kind", "params", "quant.", "context", "backends", "sou
 # columns are wide enough for their longest word ("transformers", "downloaded"). Pixels, not shares
 # of the page: on a phone, shares of 370 px put one letter per line; pixels make the table scroll
 # sideways instead (the sum, 1200 px, is the page's width at 1440 px).
-COLUMN_WIDTHS = ["156px", "138px", "84px", "60px", "66px", "78px", "120px", "78px", "84px", "144px", "192px"]
+# "params" and "quant." get the width of their header word (60 px wrapped them as "param s").
+COLUMN_WIDTHS = ["150px", "130px", "84px", "78px", "80px", "80px", "120px", "78px", "100px", "130px", "170px"]
+TABLE_MAX_HEIGHT = 5000    # the whole catalog on the page: no scrolling inside a box of 500 px
 
 
 def status(spec: ModelSpec) -> str:
-    """One word or two: can it run now, and if not, what happens on first use."""
-    if spec.available:
-        return "ready"
-    if spec.built_from is not None:
-        return "assembled on first use" if spec.source == "package" else "built on first use"
-    if spec.source == "hub":
-        return "not downloaded"
-    return "missing"
+    return status_word(spec)
 
 
 def notes(spec: ModelSpec) -> str:
@@ -118,9 +113,12 @@ def build(ctx: AppContext) -> None:
     gr.Markdown(f"Models are read from bundled packages, `{ctx.settings.models_dir}` (every `*.gguf` and "
                 "Hugging Face folder), and the Hugging Face Hub cache. Accelerators: " + gpu_summary())
     table = gr.Dataframe(catalog_rows(ctx), headers=COLUMNS, interactive=False, elem_id="models-table",
-                         wrap=True, column_widths=COLUMN_WIDTHS)
+                         wrap=True, column_widths=COLUMN_WIDTHS, max_height=TABLE_MAX_HEIGHT)
     problems = gr.Markdown(problems_markdown(ctx), elem_id="models-problems")
     gr.Markdown(installable_markdown(), elem_id="models-installable")
+    gr.Markdown("🔒 On this server only an admin can add models (Hub downloads, remote servers, re-scans): ask "
+                "one to add the model you want; it then shows up in every model picker after a reload.",
+                visible=False, elem_id="models-admin-only")     # shown to non-admins by auth/policy.py
     rescan = gr.Button("Re-scan models", elem_id="models-rescan")
     with gr.Group(elem_id="models-hub"):
         gr.Markdown("### Add a model from the Hugging Face Hub")
