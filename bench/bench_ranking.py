@@ -142,6 +142,59 @@ def bench_database(battles: Battles) -> dict[str, float]:
     }
 
 
+def bench_existence_check(battles: Battles, with_check: Timing) -> dict[str, float]:
+    """What deciding each resample's MLE existence from its win graph costs: the bootstrap with the check
+    replaced by 'never needed' (same draws), and the check alone on 1,000 rounds of these cells."""
+    from playground.ranking import fitting
+    from playground.ranking.bradley_terry import pair_cells, prior_per_pair
+    from playground.ranking.battles import tally_battles
+
+    real = fitting.rescue_shares
+    fitting.rescue_shares = lambda gi, gj, players, for_i, for_j: np.zeros(for_i.shape)
+    try:
+        without = timed(lambda: fit_bradley_terry(battles, rounds=1000, seed=0))
+    finally:
+        fitting.rescue_shares = real
+    tally = tally_battles(battles)
+    cells = pair_cells(tally, "tie", prior_per_pair(tally, "tie", None)[0])
+    draws = np.random.default_rng(0).multinomial(cells.total, cells.counts / cells.total, size=1000).astype(float)
+    a, n = cells.groups_from(draws)
+    alone = timed(lambda: real(cells.gi, cells.gj, cells.n_players, a, n - a))
+    return {"bootstrap_without_existence_check_s": without.wall, "bootstrap_without_existence_check_cpu_s": without.cpu,
+            "existence_check_1000_rounds_s": alone.wall, "existence_check_1000_rounds_cpu_s": alone.cpu,
+            "ratio_with_vs_without_existence_check": with_check.wall / without.wall,
+            "ratio_with_vs_without_existence_check_cpu": with_check.cpu / without.cpu}
+
+
+def bench_sparse_case(rounds: int = 1000) -> dict[str, float]:
+    """The sparse board (8 models, ~1,100 battles, 'rare' with 15 battles: 2 wins, 13 losses), with and
+    without rare: the regulars' interval ends relative to their ratings should not move."""
+    from playground.ranking import ci_rank
+    from playground.ranking.synthetic import SparseSetup, simulate_sparse
+
+    setup = SparseSetup()
+    fits = {k: fit_bradley_terry(simulate_sparse(setup, 0, with_rare=k == "with"), rounds=rounds, seed=0)
+            for k in ("with", "without")}
+    print(f"Sparse board (playground/ranking/synthetic.py SparseSetup, seed 0; true ratings "
+          f"{', '.join(f'{n} {r:.0f}' for n, r in zip(setup.names(), setup.true_ratings(), strict=True))}):")
+    ranks = {k: ci_rank(f.ci_low, f.ci_high) for k, f in fits.items()}
+    moved = 0.0
+    for k, name in enumerate(fits["with"].names):
+        w = fits["with"]
+        line = f"  {name:5s} {w.rating[k]:7.1f} [{w.ci_low[k]:7.1f}, {w.ci_high[k]:7.1f}] rank {ranks['with'][k]}"
+        if name in fits["without"].names:
+            j, o = fits["without"].names.index(name), fits["without"]
+            shift = max(abs((w.ci_low[k] - w.rating[k]) - (o.ci_low[j] - o.rating[j])),
+                        abs((w.ci_high[k] - w.rating[k]) - (o.ci_high[j] - o.rating[j])))
+            moved = max(moved, shift)
+            line += (f" | without rare {o.rating[j]:7.1f} [{o.ci_low[j]:7.1f}, {o.ci_high[j]:7.1f}] rank "
+                     f"{ranks['without'][j]}; interval ends moved {shift:.1f}")
+        print(line)
+    print(f"  rounds that needed help (no strongly connected win graph): {fits['with'].rescued_rounds} of {rounds}; "
+          f"failed {fits['with'].failed_rounds}; largest move of a regular's interval end: {moved:.1f} points")
+    return {"sparse_rescued_rounds": fits["with"].rescued_rounds, "sparse_largest_interval_move": moved}
+
+
 def main(n_battles: int = 1_000_000, n_contestants: int = 20, with_db: bool = True) -> dict[str, float]:
     battles, true = synthetic_battles(n_battles, n_contestants)
     fit_boot = timed(lambda: fit_bradley_terry(battles, rounds=1000, seed=0))
@@ -183,6 +236,14 @@ def main(n_battles: int = 1_000_000, n_contestants: int = 20, with_db: bool = Tr
           f"{'OK' if elo.wall <= TARGET_ELO_S else 'OVER TARGET'}; Arena-style loop {base_elo.wall:.3f} s: "
           f"{results['ratio_baseline_elo_vs_elo']:.1f}x")
     print(f"  (encoding raw string label arrays once, when Battles is not built from codes: {encode.wall:.3f} s)")
+    check = bench_existence_check(battles, fit_boot)
+    results.update(check)
+    print(f"  per-resample existence check (strong connectivity of each round's win graph, one block-diagonal "
+          f"connected_components call): alone {check['existence_check_1000_rounds_s'] * 1000:.1f} ms "
+          f"({check['existence_check_1000_rounds_cpu_s'] * 1000:.1f} ms CPU) for 1000 rounds; bootstrap with it / "
+          f"with it replaced by 'never needed': {check['ratio_with_vs_without_existence_check']:.2f}x wall, "
+          f"{check['ratio_with_vs_without_existence_check_cpu']:.2f}x CPU")
+    results.update(bench_sparse_case())
     if with_db:
         results.update(bench_database(battles))
         r = results

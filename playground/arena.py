@@ -26,6 +26,7 @@ from typing import Any, Iterable, Literal, Sequence
 from sqlite_utils import Database
 
 from storage import VoteRefused, VoteResult, open_database
+from storage.pairs import same_answer, same_answer_refusal
 
 from playground.errors import PlaygroundError
 from playground.prompting.plan import MODES, Message
@@ -293,6 +294,18 @@ def can_vote(rnd: Round | None) -> tuple[bool, str]:
     return True, "both answers are complete: vote"
 
 
+def latest_answer(side: SideState) -> str | None:
+    """The side's latest answer as shown, or None before it answered."""
+    last = side.transcript[-1] if side.transcript else None
+    return last["content"] if last and last.get("role") == "assistant" else None
+
+
+def same_answers(rnd: Round | None) -> bool:
+    """Both sides answered the latest turn with the same text: only a tie or both-bad can be recorded."""
+    return (rnd is not None and rnd.status in ("answered", "voted") and latest_answer(rnd.left) is not None
+            and same_answer(latest_answer(rnd.left), latest_answer(rnd.right)))
+
+
 def cast_vote(db_path: Path, rnd: Round, winner: str, session_id: str, note: str | None = None,
               tag: str | None = None) -> tuple[Round, VoteResult]:
     """Store the battle (on the latest pair of answers) and its vote; a repeat stores nothing new.
@@ -300,7 +313,8 @@ def cast_vote(db_path: Path, rnd: Round, winner: str, session_id: str, note: str
     `tag` is an optional category for the leaderboard (e.g. "coding"); without one, the battle's
     category is its prompting preset's task family.
 
-    Raises `VoteRefused` when voting is not open (answers pending, failed round, unknown winner).
+    Raises `VoteRefused` when voting is not open (answers pending, failed round, unknown winner)
+    or the verdict is decisive between two identical answers.
     """
     if winner not in WINNER_LABELS:
         raise VoteRefused(f"unknown verdict {winner!r}: use one of {', '.join(WINNER_LABELS)}")
@@ -310,6 +324,9 @@ def cast_vote(db_path: Path, rnd: Round, winner: str, session_id: str, note: str
         ok, why = can_vote(rnd)
         if not ok:
             raise VoteRefused(why)
+        same = same_answers(rnd) and same_answer_refusal(winner, latest_answer(rnd.left), latest_answer(rnd.right))
+        if same:
+            raise VoteRefused(same)
     result = save_vote(db_path, left_generation_id=int(rnd.left.generation_id or 0),
                        right_generation_id=int(rnd.right.generation_id or 0), winner=winner,
                        session_id=session_id, anonymous=True, source="arena", note=note,

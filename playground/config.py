@@ -23,6 +23,17 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "playground"
 
 
+def _env_port(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        from playground.errors import PlaygroundError
+
+        raise PlaygroundError(f"{name}={value!r} is not a port number (0-65535)")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where things live and how the app runs. Never mutated: use `with_overrides`."""
@@ -33,7 +44,7 @@ class Settings:
     presets_dir: Path = field(default_factory=lambda: _env_path("PLAYGROUND_PRESETS", REPO_ROOT / "presets"))
     cache_dir: Path = field(default_factory=default_cache_dir)
     host: str = "127.0.0.1"
-    port: int = 7860
+    port: int = field(default_factory=lambda: _env_port("PLAYGROUND_PORT", 7860))
     # None: each step runs on the cores other processes leave free (backends/free_cores.py);
     # a number (--threads N) fixes the threads per model
     threads: int | None = None

@@ -3,7 +3,8 @@
 Preference data comes from `counted_votes_all` (storage: each annotator's first judgement of each
 pair, nothing forgotten), people's votes only unless `voters` is "judges" or "both" (a judge
 model's consistent verdicts; the summary counts rows per judge), and only from pairs
-that satisfy storage/pairs.py (same input, finished answers). A pair several annotators judged gives one row per vote (identical rows are deduped);
+that satisfy storage/pairs.py (same input, finished answers, not the same text on both sides: counted in
+the summary's `left_out["identical_answers"]`). A pair several annotators judged gives one row per vote (identical rows are deduped);
 `agreed_only` keeps only pairs two or more annotators judged alike, once.
 
 DPO JSONL follows TRL's preference formats exactly, one pair per line and no other keys:
@@ -49,7 +50,7 @@ from playground.arena_format import ARENA_FIELDS, ARENA_WINNERS
 from playground.errors import PlaygroundError
 from playground.leaderboard import BoardOptions, rank_votes, to_csv, to_json, to_markdown, vote_filter_sql
 from playground.ranking import NO_BATTLES, RankingError
-from storage.pairs import input_difference
+from storage.pairs import input_difference, same_answer
 from storage.voters import is_judge, voter_group_text
 
 DPO_FORMATS: tuple[str, ...] = ("standard", "conversational")
@@ -243,6 +244,9 @@ def preference_rows(db: Database, kind: str, filters: PreferenceFilters, *, form
     seen: set[bytes] = set()  # 16-byte digests of written lines: ~50 MB per million rows
     encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps re-creates it per call
     for row in voted_pairs(db, winners, **filters.vote_filters()):
+        if same_answer(row["left_output"], row["right_output"]):  # chosen == rejected: no signal, a contradiction
+            counts.left_out["identical_answers"] += 1
+            continue
         if filters.agreed_only:
             why = _not_agreed(agreement.get(row["battle_id"]), row["battle_id"] in used_battles)
             if why:
@@ -305,6 +309,8 @@ def _write_preference_file(db: Database, out: str | Path, kind: str, format: str
             "rows_by_judge": dict(sorted(by_voter.items())),
             "notes": {
                 "truncated": "rows whose answer (either side) was cut by the token limit (finish_reason length)",
+                "identical_answers": "votes on two answers with the same text (after trimming whitespace): a DPO "
+                                     "pair would have chosen == rejected, KTO the same answer labelled both ways",
                 "multi_turn": "pairs whose sides differ in more than the final answer: the standard format cannot "
                               "hold several completion messages; use the conversational format",
                 "single_annotator": "agreed_only: pairs judged by one annotator",

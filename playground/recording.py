@@ -14,6 +14,7 @@ from typing import Sequence
 from storage import (GenerationRecord, VoteRefused, VoteResult, create_battle, insert_generation, open_database,
                      record_vote, upsert_model, write_transaction)
 from storage.db import storage_errors
+from storage.pairs import same_answer_refusal
 
 from playground.engine import PaneResult
 from playground.models.identity import model_identity
@@ -67,12 +68,18 @@ def save_vote(db_path: Path, *, left_generation_id: int, right_generation_id: in
               tag: str | None = None) -> VoteResult:
     """One battle (created once per unordered pair) and its vote, in one transaction; a repeated
     click, or the same two answers in the other order, returns the first vote. Answers to
-    different inputs, cut by Stop or failed are refused (`VoteRefused`). `tag` (optional) is the
+    different inputs, cut by Stop or failed are refused (`VoteRefused`), and so is a decisive
+    verdict on two identical answers (`storage.pairs.same_answer_refusal`). `tag` (optional) is the
     battle's leaderboard category, stored with the battle when it is created. A note longer than
     MAX_NOTE is refused (`VoteRefused`) before anything is written."""
     note = clean_note(note)
     with (closing(open_database(db_path)) as db, storage_errors(db, "save your vote"),
           write_transaction(db, "save your vote")):
+        outputs = dict(db.execute("SELECT id, output FROM generations WHERE id IN (?, ?)",
+                                  [left_generation_id, right_generation_id]).fetchall())
+        refusal = same_answer_refusal(winner, outputs.get(left_generation_id), outputs.get(right_generation_id))
+        if refusal and len(outputs) == 2:
+            raise VoteRefused(refusal)
         battle_id = create_battle(db, left_generation_id=left_generation_id,
                                   right_generation_id=right_generation_id, anonymous=anonymous,
                                   session_id=session_id, source=source, tag=tag)

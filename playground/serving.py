@@ -43,8 +43,10 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
-def launch(demo: Any, settings: Settings, **launch_args: Any) -> None:
-    """Start the Gradio app on settings.host:port and block until it is stopped (Ctrl+C)."""
+def launch(demo: Any, settings: Settings, login: bool = False, **launch_args: Any) -> None:
+    """Start the Gradio app on settings.host:port and block until it is stopped (Ctrl+C).
+
+    `login`: the page asks for a name and password (said with the addresses)."""
     problem = port_problem(settings.host, settings.port)
     if problem:
         raise PlaygroundError(problem)
@@ -55,13 +57,48 @@ def launch(demo: Any, settings: Settings, **launch_args: Any) -> None:
         raise PlaygroundError(f"cannot start the web server on {settings.host}:{settings.port}: "
                               f"{exc.strerror or exc}. Start with another port, e.g. "
                               f"`python app.py --port {settings.port + 1}`") from None
-    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    print(f"The playground runs at http://{shown_host}:{settings.port} (Ctrl+C stops it)", file=sys.stderr)
+    for line in address_lines(settings.host, settings.port, login):
+        print(line, file=sys.stderr)
     share_url = getattr(demo, "share_url", None)
     if settings.share:
         print(f"Public link: {share_url}" if share_url else
               "The public share link could not be created (see the messages above).", file=sys.stderr)
     demo.block_thread()
+
+
+def address_lines(host: str, port: int, login: bool) -> list[str]:
+    """What to print once the server listens: the address to open here and, bound to every
+    interface, the ones teammates use (this machine's name and its addresses)."""
+    needs = ", behind a login" if login else ""
+    if host not in ("0.0.0.0", "::"):
+        return [f"The playground runs at http://{host}:{port}{needs} (Ctrl+C stops it)"]
+    lines = [f"The playground runs at http://127.0.0.1:{port} on this machine{needs} (Ctrl+C stops it)"]
+    others = [f"http://{name}:{port}" for name in machine_addresses()]
+    if others:
+        lines.append("Teammates open " + " or ".join(others)
+                     + (" and sign in with the name and password you gave them" if login else ""))
+    return lines
+
+
+def machine_addresses() -> list[str]:
+    """This machine's host name and its non-loopback IPv4 addresses, the ones others can reach.
+
+    The outgoing address is found by "connecting" a UDP socket (nothing is sent); the host name's
+    own addresses are added. Loopback is left out: it is this machine only."""
+    name = socket.gethostname()
+    found: list[str] = []
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))      # TEST-NET-1: never routed, nothing sent
+            found.append(probe.getsockname()[0])
+    except OSError:
+        pass
+    try:
+        found += [info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)]
+    except OSError:
+        pass
+    addresses = [a for a in dict.fromkeys(found) if not a.startswith("127.") and a != "0.0.0.0"]
+    return ([name] if name and name != "localhost" else []) + addresses
 
 
 def prepare_default_model(ctx: Any) -> None:

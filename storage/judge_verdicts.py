@@ -154,6 +154,13 @@ def fold_judge_votes(db: Database, judge: str | None = None, inconsistent: str =
     return counts
 
 
+def verdict_counts(db: Database) -> tuple[int, int]:
+    """(orders judged, of which unparseable) over every judge: what a reader is told when judges cast no vote."""
+    orders, unparseable = db.execute(
+        "SELECT count(*), coalesce(sum(verdict = 'unparseable'), 0) FROM judge_verdicts").fetchone()
+    return int(orders), int(unparseable)
+
+
 def judge_vote(db: Database, battle_id: int, judge: str) -> dict[str, Any] | None:
     """The counted vote this judge gave this battle ({id, winner, note}), or None."""
     row = db.execute("SELECT id, winner, note FROM counted_votes_all WHERE battle_id = ? AND voter = ?",

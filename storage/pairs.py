@@ -13,6 +13,11 @@ Earlier assistant turns are each side's own answers in a multi-turn battle, so t
 of the input either: a vote on a follow-up judges the whole conversation. The `input_fingerprint`
 column is a sha256 over exactly those messages.
 
+*Identical answers.* Two answers with the same text (after trimming whitespace: `same_answer`)
+take only a tie or both-bad from people (`same_answer_refusal`, checked by `recording.save_vote`);
+votes already stored on them stay, but preference exports leave them out and the leaderboard
+leaves out decisive ones (each counts what it left out).
+
 *Votable answers.* An answer cut by Stop (`finish_reason` cancelled) or that failed (`error`)
 cannot be judged; one cut by the token limit (`length`) can, and exports say how many they hold.
 
@@ -68,6 +73,40 @@ def unvotable_reason(finish_reason: str | None, error: str | None) -> str | None
         return "was cut by Stop (cancelled) before it finished"
     if finish_reason == "error" or error:
         return f"failed ({error or 'error'})"
+    return None
+
+
+# ---------------------------------------------------------------- identical answers
+
+
+ANSWER_WHITESPACE = " \t\n\r\x0b\x0c"
+SAME_ANSWER_VERDICTS = ("tie", "both_bad")
+SAME_ANSWER_NOTICE = ("The two answers are identical, so neither is better: only Tie or Both are bad "
+                      "can be recorded.")
+
+
+def same_answer(left_output: str | None, right_output: str | None) -> bool:
+    """Whether two answers are the same text once leading and trailing whitespace is trimmed.
+
+    A decisive verdict between them says nothing about which model is better and, as a training
+    pair, has `chosen` equal to `rejected`. Only exact equality counts: "near-identical" (one
+    comma, different capitalisation) can be a real difference a reader prefers, and a fuzzy
+    threshold would silently drop real judgements. ASCII whitespace only, so SQLite's `trim`
+    applies the very same rule (`same_answer_sql`).
+    """
+    return (left_output or "").strip(ANSWER_WHITESPACE) == (right_output or "").strip(ANSWER_WHITESPACE)
+
+
+def same_answer_sql(left: str, right: str) -> str:
+    """SQL for `same_answer` over two output columns (e.g. 'gl.output', 'gr.output')."""
+    chars = "char(" + ",".join(str(ord(c)) for c in ANSWER_WHITESPACE) + ")"
+    return f"(trim(coalesce({left}, ''), {chars}) = trim(coalesce({right}, ''), {chars}))"
+
+
+def same_answer_refusal(winner: str, left_output: str | None, right_output: str | None) -> str | None:
+    """Why this verdict cannot be recorded on these two answers (a decisive one on identical text), or None."""
+    if winner not in SAME_ANSWER_VERDICTS and same_answer(left_output, right_output):
+        return SAME_ANSWER_NOTICE
     return None
 
 

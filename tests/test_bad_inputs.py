@@ -304,12 +304,17 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_25_malformed_auth_flag():
-    from playground.commands.serve_cmd import auth_file
+    from playground.commands.serve_cmd import auth_file, parse_auth
 
     with pytest.raises(PlaygroundError, match="no such users file.*users add"):
         auth_file("just-a-name")
-    with pytest.raises(PlaygroundError, match="not user:password"):
-        auth_file("alice:s3cret")
+    with pytest.raises(PlaygroundError, match="not NAME:PASSWORD"):
+        parse_auth("alice:")
+    with pytest.raises(PlaygroundError, match="not allowed"):
+        parse_auth("al ice:s3cret")
+    path, users = parse_auth("alice:s3cret")       # the inline form: one admin, hashed in memory
+    assert path is None and users.role("alice") == "admin" and users.verify("alice", "s3cret")
+    assert not users.verify("alice", "wrong")
 
 
 def test_26_unknown_mode_on_the_command_line():

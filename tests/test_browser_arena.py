@@ -10,7 +10,7 @@ from contextlib import closing
 
 import pytest
 
-from tests.browser_support import AppProcess
+from tests.browser_support import AppProcess, open_arena_settings
 
 pytestmark = pytest.mark.browser
 
@@ -40,6 +40,8 @@ def test_arena_blind_round_vote_and_reveal(page, arena_app, screenshot_dir):
     page.goto(arena_app.url)
     page.get_by_role("tab", name="Arena").click()
     page.locator("#arena-input textarea").wait_for(timeout=60_000)
+    assert not page.locator("#arena-pool").is_visible()      # the pool names the contestants: folded away
+    open_arena_settings(page)
     page.locator("#arena-pool").get_by_text("2 contestants").wait_for(timeout=10_000)
     tokens = page.locator("#arena-max-tokens input[type=number]")
     tokens.fill("24")

@@ -17,7 +17,7 @@ import re
 import pytest
 
 from playground.prompting.plan import MODE_TITLES, MODES
-from tests.browser_support import AppProcess
+from tests.browser_support import AppProcess, open_arena_settings
 
 pytestmark = pytest.mark.browser
 
@@ -93,6 +93,7 @@ def test_two_sides_differ_only_in_their_answers_for_every_mode(page, twin_app, s
     page.goto(twin_app.url)
     page.get_by_role("tab", name="Arena").click()
     page.locator("#arena-input textarea").wait_for(timeout=60_000)
+    open_arena_settings(page)
     add_models(page, [TWIN])
     tokens = page.locator("#arena-max-tokens input[type=number]")
     tokens.fill("16")
@@ -146,6 +147,7 @@ def test_fresh_install_first_leaderboard_visit_after_one_arena_vote(page, fresh_
     page.goto(fresh_app.url)
     page.get_by_role("tab", name="Arena").click()
     page.locator("#arena-input textarea").wait_for(timeout=60_000)
+    open_arena_settings(page)
     tokens = page.locator("#arena-max-tokens input[type=number]")
     tokens.fill("16")
     tokens.press("Enter")
@@ -163,6 +165,88 @@ def test_fresh_install_first_leaderboard_visit_after_one_arena_vote(page, fresh_
     message = page.locator("#lb-message").inner_text()
     assert "Grouped by model + mode" in message and "Ranked 2 contestants from 1 battle " in message
     assert "error" not in message.lower()
-    page.locator("#lb-plot-ratings img").wait_for(timeout=30_000)
+    page.locator("#lb-plot-ratings .js-plotly-plot").wait_for(timeout=30_000)
     page.screenshot(path=str(screenshot_dir / "leaderboard-1440x900.png"))
     page.screenshot(path=str(screenshot_dir / "leaderboard-full-1440.png"), full_page=True)
+
+
+# In the page: when each side first shows a visible character of its answer (performance.now()), and
+# every state of the status line, the vote buttons and the two answers that the page went through.
+WATCH = """() => {
+  const text = (side) => [...document.querySelectorAll(`#arena-${side}-chat [data-testid="bot"]`)]
+      .map(e => e.innerText.trim()).join('');
+  const seen = {first: {}, steps: []};
+  let last = '', timer = null;
+  const step = () => {     // the page once an update has settled (components render it a tick apart)
+    const now = {status: document.querySelector('#arena-status').innerText.trim(),
+                 disabled: [...document.querySelectorAll('[id^="arena-vote-"]')].map(b => b.disabled),
+                 left: text('left').length, right: text('right').length};
+    const key = JSON.stringify(now);
+    if (key !== last) { last = key; seen.steps.push({...now, t: performance.now()}); }
+  };
+  const look = () => {
+    const now = performance.now();
+    for (const side of ['left', 'right'])
+      if (seen.first[side] === undefined && text(side)) seen.first[side] = now;
+    clearTimeout(timer);
+    timer = setTimeout(step, 40);
+  };
+  new MutationObserver(look).observe(document.body, {subtree: true, childList: true, characterData: true,
+                                                     attributes: true});
+  window.__arenaSeen = seen;
+}"""
+
+
+def pick_modes(page, modes: set[str]) -> None:
+    group = page.locator("#arena-modes")
+    for mode in MODES:
+        box = group.get_by_label(MODE_TITLES[mode], exact=True)
+        if box.is_checked() != (mode in modes):
+            box.click()
+
+
+def test_a_long_prompt_and_a_short_one_begin_together_and_the_buttons_follow_the_status(page, twin_app,
+                                                                                        screenshot_dir):
+    """Few-shot (an ~860-token prompt) against zero-shot on one model: the short prompt's first token
+    comes seconds before the long one's, yet both sides show their first characters within 0.3 s of
+    each other (measured in the page). At every state the page settles in (one update reaches the
+    components a millisecond apart), the vote buttons are on exactly when the status says both
+    answers are complete, and the status never counts answers."""
+    page.set_viewport_size({"width": SIZE[0], "height": SIZE[1]})
+    page.goto(twin_app.url)
+    page.get_by_role("tab", name="Arena").click()
+    page.locator("#arena-input textarea").wait_for(timeout=60_000)
+    open_arena_settings(page)
+    pick_modes(page, {"few_shot", "zero_shot"})
+    page.locator("#arena-pool").get_by_text("2 contestants").wait_for(timeout=10_000)
+    tokens = page.locator("#arena-max-tokens input[type=number]")
+    tokens.fill("48")
+    tokens.press("Enter")
+    page.locator("#arena-settings .label-wrap").first.click()       # fold the settings: the battle in view
+    page.locator("#arena-new-round").click()
+    page.locator("#arena-status").get_by_text("two new anonymous contestants").wait_for(timeout=30_000)
+    page.evaluate(WATCH)
+    page.locator("#arena-input textarea").fill("What is the capital of France?")
+    page.locator("#arena-send").click()
+    page.wait_for_function("() => Object.keys(window.__arenaSeen.first).length === 2", timeout=240_000)
+    page.screenshot(path=str(screenshot_dir / "arena-streaming-1440x900.png"))
+    page.locator("#arena-status").get_by_text("Both answers are complete").wait_for(timeout=240_000)
+    page.screenshot(path=str(screenshot_dir / "arena-answered-1440x900.png"))
+    seen = page.evaluate("() => window.__arenaSeen")
+
+    first = seen["first"]
+    assert abs(first["left"] - first["right"]) <= 300, first
+    for step in seen["steps"]:
+        complete = "Both answers are complete" in step["status"]
+        assert step["disabled"] == [not complete] * 4, step
+        assert not re.search(r"\d\s*/\s*2", step["status"]), step          # no "1/2 answers complete"
+        assert (step["left"] > 0) == (step["right"] > 0), step              # neither side shows text alone
+        if complete:
+            assert step["left"] and step["right"], step
+    assert any("answering" in s["status"] for s in seen["steps"])
+
+    page.locator("#arena-vote-tie").click()
+    page.locator("#arena-reveal").get_by_text("Who was who").wait_for(timeout=30_000)
+    reveal = page.locator("#arena-reveal").inner_text()
+    assert "few_shot" in reveal and "zero_shot" in reveal
+    page.screenshot(path=str(screenshot_dir / "arena-revealed-1440x900.png"))

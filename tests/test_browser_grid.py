@@ -175,3 +175,60 @@ def test_four_answers_fit_the_window_six_make_two_rows_and_a_phone_stacks(window
     assert all(b["width"] <= 390 for b in boxes) and len({round(b["y"]) for b in boxes}) == 4   # stacked
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390 + 1                     # no sideways scroll
     phone.screenshot(path=str(screenshot_dir / "grid-4-390x844.png"), full_page=True)
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    """Pick an option of a single-choice dropdown by its visible text."""
+    page.locator(f"#{elem_id} input").click()
+    page.locator(f"#{elem_id} ul[role='listbox'] li").filter(has_text=option).first.click()
+
+
+def stored_rows(db, sql: str, params=()) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_two_finished_answers_are_judged_while_a_long_pane_still_streams(window, grid_app, screenshot_dir):
+    """Panes 1-2 answer in a few tokens, pane 3 runs self-consistency (several sampled paths of a few
+    hundred tokens). As soon as 1 and 2 have finished they can be judged: the vote is stored while
+    pane 3 still streams, and pane 3 then finishes and can be judged against them."""
+    (votes_before, gens_before), = stored_rows(grid_app.db, "SELECT (SELECT coalesce(max(id), 0) FROM votes), "
+                                               "(SELECT coalesce(max(id), 0) FROM generations)")
+    page = window(1440, 900)
+    open_grid(page, grid_app)
+    set_panes(page, 3)
+    page.locator("#pane-3-settings .label-wrap").first.click()
+    choose(page, "pane-3-mode", "Self-consistency")
+    choose(page, "pane-3-sampling", "balanced")
+    samples = page.locator("#pane-3-samples input[type=number]")
+    samples.fill("3")
+    samples.press("Enter")
+    page.locator("#pane-3-settings .label-wrap").first.click()
+    page.locator("#grid-input textarea").fill("Tom has 3 apples and buys 4 more. How many apples does he have?")
+    page.locator("#grid-send").click()
+
+    page.locator("#judge-hint").get_by_text("Judge two finished answers now").wait_for(timeout=WAIT_MS)
+    assert "2/3 panes finished" in page.locator("#grid-status").inner_text()
+    assert picker_options(page, "vote-a") == ["1", "2"]
+    page.screenshot(path=str(screenshot_dir / "grid-judging-while-streaming-1440x900.png"))
+    page.locator("#vote-tie").click()
+    page.locator("#vote-status").get_by_text("Saved: pane 1 vs pane 2").wait_for(timeout=60_000)
+    assert "2/3 panes finished" in page.locator("#grid-status").inner_text()     # pane 3 still answers
+
+    # a bound on failure only: several sampled paths take minutes on a busy 2-core machine
+    page.locator("#grid-status").get_by_text("All panes finished (question 1 ").wait_for(timeout=3 * WAIT_MS)
+    (vote_at, left, right), = stored_rows(grid_app.db, "SELECT v.tstamp, b.left_generation_id, b.right_generation_id "
+                                          "FROM votes v JOIN battles b ON b.id = v.battle_id WHERE v.id > ?",
+                                          (votes_before,))
+    modes = dict(stored_rows(grid_app.db, "SELECT id, mode FROM generations WHERE id > ?", (gens_before,)))
+    assert sorted(modes.values()) == ["few_shot_cot", "self_consistency", "zero_shot"]   # the default modes, then SC
+    assert {modes[left], modes[right]} == {"zero_shot", "few_shot_cot"}
+    (pane3_at, finish), = stored_rows(grid_app.db, "SELECT tstamp, finish_reason FROM generations "
+                                      "WHERE id > ? AND mode = 'self_consistency'", (gens_before,))
+    assert finish in ("stop", "length")
+    assert vote_at < pane3_at, "the vote was stored before the self-consistency pane finished"
+    assert picker_options(page, "vote-a") == ["1", "2", "3"]
+    page.screenshot(path=str(screenshot_dir / "grid-after-streaming-1440x900.png"))
+    page.locator("#vote-left").click()                       # the same pair again: not a second vote
+    page.locator("#vote-status").get_by_text("already judged").wait_for(timeout=30_000)
+    assert len(stored_rows(grid_app.db, "SELECT id FROM votes WHERE id > ?", (votes_before,))) == 1

@@ -59,6 +59,6 @@ def test_ask_vote_rank_export_and_lab(page, journey_app, screenshot_dir, tmp_pat
     limit.press("Enter")
     page.locator("#lab-run").click()
     page.locator("#lab-status").get_by_text("Done.").wait_for(timeout=300_000)
-    page.locator("#lab-plot-accuracy img").first.wait_for(timeout=30_000)      # the matplotlib figure
+    page.locator("#lab-plot-accuracy .js-plotly-plot").first.wait_for(timeout=30_000)   # the plotly figure
     assert "smollm2-135m-instruct" in page.locator("#lab-summary").inner_text()
     page.screenshot(path=str(screenshot_dir / "journey-3-lab.png"), full_page=True)

@@ -33,6 +33,8 @@ def lab_page(browser):
 
 
 def test_lab_tab_runs_and_draws_the_curves(lab_page, lab_app, screenshot_dir):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page = lab_page
     page.goto(lab_app.url)
     page.get_by_role("tab", name="Lab").click()
@@ -49,6 +51,9 @@ def test_lab_tab_runs_and_draws_the_curves(lab_page, lab_app, screenshot_dir):
     tokens.press("Enter")
     page.locator("#lab-shot-counts textarea").fill("0,1")
     page.locator("#lab-run").click()
+    # the progress line is brought into view: at 1440x900 it sits below the form
+    page.wait_for_function("() => { const r = document.querySelector('#lab-status').getBoundingClientRect();"
+                           " return r.top >= 0 && r.top < window.innerHeight - 40; }", timeout=10_000)
     # Gradio 6's status tracker also announces progress to screen readers: an invisible
     # `<div class="sr-only" role="status" aria-live="polite">` that holds "<desc>: 1 / 2 items" for
     # 1 s at each 10% milestone (statustracker-*.js). It is not a second caption on screen, but
@@ -66,12 +71,23 @@ def test_lab_tab_runs_and_draws_the_curves(lab_page, lab_app, screenshot_dir):
             page.screenshot(path=str(screenshot_dir / "lab-2-progress-1440x900.png"))
         if count:
             seen.append(count)
-            text = caption.first.inner_text()                 # a percentage only after "overall progress"
+            try:     # the caption can end between count() and this read (the run finished)
+                text = caption.first.inner_text(timeout=2_000)  # a percentage only after "overall progress"
+            except PlaywrightTimeout:
+                continue
             assert "%" not in text.split("overall progress")[0] and "items" in text
         page.wait_for_timeout(1000)
     assert done.count(), page.locator("#lab-status").inner_text()
-    for plot in ("accuracy", "emergence", "icl", "cot"):
-        page.locator(f"#lab-plot-{plot} img").first.wait_for(timeout=60_000)
+    for plot in ("accuracy", "emergence", "icl", "cot"):       # plotly, interactive; no label badge on top
+        page.locator(f"#lab-plot-{plot} .js-plotly-plot").first.wait_for(timeout=60_000)
+        badges = page.locator(f"#lab-plot-{plot} [data-testid='block-label']")
+        assert all(not badges.nth(i).is_visible() for i in range(badges.count()))    # kept for screen readers
+    # plotly's drag layer lies over the points and computes the hover from the mouse position
+    page.locator("#lab-plot-accuracy .scatterlayer .point").first.scroll_into_view_if_needed()   # the mouse acts in the window
+    box = page.locator("#lab-plot-accuracy .scatterlayer .point").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    hover = page.locator("#lab-plot-accuracy .hoverlayer")
+    hover.get_by_text("95% CI").wait_for(timeout=10_000)      # the value and its interval on hover
     page.screenshot(path=str(screenshot_dir / "lab-3-done-1440x900.png"))
     page.screenshot(path=str(screenshot_dir / "lab-4-done-full.png"), full_page=True)
     text = summary.inner_text()

@@ -55,11 +55,14 @@ def test_leaderboard_tab_table_plot_and_dpo_download(page, leaderboard_app, scre
     assert all(name in text for name in CONTESTANTS)
     assert "Ranked 3 contestants" in page.locator("#lb-message").inner_text()
     assert "Position bias" in page.locator("#lb-warnings").inner_text()
-    page.locator("#lb-plot-ratings img").wait_for(timeout=30_000)
-    assert page.locator("#lb-plot-ratings img").evaluate("img => img.naturalWidth") > 100
+    page.locator("#lb-plot-ratings .js-plotly-plot").wait_for(timeout=30_000)     # interactive (plotly)
+    page.locator("#lb-plot-ratings .scatterlayer .point").first.scroll_into_view_if_needed()   # the mouse acts in the window
+    box = page.locator("#lb-plot-ratings .scatterlayer .point").first.bounding_box()     # under plotly's drag layer
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.locator("#lb-plot-ratings .hoverlayer").get_by_text("95% CI").wait_for(timeout=10_000)
     page.locator("#lb-heatmaps").get_by_text("Heatmaps").first.click()   # drawn when opened
-    page.locator("#lb-plot-winrate img").wait_for(timeout=60_000)
-    assert page.locator("#lb-plot-predicted img").evaluate("img => img.naturalWidth") > 100
+    page.locator("#lb-plot-winrate .js-plotly-plot").wait_for(timeout=60_000)
+    page.locator("#lb-plot-predicted .js-plotly-plot").wait_for(timeout=60_000)
 
     page.locator("#lb-downloads").get_by_text("Downloads").first.click()
     page.locator("#lb-prepare-data").wait_for(timeout=10_000)

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.browser_support import AppProcess
+from tests.browser_support import AppProcess, open_arena_settings
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -53,6 +53,7 @@ def test_arena_tab_says_a_saved_pool_replaces_the_model_choice(page, bundled_ggu
     try:
         page.goto(app.url)
         page.get_by_role("tab", name="Arena").click()
+        open_arena_settings(page)
         pool = page.locator("#arena-pool")
         expect(pool).to_contain_text("Saved pool: smollm2-135m-instruct vs smollm2-135m-instruct-f16",
                                      timeout=30_000)

@@ -29,7 +29,10 @@ def test_compare_json_has_every_field(bundled_gguf):
     out = run_cli(QUESTION, "--modes", "zero_shot,few_shot,self_consistency", "--samples", "2",
                   "--max-tokens", "24", "--seed", "1", "--json")
     assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
+    data = json.loads(out.stdout)          # stdout is pure JSON: progress went to stderr
+    progress = [line for line in out.stderr.splitlines() if line.startswith("compare: ")]
+    assert progress and progress[-1].startswith("compare: 3/3 panes finished"), out.stderr
+    assert "tokens so far" in progress[-1]
     assert data["wall_s"] > 0 and len(data["panes"]) == 3
     assert [p["mode"] for p in data["panes"]] == ["zero_shot", "few_shot", "self_consistency"]
     for pane in data["panes"]:

@@ -160,10 +160,11 @@ def test_fit_estimate_of_bundled_model_matches_its_tensors(bundled_gguf):
     assert est.kv_bytes == shape.kv_per_token * 2048 * 2
 
 
-def test_fit_estimate_matches_what_llama_cpp_allocates(app_ctx):
+@pytest.mark.parametrize("model", [SMOL, "qwen2.5-coder-0.5b-instruct"])
+def test_fit_estimate_matches_what_llama_cpp_allocates(app_ctx, request, model):
     """llama.cpp's own load log (captured by the backend) against the estimate: weights within 1 %,
-    the KV cache exactly."""
-    spec = app_ctx.catalog.get(SMOL)
+    the KV cache exactly. Second family: Qwen2.5-Coder 0.5B (Q4_K_M, grouped-query attention)."""
+    spec = app_ctx.catalog.get(SMOL) if model == SMOL else request.getfixturevalue("qwen05_spec")
     with app_ctx.cache.use(spec, "llama_cpp", "cpu") as model:
         buffers = model.placement.buffers_mib
         est = estimate(spec, "llama_cpp", "cpu", model.context_length)

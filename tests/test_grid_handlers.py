@@ -14,7 +14,7 @@ import pytest
 
 from playground.sampling import SamplingPreset
 from playground.ui.grid import (MAX_PANES, PaneConfig, compare_models_layout, compare_modes_layout, grid_run,
-                                judge_updates, new_grid_state, pane_view, stop, vote_on_pair)
+                                judge_bar_stream, judge_updates, new_grid_state, pane_view, stop, vote_on_pair)
 from playground.ui.grid_rounds import followup_problem, judge_summary, judgeable_panes, start_round
 
 SHORT = "short-test"          # a sampling preset of a few greedy tokens: fast rounds, cut by the limit
@@ -119,6 +119,30 @@ def test_a_vote_across_questions_or_on_a_hidden_pane_is_refused_before_storage()
     assert "1 pane(s) of this question are hidden" in judge_summary(state, 2)
     a, b, *_ = judge_updates(state, 6)
     assert [v for _, v in a["choices"]] == ["1", "2", "3"] and (a["value"], b["value"]) == ("1", "2")
+
+
+def test_finished_panes_are_judged_while_others_still_answer():
+    """Mid-round: panes 1 and 2 have finished, pane 3 still answers. The pair (1, 2) is offered and
+    accepted by the rules; pane 3 is refused on the server whatever the request says."""
+    state, _ = start_round(new_grid_state(), "q", 3, ["a", "b", "c"], False, "run-1")
+    assert judgeable_panes(state, 3) == [] and "Judging opens as soon as two answers" in judge_summary(state, 3)
+    bar, offered = judge_bar_stream(state, 3, None)                    # the round's first yield
+    assert bar is not None and offered == [] and bar[0]["choices"] == []
+    assert judge_bar_stream(state, 3, offered) == (None, [])           # a token streamed: nothing to send
+    state["generations"][0], state["finish"][0], state["busy"][0] = 11, "stop", False
+    bar, offered = judge_bar_stream(state, 3, offered)
+    assert offered == [1] and all(u["interactive"] is False for u in bar[2:6])
+    state["generations"][1], state["finish"][1], state["busy"][1] = 12, "length", False
+    bar, offered = judge_bar_stream(state, 3, offered)
+    assert offered == [1, 2] and (bar[0]["value"], bar[1]["value"]) == ("1", "2")   # first time two: picked
+    assert all(u["interactive"] is True for u in bar[2:6])
+    assert "Judge two finished answers now (2 can be judged; 1 pane still answering)" in bar[6]
+    _, msg = vote_on_pair(None, state, 1, 3, "left", visible=3)
+    assert "Wait until both answers are complete" in msg
+    state["generations"][2], state["finish"][2], state["busy"][2] = 13, "stop", False
+    state["run_id"] = None                                             # the round's last yield
+    bar, offered = judge_bar_stream(state, 3, offered)
+    assert offered == [1, 2, 3] and "value" not in bar[0] and "value" not in bar[1]   # a pick is kept
 
 
 def test_stopped_or_failed_answers_cannot_be_judged_but_cut_ones_can():

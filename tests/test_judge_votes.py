@@ -175,3 +175,26 @@ def test_team_report_and_judge_report_count_people_only(db_path):
     # agreement is with people's votes (the judge's own votes would make it 1.0): they agree on one
     assert entry["n"] == 5 and entry["agreement"]["value"] == pytest.approx(1 / 5)
     assert len(pairs) == 6
+
+
+def test_cli_leaderboard_of_judges_says_the_judge_gave_no_usable_verdict(tmp_path):
+    """Every order unparseable: the judge cast no vote, and the reader is told so with the count,
+    not sent to the Arena to vote."""
+    path = tmp_path / "unparseable.db"
+    with closing(storage.open_database(path)) as db:
+        for k in range(3):
+            battle = add_battle(db, "alpha", "beta", "left", question=f"question {k}")
+            for order in ("AB", "BA"):
+                record_judge_verdict(db, battle_id=battle, judge=JUDGE, judge_model="judge-model", prompt_id="general",
+                                     order=order, judge_prompt="prompt", raw_output="I cannot decide.",
+                                     label=None, verdict="unparseable")
+        fold_judge_votes(db)
+    env = {"PLAYGROUND_DB": str(path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "app.py", "leaderboard", "--voters", "judges", "--rounds", "20"], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "the judge produced no usable verdicts (6 of 6 judged orders were unparseable" in out.stderr
+    assert "vote in the Arena" not in out.stderr
+    people = subprocess.run([sys.executable, "app.py", "leaderboard", "--rounds", "20"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert people.returncode == 0, people.stderr  # people's votes still rank as before

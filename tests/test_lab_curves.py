@@ -49,7 +49,7 @@ def test_curves_from_a_real_small_unattended_run(app_ctx, tmp_path, capsys):
 
     icl = plot_icl_curve(rows)
     icl.savefig(io.BytesIO(), format="png")           # drawn, so the tick labels hold their text
-    assert labels(icl) == {f"{MODEL} · few_shot_cot"}
+    assert labels(icl) == {f"few_shot_cot · {MODEL}"}
     assert [t.get_text() for t in icl.axes[1].get_xticklabels()] == ["0", "1"]
     assert "exemplars" in icl.axes[1].get_xlabel()
 
@@ -90,3 +90,43 @@ def test_newcombe_interval():
     assert d == 0 and -0.5 < low < 0 < high < 0.5 and abs(low + high) < 1e-12
     d, low, high = newcombe_difference(10, 10, 0, 10)
     assert d == 1 and 0.5 < low < 1 and high == 1
+
+
+def test_one_colour_per_mode_in_every_lab_figure_and_the_browser_figures_hover_with_intervals():
+    """zero_shot is one colour in the accuracy, emergence and CoT files and in the plotly views; a
+    hover shows the value, the interval and n; the CoT figure's y label fits inside the figure."""
+    from matplotlib.colors import to_hex
+
+    from playground.lab import interactive
+    from playground.lab.plots import plot_accuracy
+    from playground.palette import MODE_COLOURS, colour
+
+    rows = [row("m-small", 135_000_000, True, mode, k) for mode, k in (("zero_shot", 3), ("few_shot_cot", 6))]
+    rows += [row("m-big", 1_700_000_000, True, mode, k) for mode, k in (("zero_shot", 5), ("few_shot_cot", 9))]
+
+    def line_colours(fig: Figure, axis: int = 0) -> dict[str, str]:
+        ax = fig.axes[axis]
+        return {h.get_label(): to_hex(h.lines[0].get_color()) for h in ax.containers}
+
+    blue = MODE_COLOURS["zero_shot"].lower()
+    assert line_colours(plot_accuracy(rows))["zero_shot"] == blue
+    assert line_colours(plot_emergence(rows))["zero_shot"] == blue
+    assert colour("zero_shot k=2").lower() == blue and colour("few_shot_cot · m") == MODE_COLOURS["few_shot_cot"]
+    assert colour("m-big") == colour("m-big") and colour("m-big") not in MODE_COLOURS.values()
+
+    cot = plot_cot_gain(rows)
+    cot.savefig(io.BytesIO(), format="png")
+    label = cot.axes[0].yaxis.label.get_window_extent()
+    assert label.y0 >= 0 and label.y1 <= cot.bbox.height and "Newcombe" in cot.axes[0].get_ylabel()
+
+    for fig in (interactive.accuracy_figure(rows), interactive.emergence_figure(rows)):
+        traces = {t.name: t for t in fig.data if t.showlegend is not False}
+        assert traces["zero_shot"].line.color == MODE_COLOURS["zero_shot"]
+        assert "95% CI" in traces["zero_shot"].hovertemplate and "n = " in traces["zero_shot"].hovertemplate
+        assert fig.layout.title.text
+    acc = interactive.accuracy_figure(rows)
+    zero = next(t for t in acc.data if t.name == "zero_shot")
+    assert list(zero.y) == [30.0, 50.0] and zero.customdata[0][3] == 10          # value and n in the hover data
+    gain = interactive.cot_gain_figure(rows)
+    assert gain.data and "95% CI" in gain.data[0].hovertemplate
+    assert "needs a base" in interactive.base_instruct_figure(rows).layout.annotations[0].text

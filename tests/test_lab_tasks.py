@@ -72,6 +72,16 @@ def test_shipped_task_sets_load():
         assert len(tasks.items) >= 15 and not tasks.errors, path
 
 
+def test_gsm8k_test_split_ships_whole_with_its_licence():
+    tasks = load_task_file(PRESET_TASKS / "gsm8k-test.jsonl")
+    assert len(tasks.items) == 1319 and not tasks.errors and tasks.formats == ("gsm8k",)
+    assert tasks.items[0].gold == "18" and tasks.items[0].question.startswith("Janet’s ducks lay 16 eggs")
+    assert {i.answer_kind for i in tasks.items} == {"number"}
+    assert tasks.sha256 == "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14"   # unchanged
+    licence = (PRESET_TASKS / "LICENSE-gsm8k").read_text()
+    assert "gsm8k-test.jsonl" in licence and "MIT License" in licence and "Copyright (c) 2021 OpenAI" in licence
+
+
 # ---------------------------------------------------------------- scoring and normalisation
 
 from playground.lab import answer_prefix, scoring_continuation, scoring_prompt  # noqa: E402

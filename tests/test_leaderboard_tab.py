@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from datasets import load_dataset
-from matplotlib.figure import Figure
+from plotly.graph_objects import Figure
 
 import storage
 from playground.ui import leaderboard_handlers as lt
@@ -146,10 +146,13 @@ def test_prior_and_disconnected_groups_are_warned_about(tmp_path):
     assert "2 groups that never met" in diagnostics
 
 
-def test_figures_are_matplotlib_figures(db_path, out_dir):
+def test_figures_are_interactive_with_the_interval_on_hover(db_path, out_dir):
     figures = view(db_path, out_dir).board.figures
     assert set(figures) == set(lt.PLOTS)
     assert all(isinstance(f, Figure) for f in figures.values())
+    ratings = figures["ratings"]
+    assert ratings.data and all("95% CI" in t.hovertemplate for t in ratings.data if t.name != "length-controlled")
+    assert len({t.marker.color for t in ratings.data}) == len(ratings.data)        # one colour per contestant
 
 
 @pytest.mark.parametrize("wins", [1, 2, 3, 7])

@@ -100,6 +100,23 @@ def test_panes_in_one_batch_answer_exactly_as_alone(smol, solo, n):
     assert run_together(smol, ps[:n], [GREEDY] * n) == answers[:n]
 
 
+@pytest.fixture(scope="module")
+def qwen_solo(qwen05):
+    """A second family (Qwen2.5-Coder 0.5B, Q4_K_M): four prompts alone, 16 tokens each."""
+    ps = prompts(qwen05, 4)
+    short = SamplingParams(max_new_tokens=16)
+    with unbatched(qwen05):
+        return ps, short, [text_of(qwen05, p, short) for p in ps]
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_a_second_family_answers_exactly_as_alone_in_a_batch(qwen05, qwen_solo, n):
+    """Q4_K_M weights take other CPU kernels (K-quants, 8-bit activations in blocks of 256) than the
+    bundled Q4_1: batching must keep every row's arithmetic there too."""
+    ps, short, answers = qwen_solo
+    assert run_together(qwen05, ps[:n], [short] * n) == answers[:n]
+
+
 def test_panes_that_join_and_leave_at_different_times(smol):
     """Six panes: each starts once the previous has streamed 5 tokens (its prompt chunks then run
     between the others' steps) and each stops after its own number of tokens."""

@@ -17,7 +17,7 @@ def test_rows_have_status_and_notes_apart(app_ctx, default_model):
     assert f16["status"] == "ready" and f16["quant."] == "F16" and "built once" in f16["notes"]
     assert q4["status"] == "ready" and q4["quant."] == "Q4_1" and "as shipped" in q4["name"]
     statuses = {r["status"] for r in rows.values()}
-    assert statuses <= {"ready", "not downloaded", "built on first use", "missing"}, statuses
+    assert statuses <= {"ready", "not downloaded", "built on first use", "assembled on first use", "missing"}, statuses
     declared = {s.id for s in load_hub_catalog(REPO / "presets" / "hub_models.yaml")}
     hub_rows = [r for r in rows.values() if r["source"] == "hub" and r["id"] in declared]   # other tests add refs
     assert hub_rows and all(r["status"] == "not downloaded" for r in hub_rows)

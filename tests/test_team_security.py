@@ -289,10 +289,31 @@ def test_exposed_without_auth_refuses_to_start(tmp_path, args):
     assert done.returncode != 0 and "--auth" in done.stderr and "refusing to start" in done.stderr, done.stderr
 
 
-def test_password_on_the_command_line_is_refused(tmp_path):
-    done = start(["--auth", "alice:s3cret-pw"], tmp_path)
-    assert done.returncode != 0 and "command line" in done.stderr, done.stderr
-    assert "s3cret-pw" not in done.stderr
+def test_inline_user_password_starts_a_login_server_and_warns(tmp_path, bundled_gguf):
+    """`--auth NAME:PASSWORD` (the README's and --help's example) works: one admin, behind a login,
+    with a warning that the password shows in the process list; the address teammates use is printed."""
+    import urllib.error
+    import urllib.parse
+
+    def login(password: str) -> int:
+        form = urllib.parse.urlencode({"username": "alice", "password": password}).encode()
+        try:
+            with urllib.request.urlopen(app.url + "/login", data=form, timeout=60) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    app = AppProcess(tmp_path / "p.db", extra=["--host", "0.0.0.0", "--auth", "alice:s3cret-pw"])
+    try:
+        assert login("s3cret-pw") == 200 and login("wrong-password") == 400
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(app.url + "/config", timeout=60)        # no sign-in, no page
+    finally:
+        app.close()
+    log = app.log.read_text()
+    assert "visible to everyone on this machine" in log and "s3cret-pw" not in log, log
+    assert "Access: team mode, 1 user from --auth" in log, log
+    assert "behind a login" in log and "Teammates open http://" in log, log
 
 
 def test_insecure_no_auth_starts_and_says_so_on_every_page(tmp_path, bundled_gguf):

@@ -8,6 +8,8 @@ backend. Cancel, no pairs, a remote base and an unwritable models folder give cl
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from contextlib import closing
 from dataclasses import replace
@@ -26,6 +28,7 @@ from playground.training import DPOHyperparameters, TrainCancelled, TrainRequest
 from playground.export import PreferenceFilters
 from playground.training.scoring import accuracy, implicit_accuracy
 
+REPO = Path(__file__).resolve().parent.parent
 MODEL = "smollm2-135m-instruct"
 PROMPTS = ("What is 2 + 2?", "Name a colour.", "Say hello.", "What is the capital of France?",
            "Name an animal.", "What is 3 times 3?", "Name a fruit.", "Give me a number.")
@@ -178,8 +181,12 @@ def test_train_tab_handler_runs_full_fine_tuning_with_live_metrics(app_ctx, vote
         for state, view in run_training_view(app_ctx, {}, lambda: build_request(app_ctx, *form)):
             statuses.append(view.status)
             figures.append(view.figure())
-        assert any(s.startswith("⏳ step 2 of 2") for s in statuses), statuses
-        assert view.status.startswith("✅ **smol-full**") and "Held-out preference accuracy" in view.status
+        assert any("⏳ step 2 of 2" in s for s in statuses), statuses
+        # a handful of votes: said before the first training step, and kept with the result
+        first_step = next(i for i, s in enumerate(statuses) if "⏳ step" in s)
+        assert any("will be noise" in s for s in statuses[:first_step]), statuses
+        assert "✅ **smol-full**" in view.status and "Held-out preference accuracy" in view.status
+        assert "will be noise" in view.status and "95% CI" in view.status
         assert state["run_id"] is None and view.result.steps == 2
         assert [h["step"] for h in view.history if "loss" in h] == [1, 2]
         titles = [ax.get_title() for ax in figures[-1].axes]
@@ -302,6 +309,31 @@ def test_metrics_figure_shows_kl_for_a_kto_run_and_accuracies_for_dpo():
     dpo = metrics_figure([{"step": 1, "loss": 0.7, "rewards/margins": 0.1, "rewards/accuracies": 0.5}])
     assert [ax.get_title() for ax in kto.axes] == ["loss", "rewards/margins", "kl"]
     assert [ax.get_title() for ax in dpo.axes] == ["loss", "rewards/margins", "rewards/accuracies"]
+
+
+def test_too_few_held_out_pairs_are_called_noise_with_the_interval_width():
+    from playground.training.scoring import MIN_HELD_OUT_PAIRS, Accuracy, noise_warning
+
+    assert noise_warning(MIN_HELD_OUT_PAIRS, 300) is None
+    said = noise_warning(1, 3)
+    assert said.startswith("only 1 held-out pair (of 3)") and "will be noise" in said
+    assert "wide at 0/1" in noise_warning(1, 3) and "53% wide at 5/10" in noise_warning(10, 100)
+    assert "95% CI 21%-100%" in Accuracy(1, 1).label()       # every accuracy carries its interval
+
+
+def test_metric_plot_steps_are_whole_numbers_and_library_future_warnings_stay_quiet():
+    from playground.ui.train_tab import metrics_figure
+
+    fig = metrics_figure([{"step": 1, "loss": 0.7}, {"step": 2, "loss": 0.6}, {"step": 3, "loss": 0.5}])
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    # a process of its own: pytest shows every warning inside tests, whatever the filters say
+    code = ("import warnings; from playground.training import dpo; "
+            "warnings.warn_explicit('`foo` is deprecated', FutureWarning, 'trainer.py', 1, module='transformers.trainer'); "
+            "warnings.warn_explicit('ours', FutureWarning, 'x.py', 1, module='playground.x')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ours" in out.stderr and "foo" not in out.stderr, out.stderr
 
 
 def test_the_battle_button_is_behind_the_admin_guard(app_ctx):

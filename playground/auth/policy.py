@@ -49,7 +49,7 @@ ADMIN_ELEMENTS: dict[str, str] = {
 }
 # notes that say why a tab's admin controls are missing ("ask an admin"): shown to non-admins only,
 # so an annotator facing the Lab's or the Train tab's form is not left looking for its button
-ADMIN_ONLY_NOTES: frozenset[str] = frozenset({"lab-admin-only", "train-admin-only"})
+ADMIN_ONLY_NOTES: frozenset[str] = frozenset({"lab-admin-only", "train-admin-only", "models-admin-only"})
 # outputs that carry everyone's data: emptied for non-admins (annotators get theirs in "My votes")
 REDACTED_OUTPUTS: frozenset[str] = frozenset({
     "lb-download-dpo", "lb-download-dpo-meta", "lb-download-dpo-conv", "lb-download-dpo-conv-meta",

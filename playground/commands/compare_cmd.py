@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from playground.compare import (COMPARE_MODES_ORDER, PaneSpec, playground_pane, preload_models, run_panes)
 from playground.config import Settings
@@ -39,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=5, help="self-consistency paths (the Playground's default 5)")
     p.add_argument("--max-tokens", type=int, default=None, help="new tokens per generation")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--json", action="store_true", help="print one JSON object: wall_s and the panes")
+    p.add_argument("--json", action="store_true", help="print one JSON object: wall_s and the panes (progress "
+                   "lines go to stderr, so stdout stays JSON)")
 
 
 def _split(value: str | None) -> list[str]:
@@ -74,21 +75,45 @@ def pane_json(pane: PaneSpec, result: PaneResult) -> dict[str, Any]:
             "error": result.error, "notices": result.notices}
 
 
-def compare(ctx: AppContext, panes: Sequence[PaneSpec], question: str) -> tuple[float, list[PaneResult]]:
-    """(wall seconds from the Send to the last pane's end, final results); models preloaded first."""
+PROGRESS_EVERY_S = 2.0     # a line at least this often while nothing finishes
+
+
+def compare(ctx: AppContext, panes: Sequence[PaneSpec], question: str,
+            progress: Callable[[str], None] | None = None) -> tuple[float, list[PaneResult]]:
+    """(wall seconds from the Send to the last pane's end, final results); models preloaded first.
+
+    `progress` gets a line (panes finished, tokens so far) when a pane finishes and every
+    PROGRESS_EVERY_S meanwhile: a run of several minutes is not silent."""
     preload_models(ctx, panes)
-    start = time.perf_counter()
+    start = last_shown = time.perf_counter()
     results: list[PaneResult] = []
+    finished_shown = 0
     for results in run_panes(ctx, panes, question):
-        pass
+        if progress is None:
+            continue
+        now = time.perf_counter()
+        finished = sum(1 for r in results if r.done)
+        if finished != finished_shown or now - last_shown >= PROGRESS_EVERY_S:
+            finished_shown, last_shown = finished, now
+            progress(progress_line(results, len(panes), now - start))
     return time.perf_counter() - start, results
+
+
+def progress_line(results: Sequence[PaneResult], n_panes: int, elapsed_s: float) -> str:
+    finished = sum(1 for r in results if r.done)
+    tokens = sum(r.n_output_tokens for r in results)
+    return f"compare: {finished}/{n_panes} panes finished, {tokens} tokens so far ({elapsed_s:.1f} s)"
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     ctx = AppContext.create(settings)
     try:
         panes = panes_from_args(ctx, args)
-        wall, results = compare(ctx, panes, args.question)
+        wall, results = compare(ctx, panes, args.question, progress=_to_stderr)
     finally:
         ctx.cache.clear()   # free models now, not in interpreter shutdown (llama.cpp dislikes that)
     if args.json:

@@ -76,8 +76,12 @@ def advice(llama: Any, torch: Any, mem: Any) -> list[str]:
         if apple:
             out.append(f"llama.cpp runs on the CPU only; for Metal: {devices.INSTALL_LLAMA_CPP_METAL}")
         else:
-            where = "this machine has an NVIDIA GPU" if nvidia else "on a machine with an NVIDIA GPU"
-            out.append(f"llama.cpp runs on the CPU only ({where}); for CUDA: {devices.INSTALL_LLAMA_CPP_CUDA}")
+            if nvidia:
+                out.append("this machine has an NVIDIA GPU but llama.cpp is a CPU-only build; for CUDA: "
+                           f"{devices.INSTALL_LLAMA_CPP_CUDA}")
+            else:
+                out.append("llama.cpp is a CPU-only build; on a machine with an NVIDIA GPU, rebuild it for "
+                           f"CUDA: {devices.INSTALL_LLAMA_CPP_CUDA}")
     if torch.installed and not apple and not torch.cuda_build:
         out.append(f"torch is a CPU-only build; for CUDA: {devices.INSTALL_TORCH_CUDA}")
     elif torch.installed and torch.cuda_build and not torch.cuda_available:

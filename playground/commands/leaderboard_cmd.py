@@ -46,6 +46,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from playground.prompting.presets import preset_families
     from playground.ranking import NO_BATTLES, RankingError
     from storage import open_database
+    from storage.judge_verdicts import verdict_counts
 
     since, until = parse_when(args.since), parse_when(args.until, end_of_day=True)
     presets_dir = getattr(settings, "presets_dir", None)
@@ -64,8 +65,15 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             ranked = rank_votes(db, options, families, shows=shows)
             notes += [ranked.note.replace("**", "")] if ranked.note else []
             named_only = ranked.board is None and ranked.named_only and has_votes(db, voters)
+            no_judge_votes = voters == "judges" and not has_votes(db, voters)
+            judged, unparseable = verdict_counts(db) if no_judge_votes else (0, 0)
         finally:
             db.close()
+        if judged:
+            print(f"no battles to rank from judges: the judge produced no usable verdicts ({unparseable} of {judged} "
+                  "judged orders were unparseable; a pair votes only when both orders parse); see python app.py "
+                  "judge report, and try another judge prompt or model", file=sys.stderr)
+            return 1
         if named_only:
             print("no anonymous battles to rank: every vote is a named Playground comparison; add --include-named "
                   "to rank them, or vote in the Arena tab", file=sys.stderr)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from playground.auth.access import INSECURE_BANNER, Access
-from playground.auth.users import UserTable
+from playground.auth.users import UserEntry, UserTable, check_name, hash_password
 from playground.config import Settings
 from playground.errors import PlaygroundError
 
@@ -24,11 +24,12 @@ MAX_UPLOAD = "10mb"   # the one upload, the Lab's JSONL task file (GSM8K's test 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help="start the web UI (the default command)")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=None, help="port (default 7860; pick another if it is busy)")
+    p.add_argument("--port", type=int, default=None, help="port (env PLAYGROUND_PORT; default 7860; pick another if it is busy)")
     p.add_argument("--share", action="store_true", help="make a public Gradio share link (needs --auth)")
-    p.add_argument("--auth", default=None, metavar="FILE",
-                   help=f"users file (one user a line with role and password hash; create it with "
-                        f"`python app.py users add NAME --role admin|annotator`); env {AUTH_ENV}")
+    p.add_argument("--auth", default=None, metavar="FILE|USER:PASSWORD",
+                   help=f"require a login: a users file (one user a line with role and password hash; create "
+                        f"it with `python app.py users add NAME --role admin|annotator`), or USER:PASSWORD "
+                        f"(one admin; the password is then visible in this machine's process list); env {AUTH_ENV}")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="allow --host/--share without --auth: anyone who reaches the page is an admin "
                         "(every page says so)")
@@ -45,12 +46,14 @@ def is_exposed(settings: Settings) -> bool:
     return settings.share or settings.host not in LOCAL_HOSTS
 
 
-def access_for(settings: Settings) -> Access:
+def access_for(settings: Settings, inline: UserTable | None = None) -> Access:
     """The access mode the settings ask for; PlaygroundError when exposure has no login.
 
     A non-local --host or --share without --auth refuses to start (it used to only warn), unless
-    --insecure-no-auth says so explicitly.
+    --insecure-no-auth says so explicitly. `inline` is the `--auth USER:PASSWORD` login.
     """
+    if inline is not None:
+        return Access("team", inline)
     if settings.auth_file is not None:
         return Access("team", UserTable.load(settings.auth_file))
     if not is_exposed(settings):
@@ -60,26 +63,50 @@ def access_for(settings: Settings) -> Access:
     where = "a public share link (--share)" if settings.share else f"--host {settings.host}"
     raise PlaygroundError(
         f"refusing to start: {where} makes the playground reachable from other machines, and without --auth "
-        "anyone could run models, add servers, download models and read every vote. Create users with "
-        "`python app.py users add NAME --role admin` and start with `--auth data/users.txt`, or, on a "
-        "network you trust, say --insecure-no-auth.")
+        "anyone could run models, add servers, download models and read every vote. Start with "
+        "`--auth NAME:PASSWORD` (one admin), or create users with `python app.py users add NAME --role admin` "
+        "and start with `--auth data/users.txt`; on a network you trust, say --insecure-no-auth.")
+
+
+INLINE_WARNING = ("note: the password given with --auth is visible to everyone on this machine (process list, "
+                  "shell history). A users file keeps it off the command line: "
+                  "`python app.py users add NAME --role admin` then `--auth data/users.txt`.")
+
+
+def parse_auth(value: str | None) -> tuple[Path | None, UserTable | None]:
+    """--auth (or $PLAYGROUND_AUTH): a users file, or `NAME:PASSWORD[,NAME:PASSWORD...]`.
+
+    The inline form is Gradio's familiar one, so people type it: it gives admins, hashed in memory
+    like the file's (never stored). An existing file of that name wins over the inline reading.
+    """
+    value = value or os.environ.get(AUTH_ENV) or None
+    if value is None:
+        return None, None
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path, None
+    if ":" in value:
+        return None, inline_users(value)
+    raise PlaygroundError(f"--auth {value}: no such users file. Create it with "
+                          f"`python app.py users add NAME --role admin --file {value}`, or give one admin "
+                          "inline as --auth NAME:PASSWORD")
+
+
+def inline_users(value: str) -> UserTable:
+    """`NAME:PASSWORD[,NAME:PASSWORD...]` -> a table of admins; a bad entry is named."""
+    users: dict[str, UserEntry] = {}
+    for item in value.split(","):
+        name, sep, password = item.strip().partition(":")
+        if not sep or not password:
+            raise PlaygroundError(f"--auth: {item.strip()!r} is not NAME:PASSWORD (or a users file)")
+        check_name(name)
+        users[name] = UserEntry(name, "admin", hash_password(password))
+    return UserTable(users)
 
 
 def auth_file(value: str | None) -> Path | None:
-    """--auth FILE (or $PLAYGROUND_AUTH). `user:password` on the command line is refused: it would
-    show the password to everyone on the machine in the process list."""
-    value = value or os.environ.get(AUTH_ENV) or None
-    if value is None:
-        return None
-    path = Path(value).expanduser()
-    if not path.is_file() and ":" in value:
-        raise PlaygroundError("--auth takes a users file, not user:password: a password on the command line is "
-                              "visible to everyone on this machine. Create the file with "
-                              "`python app.py users add NAME --role admin|annotator` and pass --auth data/users.txt")
-    if not path.is_file():
-        raise PlaygroundError(f"--auth {value}: no such users file. Create it with "
-                              f"`python app.py users add NAME --role admin --file {value}`")
-    return path
+    """The users file --auth names (None for no login or the inline form)."""
+    return parse_auth(value)[0]
 
 
 def session_hours(value: float | None) -> float | None:
@@ -104,13 +131,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from playground.auth.gate import WebGate
     from playground.context import AppContext
     from playground.serving import launch, port_problem, prepare_default_model
-    from playground.ui.app import CSS, build_ui
+    from playground.ui.app import CSS, I18N, SIGNED_OUT_JS, build_ui
 
-    settings = settings.with_overrides(share=args.share or None, auth_file=auth_file(args.auth),
+    users_file, inline = parse_auth(args.auth)
+    settings = settings.with_overrides(share=args.share or None, auth_file=users_file,
                                        insecure_no_auth=args.insecure_no_auth or None,
                                        max_download_gb=args.max_download_gb,
                                        session_hours=session_hours(args.session_hours))
-    access = access_for(settings)
+    access = access_for(settings, inline)
+    if inline is not None:
+        print(INLINE_WARNING, file=sys.stderr)
     if access.mode == "team":     # downloads only through the admin's Download button
         settings = settings.with_overrides(allow_hub_download=False)
     if problem := port_problem(settings.host, settings.port):
@@ -126,10 +156,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     prepare_default_model(ctx)
     demo = build_ui(ctx)
     demo.queue(default_concurrency_limit=8)
-    login = f", {len(access.users.names())} users from {settings.auth_file}" if access.users else ""
+    login = ""
+    if access.users:
+        source = settings.auth_file or "--auth (admins)"
+        login = f", {len(access.users.names())} user{'s' if len(access.users.names()) != 1 else ''} from {source}"
     print(f"Access: {access.mode} mode{login}", file=sys.stderr)
     gate = Middleware(WebGate, access=access, session_hours=settings.session_hours)
-    launch(demo, settings, auth=access.gradio_auth(), auth_message=AUTH_MESSAGE,
-           show_error=False, footer_links=["api", "settings"], css=CSS,
+    launch(demo, settings, login=access.login_required, auth=access.gradio_auth(), auth_message=AUTH_MESSAGE,
+           show_error=False, footer_links=["api", "settings"], css=CSS, i18n=I18N,
+           js=SIGNED_OUT_JS if access.login_required else None,
            app_kwargs={"middleware": [gate]}, max_file_size=MAX_UPLOAD)
     return 0

@@ -65,6 +65,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     catalog = build_catalog(settings.models_dir, settings.presets_dir, include_hub=False)
 
     def show(p: Any) -> None:
+        if p.notice:
+            print(f"warning: {p.notice}", file=sys.stderr)
         if p.stage != "training":
             print(p.stage, file=sys.stderr)
         elif p.logs:
@@ -81,4 +83,6 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     print(f"held-out preference accuracy, base:  {result.base_accuracy.label()}")
     print(f"held-out preference accuracy, tuned: {result.tuned_accuracy.label()}")
     print(f"tuned implicit reward prefers chosen: {result.implicit.label()}")
+    if result.notice:
+        print(f"warning: {result.notice}", file=sys.stderr)
     return 0

@@ -55,6 +55,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{user.name}\t{user.role}")
         return 0
     is_new = write_user(path, args.name, args.role, read_password(args.name))
-    print(f"{'added' if is_new else 'updated'} {args.name} ({args.role}) in {path}. Start the server with "
+    print(f"{'Added' if is_new else 'Updated'} {args.name} ({args.role}) in {path}. Start the server with "
           f"`python app.py --host 0.0.0.0 --auth {path}`", file=sys.stderr)
     return 0

@@ -26,6 +26,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from playground.lab.plots import DODGE, DPI, XPAD, save_figure
 from playground.lab.reports import SummaryRow, params_label
+from playground.palette import colour
 from playground.stats import Z95, wilson_interval
 
 ACCURACY_NOTE = "exact match by the app's extractor (harness strict/flexible: see the summary)"
@@ -62,11 +63,12 @@ def _acc_err(rows: Sequence[SummaryRow]) -> tuple[list[float], list[list[float]]
 def _draw_series(top, bottom, xs: Sequence[float], series: Sequence[SummaryRow], label: str) -> None:
     """One line on both panels: accuracy with its Wilson interval above, gold log-prob ±1.96 SE below."""
     ys, err = _acc_err(series)
-    top.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label)
+    top.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label, color=colour(label))
     scored = [(x, r) for x, r in zip(xs, series, strict=True) if r.mean_logprob is not None]
     if scored:
         bottom.errorbar([x for x, _ in scored], [r.mean_logprob for _, r in scored],
-                        yerr=[Z95 * (r.logprob_se or 0.0) for _, r in scored], marker="o", capsize=4, label=label)
+                        yerr=[Z95 * (r.logprob_se or 0.0) for _, r in scored], marker="o", capsize=4, label=label,
+                        color=colour(label))
 
 
 def _finish_two_panels(fig: Figure, top, bottom, xlabel: str, title: str) -> Figure:
@@ -120,7 +122,7 @@ def plot_icl_curve(rows: Sequence[SummaryRow], title: str = "In-context learning
     lines: dict[str, list[SummaryRow]] = defaultdict(list)
     for r in rows:
         if r.shots is not None and r.accuracy is not None:
-            lines[f"{r.model_id} · {r.mode}"].append(r)
+            lines[f"{r.mode} · {r.model_id}"].append(r)     # mode first: it takes the mode's colour
     lines = {k: sorted(v, key=lambda r: r.shots or 0) for k, v in lines.items() if len({r.shots for r in v}) > 1}
     if not lines:
         _empty(top, "needs a few-shot mode run at two or more k (e.g. k = 0,1,2,4,8)")
@@ -185,11 +187,11 @@ def plot_cot_gain(rows: Sequence[SummaryRow], title: str = "Does CoT help? CoT m
         xs = [_dodge(g["n_params"], i, len(pairs)) for g in series]
         ys = [100 * g["difference"] for g in series]
         err = [[y - 100 * g["ci_low"] for y, g in zip(ys, series, strict=True)], [100 * g["ci_high"] - y for y, g in zip(ys, series, strict=True)]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=pair)
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=pair, color=colour(pair))
     ax.axhline(0, color="grey", linewidth=1)
     _size_axis(ax, [g["n_params"] for g in gains])
     ax.set_ylim(-102, 102)
-    ax.set_ylabel("accuracy difference (points), 95% Newcombe")
+    ax.set_ylabel("CoT − direct (points), 95% Newcombe")     # short enough for the axis height
     ax.set_xlabel("parameters (log scale)")
     ax.legend(fontsize="small", loc="best")
     fig.suptitle(title)
@@ -227,7 +229,7 @@ def plot_base_vs_instruct(rows: Sequence[SummaryRow], title: str = "Base vs inst
     for offset, kind, pick in ((-width / 2, "base", 0), (width / 2, "instruct", 1)):
         chosen = [p[pick] for p in pairs]
         ys, err = _acc_err(chosen)
-        ax.bar([i + offset for i in range(len(pairs))], ys, width, yerr=err, capsize=4, label=kind)
+        ax.bar([i + offset for i in range(len(pairs))], ys, width, yerr=err, capsize=4, label=kind, color=colour(kind))
     ax.set_xticks(range(len(pairs)), labels, fontsize="small")
     ax.set_ylim(0, 102)
     ax.set_ylabel("exact match (%), 95% Wilson")

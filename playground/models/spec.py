@@ -17,7 +17,7 @@ class ModelSpec:
 
     id: str
     display_name: str
-    source: str                      # bundled | local | hub
+    source: str                      # bundled | package | local | hub | remote
     backends: tuple[str, ...]        # first is the default
     path: Path | None = None
     format: str = "gguf"             # gguf | hf
@@ -34,6 +34,9 @@ class ModelSpec:
     api_key_env: str | None = None   # name of the env var holding the API key (never the key itself)
     built_from: Path | None = None   # bundled file this entry is derived from on first use (F16 copy)
     tuned_from: str | None = None    # base model id of a model trained here (its training.json)
+    provenance: str = ""             # who made the file, from what (third-party repackagings say so)
+    license: str | None = None       # the original model's licence, when the catalog knows it
+    original_model: str | None = None   # the model a repackaged file comes from (e.g. Qwen/Qwen2.5-...)
 
     @property
     def available(self) -> bool:
@@ -62,6 +65,17 @@ class ModelSpec:
         data["kind"] = self.kind
         data["available"] = self.available
         return data
+
+
+def status_word(spec: ModelSpec) -> str:
+    """One word or two: can it run now, and if not, what happens on first use (Models tab, `models`)."""
+    if spec.available:
+        return "ready"
+    if spec.built_from is not None:
+        return "assembled on first use" if spec.source == "package" else "built on first use"
+    if spec.source == "hub":
+        return "not downloaded"
+    return "missing"
 
 
 def slug(text: str) -> str:

@@ -6,9 +6,11 @@ is the data, the others bootstrap redraws). Regularisation, when there is any, a
 virtual points in `prior_a`/`prior_n` per group (see `bradley_terry.regularised_pairs`).
 
 Robustness: the weights n * p * (1 - p) are computed as n * expit(eta) * expit(-eta) (no
-cancellation near p = 1), a round whose ratings run away (its MLE does not exist, e.g. a
-contestant that never wins in that resample) or whose Newton system is singular is marked
-failed and dropped, never fatal; only the remaining rounds keep iterating.
+cancellation near p = 1). Whether a bootstrap round's MLE exists is decided from its own win
+graph before it is fitted (`rescue_shares`), never from how far Newton's method wandered: a
+round where a contestant never wins converges happily to -35 nats, which no threshold tells
+apart from a real rating. A round whose ratings still run away or whose Newton system is
+singular is marked failed and dropped, never fatal; only the remaining rounds keep iterating.
 """
 from __future__ import annotations
 
@@ -17,14 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
-from scipy.special import expit
+from scipy.special import expit, log_expit
 
 from playground.ranking.battles import ELO_PER_NAT, INIT_RATING, RankingError
 
 NEWTON_TOL = 1e-10  # largest Newton step (natural log-odds) at convergence
 NEWTON_MAX_ITER = 100
 NEWTON_MAX_STEP = 4.0  # damping: no rating moves more than this many log-odds in one step
-RUNAWAY = 40.0  # |theta| beyond this many log-odds (~7,000 Elo points): the MLE does not exist
+RUNAWAY = 40.0  # |theta| beyond this many log-odds (~7,000 Elo points): a last guard, not the test of existence
+LINE_SEARCH_ABOVE = 1e-3  # steps (log-odds) larger than this are checked against the likelihood (`backtrack`)
 CHUNK_ELEMENTS = 4_000_000  # bootstrap rounds are fitted in chunks of about this many cells
 
 
@@ -133,6 +136,10 @@ def fit_cells(
         step, singular = solve_each(hess, grad)
         largest = np.abs(step).max(1)
         step *= np.minimum(1.0, NEWTON_MAX_STEP / np.maximum(largest, 1e-300))[:, None]
+        far = np.flatnonzero(largest > LINE_SEARCH_ABOVE)  # near the optimum a Newton step always climbs
+        if len(far):
+            step[far] *= backtrack(cells, th[far], beta[act][far] if has_beta else None, aa[far], nn[far],
+                                   step[far])[:, None]
         theta[act] += step[:, :players]
         if has_beta:
             beta[act] += step[:, players]
@@ -140,6 +147,36 @@ def fit_cells(
         failed[act] = bad
         converged[act] = ~bad & (largest < NEWTON_TOL)
     return theta, (beta if has_beta else None), converged & ~failed
+
+
+def log_likelihood(cells: Cells, theta: np.ndarray, beta: np.ndarray | None, a: np.ndarray, n: np.ndarray
+                   ) -> np.ndarray:
+    """Per round: sum over groups of a log p + (n - a) log(1 - p), computed without cancellation."""
+    eta = theta[:, cells.gi] - theta[:, cells.gj]
+    if beta is not None:
+        eta = eta + beta[:, None] * cells.z
+    return (a * log_expit(eta) + (n - a) * log_expit(-eta)).sum(1)
+
+
+def backtrack(cells: Cells, theta: np.ndarray, beta: np.ndarray | None, a: np.ndarray, n: np.ndarray,
+              step: np.ndarray, halvings: int = 30) -> np.ndarray:
+    """Per round, the factor (1, 1/2, 1/4...) that keeps a Newton step from lowering the likelihood.
+
+    A full (or clipped) Newton step can overshoot and cycle between two points forever on a
+    resample far from the full fit's ratings (seen on sparse boards); halving until the
+    likelihood does not fall is enough for a concave likelihood to converge.
+    """
+    players = cells.n_players
+    now = log_likelihood(cells, theta, beta, a, n)
+    scale = np.ones(len(theta))
+    for _ in range(halvings):
+        th = theta + scale[:, None] * step[:, :players]
+        b = None if beta is None else beta + scale * step[:, players]
+        worse = log_likelihood(cells, th, b, a, n) < now - 1e-9 * (1.0 + np.abs(now))
+        if not worse.any():
+            break
+        scale[worse] /= 2
+    return scale
 
 
 def solve_each(hess: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -221,10 +258,11 @@ def bootstrap_interval(
 ) -> Interval:
     """Percentile interval of refits on multinomial redraws of the outcome cells (chunked batches).
 
-    A round whose MLE does not exist is refitted with `rescue` virtual ties on the pairs that
-    cause it (counted in `rescued`; pass None to drop such rounds instead). Rounds that still
-    cannot be fitted are counted in `failed` and left out; when every round fails the interval
-    is NaN (the caller warns), never an exception.
+    A round whose MLE does not exist (its win graph is not strongly connected: `rescue_shares`)
+    is fitted with `rescue` virtual ties on the pairs that cause it (counted in `rescued`; pass
+    None to drop such rounds instead). Rounds that cannot be fitted are counted in `failed` and
+    left out; when every round fails the interval is NaN (the caller warns), never an exception.
+    Without an anchor each round is aligned to the full fit by `align_to_fit`.
     """
     full = to_elo(theta, cells.labels, names, anchor, anchor_rating)[0]
     b0 = float(beta[0]) if beta is not None else float("nan")
@@ -233,20 +271,24 @@ def bootstrap_interval(
     rng = np.random.default_rng(seed)
     total, p = cells.total, cells.counts / cells.counts.sum()
     chunk = max(1, CHUNK_ELEMENTS // max(len(cells.counts), cells.n_players**2))
+    weight = np.asarray(cells.games_of.T @ cells.counts).ravel()
+    weight = np.bincount(cells.gi, weight, cells.n_players) + np.bincount(cells.gj, weight, cells.n_players)
     samples, betas, failed, rescued = [], [], 0, 0
     for start in range(0, rounds, chunk):
         draws = rng.multinomial(total, p, size=min(chunk, rounds - start)).astype(np.float64)
         a, n = cells.groups_from(draws)
+        # Whether a resample has a finite MLE is read off its own win graph, before fitting it.
+        share = rescue_shares(cells.gi, cells.gj, cells.n_players, a, n - a)
+        infinite = share.any(1)
+        if rescue is not None:
+            a, n = a + share * (rescue / 2), n + share * rescue
+            rescued += int(infinite.sum())
         t, b, ok = fit_cells(cells, a, n, theta0=theta, beta0=beta)
-        if rescue is not None and not ok.all():  # no finite MLE in these redraws: the same minimal rule
-            bad = np.flatnonzero(~ok)
-            extra = np.stack([rescue_groups(cells, a[k], n[k]) for k in bad]) * rescue
-            t2, b2, ok2 = fit_cells(cells, a[bad] + extra / 2, n[bad] + extra, theta0=theta, beta0=beta)
-            t[bad], ok[bad] = t2, ok2
-            if b is not None:
-                b[bad] = b2
-            rescued += int(ok2.sum())
+        if rescue is None:
+            ok &= ~infinite  # however far Newton got, these ratings are infinite
         sample = to_elo(np.where(ok[:, None], t, 0.0), cells.labels, names, anchor, anchor_rating)
+        if anchor is None:
+            sample = align_to_fit(sample, full, cells.labels, weight)
         sample[~ok] = np.nan
         failed += int((~ok).sum())
         samples.append(sample)
@@ -263,22 +305,53 @@ def bootstrap_interval(
     return Interval(low, high, failed, float(b_low), float(b_high), rescued)
 
 
-def rescue_groups(cells: Cells, a: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Per group, the share of one contestant's rescue ties its pair gets (0 if not needed), one round.
+def align_to_fit(sample: np.ndarray, full: np.ndarray, labels: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Shift each round, per component, so that its battle-weighted mean change from the full fit is 0.
 
-    A group needs them when its pair lies across strongly connected parts of 'scored against'.
-
-    `a`/`n` are one round's points for i and battles per group: the groups that make its MLE
-    infinite (see `bradley_terry.regularised_pairs`, the same rule on the full data).
+    Ratings are defined up to a shift; centring every round on its plain mean makes each
+    contestant's interval carry 1/n of every other contestant's swing, and a contestant with 15
+    battles swings by hundreds of points between resamples. Weighting the alignment by battles
+    played lets the well-measured contestants fix the scale (with equal battle counts it is the
+    plain mean, as before).
     """
-    size = cells.n_players
-    points = sparse.csr_matrix((np.r_[a, n - a], (np.r_[cells.gi, cells.gj], np.r_[cells.gj, cells.gi])),
-                               shape=(size, size))
-    points.data = (points.data > 1e-12).astype(float)
-    points.eliminate_zeros()
-    _, strong = connected_components(points, directed=True, connection="strong")
-    cross = (strong[cells.gi] != strong[cells.gj]) & (n > 0)
-    pairs = set(zip(cells.gi[cross].tolist(), cells.gj[cross].tolist(), strict=True))
-    degree = np.bincount(np.array([k for pair in pairs for k in pair], dtype=np.intp), minlength=size)
-    share = 1.0 / np.maximum(np.maximum(degree[cells.gi], degree[cells.gj]), 1)
+    aligned = sample.copy()
+    for comp in np.unique(labels):
+        members = labels == comp
+        w = weight[members] / max(weight[members].sum(), 1e-300)
+        aligned[:, members] -= ((sample[:, members] - full[members]) @ w)[:, None]
+    return aligned
+
+
+def rescue_shares(gi: np.ndarray, gj: np.ndarray, players: int, for_i: np.ndarray, for_j: np.ndarray) -> np.ndarray:
+    """Per round and group, the share of one contestant's rescue ties its pair gets (0 where none is needed).
+
+    Groups are pairs that met in the full data; `for_i`/`for_j` (R, G) are the points i and j
+    scored against each other in each round. A round's MLE is finite and unique iff its "scored
+    a point against" graph is strongly connected within every set of contestants that met in the
+    full data (Zermelo/Ford): the groups whose pair lies across two strongly connected parts are
+    exactly those that need virtual ties (the rule `bradley_terry.regularised_pairs` applies to
+    the full data; a pair the resample never drew counts too, or a contestant drawn into no
+    battle would leave its rating undefined). All rounds are one block-diagonal graph, so one
+    `connected_components` call tests them all. A pair's share is 1 / (the larger number of
+    one-sided pairs of its two contestants in that round).
+    """
+    rounds, groups = for_i.shape
+    offset = (np.arange(rounds) * players)[:, None]
+    src, dst = (gi + offset), (gj + offset)
+    forward, backward = for_i > 1e-12, for_j > 1e-12
+    rows = np.r_[src[forward], dst[backward]]
+    cols = np.r_[dst[forward], src[backward]]
+    graph = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(rounds * players,) * 2)
+    _, strong = connected_components(graph, directed=True, connection="strong")
+    cross = strong[src] != strong[dst]
+    if not cross.any():
+        return np.zeros((rounds, groups))
+    pair_id, pair_of = np.unique(gi * players + gj, return_inverse=True)  # several groups may share a pair
+    group_pair = sparse.csr_matrix((np.ones(groups), (np.arange(groups), pair_of)), shape=(groups, len(pair_id)))
+    pair_cross = np.asarray((group_pair.T @ cross.T.astype(float)).T) > 0
+    pi, pj = np.divmod(pair_id, players)
+    ends = sparse.csr_matrix((np.ones(2 * len(pair_id)), (np.tile(np.arange(len(pair_id)), 2), np.r_[pi, pj])),
+                             shape=(len(pair_id), players))
+    degree = np.asarray((ends.T @ pair_cross.T.astype(float)).T)
+    share = 1.0 / np.maximum(np.maximum(degree[:, gi], degree[:, gj]), 1.0)
     return np.where(cross, share, 0.0)

@@ -59,3 +59,53 @@ def simulate(setup: Setup, seed: int) -> Battles:
         if setup.tie_rate > 0:
             winner = np.where(rng.random(m) < setup.tie_rate, 2, winner)
     return Battles.from_codes(setup.names(), left, right, winner, np.arange(m, dtype=float))
+
+
+@dataclass(frozen=True)
+class SparseSetup:
+    """A small anonymous board with one sparse contestant: the case where one resample's missing wins
+    used to blow every interval up.
+
+    `n_regular` contestants with true ratings spread evenly over `spread` points play
+    `n_battles` uniformly paired battles; one more contestant, "rare" (true rating `rare_rating`),
+    plays `rare_battles` battles against uniformly drawn regulars and wins exactly `rare_wins` of them
+    (which ones is random). Everything else follows Bradley-Terry.
+    """
+
+    n_battles: int = 1_085
+    n_regular: int = 7
+    spread: float = 300.0
+    rare_rating: float = 700.0
+    rare_battles: int = 15
+    rare_wins: int = 2
+
+    def true_ratings(self) -> np.ndarray:
+        """The regulars' ratings (weakest first, mean 1000) then rare's."""
+        regular = 1000.0 + np.linspace(-self.spread / 2, self.spread / 2, self.n_regular)
+        return np.r_[regular, self.rare_rating]
+
+    def names(self) -> list[str]:
+        return [f"m{k}" for k in range(self.n_regular)] + ["rare"]
+
+
+def simulate_sparse(setup: SparseSetup, seed: int, with_rare: bool = True) -> Battles:
+    """One data set; `with_rare=False` gives the same regular battles without rare's (same seed)."""
+    rng = np.random.default_rng(seed)
+    n, m = setup.n_regular, setup.n_battles
+    true = setup.true_ratings()
+    left = rng.integers(0, n, m)
+    right = (left + rng.integers(1, n, m)) % n  # uniform over the other regulars
+    d = (true[left] - true[right]) * np.log(10) / 400
+    winner = np.where(rng.random(m) < 1 / (1 + np.exp(-d)), 0, 1)
+    opponents = rng.integers(0, n, setup.rare_battles)
+    rare_won = np.zeros(setup.rare_battles, dtype=bool)
+    rare_won[rng.choice(setup.rare_battles, setup.rare_wins, replace=False)] = True
+    rare_left = rng.random(setup.rare_battles) < 0.5
+    if with_rare:
+        rare = np.full(setup.rare_battles, n)
+        left = np.r_[left, np.where(rare_left, rare, opponents)]
+        right = np.r_[right, np.where(rare_left, opponents, rare)]
+        winner = np.r_[winner, np.where(rare_won == rare_left, 0, 1)]
+    order = rng.permutation(len(left))
+    names = setup.names() if with_rare else setup.names()[:n]
+    return Battles.from_codes(names, left[order], right[order], winner[order], np.arange(len(left), dtype=float))

@@ -25,9 +25,11 @@ from scipy.special import softmax
 
 from playground.ranking.battles import (INIT_RATING, Battles, BothBad, RankingError, _check_both_bad,
                                         _require_battles, comparison_groups, tally_battles)
-from playground.ranking.bradley_terry import DEFAULT_PRIOR, BTRatings, blank_isolated, prior_per_pair
-from playground.ranking.fitting import (NEWTON_MAX_ITER, NEWTON_MAX_STEP, NEWTON_TOL, RUNAWAY, component_projector,
-                                        incidence_matrix, laplacian_map, solve_each, to_elo)
+from playground.ranking.bradley_terry import (DEFAULT_PRIOR, RESCUE_TIES, BTRatings, blank_isolated,
+                                              prior_per_pair)
+from playground.ranking.fitting import (NEWTON_MAX_ITER, NEWTON_MAX_STEP, NEWTON_TOL, RUNAWAY, align_to_fit,
+                                        component_projector, incidence_matrix, laplacian_map, rescue_shares,
+                                        solve_each, to_elo)
 
 
 def tie_probability_at_equal_strength(nu: float) -> float:
@@ -70,17 +72,30 @@ def fit_davidson(
     if not ok[0]:
         raise RankingError("the Davidson tie-model fit did not converge; report this data set as a bug")
     rating = to_elo(theta, labels, coded.names, anchor, anchor_rating)[0]
-    low, high, failed = rating.copy(), rating.copy(), 0
+    low, high, failed, rescued = rating.copy(), rating.copy(), 0, 0
     nu = math.exp(lam[0])
     nu_ci = (nu, nu)
     if rounds > 0:
         flat = counts.ravel()
         rng = np.random.default_rng(seed)
         draws_ = rng.multinomial(int(flat.sum()), flat / flat.sum(), size=rounds).astype(float).reshape(rounds, *counts.shape)
+        # The plain fit's per-resample rule: virtual ties where its MLE is infinite (or, with a prior, left out).
+        seen = draws_ + extra
+        share = rescue_shares(gi, gj, len(coded.names), seen[..., 0] + seen[..., 2] / 2,
+                              seen[..., 1] + seen[..., 2] / 2)
+        infinite = share.any(1)
+        if prior is None:
+            draws_[..., 2] += share * RESCUE_TIES
+            rescued = int(infinite.sum())
         t, lam_r, ok_r = model.fit(draws_, theta0=theta[0], lam0=lam[0])
+        if prior is not None:
+            ok_r &= ~infinite
         failed = int((~ok_r).sum())
         if failed < rounds:
-            sample = to_elo(np.where(ok_r[:, None], t, 0.0), labels, coded.names, anchor, anchor_rating)[ok_r]
+            sample = to_elo(np.where(ok_r[:, None], t, 0.0), labels, coded.names, anchor, anchor_rating)
+            if anchor is None:
+                sample = align_to_fit(sample, rating, labels, games.sum(1))
+            sample = sample[ok_r]
             tail = 100 * (1 - ci) / 2
             low, high = np.percentile(sample, [tail, 100 - tail], axis=0)
             nu_low, nu_high = np.percentile(np.exp(lam_r[ok_r]), [tail, 100 - tail])
@@ -90,7 +105,7 @@ def fit_davidson(
             nu_ci = (math.nan, math.nan)
     rating, low, high = (blank_isolated(x, tally, both_bad) for x in (rating, low, high))
     return BTRatings(coded.names, rating, low, high, rounds, tuple(comparison_groups(tally, both_bad)), prior,
-                     both_bad, failed, named, tie_model="davidson", nu=nu, nu_ci=nu_ci)
+                     both_bad, failed, named, rescued, tie_model="davidson", nu=nu, nu_ci=nu_ci)
 
 
 class _Davidson:

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import threading
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +38,7 @@ from playground.training.card import write_card
 from playground.export import PreferenceFilters
 from playground.training.data import (PreferenceSplit, UnpairedRows, describe, load_preferences,
                                       load_unpaired)
-from playground.training.scoring import Accuracy, accuracy, implicit_accuracy, preference_margins
+from playground.training.scoring import Accuracy, accuracy, implicit_accuracy, noise_warning, preference_margins
 
 METHODS = ("lora", "full")
 OBJECTIVES = ("dpo", "kto")
@@ -61,6 +62,11 @@ class DPOHyperparameters:
 
     def lr_for(self, method: str) -> float:
         return self.learning_rate if self.learning_rate else (5e-5 if method == "lora" else 5e-6)
+
+# transformers, TRL and PEFT announce API changes with FutureWarnings on every run; they are about
+# their callers' code (ours), not anything a user can act on, so they stay out of the console.
+# A process-wide filter (warnings.catch_warnings is not thread-safe, and training runs in a thread).
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft|accelerate)(\.|$)")
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class TrainProgress:
     eta: float | None
     logs: dict[str, float]
     stage: str = "training"
+    notice: str | None = None     # said before training: e.g. too few held-out pairs to measure anything
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ class TrainResult:
     tuned_accuracy: Accuracy
     implicit: Accuracy
     wall_seconds: float
+    notice: str | None = None     # the noise warning, kept with the result it qualifies
 
 
 class TrainCancelled(PlaygroundError):
@@ -170,7 +178,8 @@ def train_dpo(request: TrainRequest, catalog: Catalog, db: Database, *, cancel: 
     split = load_preferences(db, request.filters, held_out_fraction=request.held_out_fraction,
                              seed=request.hyper.seed, require_pairs=not kto)
     unpaired = load_unpaired(db, request.filters, split.held_out, seed=request.hyper.seed) if kto else None
-    report(TrainProgress(0, 0, time.monotonic() - started, None, {}, stage="loading the base model"))
+    notice = noise_warning(len(split.held_out), split.size)
+    report(TrainProgress(0, 0, time.monotonic() - started, None, {}, stage="loading the base model", notice=notice))
     tokenizer, model = load_trainable(spec, request.device)
     report(TrainProgress(0, 0, time.monotonic() - started, None, {}, stage="scoring held-out pairs (base)"))
     base_margins = preference_margins(model, tokenizer, split.held_out, request.hyper.max_length)
@@ -189,7 +198,7 @@ def train_dpo(request: TrainRequest, catalog: Catalog, db: Database, *, cancel: 
     trained_on = len(unpaired.rows) if unpaired else split.size
     result = TrainResult(target, "", trained_on, trainer.state.global_step, final, accuracy(base_margins),
                          accuracy(tuned_margins), implicit_accuracy(base_margins, tuned_margins),
-                         time.monotonic() - started)
+                         time.monotonic() - started, notice)
     _save_atomically(tuned, tokenizer, target, _card_facts(request, spec, split, result, unpaired), cancel)
     listed = catalog.add(spec_from_hf_folder(slug(request.name), f"{request.name} (local)", "local", target))
     return replace(result, model_id=listed.id)

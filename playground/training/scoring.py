@@ -16,6 +16,27 @@ import torch
 from playground.stats import wilson_interval
 
 
+# Fewer held-out pairs than this and the before/after accuracies are noise: the Wilson 95% interval
+# of an accuracy near 50% is 33%-67% at n = 30 (34 points wide; 42 points at n = 15, 53 at n = 10),
+# wider than the change a preference-tuning run on a few hundred votes makes (a few to ~20 points),
+# so no difference between base and tuned could be told from chance. Said before training starts.
+MIN_HELD_OUT_PAIRS = 30
+
+
+def noise_warning(n_held_out: int, n_pairs: int) -> str | None:
+    """What to say before training when the held-out pairs are too few to measure anything."""
+    if n_held_out >= MIN_HELD_OUT_PAIRS:
+        return None
+    if n_held_out == 0:
+        width = "undefined"
+    else:
+        lo, hi = wilson_interval(n_held_out // 2, n_held_out)
+        width = f"{hi - lo:.0%} wide at {n_held_out // 2}/{n_held_out}"
+    return (f"only {n_held_out} held-out pair{'s' if n_held_out != 1 else ''} (of {n_pairs}): below "
+            f"{MIN_HELD_OUT_PAIRS}, an accuracy's 95% interval is too wide ({width}) to tell base from tuned, so "
+            "the before/after accuracies will be noise. More votes or a larger held-out share make them meaningful.")
+
+
 @dataclass(frozen=True)
 class Accuracy:
     """successes out of n, with its Wilson 95% interval."""

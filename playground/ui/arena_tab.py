@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import random
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -20,7 +21,7 @@ import gradio as gr
 
 from playground.arena import (SIDE_NAMES, SIDES, ArenaError, Contestant, Revealed, Round,
                               begin_turn, build_pool, can_vote, cast_vote, draw_round, record_answer, reveal,
-                              saved_pool, session_id_for)
+                              same_answers, saved_pool, session_id_for)
 from playground.assigned import assigned_round
 from playground.compare import PaneSpec, run_panes
 from playground.context import AppContext
@@ -30,14 +31,19 @@ from playground.judge.live import BattleJudgement, judge_voted_battle
 from playground.judge.prompts import load_judge_prompts
 from playground.prompting.plan import MODE_TITLES, MODES
 from playground.recording import MAX_NOTE, save_generation
+from playground.ui.arena_stream import AlignedStart
 from playground.ui.common import format_metrics, model_choices, new_session_id, notices_markdown
 from playground.verdicts import WINNER_LABELS
+from storage.pairs import SAME_ANSWER_NOTICE, SAME_ANSWER_VERDICTS
 
 DEFAULT_MODES = ("zero_shot", "instruction")
 DEFAULT_FAMILY = "general"
 DEFAULT_SAMPLING = "balanced"
 DEFAULT_MAX_TOKENS = 256
 VOTE_BUTTONS = {"left": "← A is better", "right": "B is better →", "tie": "Tie", "both_bad": "Both are bad"}
+STREAM_INTERVAL_S = 0.1   # s between looks at the two streams: a readable rate, not one update per token
+WAITING = "⏳ Both models are answering… (their answers appear together, so neither side's speed gives it away)"
+ANSWERING = "⏳ Both models are answering…"
 HELLO = "Ask a question: two anonymous models answer side by side. Vote, and see who was who."
 JUDGE_MAX_TOKENS = 256   # the judge's default token budget here (at most its prompt's)
 VERDICT_WORDS = {**WINNER_LABELS, "inconsistent": "no clear verdict: the two orders disagree",
@@ -67,6 +73,7 @@ class ArenaView:
     metrics: list[str] | None = None
     notices: list[str] | None = None
     voted: bool = False    # the round is voted: the judge controls may appear
+    same_answer: bool = False  # both answers are the same text: only Tie / Both are bad are offered
 
 
 def new_arena_state() -> dict[str, Any]:
@@ -142,19 +149,6 @@ def blind_answer(result: PaneResult, followup: str | None = None) -> str:
     return result.answer_text
 
 
-def side_messages(rnd: Round, side: str, question: str = "", live: PaneResult | None = None,
-                  followup: str | None = None) -> list[dict[str, Any]]:
-    """The side's transcript, plus the turn being streamed."""
-    state = rnd.side(side)
-    messages = [dict(m) for m in state.transcript]
-    if not state.done and question:
-        messages.append({"role": "user", "content": question})
-        answer = blind_answer(live, followup) if live is not None else ""
-        if answer:
-            messages.append({"role": "assistant", "content": answer})
-    return messages
-
-
 def reveal_markdown(revealed: Sequence[Revealed]) -> str:
     """Who was who, each with the exact prompts it was sent (one per turn); the figures and notices held
     back until the vote appear under each side."""
@@ -176,19 +170,17 @@ def _fenced(caption: str, text: str) -> str:
     return f"*{caption}*\n\n{fence}text\n{text}\n{fence}"
 
 
-def round_view(rnd: Round | None, status: str, question: str = "",
-               live: Sequence[PaneResult | None] | None = None,
-               followups: Sequence[str | None] = (None, None)) -> ArenaView:
-    """Everything the tab shows for a round. Before the vote the two sides show the answers and
-    nothing else (no token counts, speeds or notices: they give away the mode or the model's size);
-    after it, those appear together with who was who."""
+def round_view(rnd: Round | None, status: str) -> ArenaView:
+    """Everything the tab shows for a round between turns (a turn being answered is `streaming_view`).
+    Before the vote the two sides show the answers and nothing else (no token counts, speeds or
+    notices: they give away the mode or the model's size); after it, those appear together with
+    who was who."""
     if rnd is None:
         return ArenaView(status=status, chats=[[], []], metrics=["", ""], notices=["", ""])
-    live = live or [None, None]
-    chats = [side_messages(rnd, s, question, r, f) for s, r, f in zip(SIDES, live, followups, strict=True)]
+    chats = [[dict(m) for m in rnd.side(s).transcript] for s in SIDES]
     metrics, notices = side_extras(rnd)
     return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0], chats=chats,
-                     metrics=metrics, notices=notices, voted=rnd.status == "voted")
+                     metrics=metrics, notices=notices, voted=rnd.status == "voted", same_answer=same_answers(rnd))
 
 
 def side_extras(rnd: Round) -> tuple[list[str], list[str]]:
@@ -207,7 +199,7 @@ def message_view(rnd: Round | None, status: str) -> ArenaView:
     """A message about the round that leaves the answers on screen as they are (figures after a vote)."""
     metrics, notices = side_extras(rnd) if rnd is not None else (None, None)
     return ArenaView(status=status, reveal=_reveal_text(rnd), can_vote=can_vote(rnd)[0], metrics=metrics,
-                     notices=notices, voted=rnd is not None and rnd.status == "voted")
+                     notices=notices, voted=rnd is not None and rnd.status == "voted", same_answer=same_answers(rnd))
 
 
 def _reveal_text(rnd: Round | None) -> str:
@@ -227,8 +219,9 @@ def arena_new_round(ctx: AppContext, state: dict[str, Any], choice: PoolChoice,
         assigned = assigned_round(ctx.settings.db_path, username)
         if assigned is not None:
             state["round"] = assigned[0].to_dict()
+            same = f" ⚠️ {SAME_ANSWER_NOTICE}" if same_answers(assigned[0]) else ""
             return state, round_view(assigned[0], f"📋 Assigned battle ({assigned[1]} open for you): judge these "
-                                                  "two answers.")
+                                                  f"two answers.{same}")
         rnd = draw_round(ctx.settings.db_path, current_pool(ctx, choice), rng or random.Random())
     except PlaygroundError as exc:
         return state, round_view(None, f"⚠️ {exc}")
@@ -260,21 +253,51 @@ def arena_send(ctx: AppContext, state: dict[str, Any], question: str, choice: Po
         return
     session_id = session_id_for(state["session_uuid"], username)
     run_id, cancel = ctx.runs.start()
-    state = {**state, "round": rnd.to_dict(), "run_id": run_id}
-    yield state, round_view(rnd, "⏳ Both models are answering…", question, [PaneResult(), PaneResult()], followups)
-    results: list[PaneResult] = []
+    # Until both answers are on screen the session keeps the round as it was when the turn began
+    # ("running"): a vote cannot land on an answer still being replayed, whatever the request says.
+    running = {**state, "round": rnd.to_dict(), "run_id": run_id}
+    before = [list(rnd.side(s).transcript) for s in SIDES]
+    aligned = AlignedStart(len(SIDES))
+    shown: list[str] | None = None
+    yield running, streaming_view(before, question, None)
     try:
-        for results in run_panes(ctx, specs, question, histories, cancel):
-            for side, spec, history, result, followup in zip(SIDES, specs, histories, results, followups, strict=True):
+        for results in run_panes(ctx, specs, question, histories, cancel, min_interval_s=STREAM_INTERVAL_S):
+            for side, spec, history, result, followup in zip(SIDES, specs, histories, results, followups,
+                                                              strict=True):
                 if result.done and not rnd.side(side).done:
                     _finish_side(ctx, rnd, side, spec, history, question, result, session_id, followup)
-            done = sum(r.done for r in results)
-            state = {**state, "round": rnd.to_dict()}
-            yield state, round_view(rnd, f"⏳ {done}/2 answers complete…", question, results, followups)
+            texts = [blind_answer(r, f) for r, f in zip(results, followups, strict=True)]
+            aligned.feed(time.monotonic(), texts, [r.done for r in results])
+            now_shown = aligned.shown(time.monotonic())
+            if now_shown != shown:
+                shown = now_shown
+                yield running, streaming_view(before, question, shown)
+        while (left := aligned.remaining(time.monotonic())):     # the early side's replay catches up
+            time.sleep(min(STREAM_INTERVAL_S, left))
+            now_shown = aligned.shown(time.monotonic())
+            if now_shown != shown:
+                shown = now_shown
+                yield running, streaming_view(before, question, shown)
     finally:
         ctx.runs.finish(run_id)
+    # one update carries the final answers, the status and the vote buttons
     state = {**state, "round": rnd.to_dict(), "run_id": None}
-    yield state, round_view(rnd, _after_turn_status(rnd), question, results, followups)
+    yield state, round_view(rnd, _after_turn_status(rnd))
+
+
+def streaming_view(before: Sequence[list[dict[str, Any]]], question: str, shown: Sequence[str] | None) -> ArenaView:
+    """A turn being answered: the question on both sides, then each side's text as `AlignedStart`
+    shows it (nothing on either side until both have begun). The status says the same thing until
+    both answers are complete (no count: "1/2 complete" would say which side wrote less), the vote
+    buttons stay off, and figures and notices stay hidden."""
+    chats = []
+    for i, transcript in enumerate(before):
+        chat = [dict(m) for m in transcript] + [{"role": "user", "content": question}]
+        if shown is not None and shown[i]:
+            chat.append({"role": "assistant", "content": shown[i]})
+        chats.append(chat)
+    status = ANSWERING if shown is not None else WAITING
+    return ArenaView(status=status, can_vote=False, chats=chats, metrics=["", ""], notices=["", ""])
 
 
 def _followup(ctx: AppContext, spec: PaneSpec) -> str | None:
@@ -303,6 +326,9 @@ def _finish_side(ctx: AppContext, rnd: Round, side: str, spec: PaneSpec, history
 
 def _after_turn_status(rnd: Round) -> str:
     ok, why = can_vote(rnd)
+    if ok and same_answers(rnd):
+        return (f"✅ Both answers are complete. ⚠️ {SAME_ANSWER_NOTICE} Vote below, press New round for another "
+                "pair, or ask a follow-up.")
     if ok:
         return "✅ Both answers are complete. Vote below, or ask a follow-up (the vote covers the conversation)."
     return f"⚠️ {why[0].upper()}{why[1:]}."
@@ -378,7 +404,9 @@ def build(ctx: AppContext) -> None:
     families = sorted({p.family for p in ctx.presets.prompting.values()}) or [DEFAULT_FAMILY]
     gr.Markdown("Blind battle: two contestants are drawn from your pool (pairs with fewer battles first) "
                 "and shown as **Model A** and **Model B**. Who was who is revealed after your vote.")
-    with gr.Accordion("Contestant pool", open=True):
+    # folded: the pool names the contestants, and over a one-pair pool only left/right is unknown, so it
+    # stays out of the way of a blind battle (opened on purpose, it says what the battles are drawn from)
+    with gr.Accordion("Settings: contestant pool, sampling, answer length", open=False, elem_id="arena-settings"):
         with gr.Row():
             models = gr.Dropdown(model_choices(ctx), value=default_models, multiselect=True, label="Models",
                                  elem_id="arena-models", scale=3)
@@ -475,7 +503,8 @@ def _vote_handler(ctx: AppContext, winner: str):
     def on_vote(st: dict[str, Any], note: str, tag: str, request: gr.Request) -> list[Any]:
         st2, view = arena_vote(ctx, st, winner, note, _username(request), tag)
         extras = [*(view.metrics or [gr.skip()] * 2), *(view.notices or [gr.skip()] * 2)]
-        return [st2, view.status, view.reveal, *extras, *_vote_buttons(view.can_vote), judge_box_update(view)]
+        return [st2, view.status, view.reveal, *extras, *_vote_buttons(view.can_vote, view.same_answer),
+                judge_box_update(view)]
     return on_vote
 
 
@@ -494,12 +523,13 @@ def _judge_outputs(view: ArenaView) -> list[Any]:
     return [judge_box_update(view), ""]
 
 
-def _vote_buttons(enabled: bool) -> list[Any]:
-    return [gr.update(interactive=enabled) for _ in VOTE_BUTTONS]
+def _vote_buttons(enabled: bool, same_answer: bool = False) -> list[Any]:
+    """Verdict buttons: greyed out until voting opens; on identical answers only Tie and Both are bad."""
+    return [gr.update(interactive=enabled and (not same_answer or w in SAME_ANSWER_VERDICTS)) for w in VOTE_BUTTONS]
 
 
 def _view_outputs(state: dict[str, Any], view: ArenaView) -> list[Any]:
     def kept(values: list[Any] | None) -> list[Any]:
         return values if values is not None else [gr.skip(), gr.skip()]
     return [state, *kept(view.chats), *kept(view.metrics), *kept(view.notices), view.status, view.reveal,
-            *_vote_buttons(view.can_vote)]
+            *_vote_buttons(view.can_vote, view.same_answer)]

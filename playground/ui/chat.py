@@ -123,8 +123,9 @@ def build(ctx: AppContext) -> None:
                             label="Model", elem_id="chat-model", scale=3,
                             min_width=300)   # a row of its own on a phone: the name tells F16 from Q4_1
         backend = gr.Dropdown(backend_choices(ctx, default), value=backend_choices(ctx, default)[0],
-                              label="Backend", elem_id="chat-backend", scale=1)
-        device = gr.Dropdown(device_choices("llama_cpp"), value="cpu", label="Device", elem_id="chat-device", scale=1)
+                              label="Backend", elem_id="chat-backend", scale=1, min_width=120)
+        device = gr.Dropdown(device_choices("llama_cpp"), value="cpu", label="Device", elem_id="chat-device", scale=1,
+                             min_width=90)
         first_preset = "deterministic" if "deterministic" in ctx.sampling_presets else None
         preset = gr.Dropdown(list(ctx.sampling_presets), value=first_preset, label="Sampling preset",
                              elem_id="chat-preset", scale=1)
@@ -139,12 +140,16 @@ def build(ctx: AppContext) -> None:
     # None until the preset is changed: the sliders then show the preset's own values, and an API
     # caller's temperature and max_tokens (it has no sliders to move) are taken as given
     touched = gr.State(None)
-    chatbot = gr.Chatbot(label="Chat", elem_id="chat-bot", height=420, buttons=["copy"])
+    # grows with the conversation up to 420 px, then scrolls: an empty chat does not push the input
+    # box a screen down on a phone
+    chatbot = gr.Chatbot(label="Chat", elem_id="chat-bot", height="auto", min_height=160, max_height=420,
+                         buttons=["copy"])
     metrics = gr.Markdown(elem_id="chat-metrics")
     notices = gr.Markdown(elem_id="chat-notices")
     with gr.Row():
-        box = gr.Textbox(placeholder="Ask something… (Enter sends)", show_label=False, scale=6, elem_id="chat-input")
-        send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
+        box = gr.Textbox(placeholder="Ask something… (Enter sends)", show_label=False, scale=6, min_width=220,
+                         elem_id="chat-input")
+        send = gr.Button("Send", variant="primary", scale=1, min_width=70, elem_id="chat-send")
     gr.Examples([[q] for q in EXAMPLES], inputs=[box], label="Try one", elem_id="chat-examples")
     with gr.Row():
         stop_btn = gr.Button("Stop", elem_id="chat-stop")

@@ -9,6 +9,7 @@ in `grid_rounds`; `build` only lays out components and wires them to those funct
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Iterator, Sequence
@@ -51,6 +52,7 @@ GRID_CSS = """
 #pane-grid .pane-meta p, #grid-status p, #judge-hint p { font-size: var(--text-sm); margin: 0; }
 #grid-toolbar { align-items: center; }
 #judge-bar { align-items: end; }
+#vote-a input, #vote-b input { text-overflow: ellipsis; padding-right: 28px; }
 """
 
 
@@ -104,6 +106,22 @@ def pane_label(ctx: AppContext, model_id: str | None, mode: str | None) -> str:
     """'<mode> · <model>': what a pane runs, in a few words (the mode first: it is short)."""
     spec = ctx.catalog.models.get(model_id or "")
     return f"{MODE_TITLES.get(mode or '', mode)} · {spec.display_name if spec else model_id or 'no model'}"
+
+
+def picker_labels(ctx: AppContext, configs: Sequence[PaneConfig]) -> list[str]:
+    """What the judge pickers call each pane, after its number: only what tells the panes apart (the
+    mode when every pane runs one model, the model when every pane runs one mode), the model's name
+    without its parenthesised remark. Short enough to read whole in a picker on a phone."""
+    def model_name(model_id: str) -> str:
+        spec = ctx.catalog.models.get(model_id or "")
+        return re.sub(r"\s*\([^()]*\)$", "", spec.display_name) if spec else model_id or "no model"
+    same_model = len({c.model_id for c in configs}) == 1
+    same_mode = len({c.mode for c in configs}) == 1
+    out = []
+    for c in configs:
+        mode, model = MODE_TITLES.get(c.mode, c.mode), model_name(c.model_id)
+        out.append(mode if same_model else model if same_mode else f"{mode} · {model}")
+    return out
 
 
 def pane_header(ctx: AppContext, index: int, model_id: str | None, mode: str | None) -> str:
@@ -202,7 +220,7 @@ def grid_run(ctx: AppContext, state: dict[str, Any], question: str, n_panes: int
         yield state, [None] * MAX_PANES, f"❌ {exc}"
         return
     run_id, cancel = ctx.runs.start()
-    labels = [pane_label(ctx, cfg.model_id, cfg.mode) for cfg in configs[:n]]
+    labels = picker_labels(ctx, configs[:n])
     state, histories = start_round(state, question, n, labels, followup, run_id)
     shown: list[PaneView] = [pane_view(histories[i], question, PaneResult()) if i < n else EMPTY_VIEW
                              for i in range(MAX_PANES)]
@@ -289,16 +307,40 @@ def followup_message(on: bool) -> str:
     return "Follow-up off: each Send starts every pane afresh (one question, no earlier turns)."
 
 
-def judge_updates(state: dict[str, Any], visible: int) -> list[Any]:
-    """The judge bar after a round or a pane-count change: pickers list only judgeable panes,
-    verdict buttons are greyed out when fewer than two answers can be judged."""
+def judge_updates(state: dict[str, Any], visible: int, keep_picks: bool = False) -> list[Any]:
+    """The judge bar after a round, a pane-count change or a pane that finished: pickers list only
+    judgeable panes, verdict buttons are greyed out when fewer than two answers can be judged.
+
+    `keep_picks` leaves the pickers' values alone (only their choices change): while a round runs,
+    finished panes join the choices one by one and a pick the person made must not move under
+    their cursor (it stays valid: a finished answer stays finished).
+    """
     panes = judgeable_panes(state, visible)
     choices = [(f"{p}: {state['labels'][p - 1]}", str(p)) for p in panes]
-    a = choices[0][1] if choices else None
-    b = choices[1][1] if len(choices) > 1 else None
     ready = len(choices) >= 2
-    return ([gr.update(choices=choices, value=a), gr.update(choices=choices, value=b)]
-            + [gr.update(interactive=ready) for _ in WINNER_LABELS] + [judge_summary(state, visible)])
+    if keep_picks:
+        pickers = [gr.update(choices=choices), gr.update(choices=choices)]
+    else:
+        a = choices[0][1] if choices else None
+        b = choices[1][1] if len(choices) > 1 else None
+        pickers = [gr.update(choices=choices, value=a), gr.update(choices=choices, value=b)]
+    return pickers + [gr.update(interactive=ready) for _ in WINNER_LABELS] + [judge_summary(state, visible)]
+
+
+def judge_bar_stream(state: dict[str, Any], visible: int, offered: list[int] | None) -> tuple[list[Any] | None,
+                                                                                            list[int]]:
+    """The judge bar's update for one yield of a round, or None when it has not changed.
+
+    `offered` is what the pickers offer now (None before the round's first yield). The bar
+    changes only when a pane finishes or the round ends, so a streamed token costs nothing here.
+    Picks are kept once two or more answers were on offer (the person may have chosen already).
+    """
+    panes = judgeable_panes(state, visible)
+    running = bool(state.get("run_id"))
+    if offered is not None and panes == offered and running:
+        return None, offered
+    keep = offered is not None and len(offered) >= 2
+    return judge_updates(state, visible, keep_picks=keep), panes
 
 
 def grid_classes(n: int) -> list[str]:
@@ -377,8 +419,10 @@ def build(ctx: AppContext) -> None:
                 gr.on([model.change, mode.change], partial(_header_update, ctx, i), [model, mode], [header])
 
     with gr.Row(elem_id="judge-bar"):
-        pane_a = gr.Dropdown([], value=None, label="A = pane", elem_id="vote-a", scale=2, min_width=150)
-        pane_b = gr.Dropdown([], value=None, label="B = pane", elem_id="vote-b", scale=2, min_width=150)
+        # wide enough to read a choice whole (its text must not run under the arrow): on a phone each
+        # picker takes the full width; on a desktop they take the room the verdict buttons leave
+        pane_a = gr.Dropdown([], value=None, label="A = pane", elem_id="vote-a", scale=3, min_width=220)
+        pane_b = gr.Dropdown([], value=None, label="B = pane", elem_id="vote-b", scale=3, min_width=220)
         vote_buttons = {w: gr.Button(label, elem_id=f"vote-{w}", interactive=False, scale=1, min_width=112, size="md")
                         for w, label in WINNER_LABELS.items()}
         note = gr.Textbox(label="Note (optional)", elem_id="vote-note", scale=2, min_width=140, max_length=MAX_NOTE)
@@ -393,11 +437,10 @@ def build(ctx: AppContext) -> None:
         *controls_flat, follow = values          # the follow-up switch comes last (API order is stable)
         configs = [PaneConfig(*controls_flat[i * 8:(i + 1) * 8]) for i in range(MAX_PANES)]
         st = {**st, "user": login_name(request)}
-        first = True
+        offered: list[int] | None = None
         for st2, views, msg in grid_run(ctx, st, q, int(n), fam, configs, bool(follow)):
-            judge = judge_updates(st2, int(n)) if first or not st2.get("run_id") else [gr.skip()] * len(judge_outputs)
-            first = False
-            yield [st2, msg, ""] + _flatten_views(views) + judge
+            judge, offered = judge_bar_stream(st2, int(n), offered)
+            yield [st2, msg, ""] + _flatten_views(views) + (judge or [gr.skip()] * len(judge_outputs))
 
     # inputs: question, pane count, family, 8 controls per pane, follow-up; outputs: status, vote
     # status, 6 per pane, then the judge bar (tests/test_load.py drives this API by position)
@@ -442,13 +485,18 @@ def build(ctx: AppContext) -> None:
 
 def _vote_handler(ctx: AppContext, winner: str):
     """A click handler for one verdict (a closure: Gradio sees gr.Request only on plain functions).
-    `visible` is the pane count on screen: a hidden pane is refused even if a request names it."""
+    `visible` is the pane count on screen: a hidden pane is refused even if a request names it.
+
+    While a round runs, the Send handler owns the tab's state (it writes each pane that finishes):
+    a vote then leaves the state alone, since writing back the copy it read would undo a pane that
+    finished meanwhile. Storage still refuses a second vote on the pair."""
     def on_vote(state: dict[str, Any], a: str | None, b: str | None, note: str, visible: str,
-                request: gr.Request) -> tuple[dict[str, Any], str]:
+                request: gr.Request) -> tuple[Any, str]:
         if not a or not b:
-            return state, "⚠️ Pick two panes (A and B)."
-        return vote_on_pair(ctx, {**state, "user": login_name(request)}, int(a), int(b), winner, note,
-                            visible=int(visible))
+            return gr.skip(), "⚠️ Pick two panes (A and B)."
+        new_state, message = vote_on_pair(ctx, {**state, "user": login_name(request)}, int(a), int(b), winner, note,
+                                          visible=int(visible))
+        return (gr.skip() if state.get("run_id") else new_state), message
     return on_vote
 
 

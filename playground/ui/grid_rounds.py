@@ -17,6 +17,7 @@ from playground.recording import save_vote, session_id_for
 from playground.ui.common import new_session_id
 from playground.verdicts import WINNER_LABELS
 from storage.pairs import pair_key as storage_pair_key
+from storage.pairs import same_answer, same_answer_refusal
 
 MAX_PANES = 6
 DEFAULT_PANES = 2
@@ -86,18 +87,30 @@ def pane_refusal(state: dict[str, Any], pane: int, visible: int) -> str | None:
 
 
 def judgeable_panes(state: dict[str, Any], visible: int) -> list[int]:
-    """The panes (1-based) the judge pickers offer: visible, of the latest round, finished."""
-    if state.get("run_id"):
-        return []
+    """The panes (1-based) the judge pickers offer: visible, of the latest round, finished (also while
+    other panes of the round still answer: a vote between two finished answers waits for no one)."""
     return [p for p in range(1, MAX_PANES + 1) if pane_refusal(state, p, visible) is None]
+
+
+def pane_answer(state: dict[str, Any], pane: int) -> str | None:
+    """The latest answer pane (1-based) gave, as shown, or None."""
+    history = state["histories"][pane - 1] if 1 <= pane <= MAX_PANES else []
+    return history[-1]["content"] if history and history[-1].get("role") == "assistant" else None
+
+
+def identical_pairs(state: dict[str, Any], visible: int) -> list[tuple[int, int]]:
+    """Pairs of judgeable panes whose answers are the same text (`storage.pairs.same_answer`)."""
+    panes = judgeable_panes(state, visible)
+    return [(a, b) for i, a in enumerate(panes) for b in panes[i + 1:]
+            if same_answer(pane_answer(state, a), pane_answer(state, b))]
 
 
 def judge_summary(state: dict[str, Any], visible: int) -> str:
     """One line above the pickers: what is being judged and which panes are left out, and why."""
-    if state.get("run_id"):
-        return "Judging opens when every pane has finished."
     if not state.get("round"):
         return "Ask a question; then judge two of its answers here."
+    if state.get("run_id"):
+        return running_summary(state, visible)
     shown = min(visible, int(state["round_panes"]))
     left_out = [r for p in range(1, shown + 1) if (r := pane_refusal(state, p, visible))]
     hidden = int(state["round_panes"]) - shown
@@ -105,7 +118,24 @@ def judge_summary(state: dict[str, Any], visible: int) -> str:
     ok = judgeable_panes(state, visible)
     head = (f"Judge two answers to the latest question ({len(ok)} can be judged)." if len(ok) >= 2 else
             "Fewer than two answers to the latest question can be judged: ask again.")
-    return head + ("" if not notes else " Not offered: " + "; ".join(notes) + ".")
+    return head + ("" if not notes else " Not offered: " + "; ".join(notes) + ".") + twins_note(state, visible)
+
+
+def twins_note(state: dict[str, Any], visible: int) -> str:
+    """Said before the vote: which judgeable pairs gave the same text, and what may be recorded for them."""
+    same = identical_pairs(state, visible)
+    return ("" if not same else " Identical answers: " + ", ".join(f"panes {a} and {b}" for a, b in same)
+            + " (only Tie or Both are bad can be recorded for such a pair).")
+
+
+def running_summary(state: dict[str, Any], visible: int) -> str:
+    """The hint while a round runs: finished answers can be judged now, the others keep answering."""
+    ok = judgeable_panes(state, visible)
+    running = sum(1 for i in range(min(visible, int(state["round_panes"]))) if state["busy"][i])
+    waiting = f"{running} pane{'s' if running != 1 else ''} still answering"
+    if len(ok) >= 2:
+        return f"Judge two finished answers now ({len(ok)} can be judged; {waiting})." + twins_note(state, visible)
+    return f"Judging opens as soon as two answers have finished ({len(ok)} so far; {waiting})."
 
 
 def pair_key(left_id: int, right_id: int) -> str:
@@ -120,14 +150,16 @@ def vote_on_pair(ctx: AppContext, state: dict[str, Any], pane_a: int, pane_b: in
     """Judge pane A against pane B (a named comparison). Returns (state, message to show).
 
     Refuses, whatever the request says, a pane that is hidden, answered an earlier question, is
-    still running, was stopped or failed, and a pair of answers that was judged already.
+    still running, was stopped or failed, a pair of answers that was judged already, and a
+    decisive verdict on two identical answers (also refused by `recording.save_vote`). Other
+    panes of the round may still be running: their answers are not part of this pair.
     """
     a, b = int(pane_a), int(pane_b)
     if a == b:
         return state, "⚠️ Pick two different panes."
     if winner not in WINNER_LABELS:
         return state, f"⚠️ Unknown verdict '{winner}'."
-    if state.get("run_id") or any(state["busy"][p - 1] for p in (a, b) if 1 <= p <= MAX_PANES):
+    if any(state["busy"][p - 1] for p in (a, b) if 1 <= p <= MAX_PANES):
         return state, "⚠️ Wait until both answers are complete before voting."
     if not state.get("round"):
         return state, "⚠️ Both panes need a finished answer (ask a question first)."
@@ -135,6 +167,9 @@ def vote_on_pair(ctx: AppContext, state: dict[str, Any], pane_a: int, pane_b: in
         refusal = pane_refusal(state, p, int(visible))
         if refusal:
             return state, f"⚠️ Not saved: {refusal}."
+    same = same_answer_refusal(winner, pane_answer(state, a), pane_answer(state, b))
+    if same:
+        return state, f"⚠️ Not saved: {same}"
     left, right = state["generations"][a - 1], state["generations"][b - 1]
     key = pair_key(left, right)
     if key in state["judged"]:

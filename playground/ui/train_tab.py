@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 import gradio as gr
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from playground.arena import save_pool
 from playground.dates import parse_when
@@ -60,20 +61,23 @@ def metrics_figure(history: list[dict[str, float]]) -> Figure:
             ax.plot(*zip(*points, strict=True), marker="o", markersize=3)
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("step", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # steps are whole numbers
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def status_line(p: TrainProgress) -> str:
+def status_line(p: TrainProgress, notice: str | None = None) -> str:
+    warning = f"⚠️ Before you read the results: {notice}\n\n" if notice else ""
     if p.stage != "training":
-        return f"⏳ {p.stage}…"
+        return f"{warning}⏳ {p.stage}…"
     eta = f", about {p.eta:.0f} s left" if p.eta is not None else ""
-    return f"⏳ step {p.step} of {p.max_steps} ({p.elapsed:.0f} s so far{eta})"
+    return f"{warning}⏳ step {p.step} of {p.max_steps} ({p.elapsed:.0f} s so far{eta})"
 
 
 def result_text(result: TrainResult, objective: str = "dpo") -> str:
-    return (f"✅ **{result.model_id}** written to `{result.path}` and added to the catalog "
+    warning = f"⚠️ {result.notice[0].upper()}{result.notice[1:]}\n\n" if result.notice else ""
+    return (f"{warning}✅ **{result.model_id}** written to `{result.path}` and added to the catalog "
             f"({result.pairs} {'rows' if objective == 'kto' else 'pairs'}, {result.steps} steps, "
             f"{result.wall_seconds:.0f} s). Model card: "
             f"`{result.path / 'README.md'}`.\n\n"
@@ -136,6 +140,7 @@ def run_training_view(ctx: AppContext, state: dict[str, Any], make_request: Call
             updates.put(("error", PlaygroundError(f"training failed: {type(exc).__name__}: {exc}")))
 
     view = TrainView("⏳ starting…")
+    notice: str | None = None
     yield state, view
     worker = threading.Thread(target=work, name=f"train-{run_id}", daemon=True)
     worker.start()
@@ -145,7 +150,8 @@ def run_training_view(ctx: AppContext, state: dict[str, Any], make_request: Call
             if kind == "progress":
                 if payload.logs:
                     view.history.append({"step": payload.step, **payload.logs})
-                view.status = status_line(payload)
+                notice = payload.notice or notice
+                view.status = status_line(payload, notice)
                 yield state, view
                 continue
             if kind == "done":
@@ -234,7 +240,8 @@ def build(ctx: AppContext) -> None:
     with gr.Row(visible=False) as after:   # shown once a run has finished
         battle = gr.Button("⚔️ Battle it against its base", elem_id="train-battle")
     battle_status = gr.Markdown(elem_id="train-battle-status")
-    plot = gr.Plot(label="TRL's logged metrics per step", elem_id="train-plot")
+    # no label badge: it covered the first panel's title
+    plot = gr.Plot(label="TRL's logged metrics per step", show_label=False, elem_id="train-plot")
 
     def on_train(st: dict[str, Any], *form: Any) -> Iterator[list[Any]]:
         for st2, view in run_training_view(ctx, st, lambda: build_request(ctx, *form)):
