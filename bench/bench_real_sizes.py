@@ -24,6 +24,7 @@ from bench_app import app_run, raw_run
 from playground.commands.compare_cmd import compare
 from playground.compare import playground_pane, run_pane
 from playground.config import Settings
+from playground.devices import cpu_cores
 from playground.context import AppContext
 from playground.prompting.plan import PromptPlan
 from playground.sampling import SamplingParams
@@ -41,8 +42,8 @@ def app_vs_raw(ctx: AppContext, model_id: str, reps: int, max_tokens: int) -> di
 
     spec = ctx.ensure_local(ctx.catalog.get(model_id))
     plan = PromptPlan(mode="zero_shot", messages=({"role": "user", "content": QUESTION},), text=None, stop=())
-    raw = Llama(model_path=str(spec.path), n_ctx=2048, n_threads=ctx.settings.threads,
-                n_threads_batch=ctx.settings.threads, verbose=False)
+    raw = Llama(model_path=str(spec.path), n_ctx=2048, n_threads=ctx.settings.threads or cpu_cores(),
+                n_threads_batch=ctx.settings.threads or cpu_cores(), verbose=False)
     try:
         with ctx.cache.use(spec, "llama_cpp", "cpu") as model:
             tokens = model.tokenize(model.render_chat(list(plan.messages)))
