@@ -16,6 +16,7 @@ from playground.arena import (ArenaError, Contestant, Round, SideState, begin_tu
                               cast_vote, draw_pair, pair_battle_counts, record_answer, reveal, session_id_for,
                               start_round)
 from playground.ui import arena_tab as at
+from playground.verdicts import WINNER_LABELS
 
 SMOL = "smollm2-135m-instruct"
 A, B, C = Contestant("m", "zero_shot"), Contestant("m", "few_shot_cot"), Contestant("n", "zero_shot")
@@ -340,7 +341,7 @@ def test_cli_pool_makes_every_arena_battle_base_against_tuned_until_cleared(pool
 
     state, answered = run_turn(pool_ctx, at.new_arena_state(), "Say hello.", own, rng=random.Random(3))[-1]
     assert answered.can_vote, answered.status
-    _, voted = at.arena_vote(pool_ctx, state, "left", "")
+    _, voted = at.arena_vote(pool_ctx, state, "tie" if answered.same_answer else "left", "")
     assert f"was **{SMOL}**" in voted.reveal and f"was **{F16}**" in voted.reveal
     assert sorted(rows(db, "SELECT left_model, right_model, left_mode, right_mode FROM battles")[0]) == sorted(
         (SMOL, F16, "zero_shot", "zero_shot"))
@@ -392,17 +393,18 @@ def test_judge_this_battle_too_only_after_the_vote(app_ctx):
     assert view.can_vote and not view.voted
     assert "Vote first" in at.arena_judge(app_ctx, state, SMOL, "general", 16)          # answered, not voted
     assert rows(db, "SELECT count(*) FROM judge_verdicts")[0][0] == before             # nothing ran
-    state, voted = at.arena_vote(app_ctx, state, "left", "")
-    assert voted.voted
+    person = "tie" if view.same_answer else "left"   # identical answers take only Tie or Both are bad
+    state, voted = at.arena_vote(app_ctx, state, person, "")
+    assert voted.voted, voted.status
     shown = at.arena_judge(app_ctx, state, SMOL, "general", 16)
     battle = Round.from_dict(state["round"]).vote["battle_id"]
     orders = rows(db, "SELECT judge_order, verdict FROM judge_verdicts WHERE battle_id = ? AND judge = ?", battle, judge)
     assert sorted(o for o, _ in orders) == ["AB", "BA"]
-    assert "**You:** A is better" in shown and f"`{judge}`" in shown
+    assert f"**You:** {WINNER_LABELS[person]}" in shown and f"`{judge}`" in shown
     verdicts = dict(orders)
     people = rows(db, "SELECT winner FROM counted_votes WHERE battle_id = ?", battle)
     judged = rows(db, "SELECT winner FROM votes WHERE battle_id = ? AND voter = ?", battle, judge)
-    assert people == [("left",)]                      # the people-only view holds the person's vote alone
+    assert people == [(person,)]                      # the people-only view holds the person's vote alone
     if "unparseable" in verdicts.values():
         assert judged == [] and "Not stored as a vote" in shown
     else:
