@@ -91,6 +91,12 @@ class AppProcess:
                 self.proc.wait()
 
 
+def pick_pane(page, elem_id: str, pane: int) -> None:
+    """Pick pane `pane` in a Playground judge picker (`vote-a` / `vote-b`): its options start "N:"."""
+    page.locator(f"#{elem_id} input").click()
+    page.locator(f"#{elem_id} ul[role='listbox'] li").filter(has_text=f"{pane}:").first.click()
+
+
 def open_arena_settings(page) -> None:
     """Unfold the Arena's settings (pool, sampling, token budget), folded above the battle by default."""
     if not page.locator("#arena-max-tokens").is_visible():

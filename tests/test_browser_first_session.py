@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.browser_support import pick_pane
+
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -55,7 +57,9 @@ def test_first_session(browser, fresh_app, screenshot_dir, tmp_path):
             b = chat.bounding_box()
             assert b["y"] >= 0 and b["y"] + b["height"] <= 900 and b["x"] + b["width"] <= 1440, (i, b)
         page.screenshot(path=str(screenshot_dir / "first-2-playground.png"))
-        page.locator("#vote-left").click()                      # pane 1 (zero-shot) vs pane 2 (few-shot)
+        pick_pane(page, "vote-a", 1)                            # pane 1 (zero-shot) vs pane 2 (few-shot): the
+        pick_pane(page, "vote-b", 2)                            # pickers first offer the two that finished first
+        page.locator("#vote-left").click()
         page.locator("#vote-status").get_by_text("Saved").wait_for(timeout=30_000)
 
         page.get_by_role("tab", name="Leaderboard").click()
