@@ -12,7 +12,7 @@ import pytest
 
 import storage
 from storage.assignments import assign_overlap
-from tests.browser_support import AppProcess
+from tests.browser_support import AppProcess, open_arena_settings
 from tests.test_browser_blind import TWIN, pick_mode, add_models
 
 pytestmark = pytest.mark.browser
@@ -67,6 +67,7 @@ def test_identical_answers_get_a_notice_and_only_tie_or_both_bad(page, twin_app,
     page.goto(twin_app.url)
     page.get_by_role("tab", name="Arena").click()
     page.locator("#arena-input textarea").wait_for(timeout=60_000)
+    open_arena_settings(page)
     add_models(page, [TWIN])
     pick_mode(page, "zero_shot")
     page.locator("#arena-sampling input").click()
