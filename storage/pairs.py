@@ -92,15 +92,19 @@ def same_answer(left_output: str | None, right_output: str | None) -> bool:
     pair, has `chosen` equal to `rejected`. Only exact equality counts: "near-identical" (one
     comma, different capitalisation) can be a real difference a reader prefers, and a fuzzy
     threshold would silently drop real judgements. ASCII whitespace only, so SQLite's `trim`
-    applies the very same rule (`same_answer_sql`).
+    applies the very same rule (`same_answer_sql`). Two empty answers are not "the same": an
+    answer with no text is also how a battle imported without its conversations is stored, and a
+    verdict on such a battle was made on answers we do not have, so it is kept.
     """
-    return (left_output or "").strip(ANSWER_WHITESPACE) == (right_output or "").strip(ANSWER_WHITESPACE)
+    left = (left_output or "").strip(ANSWER_WHITESPACE)
+    return left != "" and left == (right_output or "").strip(ANSWER_WHITESPACE)
 
 
 def same_answer_sql(left: str, right: str) -> str:
     """SQL for `same_answer` over two output columns (e.g. 'gl.output', 'gr.output')."""
     chars = "char(" + ",".join(str(ord(c)) for c in ANSWER_WHITESPACE) + ")"
-    return f"(trim(coalesce({left}, ''), {chars}) = trim(coalesce({right}, ''), {chars}))"
+    trimmed = f"trim(coalesce({left}, ''), {chars})"
+    return f"({trimmed} <> '' AND {trimmed} = trim(coalesce({right}, ''), {chars}))"
 
 
 def same_answer_refusal(winner: str, left_output: str | None, right_output: str | None) -> str | None:

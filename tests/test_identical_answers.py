@@ -48,9 +48,11 @@ def test_python_and_sql_apply_the_same_rule():
             b = a if rng.random() < 0.3 else "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
             if rng.random() < 0.3:
                 b = rng.choice(["", " ", "\n\t"]) + a.strip(" \t\n\r\x0b\x0c") + rng.choice(["", "  ", "\r\n"])
-            sql = con.execute(f"SELECT {same_answer_sql('?', '?')}", [a, b]).fetchone()[0]
+            sql = con.execute(f"SELECT {same_answer_sql(':a', ':b')}", {"a": a, "b": b}).fetchone()[0]
             assert bool(sql) == same_answer(a, b), (a, b)
     assert same_answer("  Blue.\n", "Blue.") and not same_answer("Blue.", "blue.") and not same_answer("Blue", "Blue.")
+    # no text on either side (an empty answer, or a battle imported without its conversations): not the same
+    assert not same_answer("", " ") and not same_answer(None, None) and not same_answer(None, "")
 
 
 # ----------------------------------------------------------------------------- Arena
