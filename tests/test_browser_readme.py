@@ -162,7 +162,7 @@ def test_readme_once_the_page_is_open_chat_and_playground(browser, readme_app, s
         page.get_by_role("button", name="Send to all").click()
         page.locator("#grid-status").get_by_text("All panes finished").wait_for(timeout=600_000)
         headers = " ".join(page.locator(f"#pane-{i}").inner_text() for i in (1, 2, 3))
-        assert "zero" in headers and "few" in headers and "cot" in headers.lower(), headers
+        assert all(mode in headers.lower() for mode in ("zero-shot", "few-shot", "cot")), headers
         page.locator("#vote-left").click()
         page.locator("#vote-status").get_by_text("Saved").wait_for(timeout=30_000)
 

