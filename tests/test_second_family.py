@@ -122,16 +122,23 @@ def test_two_lora_dpo_steps_on_this_family(app_ctx, qwen05_spec, tmp_path):
     from playground.recording import save_generation, save_vote
     from playground.training import DPOHyperparameters, TrainRequest, train_dpo
     from playground.training.data import PreferenceFilters
+    from storage.pairs import same_answer
 
     db_path = tmp_path / "votes.db"
     for k, prompt in enumerate(("Say hello.", "Name a colour.", "What is 2 + 2?", "Name a fruit.")):
-        ids = []
-        for seed in (k, 100 + k):
+        ids, texts = [], []
+        for seed in (k, *range(100 + k, 100 + k + 10 * 8, 8)):   # the second answer must differ from the first:
+            if len(ids) == 2:                                    # a decisive vote on one text is refused
+                break
             pane = PaneSpec(QWEN_05, sampling=SamplingParams(temperature=0.9, max_new_tokens=8, seed=seed))
             last = final(run_pane(app_ctx, pane, prompt, (), None))
+            if texts and same_answer(texts[0], last.answer_text):
+                continue
+            texts.append(last.answer_text)
             ids.append(save_generation(db_path, session_id="trainer", spec=qwen05_spec, backend="llama_cpp",
                                        device="cpu", mode="zero_shot", preset=None, result=last,
                                        sampling=pane.sampling, conversation=[{"role": "user", "content": prompt}]))
+        assert len(ids) == 2, (prompt, texts)
         save_vote(db_path, left_generation_id=ids[0], right_generation_id=ids[1], winner="left",
                   session_id="trainer", anonymous=False, source="arena")
     request = TrainRequest(base=QWEN_05, name="qwen-dpo", models_dir=tmp_path / "models",
