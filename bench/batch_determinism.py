@@ -69,8 +69,11 @@ class Runner:
     def tokens(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode(), add_bos=False, special=True)
 
-    def argmax(self, ctx, i: int) -> int:
+    def argmax(self, ctx, i: int, seen: list | None = None) -> int:
+        """The greedy token of logits row i; `seen` collects a copy of the row (for the logit check)."""
         row = np.ctypeslib.as_array(ctx.get_logits_ith(i), shape=(self.n_vocab,))
+        if seen is not None:
+            seen.append(row.copy())
         return int(row.argmax())
 
     @staticmethod
@@ -87,7 +90,7 @@ class Runner:
         return [[(t, p, seq, False) for p, t in enumerate(body[s: s + CHUNK], start=s)]
                 for s in range(0, len(body), CHUNK)]
 
-    def solo(self, toks: list[int], n_new: int) -> list[int]:
+    def solo(self, toks: list[int], n_new: int, logits: list | None = None) -> list[int]:
         ctx, batch = self.llm._ctx, self.llm._batch
         ctx.kv_cache_clear()
         for items in self.prefill_items(toks, 0):
@@ -97,7 +100,7 @@ class Runner:
         while len(out) < n_new:
             self.fill(batch, [(tok, pos, 0, True)])
             ctx.decode(batch)
-            tok = self.argmax(ctx, 0)
+            tok = self.argmax(ctx, 0, logits)
             if self.eog(tok):
                 break
             out.append(tok)
@@ -105,7 +108,7 @@ class Runner:
         return out
 
     def batched(self, ctx, batch, prompts: list[list[int]], n_new: list[int], joins: list[int],
-                mixed: bool) -> list[list[int]]:
+                mixed: bool, logits: list[list] | None = None) -> list[list[int]]:
         ctx.kv_cache_clear()
         width = len(prompts)
         state = [None] * width          # (next token, pos) once decoding
@@ -137,7 +140,7 @@ class Runner:
                 self.fill(batch, items)
                 ctx.decode(batch)
             for s, row in rows:
-                tok = self.argmax(ctx, row)
+                tok = self.argmax(ctx, row, None if logits is None else logits[s])
                 if self.eog(tok) or len(outs[s]) + 1 > n_new[s]:
                     done[s] = True
                     ctx.kv_cache_seq_rm(s, -1, -1)      # leaves: its cells are freed for the others
@@ -180,10 +183,11 @@ def check_model(model: str, widths: tuple[int, ...], n_new: int, threads: int) -
     r = Runner(threads, model)
     prompts = [r.tokens(chat(q, shots=(i % 3) * 4)) for i, q in enumerate(QUESTIONS)]
     t0 = time.perf_counter()
-    solo = [r.solo(p, n_new) for p in prompts]
+    solo_logits: list[list] = [[] for _ in prompts]
+    solo = [r.solo(p, n_new, solo_logits[i]) for i, p in enumerate(prompts)]
     solo_s = time.perf_counter() - t0
     figures: dict = {"n_new": n_new, "prompt_tokens": [len(p) for p in prompts], "solo_s": round(solo_s, 2)}
-    all_same = True
+    all_same = all_exact = True
     for width in widths:
         ctx, batch = r.context(width)
         for scenario in ("together", "staggered", "mixed"):
@@ -191,18 +195,28 @@ def check_model(model: str, widths: tuple[int, ...], n_new: int, threads: int) -
             lens = [n_new] * width if scenario == "together" else [n_new - 9 * (j % 4) for j in range(width)]
             joins = [0] * width if scenario == "together" else [7 * j for j in range(width)]
             t0 = time.perf_counter()
-            outs = r.batched(ctx, batch, [prompts[i] for i in idx], lens, joins, mixed=(scenario == "mixed"))
+            seen: list[list] = [[] for _ in range(width)]
+            outs = r.batched(ctx, batch, [prompts[i] for i in idx], lens, joins, mixed=(scenario == "mixed"),
+                             logits=seen)
             took = time.perf_counter() - t0
             same = [outs[j] == solo[i][: lens[j]] for j, i in enumerate(idx)]
             all_same &= all(same)
             first_diff = [next((k for k, (a, b) in enumerate(zip(outs[j], solo[i], strict=False)) if a != b), None)
                           for j, i in enumerate(idx)]
+            # Seeded sampling needs more than the same argmax: the same logits, bit for bit.
+            drift = max((float(np.abs(a - b).max()) for j, i in enumerate(idx)
+                         for a, b in zip(seen[j], solo_logits[i], strict=False)), default=0.0)
+            all_exact &= drift == 0.0
             print(f"width {width} {scenario:9s}: identical to solo {sum(same)}/{width}  "
-                  f"(first differing token per sequence: {first_diff})  {took:.2f} s", flush=True)
+                  f"(first differing token per sequence: {first_diff}; max |logit - solo logit| {drift:.2g})  "
+                  f"{took:.2f} s", flush=True)
             figures[f"w{width}_{scenario}_identical"] = f"{sum(same)}/{width}"
+            figures[f"w{width}_{scenario}_max_logit_drift"] = drift
         batch.close()
         ctx.close()
     figures["all_identical"] = all_same
+    figures["all_logits_exact"] = all_exact
+    print("logits:", "bit for bit the solo run's in every scenario" if all_exact else "some scenario CHANGED logits")
     print("verdict:", "every batched sequence equals its solo run" if all_same else "batching CHANGED answers")
     return figures
 

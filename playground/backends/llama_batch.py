@@ -12,8 +12,10 @@ goes"). A `BatchDecoder` owns:
 - a scheduler thread that, step by step, decodes one prompt chunk of the waiting generation
   with the shortest prompt left (prompts are cut into PREFILL_CHUNK-token chunks at fixed
   positions, as in a solo run), then one token of every generation that is decoding, and hands
-  each sampled token to its generation's queue. A short prompt therefore shows its first token
-  after its own prefill, not after everyone's, and prefills interleave with the others' decoding.
+  each sampled token to its generation's queue (a prompt chunk has a decode call of its own:
+  riding with the decoding tokens changed a seeded sample, see docs/architecture.md). A short
+  prompt therefore shows its first token after its own prefill, not after everyone's, and
+  prefills interleave with the others' decoding.
 
 Greedy answers do not depend on the company: llama.cpp's CPU kernels compute each row of a batch
 on its own (the weight matmuls as one dot product per row, attention per sequence stream), and
@@ -42,7 +44,6 @@ from playground.backends.base import shared_prefix
 
 BATCH_WIDTH = 6            # the Playground shows at most six panes
 PREFILL_CHUNK = 64         # prompts are decoded in chunks of this size at fixed positions
-MIX_PREFILL = True         # a prompt chunk rides in the same llama_decode as the decoding tokens
 END = object()             # put on a generation's queue when it has ended
 WATCH_S = 1.0              # how often a waiting reader checks that the scheduler is still alive
 AGAIN = "send again: this model's generations now run unbatched"   # what a reader of a dead batch can do
@@ -296,25 +297,22 @@ class BatchDecoder:
                                                  (h.prefill_at, -active.index(h)) > (g.prefill_at, -active.index(g))
                                                  for h in filling)]
         chunk_gen = min(readers, key=lambda g: g.prefill_left(), default=None)
-        items: list[tuple[int, int, int, bool]] = []
         if chunk_gen is not None:
             start = chunk_gen.prefill_at
             end = min(len(chunk_gen.tokens) - 1, (start // PREFILL_CHUNK + 1) * PREFILL_CHUNK)
-            items = [(chunk_gen.tokens[p], p, chunk_gen.seq.seq_id, False) for p in range(start, end)]
-            if not MIX_PREFILL or not decoding:
-                self._decode_or_fail(items, [chunk_gen])
-                items = []
+            # Its own llama_decode, not riding with the decoding tokens: through the app a mixed call gave a
+            # seeded sample other than the solo run's (tests/test_llama_batch.py), at no measured speed gain.
+            self._decode_or_fail([(chunk_gen.tokens[p], p, chunk_gen.seq.seq_id, False) for p in range(start, end)],
+                                 [chunk_gen])
             chunk_gen.prefill_at = end
-        rows = []
-        for gen in decoding:
-            rows.append((gen, len(items)))
-            items.append((gen.next_input, gen.pos, gen.seq.seq_id, True))
-        if rows and not self._decode_or_fail(items, [g for g, _ in rows] + ([chunk_gen] if chunk_gen else [])):
+        rows = list(enumerate(decoding))
+        items = [(gen.next_input, gen.pos, gen.seq.seq_id, True) for gen in decoding]
+        if rows and not self._decode_or_fail(items, decoding):
             return
         if chunk_gen is not None and chunk_gen.prefill_left() == 0 and chunk_gen in self._active:
             self._start_decoding(chunk_gen)
         with self._cond:
-            for gen, row in rows:
+            for row, gen in rows:
                 token = gen.sampler.sample(self.ctx, row)
                 if self.is_eog(token):
                     self._end(gen, "stop")
