@@ -165,6 +165,18 @@ def test_core_share_runs_its_holders_on_the_free_cores() -> None:
     assert fixed.threads(2) == 2 and fixed.threads(1) == 1
 
 
+def test_generations_spread_over_one_thread_contexts_only_when_one_core_is_left() -> None:
+    r = FakeReader()
+    share = CoreShare(2, FreeCores(2, reader=r, clock=lambda: r.t))
+    assert share.spread() == 1                       # quiet: one context on both cores
+    r.advance(0.5, others=1.0, ours=1.0)             # two busy loops beside our one thread
+    assert share.spread() == 2
+    r.advance(0.5, others=0.0, ours=1.0)             # they ended
+    assert share.spread() == 1
+    assert CoreShare(2).spread() == 1                # --threads 2: fixed, no spreading
+    assert CoreShare(1, FreeCores(1, reader=r, clock=lambda: r.t)).spread() == 1
+
+
 def test_a_torch_step_runs_on_the_threads_the_share_allows() -> None:
     """The transformers backend takes the device's share before each step: torch's thread count
     follows the free cores (process-wide, so it is restored after the test)."""

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from playground.backends.cache import CoreShare
+from playground.backends.free_cores import FreeCores
 from playground.backends.llama_batch import PREFILL_CHUNK
 from playground.errors import PlaygroundError
 from playground.sampling import SamplingParams
@@ -282,3 +284,52 @@ def test_a_dead_scheduler_never_leaves_a_pane_waiting(smol, solo, handler_too):
         ended, out = ended_with(smol, ps[1], GREEDY)
         assert ended and out == {"text": alone[1]}
         assert smol._batch is not batch and any("not batched" in w for w in smol.warnings), smol.warnings
+
+
+class _OneThreadFree(FreeCores):
+    """Other processes leave one thread's worth of the cores (simulated contention)."""
+
+    def usable(self) -> int:
+        return 1
+
+
+def _drop_batches(model) -> None:
+    with model._cond:
+        batches = [b for b in [model._batch, *model._spread] if b is not None]
+        model._batch, model._spread = None, []
+    for b in batches:
+        b.close()
+
+
+@contextmanager
+def contended(model):
+    """The model's generations on a 2-core share that sees one core taken: fresh decoders on it."""
+    saved = model.compute_lock
+    _drop_batches(model)
+    model.compute_lock = CoreShare(2, _OneThreadFree(2))
+    try:
+        yield model
+    finally:
+        _drop_batches(model)
+        model.compute_lock = saved
+
+
+def test_under_contention_generations_spread_over_one_thread_contexts_and_answer_as_alone(smol, solo):
+    """Beside busy processes a model's generations run on two one-thread decoders (a thread each
+    gets more of a busy machine than one context does): each answer, greedy or seeded, is the
+    one it gives alone, and both decoders really ran some of them."""
+    import llama_cpp
+
+    ps, answers = solo
+    seeded = [SamplingParams(temperature=0.9, seed=11 + i, max_new_tokens=20) for i in range(2)]
+    with unbatched(smol):
+        seeded_alone = [text_of(smol, p, s) for p, s in zip(ps[:2], seeded, strict=True)]
+    with contended(smol):
+        assert run_together(smol, ps[:4], [GREEDY] * 4) == answers[:4]
+        assert len(smol._spread) == 1
+        decoders = [smol._batch, *smol._spread]
+        held = [{tuple(p) for p in d.sequences_primed.values() if p} for d in decoders]
+        assert all(held), held                        # each decoder ran at least one generation
+        assert set().union(*held) == {tuple(smol.tokenize(p)) for p in ps[:4]}
+        assert [llama_cpp.llama_n_threads(d.ctx.ctx) for d in decoders] == [1, 1]
+        assert run_together(smol, ps[:2], seeded) == seeded_alone

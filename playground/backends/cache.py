@@ -21,6 +21,7 @@ from playground.errors import ModelError, PlaygroundError
 from playground.models.spec import ModelSpec
 
 CacheKey = tuple[str, str, str]
+SPREAD_MAX = 4     # the most single-thread contexts one model's generations spread over (memory)
 
 
 class CoreShare:
@@ -80,6 +81,19 @@ class CoreShare:
     def threads(self, held: int) -> int:
         """Threads to run now on `held` cores of this share (at least one)."""
         return max(1, held) if self.free is None else self.free.threads(held)
+
+    def spread(self) -> int:
+        """Single-thread contexts that same-model generations should spread over now: every core
+        (at most SPREAD_MAX) when other processes leave one thread's worth free, else one.
+
+        Linux shares a core per runnable thread: beside two busy loops on 2 cores one context on
+        its one thread gets 2/3 of a core, two contexts on a thread each get a core between them
+        (1.5x), and a one-thread context has no barrier to collapse (docs/benchmarks.md). With
+        cores to spare one context on all of them is as fast, and reads a shared prompt once.
+        """
+        if self.free is None or self.cores < 2:
+            return 1
+        return min(self.cores, SPREAD_MAX) if self.free.usable() <= 1 else 1
 
     def has_waiters(self) -> bool:
         with self._cond:

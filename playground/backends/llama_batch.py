@@ -172,6 +172,21 @@ class BatchDecoder:
                 seq.primed = None
 
     @property
+    def load(self) -> int:
+        """Generations submitted and not ended (decoding, prefilling or waiting for a sequence)."""
+        with self._cond:
+            return len(self._active) + len(self._waiting)
+
+    def reusable(self, tokens: Sequence[int]) -> int:
+        """Prompt tokens of `tokens` this decoder would not have to read: a twin in flight (its
+        cache is copied), else the whole chunks an idle sequence's cache already holds."""
+        with self._cond:
+            if any(g.tokens == list(tokens) for g in self._active + self._waiting) or \
+                    any(s.primed == list(tokens) for s in self._free):
+                return len(tokens) - 1
+            return max((reusable_prefix(s.primed, tokens) for s in self._free), default=0)
+
+    @property
     def sequences_primed(self) -> dict[int, list[int] | None]:
         """The prompt each idle sequence's cache holds, by sequence id (tests, diagnostics)."""
         with self._cond:

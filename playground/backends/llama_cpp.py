@@ -30,7 +30,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from playground.backends.base import Chunk, Message
-from playground.backends.llama_batch import END, PREFILL_CHUNK, BatchDecoder, reusable_prefix, shared_prefix
+from playground.backends.llama_batch import (BATCH_WIDTH, END, PREFILL_CHUNK, BatchDecoder, reusable_prefix,
+                                             shared_prefix)
 from playground.errors import ModelError, PlaygroundError
 from playground.models.gguf_meta import GGUFInfo, gguf_info
 from playground.models.spec import ModelSpec
@@ -131,6 +132,7 @@ class LlamaCppModel:
     _closed: bool = False
     batching: bool = True            # same-model generations share one batched context
     _batch: BatchDecoder | None = None
+    _spread: list[BatchDecoder] = field(default_factory=list)   # more single-thread ones, under contention
 
     def __post_init__(self) -> None:
         slot = _Slot(ctx=self.llm._ctx, batch=self.llm._batch)
@@ -270,7 +272,7 @@ class LlamaCppModel:
         text, emitted, n_out = "", 0, 0
         cut: int | None = None
         outcome = {"finish": "length"}
-        batch = self._batch_decoder()
+        batch = self._batch_decoder(tokens)
         source = (self._batched_tokens(batch, tokens, sampling, max_new, cancel, outcome) if batch is not None
                   else self._slot_tokens(tokens, sampling, max_new, cancel, outcome))
         try:
@@ -353,9 +355,11 @@ class LlamaCppModel:
             raise PlaygroundError(f"{gen.error} ({self.spec.id})")
         outcome["finish"] = gen.finish
 
-    def _batch_decoder(self) -> BatchDecoder | None:
-        """This model's shared batch, made on first use; None where it cannot batch (the slots
-        then serve every generation, as before, also once an error has stopped the batch)."""
+    def _batch_decoder(self, tokens: Sequence[int] | None = None) -> BatchDecoder | None:
+        """The batch a generation of `tokens` joins: this model's shared batch, made on first use,
+        or under contention one of the decoders it spreads over (`_spread_decoder`); None where it
+        cannot batch (the slots then serve every generation, as before, also once an error has
+        stopped the batch)."""
         if not self.batching:
             return None
         dead = None
@@ -373,7 +377,38 @@ class LlamaCppModel:
             batch = self._batch
         if dead is not None:
             dead.close()
-        return batch
+        return batch if batch is None or tokens is None else self._spread_decoder(batch, tokens)
+
+    def _spread_decoder(self, main: BatchDecoder, tokens: Sequence[int]) -> BatchDecoder:
+        """Where other processes leave one thread's worth of the cores, generations spread over up
+        to `CoreShare.spread()` decoders of one thread each (two contexts beside two busy loops get a
+        core where one gets 2/3: backends/cache.py, docs/benchmarks.md): the least loaded, or one
+        at most one generation busier that already holds the prompt (a twin in flight, or an idle
+        sequence's cache). Each decoder computes every row as a solo run would, so the answers do
+        not depend on which one runs them."""
+        share = self.compute_lock
+        n = share.spread() if share is not None and hasattr(share, "spread") else 1
+        if n <= 1 and not self._spread:
+            return main
+        dead: list[BatchDecoder] = []
+        with self._cond:
+            dead = [d for d in self._spread if not d.alive]
+            self._spread = [d for d in self._spread if d.alive]
+            while len(self._spread) < n - 1 and not self._closed:
+                try:
+                    self._spread.append(BatchDecoder(self.llm, self.context_length, width=-(-BATCH_WIDTH // n) + 1,
+                                                     share=share))
+                except (ValueError, RuntimeError) as exc:
+                    self.warnings.append(f"generations on {self.spec.id} share one context ({exc})")
+                    break
+            decoders = [main] + self._spread[: max(0, n - 1)]
+        for d in dead:
+            d.close()
+        if len(decoders) == 1:
+            return main
+        loads = {id(d): d.load for d in decoders}
+        near = [d for d in decoders if loads[id(d)] <= min(loads.values()) + 1]
+        return max(near, key=lambda d: (d.reusable(tokens), -loads[id(d)]))
 
     def continuation_logprob(self, prompt: str, continuation: str) -> tuple[float, int]:
         """One decode of prompt + continuation with logits at every continuation position."""
@@ -417,8 +452,8 @@ class LlamaCppModel:
         with self._cond:
             for slot in self._free:
                 slot.primed = None
-            batch = self._batch
-        if batch is not None:
+            batches = [b for b in [self._batch, *self._spread] if b is not None]
+        for batch in batches:
             batch.forget()
 
     @property
@@ -432,8 +467,9 @@ class LlamaCppModel:
             self._closed = True
             extra = self._slots[1:]
             self._slots, self._free = self._slots[:1], []
-            batch, self._batch = self._batch, None
-        if batch is not None:
+            batches = [b for b in [self._batch, *self._spread] if b is not None]
+            self._batch, self._spread = None, []
+        for batch in batches:
             batch.close()
         for slot in extra:
             slot.batch.close()
