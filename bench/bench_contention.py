@@ -111,7 +111,7 @@ def run_raw(path: str, threads: int, tokens_file: str, max_tokens: int,
     return found["s"], found["cpu"], found["text"]
 
 
-def main(reps: int = 2, max_tokens: int = 128, levels: tuple[int, ...] = (0, 1, 2), limit_s: float = 90.0) -> dict:
+def main(reps: int = 3, max_tokens: int = 128, levels: tuple[int, ...] = (0, 1, 2), limit_s: float = 90.0) -> dict:
     from llama_cpp._internals import LlamaContext
 
     ctx = AppContext.create(Settings())
@@ -205,12 +205,25 @@ def report(f: dict) -> str:
     differs = [k for k in f if k.endswith("_differs")]
     lines.append("")
     lines.append("raw text differs from the app's: " + (", ".join(differs) if differs else "never (same greedy tokens)"))
+    lines.append(verdict(f))
     return "\n".join(lines)
+
+
+def verdict(f: dict) -> str:
+    """One line against the targets: >= 0.9x the faster raw run at every level, >= 0.97x raw 2 threads quiet."""
+    levels = [lv for lv in (0, 1, 2) if f"busy{lv}_app_s" in f]
+    misses = [f"{lv} busy: {f[f'busy{lv}_app_vs_best_raw']:.2f}x" for lv in levels if f[f"busy{lv}_app_vs_best_raw"] < 0.9]
+    if 0 in levels and f["busy0_app_vs_raw2"] < 0.97:
+        misses.append(f"quiet vs raw 2 threads: {f['busy0_app_vs_raw2']:.2f}x")
+    shown = ", ".join(f"{lv}: {f[f'busy{lv}_app_vs_best_raw']:.2f}x" for lv in levels)
+    return (f"VERDICT: {'MET' if not misses else 'MISSED'} (app vs faster raw by busy processes {shown}; target >= 0.9"
+            + (f", quiet vs raw 2 threads {f['busy0_app_vs_raw2']:.2f}x, target >= 0.97" if 0 in levels else "")
+            + (f"; missed: {'; '.join(misses)}" if misses else "") + ")")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=3, help="runs per cell; the median is shown")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--levels", default="0,1,2")
     parser.add_argument("--limit", type=float, default=90.0, help="cut a raw run after this many seconds")

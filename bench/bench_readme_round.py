@@ -13,12 +13,17 @@ app's answer has (argmax, no early stop), all sequences stepping together. It is
 batching (CoT's second step does not wait for its first), on 2 threads quiet and 1 thread busy
 (2 threads beside busy processes collapse: see bench_contention).
 
-Target: the round beside two busy processes takes <= 2x its quiet time.
+Where the time goes: each pane's own wall time (its last token), median over the reps, and how many
+batch decoders the model ran the round on (beside busy processes its generations spread over
+one-thread decoders, see backends/cache.py CoreShare.spread).
+
+Target: the round beside two busy processes takes <= 2x its quiet time (the last line's verdict).
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
+import sys
 import time
 
 import numpy as np
@@ -32,6 +37,11 @@ from playground.context import AppContext
 from playground.devices import cpu_cores
 
 QUESTION = "A cafeteria had 23 apples. They used 20 and bought 6 more. How many apples do they have?"
+
+
+def decoders_used(model) -> int:
+    """Batch decoders of the model that hold a prompt after the round (each ran a generation)."""
+    return sum(any(d.sequences_primed.values()) for d in [model._batch, *model._spread] if d is not None)
 
 
 def app_round(ctx: AppContext, model, panes) -> tuple[float, list]:
@@ -103,7 +113,7 @@ def raw_batched(model, jobs: list[tuple[list[int], int]], threads: int) -> float
     return took
 
 
-def main(reps: int = 1, busy: int = 2) -> dict:
+def main(reps: int = 3, busy: int = 2, variants: bool = False) -> dict:
     ctx = AppContext.create(Settings())
     model_id = ctx.settings.default_model
     spec = ctx.ensure_local(ctx.catalog.get(model_id))
@@ -112,25 +122,40 @@ def main(reps: int = 1, busy: int = 2) -> dict:
     try:
         with ctx.cache.use(spec, "llama_cpp", "cpu") as model:
             app_round(ctx, model, panes)      # load, warm up
-            for label, n_busy, raw_threads in (("quiet", 0, cpu_cores()), ("busy", busy, 1)):
+            share = model.compute_lock
+            states = [("quiet", 0, cpu_cores(), None), ("busy", busy, 1, None)]
+            if variants:   # the same rounds with the decoders fixed: one (as before spreading), or spread quiet too
+                states += [("busy_one_decoder", busy, 0, 1), ("quiet_spread", 0, 0, share.cores)]
+            for label, n_busy, raw_threads, spread in states:
+                if spread is not None:
+                    share.spread = lambda n=spread: n
                 with busy_processes(n_busy, deadline_s=3600):
                     time.sleep(1.0)
                     before = load_average()
-                    walls, raws, tokens = [], [], 0
+                    walls, raws, tokens, per_pane, used = [], [], 0, [], []
                     for _ in range(reps):
                         wall, results = app_round(ctx, model, panes)
                         walls.append(wall)
+                        per_pane.append([r.total_s for r in results])
+                        used.append(decoders_used(model))
+                        print(f"{label}: round {wall:.1f} s, panes {[round(r.total_s, 1) for r in results]}, "
+                              f"decoders {used[-1]}, load {load_average()}", file=sys.stderr, flush=True)
                         jobs = generations(model, results)
                         tokens = sum(n for _, n in jobs)
                         model.forget_prompts()
-                        raws.append(raw_batched(model, jobs, raw_threads))
+                        if raw_threads:
+                            raws.append(raw_batched(model, jobs, raw_threads))
                     f[f"{label}_load"] = f"{before} / {load_average()}"
                     f[f"{label}_app_s"] = median(walls)
+                    f[f"{label}_panes_s"] = [median([run[i] for run in per_pane]) for i in range(len(panes))]
+                    f[f"{label}_decoders"] = max(used)
                     f[f"{label}_raw_s"] = median(raws)
                     f[f"{label}_raw_threads"] = raw_threads
                     f[f"{label}_generations"] = len(jobs)
                     f[f"{label}_tokens"] = tokens
                     f[f"{label}_app_vs_raw"] = f[f"{label}_raw_s"] / f[f"{label}_app_s"]
+                if spread is not None:
+                    del share.spread
     finally:
         ctx.cache.clear()
     f["busy_vs_quiet"] = f["busy_app_s"] / f["quiet_app_s"]
@@ -142,18 +167,39 @@ def report(f: dict) -> str:
              f"cold round(s), wall seconds; raw = the raw batched loop doing the same generations and token counts",
              "", "| machine | load avg before / after | generations, tokens | app round | raw batched loop "
              "(threads) | raw / app |", "| --- | --- | --- | --- | --- | --- |"]
-    for label in ("quiet", "busy"):
-        name = "quiet (no busy process)" if label == "quiet" else f"{f['busy_processes']} busy processes"
+    names = {"quiet": "quiet (no busy process)", "busy": f"{f['busy_processes']} busy processes",
+             "busy_one_decoder": f"{f['busy_processes']} busy processes, one decoder (no spreading)",
+             "quiet_spread": "quiet, spread over one-thread decoders"}
+    labels = [label for label in names if label + "_app_s" in f]
+    for label in labels:
+        name = names[label]
+        if label + "_raw_s" not in f or f[label + "_raw_s"] != f[label + "_raw_s"]:
+            lines.append(f"| {name} | {f[label + '_load']} | {f[label + '_generations']}, {f[label + '_tokens']} | "
+                         f"{f[label + '_app_s']:.1f} | - | - |")
+            continue
         lines.append(f"| {name} | {f[label + '_load']} | {f[label + '_generations']}, {f[label + '_tokens']} | "
                      f"{f[label + '_app_s']:.1f} | {f[label + '_raw_s']:.1f} ({f[label + '_raw_threads']}) | "
                      f"{f[label + '_app_vs_raw']:.2f}x |")
-    lines += ["", f"busy / quiet: {f['busy_vs_quiet']:.2f}x (target <= 2)"]
+    lines += ["", "| pane | " + " | ".join(f["panes"].split(",")) + " |", "| --- |" + " --- |" * len(f["panes"].split(","))]
+    for label in labels:
+        lines.append(f"| {label} ({f[label + '_decoders']} decoder(s)) | " +
+                     " | ".join(f"{x:.1f}" for x in f[label + "_panes_s"]) + " |")
+    lines += ["", verdict(f)]
     return "\n".join(lines)
+
+
+def verdict(f: dict) -> str:
+    met = f["busy_vs_quiet"] <= 2.0
+    return (f"VERDICT: {'MET' if met else 'MISSED'}: the round beside {f['busy_processes']} busy processes took "
+            f"{f['busy_app_s']:.1f} s, {f['busy_vs_quiet']:.2f}x its quiet {f['quiet_app_s']:.1f} s (target <= 2x; "
+            f"median of {f['reps']}; load {f['quiet_load'].split(' / ')[0]} before the quiet round)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=3, help="cold rounds per machine state; the median is shown")
     parser.add_argument("--busy", type=int, default=2)
+    parser.add_argument("--variants", action="store_true",
+                        help="also the busy round on one decoder and the quiet round spread (no raw loop)")
     a = parser.parse_args()
-    print(report(main(a.reps, a.busy)))
+    print(report(main(a.reps, a.busy, a.variants)))

@@ -29,11 +29,11 @@ BENCHES: tuple[tuple[str, str, str, dict, dict], ...] = (
      "a 600-token prefill + 128 greedy tokens through the app (threads follow the free cores) vs raw "
      "llama-cpp-python on 1 and 2 threads, with 0, 1 and 2 busy processes beside it; targets: >= 0.9x the faster "
      "raw run at every level, >= 0.97x raw 2 threads on a quiet machine",
-     {"reps": 2, "max_tokens": 128}, {"reps": 1, "max_tokens": 128}),
+     {"reps": 3, "max_tokens": 128}, {"reps": 1, "max_tokens": 128}),
     ("bench_readme_round", "The README's round: six panes, quiet and busy",
      "README step 3 (Compare modes, Send to all: six panes, the apples question) on the default model, on a quiet "
      "machine and beside two busy processes, vs the raw batched loop doing the same generations; target: busy <= 2x "
-     "quiet", {"reps": 1}, {"reps": 1}),
+     "quiet", {"reps": 3}, {"reps": 1}),
     ("bench_grid", "Pane grid vs sequential",
      "four prompting modes on one model, all at once vs one after another",
      {"reps": 3, "max_tokens": 48}, {"reps": 1, "max_tokens": 32}),

@@ -390,23 +390,29 @@ class LlamaCppModel:
         n = share.spread() if share is not None and hasattr(share, "spread") else 1
         if n <= 1 and not self._spread:
             return main
-        dead: list[BatchDecoder] = []
         with self._cond:
             dead = [d for d in self._spread if not d.alive]
             self._spread = [d for d in self._spread if d.alive]
-            while len(self._spread) < n - 1 and not self._closed:
-                try:
-                    self._spread.append(BatchDecoder(self.llm, self.context_length, width=-(-BATCH_WIDTH // n) + 1,
-                                                     share=share))
-                except (ValueError, RuntimeError) as exc:
-                    self.warnings.append(f"generations on {self.spec.id} share one context ({exc})")
-                    break
             decoders = [main] + self._spread[: max(0, n - 1)]
         for d in dead:
             d.close()
+        loads = {id(d): d.load for d in decoders}
+        if len(decoders) < n and min(loads.values()) > 0:     # every decoder busy: one more, made once
+            try:
+                extra = BatchDecoder(self.llm, self.context_length, width=-(-BATCH_WIDTH // n) + 1, share=share)
+            except (ValueError, RuntimeError) as exc:
+                self.warnings.append(f"generations on {self.spec.id} share one context ({exc})")
+            else:
+                with self._cond:
+                    keep = not self._closed and len(self._spread) < n - 1   # no other reader made one meanwhile
+                    if keep:
+                        self._spread.append(extra)
+                        decoders.append(extra)
+                        loads[id(extra)] = 0
+                if not keep:
+                    extra.close()
         if len(decoders) == 1:
             return main
-        loads = {id(d): d.load for d in decoders}
         near = [d for d in decoders if loads[id(d)] <= min(loads.values()) + 1]
         return max(near, key=lambda d: (d.reusable(tokens), -loads[id(d)]))
 
