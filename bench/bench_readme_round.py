@@ -44,13 +44,14 @@ def decoders_used(model) -> int:
     return sum(any(d.sequences_primed.values()) for d in [model._batch, *model._spread] if d is not None)
 
 
-def app_round(ctx: AppContext, model, panes) -> tuple[float, list]:
+def app_round(ctx: AppContext, model, panes) -> tuple[float, list, float]:
+    """(wall seconds, the panes' results, CPU seconds of this process: the share of the cores it got)."""
     model.forget_prompts()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     last: list = []
     for states in run_panes(ctx, panes, QUESTION, min_interval_s=0.2):
         last = states
-    return time.perf_counter() - start, last
+    return time.perf_counter() - start, last, time.process_time() - cpu
 
 
 def generations(model, results) -> list[tuple[list[int], int]]:
@@ -113,7 +114,7 @@ def raw_batched(model, jobs: list[tuple[list[int], int]], threads: int) -> float
     return took
 
 
-def main(reps: int = 3, busy: int = 2, variants: bool = False) -> dict:
+def main(reps: int = 3, busy: int = 2, variants: bool = False, raw: bool = True) -> dict:
     ctx = AppContext.create(Settings())
     model_id = ctx.settings.default_model
     spec = ctx.ensure_local(ctx.catalog.get(model_id))
@@ -132,21 +133,23 @@ def main(reps: int = 3, busy: int = 2, variants: bool = False) -> dict:
                 with busy_processes(n_busy, deadline_s=3600):
                     time.sleep(1.0)
                     before = load_average()
-                    walls, raws, tokens, per_pane, used = [], [], 0, [], []
+                    walls, raws, tokens, per_pane, used, cpus = [], [], 0, [], [], []
                     for _ in range(reps):
-                        wall, results = app_round(ctx, model, panes)
+                        wall, results, cpu = app_round(ctx, model, panes)
                         walls.append(wall)
+                        cpus.append(cpu)
                         per_pane.append([r.total_s for r in results])
                         used.append(decoders_used(model))
                         print(f"{label}: round {wall:.1f} s, panes {[round(r.total_s, 1) for r in results]}, "
-                              f"decoders {used[-1]}, load {load_average()}", file=sys.stderr, flush=True)
+                              f"decoders {used[-1]}, CPU {cpu:.1f} s, load {load_average()}", file=sys.stderr, flush=True)
                         jobs = generations(model, results)
                         tokens = sum(n for _, n in jobs)
                         model.forget_prompts()
-                        if raw_threads:
+                        if raw_threads and raw:
                             raws.append(raw_batched(model, jobs, raw_threads))
                     f[f"{label}_load"] = f"{before} / {load_average()}"
                     f[f"{label}_app_s"] = median(walls)
+                    f[f"{label}_cpu_s"] = median(cpus)
                     f[f"{label}_panes_s"] = [median([run[i] for run in per_pane]) for i in range(len(panes))]
                     f[f"{label}_decoders"] = max(used)
                     f[f"{label}_raw_s"] = median(raws)
@@ -165,7 +168,7 @@ def main(reps: int = 3, busy: int = 2, variants: bool = False) -> dict:
 def report(f: dict) -> str:
     lines = [f"README step 3 on {f['model']}: six panes ({f['panes']}), the apples question, median of {f['reps']} "
              f"cold round(s), wall seconds; raw = the raw batched loop doing the same generations and token counts",
-             "", "| machine | load avg before / after | generations, tokens | app round | raw batched loop "
+             "", "| machine | load avg before / after | generations, tokens | app round (CPU s) | raw batched loop "
              "(threads) | raw / app |", "| --- | --- | --- | --- | --- | --- |"]
     names = {"quiet": "quiet (no busy process)", "busy": f"{f['busy_processes']} busy processes",
              "busy_one_decoder": f"{f['busy_processes']} busy processes, one decoder (no spreading)",
@@ -175,10 +178,10 @@ def report(f: dict) -> str:
         name = names[label]
         if label + "_raw_s" not in f or f[label + "_raw_s"] != f[label + "_raw_s"]:
             lines.append(f"| {name} | {f[label + '_load']} | {f[label + '_generations']}, {f[label + '_tokens']} | "
-                         f"{f[label + '_app_s']:.1f} | - | - |")
+                         f"{f[label + '_app_s']:.1f} ({f[label + '_cpu_s']:.1f}) | - | - |")
             continue
         lines.append(f"| {name} | {f[label + '_load']} | {f[label + '_generations']}, {f[label + '_tokens']} | "
-                     f"{f[label + '_app_s']:.1f} | {f[label + '_raw_s']:.1f} ({f[label + '_raw_threads']}) | "
+                     f"{f[label + '_app_s']:.1f} ({f[label + '_cpu_s']:.1f}) | {f[label + '_raw_s']:.1f} ({f[label + '_raw_threads']}) | "
                      f"{f[label + '_app_vs_raw']:.2f}x |")
     lines += ["", "| pane | " + " | ".join(f["panes"].split(",")) + " |", "| --- |" + " --- |" * len(f["panes"].split(","))]
     for label in labels:
@@ -201,5 +204,6 @@ if __name__ == "__main__":
     parser.add_argument("--busy", type=int, default=2)
     parser.add_argument("--variants", action="store_true",
                         help="also the busy round on one decoder and the quiet round spread (no raw loop)")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw batched loop (minutes on a loaded machine)")
     a = parser.parse_args()
-    print(report(main(a.reps, a.busy, a.variants)))
+    print(report(main(a.reps, a.busy, a.variants, not a.no_raw)))
