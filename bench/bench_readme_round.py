@@ -114,7 +114,8 @@ def raw_batched(model, jobs: list[tuple[list[int], int]], threads: int) -> float
     return took
 
 
-def main(reps: int = 3, busy: int = 2, variants: bool = False, raw: bool = True) -> dict:
+def main(reps: int = 3, busy: int = 2, variants: bool = False, raw: bool = True,
+         only: tuple[str, ...] = ()) -> dict:
     ctx = AppContext.create(Settings())
     model_id = ctx.settings.default_model
     spec = ctx.ensure_local(ctx.catalog.get(model_id))
@@ -127,7 +128,7 @@ def main(reps: int = 3, busy: int = 2, variants: bool = False, raw: bool = True)
             states = [("quiet", 0, cpu_cores(), None), ("busy", busy, 1, None)]
             if variants:   # the same rounds with the decoders fixed: one (as before spreading), or spread quiet too
                 states += [("busy_one_decoder", busy, 0, 1), ("quiet_spread", 0, 0, share.cores)]
-            for label, n_busy, raw_threads, spread in states:
+            for label, n_busy, raw_threads, spread in [st for st in states if not only or st[0] in only]:
                 if spread is not None:
                     share.spread = lambda n=spread: n
                 with busy_processes(n_busy, deadline_s=3600):
@@ -161,7 +162,7 @@ def main(reps: int = 3, busy: int = 2, variants: bool = False, raw: bool = True)
                     del share.spread
     finally:
         ctx.cache.clear()
-    f["busy_vs_quiet"] = f["busy_app_s"] / f["quiet_app_s"]
+    f["busy_vs_quiet"] = f.get("busy_app_s", float("nan")) / f.get("quiet_app_s", float("nan"))
     return f
 
 
@@ -192,6 +193,8 @@ def report(f: dict) -> str:
 
 
 def verdict(f: dict) -> str:
+    if "busy_app_s" not in f or "quiet_app_s" not in f:
+        return "VERDICT: not measured (the quiet and the busy round are both needed)"
     met = f["busy_vs_quiet"] <= 2.0
     return (f"VERDICT: {'MET' if met else 'MISSED'}: the round beside {f['busy_processes']} busy processes took "
             f"{f['busy_app_s']:.1f} s, {f['busy_vs_quiet']:.2f}x its quiet {f['quiet_app_s']:.1f} s (target <= 2x; "
@@ -205,5 +208,6 @@ if __name__ == "__main__":
     parser.add_argument("--variants", action="store_true",
                         help="also the busy round on one decoder and the quiet round spread (no raw loop)")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw batched loop (minutes on a loaded machine)")
+    parser.add_argument("--only", default="", help="run only these states (comma-separated labels)")
     a = parser.parse_args()
-    print(report(main(a.reps, a.busy, a.variants, not a.no_raw)))
+    print(report(main(a.reps, a.busy, a.variants, not a.no_raw, tuple(x for x in a.only.split(",") if x))))

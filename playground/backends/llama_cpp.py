@@ -133,6 +133,7 @@ class LlamaCppModel:
     batching: bool = True            # same-model generations share one batched context
     _batch: BatchDecoder | None = None
     _spread: list[BatchDecoder] = field(default_factory=list)   # more single-thread ones, under contention
+    _pick_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         slot = _Slot(ctx=self.llm._ctx, batch=self.llm._batch)
@@ -272,7 +273,7 @@ class LlamaCppModel:
         text, emitted, n_out = "", 0, 0
         cut: int | None = None
         outcome = {"finish": "length"}
-        batch = self._batch_decoder(tokens)
+        batch = self._batch_decoder()
         source = (self._batched_tokens(batch, tokens, sampling, max_new, cancel, outcome) if batch is not None
                   else self._slot_tokens(tokens, sampling, max_new, cancel, outcome))
         try:
@@ -337,7 +338,9 @@ class LlamaCppModel:
                         cancel: threading.Event | None, outcome: dict[str, str]) -> Iterator[int]:
         """Sampled token ids from this model's shared batch (see backends/llama_batch.py)."""
         try:
-            gen = batch.submit(tokens, _make_sampler(sampling, self.llm.n_vocab()), max_new, cancel)
+            with self._pick_lock:    # picked and submitted at once: the next pick sees this one's load
+                batch = self._spread_decoder(batch, tokens)
+                gen = batch.submit(tokens, _make_sampler(sampling, self.llm.n_vocab()), max_new, cancel)
         except RuntimeError as exc:   # it stopped or closed since _batch_decoder handed it out
             raise PlaygroundError(f"{exc}: send again ({self.spec.id})") from None
         try:
@@ -355,11 +358,10 @@ class LlamaCppModel:
             raise PlaygroundError(f"{gen.error} ({self.spec.id})")
         outcome["finish"] = gen.finish
 
-    def _batch_decoder(self, tokens: Sequence[int] | None = None) -> BatchDecoder | None:
-        """The batch a generation of `tokens` joins: this model's shared batch, made on first use,
-        or under contention one of the decoders it spreads over (`_spread_decoder`); None where it
-        cannot batch (the slots then serve every generation, as before, also once an error has
-        stopped the batch)."""
+    def _batch_decoder(self) -> BatchDecoder | None:
+        """This model's shared batch, made on first use (under contention a generation may run on
+        one of the decoders it spreads over instead, `_spread_decoder`); None where it cannot batch
+        (the slots then serve every generation, as before, also once an error has stopped the batch)."""
         if not self.batching:
             return None
         dead = None
@@ -377,7 +379,7 @@ class LlamaCppModel:
             batch = self._batch
         if dead is not None:
             dead.close()
-        return batch if batch is None or tokens is None else self._spread_decoder(batch, tokens)
+        return batch
 
     def _spread_decoder(self, main: BatchDecoder, tokens: Sequence[int]) -> BatchDecoder:
         """Where other processes leave one thread's worth of the cores, generations spread over up
