@@ -23,7 +23,7 @@ from playground.ranking.battles import (BOTH_BAD, ELO_PER_NAT, INIT_RATING, LEFT
                                         ContestantTotals, RankingError, _check_both_bad, _require_battles)
 from playground.ranking.bradley_terry import RESCUE_TIES, BTRatings, rescue_amount
 from playground.ranking.fitting import (LINE_SEARCH_ABOVE, NEWTON_MAX_ITER, NEWTON_MAX_STEP, NEWTON_TOL, RUNAWAY,
-                                        Cells, incidence_matrix, rescue_shares)
+                                        Cells, incidence_matrix)
 
 CG_RTOL = 1e-9  # conjugate gradients stop when the residual is this share of the gradient
 BOOT_TOL, BOOT_RTOL = 1e-4, 0.1  # a bootstrap round: Newton until no rating moves 1e-4 log-odds (0.007 Elo points)
@@ -347,6 +347,28 @@ def fit_bradley_terry_many(
                      rescued_rounds=rescued)
 
 
+def pair_rescue_shares(gi: np.ndarray, gj: np.ndarray, players: int, for_i: np.ndarray, for_j: np.ndarray
+                       ) -> np.ndarray:
+    """`fitting.rescue_shares` when every group is its own pair (the plain fit): the same rule, without
+    mapping groups to pairs (a sort of every pair per call, which was a third of a bootstrap round)."""
+    rounds, groups = for_i.shape
+    offset = (np.arange(rounds) * players)[:, None]
+    src, dst = gi + offset, gj + offset
+    forward, backward = for_i > 1e-12, for_j > 1e-12
+    rows = np.r_[src[forward], dst[backward]]
+    cols = np.r_[dst[forward], src[backward]]
+    graph = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(rounds * players,) * 2)
+    _, strong = connected_components(graph, directed=True, connection="strong")
+    cross = strong[src] != strong[dst]
+    if not cross.any():
+        return np.zeros((rounds, groups))
+    r, g = np.nonzero(cross)
+    ends = np.r_[gi[g] + r * players, gj[g] + r * players]
+    degree = np.bincount(ends, minlength=rounds * players).reshape(rounds, players).astype(float)
+    share = 1.0 / np.maximum(np.maximum(degree[:, gi], degree[:, gj]), 1.0)
+    return np.where(cross, share, 0.0)
+
+
 def _bootstrap(cells: Cells, theta: np.ndarray, full: np.ndarray, rounds: int, seed: int | None, ci: float,
                rescue: float | None, steps: int = NEWTON_MAX_ITER, rtol: float = BOOT_RTOL) -> tuple[np.ndarray, np.ndarray, int, int]:
     """`fitting.bootstrap_interval` (no anchor): the same multinomial draws, rescue rule and alignment."""
@@ -361,7 +383,7 @@ def _bootstrap(cells: Cells, theta: np.ndarray, full: np.ndarray, rounds: int, s
     for start in range(0, rounds, chunk):
         draws = rng.multinomial(total, p, size=min(chunk, rounds - start)).astype(np.float64)
         a, n = cells.groups_from(draws)
-        share = rescue_shares(cells.gi, cells.gj, cells.n_players, a, n - a)
+        share = pair_rescue_shares(cells.gi, cells.gj, cells.n_players, a, n - a)
         infinite = share.any(1)
         if rescue is not None:
             a, n = a + share * (rescue / 2), n + share * rescue
