@@ -77,8 +77,9 @@ def battles_shown(include_named: bool, add_named: str = "--include-named", voter
 # Up to DENSE_MAX contestants the fits are dense (exact n x n Newton solves: fastest for an Arena of tens
 # of models); past it the plain fit is `ranking.many` (memory and time linear in the pairs that met).
 # Davidson's tie model and length control stay dense: past DENSE_ONLY_MAX they are refused. Past
-# ROUNDS_CAP_ABOVE the bootstrap runs at most LARGE_BOARD_ROUNDS rounds (Chatbot Arena's own default;
-# docs/benchmarks.md shows how close those intervals are to 1,000 rounds'), and the board says so.
+# ROUNDS_CAP_ABOVE the bootstrap runs at most LARGE_BOARD_ROUNDS rounds (Chatbot Arena's own default: FastChat's
+# elo_analysis.py --num-bootstrap; docs/benchmarks.md "Many contestants" compares them with a longer
+# reference), and the board says so.
 DENSE_MAX = 300
 DENSE_ONLY_MAX = 2_000
 ROUNDS_CAP_ABOVE = 2_000
