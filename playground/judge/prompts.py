@@ -35,6 +35,9 @@ _FIELDS = frozenset({"id", "title", "description", "kind", "allow_both_bad", "ma
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MARKER_RE = re.compile(r"\[\[\s*(A|B|C|D|tie|both[ _-]?bad)\s*\]\]", re.IGNORECASE)
 _MARKER_LABEL = {"a": "A", "b": "B", "c": "tie", "tie": "tie", "d": "both_bad"}
+# The variants small judges write instead of [[A]]: "[[Assistant A]]" and "[Assistant A]" (never
+# "[Assistant A's Answer]", which echoes the template's own headers, nor a bare "[A]").
+_VARIANT_RE = re.compile(r"\[\[\s*assistant\s+(A|B)\s*\]\]|\[\s*assistant\s+(A|B)\s*\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,14 @@ class JudgePromptLibrary:
         return self.prompts[prompt_id]
 
 
-def parse_verdict(output: str, allow_both_bad: bool = True) -> str:
+def parse_verdict(output: str, allow_both_bad: bool = True, variants: bool = False) -> str:
     """A, B, tie, both_bad, or `unparseable`: none, several different markers, or [[D]] when the
-    prompt does not allow it. Never a guess from the wording."""
-    found = {_MARKER_LABEL.get(m.lower(), "both_bad") for m in _MARKER_RE.findall(output or "")}
+    prompt does not allow it. Never a guess from the wording. `variants` also counts
+    "[[Assistant A]]" and "[Assistant A]" as markers, under the same one-verdict rule."""
+    text = output or ""
+    found = {_MARKER_LABEL.get(m.lower(), "both_bad") for m in _MARKER_RE.findall(text)}
+    if variants:
+        found |= {_MARKER_LABEL[(a or b).lower()] for a, b in _VARIANT_RE.findall(text)}
     if len(found) != 1:
         return UNPARSEABLE
     label = found.pop()
