@@ -85,6 +85,8 @@ def _rate(k: int, n: int) -> dict:
 def judge_stats(db, judge: str, lenient: bool) -> dict:
     """One judge's figures, its stored raw outputs re-parsed (strict, or with the lenient variant)."""
     gold = {b: w for b, w in db.execute("SELECT battle_id, winner FROM counted_votes")}
+    bigger = {b: "left" if m == CONTESTANTS[0] else "right" for b, m in db.execute(
+        "SELECT b.id, g.model_id FROM battles b JOIN generations g ON g.id = b.left_generation_id")}
     orders: dict[int, dict[str, str]] = {}
     labels: list[str] = []
     finish = Counter()
@@ -99,11 +101,13 @@ def judge_stats(db, judge: str, lenient: bool) -> dict:
     decisive = [x for x in labels if x in ("A", "B")]
     onesided = [b for b in pairs if gold.get(b) in ("left", "right")]
     agree = sum(pairs[b]["AB"] == pairs[b]["BA"] == gold[b] for b in onesided)
+    decided = [b for b, o in pairs.items() if o["AB"] == o["BA"] and o["AB"] in ("left", "right")]
     return {"orders": len(labels), "unparseable": _rate(labels.count("unparseable"), len(labels)),
             "swap_consistency": _rate(consistent, len(pairs)),
             "first_position_share": _rate(decisive.count("A"), len(decisive)),
             "labels": dict(Counter(labels)), "cut_by_token_limit": finish.get("length", 0),
-            "picks_the_right_answer": _rate(agree, len(onesided))}
+            "picks_the_right_answer": _rate(agree, len(onesided)),
+            "prefers_the_0.5b": _rate(sum(pairs[b]["AB"] == bigger[b] for b in decided), len(decided))}
 
 
 def report(db_path: Path) -> dict:
@@ -116,6 +120,24 @@ def report(db_path: Path) -> dict:
     return out
 
 
+def markdown(out: dict) -> str:
+    """The report as the table in docs/benchmarks.md: one row per judge and parser."""
+    def cell(r: dict) -> str:
+        if not r["n"]:
+            return "– (n 0)"
+        return f"{r['k']}/{r['n']} = {100 * r['rate']:.0f} % [{100 * r['low']:.0f}, {100 * r['high']:.0f}]"
+
+    rows = ["| judge | parser | orders | unparseable | swap consistency (pairs) | answer shown first chosen "
+            "(decisive orders) | picks the right answer (battles with one right side) | consistent winner is the 0.5B |",
+            "|---" * 8 + "|"]
+    for judge, both in out["judges"].items():
+        for parser, f in both.items():
+            rows.append(f"| {judge.split(':', 1)[1].split('@')[0]} | {parser} | {f['orders']} | {cell(f['unparseable'])} | "
+                        f"{cell(f['swap_consistency'])} | {cell(f['first_position_share'])} | "
+                        f"{cell(f['picks_the_right_answer'])} | {cell(f['prefers_the_0.5b'])} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=("battles", "judge", "report"))
@@ -123,12 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=30, help="battles (stage battles)")
     parser.add_argument("--answer-tokens", type=int, default=160)
     parser.add_argument("--model", help="the judge's catalog id (stage judge)")
-    parser.add_argument("--judge-tokens", type=int, default=192)
+    parser.add_argument("--judge-tokens", type=int, default=160)
+    parser.add_argument("--limit", type=int, default=None, help="judge at most this many battles (oldest first)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.stage == "report":
-        print(json.dumps(report(args.db), indent=1))
+        out = report(args.db)
+        print(json.dumps(out, indent=1))
+        print(markdown(out))
         return 0
     settings = Settings(db_path=args.db, **({"threads": args.threads} if args.threads else {}))
     ctx = AppContext.create(settings)
@@ -140,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     def progress(i: int, total: int, text: str) -> None:
         print(f"{args.model} {i}/{total} {text} [load {machine_info()['load average']}]", flush=True)
 
-    result = judge_battles(ctx, args.db, args.model, "general", max_tokens=args.judge_tokens, progress=progress)
+    result = judge_battles(ctx, args.db, args.model, "general", max_tokens=args.judge_tokens, progress=progress,
+                          limit=args.limit)
     print(json.dumps(result.to_dict(), indent=1))
     return 0
 
