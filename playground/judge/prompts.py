@@ -14,7 +14,11 @@ A judge prompt file:
 
 The verdict is the judge's last line of defence against guessing: exactly one distinct marker
 among [[A]], [[B]], [[C]] (tie) and [[D]] (both bad, when allowed) anywhere in the output, else
-the output is `unparseable` (stored as such and counted, never guessed).
+the output is `unparseable` (stored as such and counted, never guessed). This is MT-Bench's own
+rule. Small judges sometimes write "[Assistant A]" instead; `parse_verdict(..., variants=True)`
+counts that form too (bench/judge_sizes.py reports both), but the app keeps the strict rule:
+every such output recorded so far named the answer shown first, and the pairs it would complete
+were inconsistent, i.e. position rather than judgement (docs/benchmarks.md "Judges of three sizes").
 """
 from __future__ import annotations
 
@@ -80,7 +84,8 @@ class JudgePromptLibrary:
 def parse_verdict(output: str, allow_both_bad: bool = True, variants: bool = False) -> str:
     """A, B, tie, both_bad, or `unparseable`: none, several different markers, or [[D]] when the
     prompt does not allow it. Never a guess from the wording. `variants` also counts
-    "[[Assistant A]]" and "[Assistant A]" as markers, under the same one-verdict rule."""
+    "[[Assistant A]]" and "[Assistant A]" (A or B only) as markers, under the same one-verdict
+    rule; the app does not use it (see the module docstring)."""
     text = output or ""
     found = {_MARKER_LABEL.get(m.lower(), "both_bad") for m in _MARKER_RE.findall(text)}
     if variants:
