@@ -105,7 +105,7 @@ def judge_stats(db, judge: str, lenient: bool) -> dict:
     return {"orders": len(labels), "unparseable": _rate(labels.count("unparseable"), len(labels)),
             "swap_consistency": _rate(consistent, len(pairs)),
             "first_position_share": _rate(decisive.count("A"), len(decisive)),
-            "labels": dict(Counter(labels)), "cut_by_token_limit": finish.get("length", 0),
+            "labels": dict(Counter(labels)), "_labels": labels, "cut_by_token_limit": finish.get("length", 0),
             "picks_the_right_answer": _rate(agree, len(onesided)),
             "prefers_the_0.5b": _rate(sum(pairs[b]["AB"] == bigger[b] for b in decided), len(decided))}
 
@@ -116,25 +116,28 @@ def report(db_path: Path) -> dict:
         gold = Counter(r[0] for r in db.execute("SELECT winner FROM counted_votes"))
         out = {"battles_by_known_answer": dict(gold), "judges": {}}
         for judge in judges:
-            out["judges"][judge] = {"strict": judge_stats(db, judge, False), "lenient": judge_stats(db, judge, True)}
+            strict, lenient = judge_stats(db, judge, False), judge_stats(db, judge, True)
+            changed = sum(a != b for a, b in zip(strict.pop("_labels"), lenient.pop("_labels"), strict=True))
+            out["judges"][judge] = {"strict": strict, "with_variants": lenient, "orders_the_variants_change": changed}
     return out
 
 
 def markdown(out: dict) -> str:
-    """The report as the table in docs/benchmarks.md: one row per judge and parser."""
+    """The report as the table in docs/benchmarks.md: one row per judge (the app's parser)."""
     def cell(r: dict) -> str:
         if not r["n"]:
             return "– (n 0)"
         return f"{r['k']}/{r['n']} = {100 * r['rate']:.0f} % [{100 * r['low']:.0f}, {100 * r['high']:.0f}]"
 
-    rows = ["| judge | parser | orders | unparseable | swap consistency (pairs) | answer shown first chosen "
-            "(decisive orders) | picks the right answer (battles with one right side) | consistent winner is the 0.5B |",
-            "|---" * 8 + "|"]
-    for judge, both in out["judges"].items():
-        for parser, f in both.items():
-            rows.append(f"| {judge.split(':', 1)[1].split('@')[0]} | {parser} | {f['orders']} | {cell(f['unparseable'])} | "
-                        f"{cell(f['swap_consistency'])} | {cell(f['first_position_share'])} | "
-                        f"{cell(f['picks_the_right_answer'])} | {cell(f['prefers_the_0.5b'])} |")
+    rows = ["| judge | orders | unparseable | swap consistency (pairs) | answer shown first chosen (decisive orders) "
+            "| picks the right answer (battles with one right side) | consistent winner is the 0.5B "
+            "| orders the [Assistant A] variants would change |", "|---" * 8 + "|"]
+    for judge, entry in out["judges"].items():
+        f = entry["strict"]
+        rows.append(f"| {judge.split(':', 1)[1].split('@')[0]} | {f['orders']} | {cell(f['unparseable'])} | "
+                    f"{cell(f['swap_consistency'])} | {cell(f['first_position_share'])} | "
+                    f"{cell(f['picks_the_right_answer'])} | {cell(f['prefers_the_0.5b'])} | "
+                    f"{entry['orders_the_variants_change']} |")
     return "\n".join(rows)
 
 
