@@ -97,6 +97,16 @@ def pick_pane(page, elem_id: str, pane: int) -> None:
     page.locator(f"#{elem_id} ul[role='listbox'] li").filter(has_text=f"{pane}:").first.click()
 
 
+def open_tab(page, name: str) -> None:
+    """Click a tab; on a phone Gradio folds the last tabs under "More tabs"."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if not tab.is_visible():
+        page.locator("button[aria-label='More tabs']").click()
+        tab = page.get_by_role("tab", name=name, exact=True).or_(
+            page.get_by_role("button", name=name, exact=True)).first
+    tab.click()
+
+
 def open_arena_settings(page) -> None:
     """Unfold the Arena's settings (pool, sampling, token budget), folded above the battle by default."""
     if not page.locator("#arena-max-tokens").is_visible():

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.browser_support import AppProcess
+from tests.browser_support import AppProcess, open_tab
 
 pytestmark = pytest.mark.browser
 
@@ -105,16 +105,6 @@ def readme_app(tmp_path_factory, bundled_gguf) -> Iterator[AppProcess]:
     app = AppProcess(tmp_path_factory.mktemp("readme") / "playground.db")
     yield app
     app.close()
-
-
-def open_tab(page: Any, name: str) -> None:
-    """Click a tab; on a phone Gradio folds the last tabs under "More tabs"."""
-    tab = page.get_by_role("tab", name=name, exact=True)
-    if not tab.is_visible():
-        page.locator("button[aria-label='More tabs']").click()
-        tab = page.get_by_role("tab", name=name, exact=True).or_(
-            page.get_by_role("button", name=name, exact=True)).first
-    tab.click()
 
 
 def recommended_hub_ids() -> list[str]:
