@@ -181,6 +181,22 @@ def test_fit_estimate_matches_what_llama_cpp_allocates(app_ctx, request, model):
     assert kv_mib == pytest.approx(est.kv_bytes / MB, abs=0.01), buffers
 
 
+def test_repacked_copies_are_counted_on_the_cpu_only(qwen05_spec, bundled_gguf):
+    """The Qwen file's Q4_K matrices (not its token embedding) are counted once more for llama.cpp on
+    the CPU of a build that repacks; not on a GPU, not when the build does not repack, and never
+    for the bundled Q4_1 file."""
+    shape = gguf_shape(read_gguf_info(qwen05_spec.path))
+    assert 27 * MB < shape.repackable_bytes < 29 * MB
+    cpu = estimate(qwen05_spec, "llama_cpp", "cpu", 2048, shape, repacks=True)
+    assert cpu.repack_bytes == shape.repackable_bytes
+    assert cpu.total == cpu.weights_bytes + cpu.repack_bytes + cpu.kv_bytes + cpu.buffer_bytes
+    assert "repacked copies" in cpu.describe() and cpu.to_dict()["repack_bytes"] == cpu.repack_bytes
+    assert estimate(qwen05_spec, "llama_cpp", "cpu", 2048, shape, repacks=False).repack_bytes == 0
+    assert estimate(qwen05_spec, "llama_cpp", "gpu", 2048, shape, repacks=True).repack_bytes == 0
+    assert estimate(qwen05_spec, "transformers", "cpu", 2048, shape, repacks=True).repack_bytes == 0
+    assert gguf_shape(read_gguf_info(bundled_gguf)).repackable_bytes == 0
+
+
 # --- refusing what will not fit, before loading ----------------------------------------------------
 
 def test_model_too_large_for_budget_is_refused_before_loading(bundled_gguf):
