@@ -2,13 +2,10 @@
 sideways when it is wider than the screen), measured in real Chromium against the real app."""
 from __future__ import annotations
 
-from contextlib import closing
-from pathlib import Path
 
 import pytest
 
-import storage
-from tests.browser_support import AppProcess, open_tab
+from tests.browser_support import AppProcess, add_votes, open_tab
 
 # the lines each word of a cell lands on (a hyphen may end a line): a word on two was broken inside
 BROKEN_WORDS = """(root) => {
@@ -29,23 +26,10 @@ BROKEN_WORDS = """(root) => {
 }"""
 
 
-def add_team_votes(db_path: Path) -> None:
-    """Two annotators' votes on one battle each: the team report then has a row per annotator."""
-    with closing(storage.open_database(db_path)) as db:
-        for who in ("ada", "annotator-with-a-long-name"):
-            conversation = [{"role": "user", "content": f"question {who} asked"}]
-            ids = [storage.insert_generation(db, storage.GenerationRecord(
-                model_id=m, conversation=conversation, output=f"{who}'s {m} answer", session_id=f"user:{who}/s"))
-                for m in ("model-a", "model-b")]
-            battle = storage.create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=True,
-                                           session_id=f"user:{who}/s")
-            storage.record_vote(db, battle_id=battle, winner="left", session_id=f"user:{who}/s")
-
-
 @pytest.fixture(scope="module")
 def voted_app(tmp_path_factory, bundled_gguf):
     db = tmp_path_factory.mktemp("phone-votes") / "playground.db"
-    add_team_votes(db)
+    add_votes(db, ("ada", "annotator-with-a-long-name"))    # the team report: a row each
     app = AppProcess(db)
     yield app
     app.close()
