@@ -172,10 +172,12 @@ def test_wrong_passwords_pause_the_name_and_the_right_one_works_after(team_app):
 
         for _ in range(5):
             assert attempt("wrong-password")[0] == 400
+        # The pause starts when the server counts a miss, before its password check and its answer: on a
+        # busy machine those take a few tenths of a second of the pause, hence the 0.5 s of slack.
         status, seconds, _ = attempt("wrong-password")        # 6th: held for the 1 s pause, then judged
-        assert status == 400 and seconds >= 0.9, seconds
+        assert status == 400 and seconds >= 0.5, seconds
         status, seconds, _ = attempt("wrong-password")        # 7th: held 2 s
-        assert status == 400 and seconds >= 1.9, seconds
+        assert status == 400 and seconds >= 1.5, seconds
         status, seconds, answer = attempt(USERS["cy"][1])     # paused 4 s: even the right one waits
         assert status == 429, answer.text
         detail = answer.json()["detail"]

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -283,6 +284,11 @@ def test_inline_user_password_starts_a_login_server_and_warns(tmp_path, bundled_
         assert login("s3cret-pw") == 200 and login("wrong-password") == 400
         with pytest.raises(urllib.error.HTTPError, match="401"):
             urllib.request.urlopen(app.url + "/config", timeout=60)        # no sign-in, no page
+        # The addresses are printed once the server listens, which a busy machine may print after the
+        # first answers: wait for them (up to a minute) before stopping the server.
+        deadline = time.monotonic() + 60
+        while "Teammates open" not in app.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         app.close()
     log = app.log.read_text()
