@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
-from common import machine_info, median  # noqa: F401  (puts the repo on sys.path)
+from common import machine_info, median, sequential_and_one  # also puts the repo on sys.path
 
 from bench_app import app_run, raw_run
 from playground.commands.compare_cmd import compare
-from playground.compare import playground_pane, run_pane
+from playground.compare import playground_pane
 from playground.config import Settings
 from playground.devices import cpu_cores
 from playground.engine import exact_prompt
@@ -75,17 +74,9 @@ def four_panes_vs_solo(ctx: AppContext, model_id: str, reps: int, max_tokens: in
         for _ in range(reps):
             model.forget_prompts()
             batched.append(compare(ctx, panes, ROLLS)[0])
-            model.forget_prompts()
-            start = time.perf_counter()
-            for pane in panes:
-                for _ in run_pane(ctx, pane, ROLLS):
-                    pass
-            sequential.append(time.perf_counter() - start)
-            model.forget_prompts()
-            start = time.perf_counter()
-            for _ in run_pane(ctx, panes[0], ROLLS):
-                pass
-            one.append(time.perf_counter() - start)
+            seq, alone = sequential_and_one(ctx, model, panes, ROLLS)
+            sequential.append(seq)
+            one.append(alone)
     ctx.cache.clear()
     f = {"model": model_id, "four_batched_s": median(batched), "four_sequential_s": median(sequential),
          "one_pane_s": median(one)}
