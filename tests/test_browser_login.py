@@ -7,8 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from playground.auth.users import write_user
-from tests.browser_support import AppProcess
+from tests.browser_support import AppProcess, team_server
 
 pytestmark = pytest.mark.browser
 
@@ -16,13 +15,9 @@ PASSWORD = "dee-password-1"
 
 
 @pytest.fixture(scope="module")
-def team_server(tmp_path_factory, bundled_gguf) -> Iterator[AppProcess]:
-    folder = tmp_path_factory.mktemp("login")
-    users = folder / "users.txt"
-    write_user(users, "dee", "annotator", PASSWORD)
-    app = AppProcess(folder / "playground.db", extra=["--auth", str(users)])
-    yield app
-    app.close()
+def login_server(tmp_path_factory, bundled_gguf) -> Iterator[AppProcess]:
+    with team_server(tmp_path_factory.mktemp("login"), {"dee": ("annotator", PASSWORD)}) as app:
+        yield app
 
 
 def sign_in(page, name: str, password: str) -> int:
@@ -35,8 +30,8 @@ def sign_in(page, name: str, password: str) -> int:
     return answer.value.status
 
 
-def test_a_paused_sign_in_says_why_and_how_long_on_the_login_form(team_server, page, screenshot_dir: Path):
-    page.goto(team_server.url)
+def test_a_paused_sign_in_says_why_and_how_long_on_the_login_form(login_server, page, screenshot_dir: Path):
+    page.goto(login_server.url)
     page.locator("input[type=password]").wait_for(timeout=60_000)
     statuses = []
     for _ in range(8):  # 5 free misses, then pauses of 1 s and 2 s (held answers), then 4 s: refused
