@@ -13,6 +13,7 @@ from playground.ranking import (DEFAULT_PRIOR, NO_BATTLES, RESCUE_TIES, TIE_MODE
                                 contestant_totals, fit_bradley_terry, fit_davidson, fit_length_controlled,
                                 online_elo, position_bias, predicted_win_matrix, tally_battles,
                                 win_rate_matrix)
+from playground.ranking.fitting import NEWTON_MAX_ITER
 from playground.ranking.many import fit_bradley_terry_many, pair_tally
 
 
@@ -79,11 +80,15 @@ def battles_shown(include_named: bool, add_named: str = "--include-named", voter
 # Davidson's tie model and length control stay dense: past DENSE_ONLY_MAX they are refused. Past
 # ROUNDS_CAP_ABOVE the bootstrap runs at most LARGE_BOARD_ROUNDS rounds (Chatbot Arena's own default: FastChat's
 # elo_analysis.py --num-bootstrap; docs/benchmarks.md "Many contestants" compares them with a longer
-# reference), and the board says so.
+# reference), and the board says so; each of those rounds takes LARGE_BOARD_STEPS Newton steps from the full
+# fit instead of refitting to convergence. Measured on 10,000 contestants, 200,000 battles, 100 rounds: the
+# bootstrap's CPU fell from 23.7 s to 8.7 s, and the interval ends moved by 0.9 % of the interval's width at
+# the median (95th percentile 8.7 %), less than the 100 rounds' own noise against 300 (8.8 % at the median).
 DENSE_MAX = 300
 DENSE_ONLY_MAX = 2_000
 ROUNDS_CAP_ABOVE = 2_000
 LARGE_BOARD_ROUNDS = 100
+LARGE_BOARD_STEPS = 2
 MAX_CONTESTANTS = 1_000_000
 MATRIX_ROWS = 60
 
@@ -127,7 +132,9 @@ def build_leaderboard(
     many = contestants > DENSE_MAX and tie_model == "half" and not length_control
     if many:
         pairs = pair_tally(battles)
-        bt = fit_bradley_terry_many(battles, both_bad=both_bad, prior=prior, rounds=rounds, seed=seed, pairs=pairs)
+        steps = LARGE_BOARD_STEPS if contestants > ROUNDS_CAP_ABOVE else NEWTON_MAX_ITER
+        bt = fit_bradley_terry_many(battles, both_bad=both_bad, prior=prior, rounds=rounds, seed=seed, pairs=pairs,
+                                    boot_steps=steps)
         totals = pairs.totals()
         games, scores = pairs.games_per(both_bad), pairs.scores_per(both_bad)
     else:

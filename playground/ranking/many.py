@@ -327,8 +327,13 @@ def fit_bradley_terry_many(
     seed: int | None = 0,
     ci: float = 0.95,
     pairs: PairTally | None = None,
+    boot_steps: int = NEWTON_MAX_ITER,
 ) -> BTRatings:
-    """`fit_bradley_terry` (no anchor) for many contestants: the same MLE, rescue rule and bootstrap."""
+    """`fit_bradley_terry` (no anchor) for many contestants: the same MLE, rescue rule and bootstrap.
+
+    `boot_steps` bounds the Newton steps of a bootstrap round, each started from the full fit: the
+    default refits every round to convergence; a very large board takes 2 (see `board.LARGE_BOARD_STEPS`).
+    """
     _check_both_bad(both_bad)
     coded = _require_battles(battles)
     pairs = pair_tally(battles) if pairs is None else pairs
@@ -340,7 +345,8 @@ def fit_bradley_terry_many(
     if not ok[0]:
         raise RankingError("the Bradley-Terry fit did not converge; report this data set as a bug")
     rating = to_elo_many(theta, cells.labels)[0]
-    low, high, failed, rescued = _bootstrap(cells, theta[0], rating, rounds, seed, ci, rescue_amount(prior))
+    low, high, failed, rescued = _bootstrap(cells, theta[0], rating, rounds, seed, ci, rescue_amount(prior),
+                                             steps=boot_steps)
     played = pairs.games_per(both_bad) > 0
     rating, low, high = (np.where(played, x, np.nan) for x in (rating, low, high))
     return BTRatings(coded.names, rating, low, high, rounds, pairs.groups(both_bad), prior, both_bad, failed, named,
