@@ -12,6 +12,7 @@ the dense path's, so on the same data both give the same ratings and intervals (
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,8 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
 
+from playground.backends.free_cores import FreeCores
+from playground.devices import cpu_cores
 from playground.ranking.battles import (BOTH_BAD, ELO_PER_NAT, INIT_RATING, LEFT, RIGHT, TIE, Battles, BothBad,
                                         ContestantTotals, RankingError, _check_both_bad, _require_battles)
 from playground.ranking.bradley_terry import RESCUE_TIES, BTRatings, rescue_amount
@@ -382,25 +385,32 @@ def _bootstrap(cells: Cells, theta: np.ndarray, full: np.ndarray, rounds: int, s
         return full, full.copy(), 0, 0
     rng = np.random.default_rng(seed)
     total, p = cells.total, cells.counts / cells.counts.sum()
-    chunk = max(1, CHUNK_ELEMENTS // max(len(cells.counts), 1))
+    workers = min(FreeCores(cpu_cores()).usable(), max(1, rounds * len(cells.counts) // CHUNK_ELEMENTS))
+    chunk = max(1, CHUNK_ELEMENTS // max(len(cells.counts), 1) // workers)
     weight = np.asarray(cells.games_of.T @ cells.counts).ravel()
     weight = np.bincount(cells.gi, weight, cells.n_players) + np.bincount(cells.gj, weight, cells.n_players)
-    samples, failed, rescued = [], 0, 0
-    for start in range(0, rounds, chunk):
-        draws = rng.multinomial(total, p, size=min(chunk, rounds - start)).astype(np.float64)
-        a, n = cells.groups_from(draws)
+    # The draws are made here, in order, so the intervals do not depend on how many threads fit them.
+    draws = [rng.multinomial(total, p, size=min(chunk, rounds - start)).astype(np.float64)
+             for start in range(0, rounds, chunk)]
+
+    def one_chunk(drawn: np.ndarray) -> tuple[np.ndarray, int, int]:
+        a, n = cells.groups_from(drawn)
         share = pair_rescue_shares(cells.gi, cells.gj, cells.n_players, a, n - a)
         infinite = share.any(1)
         if rescue is not None:
             a, n = a + share * (rescue / 2), n + share * rescue
-            rescued += int(infinite.sum())
         t, ok = fit_sparse(cells, a, n, theta0=theta, tol=BOOT_TOL, rtol=rtol, steps=steps)
         if rescue is None:
             ok &= ~infinite
         sample = align_many(to_elo_many(np.where(ok[:, None], t, 0.0), cells.labels), full, cells.labels, weight)
         sample[~ok] = np.nan
-        failed += int((~ok).sum())
-        samples.append(sample)
+        return sample, int((~ok).sum()), int(infinite.sum()) if rescue is not None else 0
+
+    # numpy and scipy's sparse products release the GIL: chunks fit on the cores other processes leave free.
+    with ThreadPoolExecutor(workers) as pool:
+        done = list(pool.map(one_chunk, draws))
+    samples = [sample for sample, _, _ in done]
+    failed, rescued = sum(f for _, f, _ in done), sum(r for _, _, r in done)
     if failed == rounds:
         nan = np.full(len(full), np.nan)
         return nan, nan.copy(), failed, rescued
