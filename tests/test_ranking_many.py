@@ -53,6 +53,21 @@ def test_the_pair_wise_fit_equals_the_dense_fit_on_random_sparse_boards() -> Non
         assert_same_fit(battles, rounds=40, both_bad="tie")
 
 
+def test_the_intervals_do_not_depend_on_how_many_threads_fit_the_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rounds' draws are made in order before the chunks are fitted: 1 thread or 2, same intervals."""
+    from playground.ranking import many
+
+    battles = simulate_sparse(SparseSetup(), 2)
+    monkeypatch.setattr(many, "CHUNK_ELEMENTS", 2_000)      # many small chunks, so two threads share them
+    fits = []
+    for threads in (1, 2):
+        monkeypatch.setattr(many.FreeCores, "usable", lambda self, n=threads: n)
+        fits.append(fit_bradley_terry_many(battles, rounds=60, seed=4))
+    assert np.array_equal(fits[0].ci_low, fits[1].ci_low, equal_nan=True)
+    assert np.array_equal(fits[0].ci_high, fits[1].ci_high, equal_nan=True)
+    assert np.isfinite(fits[0].ci_low).any()
+
+
 def test_the_leaderboard_rows_and_warnings_are_the_same_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     battles = simulate_sparse(SparseSetup(), 2)
     dense = build_leaderboard(battles, rounds=200)
