@@ -20,12 +20,9 @@ Every run starts cold (the model forgets cached prompts), alternating app and ba
 from __future__ import annotations
 
 import argparse
-import ctypes
 import time
 
-import numpy as np
-
-from common import median  # noqa: F401  (puts the repo on sys.path)
+from common import median, raw_batched_greedy, sequential_and_one  # also puts the repo on sys.path
 
 from playground.commands.compare_cmd import compare
 from playground.compare import COMPARE_MODES_ORDER, PaneSpec, playground_pane, run_pane
@@ -44,53 +41,6 @@ def loaded(ctx: AppContext):
         return model
 
 
-def raw_batched(model, prompts: list[list[int]], max_tokens: int) -> tuple[float, list[list[int]]]:
-    """The issue's loop on the low-level API: its own context, n_seq_max = len(prompts)."""
-    import llama_cpp
-    from llama_cpp._internals import LlamaBatch, LlamaContext
-
-    llm = model.llm
-    params = llama_cpp.llama_context_params()
-    ctypes.pointer(params)[0] = llm.context_params
-    params.n_seq_max, params.n_ctx, params.kv_unified = len(prompts), 2048 * len(prompts), False
-    ctx = LlamaContext(model=llm._model, params=params, verbose=False)
-    batch = LlamaBatch(n_tokens=512, embd=0, n_seq_max=1, verbose=False)
-    n_vocab, vocab = llm.n_vocab(), llm._model.vocab
-    cores = model.compute_lock.cores if model.compute_lock else 2
-    ctx.set_n_threads(cores, cores)
-    start = time.perf_counter()
-    for s, toks in enumerate(prompts):
-        for i in range(0, len(toks) - 1, 512):
-            batch.reset()
-            batch.add_sequence(toks[i: min(i + 512, len(toks) - 1)], s, False)
-            for j in range(batch.batch.n_tokens):
-                batch.batch.pos[j] = i + j
-            ctx.decode(batch)
-    state = {s: (toks[-1], len(toks) - 1) for s, toks in enumerate(prompts)}
-    outs: list[list[int]] = [[] for _ in prompts]
-    while state:
-        b = batch.batch
-        live = list(state)
-        b.n_tokens = len(live)
-        for i, s in enumerate(live):
-            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = state[s][0], state[s][1], 1, True
-            b.seq_id[i][0] = s
-        ctx.decode(batch)
-        for i, s in enumerate(live):
-            tok = int(np.ctypeslib.as_array(ctx.get_logits_ith(i), shape=(n_vocab,)).argmax())
-            if llama_cpp.llama_vocab_is_eog(vocab, tok) or len(outs[s]) >= max_tokens:
-                del state[s]
-                continue
-            outs[s].append(tok)
-            state[s] = (tok, state[s][1] + 1)
-            if len(outs[s]) >= max_tokens:
-                del state[s]
-    took = time.perf_counter() - start
-    batch.close()
-    ctx.close()
-    return took, outs
-
-
 def four_panes(ctx: AppContext, max_tokens: int) -> list[PaneSpec]:
     sampling = SamplingParams(max_new_tokens=max_tokens)
     return [playground_pane(ctx, MODEL, m, sampling=sampling) for m in FOUR]
@@ -107,21 +57,13 @@ def throughput(ctx: AppContext, reps: int, max_tokens: int) -> dict:
         wall, results = compare(ctx, panes, q)
         tokens = sum(r.n_output_tokens for r in results)
         app.append((wall, tokens))
-        prompts = [model.tokenize(r.exact_prompt) for r in results]
-        took, outs = raw_batched(model, prompts, max_tokens)
+        jobs = [(model.tokenize(r.exact_prompt), max_tokens) for r in results]
+        took, outs = raw_batched_greedy(model, jobs, model.compute_lock.cores if model.compute_lock else 2)
         raw.append((took, sum(len(o) for o in outs)))
         same &= [len(o) for o in outs] == [r.n_output_tokens for r in results]
-        model.forget_prompts()
-        start = time.perf_counter()
-        for pane in panes:
-            for _ in run_pane(ctx, pane, q):
-                pass
-        seq.append(time.perf_counter() - start)
-        model.forget_prompts()
-        start = time.perf_counter()
-        for _ in run_pane(ctx, panes[0], q):
-            pass
-        one.append(time.perf_counter() - start)
+        sequential, alone = sequential_and_one(ctx, model, panes, q)
+        seq.append(sequential)
+        one.append(alone)
         model.batching = False
         try:
             model.forget_prompts()

@@ -7,7 +7,12 @@
 - Online Elo (target <= 1 s) against the per-row loop in the style of Arena's compute_elo
   (string labels, a dict of ratings, base ** (...)).
 - Leaderboard from a SQLite database holding the 1M battles: load_battles + build_leaderboard.
+- `--many`: 10,000 contestants in 200,000 battles (skewed popularity, every contestant plays) from a
+  SQLite file, load + build_leaderboard with the default rounds (target < 10 s), against the dense
+  path and the pair-wise path on a 500-contestant board in the same run; and the large board's
+  100-round intervals against a `--check-rounds` reference with another seed (are 100 rounds enough?).
 Run: python bench/bench_ranking.py [--battles 1000000] [--contestants 20] [--no-db]
+     python bench/bench_ranking.py --many [--contestants 10000 --battles 200000 --check-rounds 400]
 """
 from __future__ import annotations
 
@@ -32,6 +37,86 @@ from playground.verdicts import WINNERS  # noqa: E402
 
 TARGET_BT_BOOTSTRAP_S = 2.0
 TARGET_ELO_S = 1.0
+TARGET_MANY_S = 10.0
+
+
+def many_battles(n_battles: int, n_contestants: int, seed: int = 0) -> Battles:
+    """A sparse Arena: ratings N(1000, 150), popularity Pareto(1.5) (a few models in most battles, most in
+    a handful), every contestant in at least two battles (a ring), 10% ties, 3% both bad."""
+    rng = np.random.default_rng(seed)
+    true = rng.normal(1000, 150, n_contestants)
+    weight = rng.pareto(1.5, n_contestants) + 1
+    weight /= weight.sum()
+    ring = np.arange(n_contestants)
+    extra = n_battles - n_contestants
+    left = np.r_[ring, rng.choice(n_contestants, extra, p=weight)]
+    right = np.r_[(ring + 1) % n_contestants, rng.choice(n_contestants, extra, p=weight)]
+    same = left == right
+    right[same] = (right[same] + 1) % n_contestants
+    p_left = 1 / (1 + 10 ** ((true[right] - true[left]) / 400))
+    u = rng.random(n_battles)
+    winner = np.where(u < 0.10, 2, np.where(u < 0.13, 3, np.where(rng.random(n_battles) < p_left, 0, 1)))
+    tstamp = 1.7e9 + np.sort(rng.random(n_battles)) * 3e7
+    lengths = rng.integers(20, 300, (2, n_battles))
+    names = [f"model-{k:05d}" for k in range(n_contestants)]
+    return Battles.from_codes(names, left, right, winner, tstamp, lengths[0], lengths[1])
+
+
+def bench_many(n_battles: int = 200_000, n_contestants: int = 10_000, check_rounds: int = 400) -> dict[str, float]:
+    """The large board from a database, the two paths on a mid-size board, and whether 100 rounds suffice."""
+    from playground.leaderboard import board as board_module
+    from storage import open_database
+
+    results: dict[str, float] = {}
+    mid = many_battles(20_000, 500, seed=1)
+    saved = board_module.DENSE_MAX
+    try:
+        board_module.DENSE_MAX = 10**9
+        dense = timed(lambda: build_leaderboard(mid, rounds=100, seed=0), repeat=1)
+    finally:
+        board_module.DENSE_MAX = saved
+    many = timed(lambda: build_leaderboard(mid, rounds=100, seed=0), repeat=1)
+    diff = max(max(abs(a.rating - b.rating), abs(a.ci_low - b.ci_low), abs(a.ci_high - b.ci_high))
+               for a, b in zip(dense.result.rows, many.result.rows, strict=True))
+    results.update({"mid_dense_s": dense.wall, "mid_dense_cpu_s": dense.cpu, "mid_many_s": many.wall,
+                    "mid_many_cpu_s": many.cpu, "mid_max_diff_points": diff})
+    print(f"500 contestants, 20,000 battles, 100 rounds: dense path (the old code) {dense.wall:.2f} s "
+          f"({dense.cpu:.2f} s CPU), pair-wise path {many.wall:.2f} s ({many.cpu:.2f} s CPU): "
+          f"{dense.cpu / many.cpu:.1f}x CPU; largest difference in a rating or interval end {diff:.4f} points")
+    battles = many_battles(n_battles, n_contestants)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "many.db"
+        fill_database(path, battles)
+        db = open_database(path)
+        load = timed(lambda: load_battles(db, with_lengths=False), repeat=1)
+        db.close()
+    board = timed(lambda: build_leaderboard(load.result, seed=0), repeat=1)
+    rows = board.result.rows
+    rated = sum(r.rating == r.rating and r.ci_low == r.ci_low and r.ci_high == r.ci_high for r in rows)
+    total, cpu = load.wall + board.wall, load.cpu + board.cpu
+    results.update({"many_contestants": n_contestants, "many_battles": n_battles, "many_load_s": load.wall,
+                    "many_load_cpu_s": load.cpu, "many_board_s": board.wall, "many_board_cpu_s": board.cpu,
+                    "many_total_s": total, "many_total_cpu_s": cpu, "many_rounds": board.result.rounds,
+                    "many_rated_with_interval": rated})
+    print(f"{n_contestants:,} contestants, {n_battles:,} battles from SQLite: load {load.wall:.2f} s "
+          f"({load.cpu:.2f} s CPU) + build_leaderboard ({board.result.rounds} rounds) {board.wall:.2f} s "
+          f"({board.cpu:.2f} s CPU) = {total:.2f} s ({cpu:.2f} s CPU), target < {TARGET_MANY_S:.0f} s: "
+          f"{'OK' if total < TARGET_MANY_S else 'OVER TARGET'}; {rated:,} of {len(rows):,} rated with an interval")
+    if check_rounds:
+        from playground.ranking.many import fit_bradley_terry_many
+
+        fits = [fit_bradley_terry_many(load.result, rounds=r, seed=s) for r, s in ((100, 2), (check_rounds, 3))]
+        width = fits[1].ci_high - fits[1].ci_low
+        end = np.maximum(np.abs(fits[0].ci_low - fits[1].ci_low), np.abs(fits[0].ci_high - fits[1].ci_high))
+        share = end / np.maximum(width, 1e-9)
+        results.update({"check_rounds": check_rounds, "check_median_end_diff": float(np.median(end)),
+                        "check_median_share_of_width": float(np.median(share)),
+                        "check_p95_share_of_width": float(np.quantile(share, 0.95)),
+                        "check_median_width": float(np.median(width))})
+        print(f"  intervals from 100 rounds (seed 2) vs {check_rounds} rounds (seed 3): interval ends differ by "
+              f"{np.median(end):.1f} points at the median ({np.median(share):.1%} of the interval's width; "
+              f"95th percentile {np.quantile(share, 0.95):.1%}); median width {np.median(width):.0f} points")
+    return results
 
 
 def synthetic_battles(n_battles: int, n_contestants: int, seed: int = 0) -> tuple[Battles, np.ndarray]:
@@ -262,5 +347,12 @@ if __name__ == "__main__":
     parser.add_argument("--battles", type=int, default=1_000_000)
     parser.add_argument("--contestants", type=int, default=20)
     parser.add_argument("--no-db", action="store_true", help="skip the database part (it writes ~0.5 GB to /tmp)")
+    parser.add_argument("--many", action="store_true", help="the many-contestants bench (defaults 10,000 / 200,000)")
+    parser.add_argument("--check-rounds", type=int, default=400, help="--many: reference rounds for the interval check")
     options = parser.parse_args()
-    main(options.battles, options.contestants, with_db=not options.no_db)
+    if options.many:
+        argv = sys.argv[1:]
+        bench_many(options.battles if "--battles" in argv else 200_000,
+                   options.contestants if "--contestants" in argv else 10_000, options.check_rounds)
+    else:
+        main(options.battles, options.contestants, with_db=not options.no_db)

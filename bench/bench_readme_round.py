@@ -22,14 +22,11 @@ Target: the round beside two busy processes takes <= 2x its quiet time (the last
 from __future__ import annotations
 
 import argparse
-import ctypes
 import sys
 import time
 
-import numpy as np
-
 from bench_contention import busy_processes, load_average
-from common import median
+from common import median, raw_batched_greedy
 
 from playground.compare import COMPARE_MODES_ORDER, playground_pane, run_panes
 from playground.config import Settings
@@ -69,51 +66,6 @@ def generations(model, results) -> list[tuple[list[int], int]]:
     return jobs
 
 
-def raw_batched(model, jobs: list[tuple[list[int], int]], threads: int) -> float:
-    """Every generation as one sequence of one low-level context, stepping together."""
-    import llama_cpp
-    from llama_cpp._internals import LlamaBatch, LlamaContext
-
-    llm = model.llm
-    params = llama_cpp.llama_context_params()
-    ctypes.pointer(params)[0] = llm.context_params
-    per_seq = max(len(p) + n for p, n in jobs) + 16
-    per_seq = (per_seq + 255) // 256 * 256
-    params.n_seq_max, params.n_ctx, params.kv_unified = len(jobs), per_seq * len(jobs), False
-    ctx = LlamaContext(model=llm._model, params=params, verbose=False)
-    batch = LlamaBatch(n_tokens=512, embd=0, n_seq_max=1, verbose=False)
-    ctx.set_n_threads(threads, threads)
-    n_vocab = llm.n_vocab()
-    start = time.perf_counter()
-    for s, (toks, _) in enumerate(jobs):
-        for i in range(0, len(toks) - 1, 512):
-            batch.reset()
-            batch.add_sequence(toks[i: min(i + 512, len(toks) - 1)], s, False)
-            for j in range(batch.batch.n_tokens):
-                batch.batch.pos[j] = i + j
-            ctx.decode(batch)
-    state = {s: (toks[-1], len(toks) - 1, n) for s, (toks, n) in enumerate(jobs)}
-    while state:
-        b = batch.batch
-        live = list(state)
-        b.n_tokens = len(live)
-        for i, s in enumerate(live):
-            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = state[s][0], state[s][1], 1, True
-            b.seq_id[i][0] = s
-        ctx.decode(batch)
-        for i, s in enumerate(live):
-            tok = int(np.ctypeslib.as_array(ctx.get_logits_ith(i), shape=(n_vocab,)).argmax())
-            _, pos, left = state[s]
-            if left <= 1:
-                del state[s]
-            else:
-                state[s] = (tok, pos + 1, left - 1)
-    took = time.perf_counter() - start
-    batch.close()
-    ctx.close()
-    return took
-
-
 def main(reps: int = 3, busy: int = 2, variants: bool = False, raw: bool = True,
          only: tuple[str, ...] = ()) -> dict:
     ctx = AppContext.create(Settings())
@@ -147,7 +99,7 @@ def main(reps: int = 3, busy: int = 2, variants: bool = False, raw: bool = True,
                         tokens = sum(n for _, n in jobs)
                         model.forget_prompts()
                         if raw_threads and raw:
-                            raws.append(raw_batched(model, jobs, raw_threads))
+                            raws.append(raw_batched_greedy(model, jobs, raw_threads, stop_at_eog=False)[0])
                     f[f"{label}_load"] = f"{before} / {load_average()}"
                     f[f"{label}_app_s"] = median(walls)
                     f[f"{label}_cpu_s"] = median(cpus)

@@ -1,9 +1,11 @@
 """Speed at real sizes: each model of the ladder through the app against raw llama-cpp-python, and
 a four-pane batched round against the same panes one after another, in the same run.
 
-Part 1, per model (135M Q4_1, 135M F16, Qwen2.5-Coder 0.5B and 1.5B): decode tokens/s and time to
-first token, raw `Llama.create_completion(stream=True)` on its own Llama object vs the app's
-`engine.run_plan` (bench_app's two loops), alternating. Part 2, on the two Qwen models: four panes
+Part 1, per model (135M Q4_1, 135M F16, Gemma 3 270M base when installed, Qwen2.5-Coder 0.5B and
+1.5B): decode tokens/s and time to first token, raw `Llama.create_completion(stream=True)` on its own
+Llama object vs the app's `engine.run_plan` (bench_app's two loops), alternating; both sides get
+the same tokens (the app's exact prompt: chat template, or a plain question frame for a base
+model, with BOS). A model missing from the catalog is reported and skipped. Part 2, on the two Qwen models: four panes
 (zero-shot, few-shot, few-shot CoT, instruction) through `compare`, as the Playground runs them,
 against the four one after another and against one pane alone (bench_batch's figures).
 
@@ -16,20 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
-from common import machine_info, median  # noqa: F401  (puts the repo on sys.path)
+from common import machine_info, median, sequential_and_one  # also puts the repo on sys.path
 
 from bench_app import app_run, raw_run
 from playground.commands.compare_cmd import compare
-from playground.compare import playground_pane, run_pane
+from playground.compare import playground_pane
 from playground.config import Settings
 from playground.devices import cpu_cores
+from playground.engine import exact_prompt
 from playground.context import AppContext
 from playground.prompting.plan import PromptPlan
 from playground.sampling import SamplingParams
 
-MODELS = ("smollm2-135m-instruct", "smollm2-135m-instruct-f16", "qwen2.5-coder-0.5b-instruct",
+MODELS = ("smollm2-135m-instruct", "smollm2-135m-instruct-f16", "gemma3-270m-base", "qwen2.5-coder-0.5b-instruct",
           "qwen2.5-coder-1.5b-instruct")
 BATCHED = ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")
 FOUR = ("zero_shot", "few_shot", "few_shot_cot", "instruction")
@@ -41,12 +43,13 @@ def app_vs_raw(ctx: AppContext, model_id: str, reps: int, max_tokens: int) -> di
     from llama_cpp import Llama
 
     spec = ctx.ensure_local(ctx.catalog.get(model_id))
-    plan = PromptPlan(mode="zero_shot", messages=({"role": "user", "content": QUESTION},), text=None, stop=())
+    plan = (PromptPlan(mode="zero_shot", messages=({"role": "user", "content": QUESTION},), text=None, stop=())
+            if spec.is_chat else PromptPlan(mode="zero_shot", messages=None, text=f"Q: {QUESTION}\nA:", stop=()))
     raw = Llama(model_path=str(spec.path), n_ctx=2048, n_threads=ctx.settings.threads or cpu_cores(),
                 n_threads_batch=ctx.settings.threads or cpu_cores(), verbose=False)
     try:
         with ctx.cache.use(spec, "llama_cpp", "cpu") as model:
-            tokens = model.tokenize(model.render_chat(list(plan.messages)))
+            tokens = model.tokenize(exact_prompt(model, plan))
             app_run(model, plan, 4), raw_run(raw, tokens, 4)            # warm up both
             app, base = [], []
             for _ in range(reps):
@@ -71,17 +74,9 @@ def four_panes_vs_solo(ctx: AppContext, model_id: str, reps: int, max_tokens: in
         for _ in range(reps):
             model.forget_prompts()
             batched.append(compare(ctx, panes, ROLLS)[0])
-            model.forget_prompts()
-            start = time.perf_counter()
-            for pane in panes:
-                for _ in run_pane(ctx, pane, ROLLS):
-                    pass
-            sequential.append(time.perf_counter() - start)
-            model.forget_prompts()
-            start = time.perf_counter()
-            for _ in run_pane(ctx, panes[0], ROLLS):
-                pass
-            one.append(time.perf_counter() - start)
+            seq, alone = sequential_and_one(ctx, model, panes, ROLLS)
+            sequential.append(seq)
+            one.append(alone)
     ctx.cache.clear()
     f = {"model": model_id, "four_batched_s": median(batched), "four_sequential_s": median(sequential),
          "one_pane_s": median(one)}
@@ -102,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx = AppContext.create(settings)
     out = {"machine": machine_info(), "threads": settings.threads, "app_vs_raw": [], "four_panes": []}
     for model_id in args.models.split(","):
+        if model_id not in ctx.catalog.models:
+            print(f"{model_id}: not in the catalog here (not installed): skipped", flush=True)
+            continue
         f = app_vs_raw(ctx, model_id, args.reps, args.max_tokens)
         out["app_vs_raw"].append(f)
         print(f"{model_id}: raw {f['raw_tokens_per_s']:.1f} tok/s, app {f['app_tokens_per_s']:.1f} tok/s "

@@ -63,3 +63,77 @@ def timed(fn: Callable[[], Any], repeat: int = 3) -> Timing:
         walls.append(time.perf_counter() - start)
         cpus.append(time.process_time() - start_cpu)
     return Timing(statistics.median(walls), statistics.median(cpus), result)
+
+
+def raw_batched_greedy(model: Any, jobs: list[tuple[list[int], int]], threads: int,
+                       stop_at_eog: bool = True) -> tuple[float, list[list[int]]]:
+    """The baseline the batching benches measure the app against: llama-cpp-python's low-level API
+    on its own context, one sequence per job (prompt tokens, tokens to generate), every prompt
+    prefilled, then one llama_decode per step carrying one token of each live sequence, argmax.
+    `stop_at_eog=False` decodes exactly the asked number of tokens (to replay the app's counts).
+    Returns the seconds from the first prefill to the last step, and each sequence's tokens."""
+    import ctypes
+
+    import llama_cpp
+    import numpy as np
+    from llama_cpp._internals import LlamaBatch, LlamaContext
+
+    llm = model.llm
+    params = llama_cpp.llama_context_params()
+    ctypes.pointer(params)[0] = llm.context_params
+    per_seq = (max(len(p) + n for p, n in jobs) + 16 + 255) // 256 * 256
+    params.n_seq_max, params.n_ctx, params.kv_unified = len(jobs), per_seq * len(jobs), False
+    ctx = LlamaContext(model=llm._model, params=params, verbose=False)
+    batch = LlamaBatch(n_tokens=512, embd=0, n_seq_max=1, verbose=False)
+    ctx.set_n_threads(threads, threads)
+    n_vocab, vocab = llm.n_vocab(), llm._model.vocab
+    start = time.perf_counter()
+    for s, (toks, _) in enumerate(jobs):
+        for i in range(0, len(toks) - 1, 512):
+            batch.reset()
+            batch.add_sequence(toks[i: min(i + 512, len(toks) - 1)], s, False)
+            for j in range(batch.batch.n_tokens):
+                batch.batch.pos[j] = i + j
+            ctx.decode(batch)
+    state = {s: (toks[-1], len(toks) - 1) for s, (toks, _) in enumerate(jobs)}
+    outs: list[list[int]] = [[] for _ in jobs]
+    while state:
+        b = batch.batch
+        live = list(state)
+        b.n_tokens = len(live)
+        for i, s in enumerate(live):
+            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = state[s][0], state[s][1], 1, True
+            b.seq_id[i][0] = s
+        ctx.decode(batch)
+        for i, s in enumerate(live):
+            tok = int(np.ctypeslib.as_array(ctx.get_logits_ith(i), shape=(n_vocab,)).argmax())
+            if stop_at_eog and llama_cpp.llama_vocab_is_eog(vocab, tok):
+                del state[s]
+                continue
+            outs[s].append(tok)
+            if len(outs[s]) >= jobs[s][1]:
+                del state[s]
+            else:
+                state[s] = (tok, state[s][1] + 1)
+    took = time.perf_counter() - start
+    batch.close()
+    ctx.close()
+    return took, outs
+
+
+def sequential_and_one(ctx: Any, model: Any, panes: list, question: str) -> tuple[float, float]:
+    """Seconds for `panes` run one after another through the app, and for the first pane alone;
+    each starts cold (the model forgets its cached prompts): the baselines of a batched round."""
+    from playground.compare import run_pane
+
+    model.forget_prompts()
+    start = time.perf_counter()
+    for pane in panes:
+        for _ in run_pane(ctx, pane, question):
+            pass
+    sequential = time.perf_counter() - start
+    model.forget_prompts()
+    start = time.perf_counter()
+    for _ in run_pane(ctx, panes[0], question):
+        pass
+    return sequential, time.perf_counter() - start

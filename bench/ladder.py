@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,6 +88,31 @@ def stored_counts(db: Path) -> list[tuple[str, str, int | None, int | None, int]
         ).fetchall()
 
 
+def clock_time(text: str) -> tuple[int, int]:
+    """`HH:MM` as (hour, minute); argparse shows the ValueError's words next to the option."""
+    try:
+        hour, minute = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HH:MM (e.g. 00:40)") from None
+    if not (0 <= hour < 24 and 0 <= minute < 60):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time of day (00:00 to 23:59)")
+    return hour, minute
+
+
+def deadline(now: datetime, stop_at: tuple[int, int] | None = None,
+             stop_after_min: float | None = None) -> datetime | None:
+    """The moment after which no new cell starts: the next HH:MM after `now` (tomorrow's when today's
+    has passed, so a run started at 23:05 with 00:40 stops after midnight, not at once), or `now`
+    plus a number of minutes; the earlier of the two when both are given."""
+    candidates = []
+    if stop_at is not None:
+        at = now.replace(hour=stop_at[0], minute=stop_at[1], second=0, microsecond=0)
+        candidates.append(at if at > now else at + timedelta(days=1))
+    if stop_after_min is not None:
+        candidates.append(now + timedelta(minutes=stop_after_min))
+    return min(candidates) if candidates else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, default=REPO / "data" / "ladder" / "ladder.db")
@@ -95,8 +121,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="llama.cpp threads (1 on a busy shared machine: 2 threads spin-wait for each other)")
     parser.add_argument("--models", default=None, help="only these models (comma-separated)")
     parser.add_argument("--plan", action="store_true", help="print the cells and the items stored so far, run nothing")
-    parser.add_argument("--stop-at", default=None, help="HH:MM (local time): start no new cell after it")
+    parser.add_argument("--stop-at", type=clock_time, default=None,
+                        help="HH:MM (local time, its next occurrence, past midnight if need be): start no new cell after it")
+    parser.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
+                        help="start no new cell after this many minutes")
     args = parser.parse_args(argv)
+    stop = deadline(datetime.now(), args.stop_at, args.stop_after)
     cells = stages()
     if args.models:
         wanted = set(args.models.split(","))
@@ -110,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     args.db.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for cell in cells:
-        if args.stop_at and time.strftime("%H:%M") >= args.stop_at:
-            print(f"stop-at {args.stop_at} reached; run again to continue", flush=True)
+        if stop is not None and datetime.now() >= stop:
+            print(f"deadline {stop:%Y-%m-%d %H:%M} reached; run again to continue", flush=True)
             return 0
         print(f"== {time.strftime('%H:%M:%S')} {cell.label}", flush=True)
         code = subprocess.call(lab_command(cell, args.db, args.out, args.threads), env=env, cwd=REPO)

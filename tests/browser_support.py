@@ -14,6 +14,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterable
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -81,6 +82,12 @@ class AppProcess:
             self.close()
             raise RuntimeError(f"app did not start; its log:\n{self.log.read_text()[-3000:]}") from None
 
+    def __enter__(self) -> "AppProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -91,10 +98,73 @@ class AppProcess:
                 self.proc.wait()
 
 
+def write_users(folder: Path, users: dict[str, tuple[str, str]]) -> Path:
+    """A users file in `folder` with each name's (role, password)."""
+    from playground.auth.users import write_user
+
+    path = folder / "users.txt"
+    for name, (role, password) in users.items():
+        write_user(path, name, role, password)
+    return path
+
+
+def team_server(folder: Path, users: dict[str, tuple[str, str]], env: dict[str, str] | None = None) -> AppProcess:
+    """`python app.py --auth users.txt` on a database in `folder`: a team server with these users."""
+    return AppProcess(folder / "playground.db", extra=["--auth", str(write_users(folder, users))], env=env)
+
+
+def twin_model_server(folder: Path, bundled_gguf: Path, twin: str) -> AppProcess:
+    """The app with a second catalog model, `twin`: the bundled file again under another name (so a
+    battle has two models and their answers can be identical)."""
+    models = folder / "twin-models"
+    models.mkdir()
+    os.symlink(bundled_gguf, models / f"{twin}.gguf")
+    return AppProcess(folder / "playground.db", extra=["--models-dir", str(models)])
+
+
+def sign_in(context, app: AppProcess, user: str, password: str):
+    """A new page of `context` signed in to `app` through Gradio's login form."""
+    page = context.new_page()
+    page.goto(app.url)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.locator("#whoami").get_by_text(f"Signed in as {user}").wait_for(timeout=60_000)
+    return page
+
+
+def add_votes(db_path: Path, voters: Iterable[str]) -> None:
+    """One battle and one vote by each of `voters` ("question only <name> asked"), written with the
+    session ids the app gives signed-in users, so each vote is that person's."""
+    from contextlib import closing
+
+    import storage
+
+    with closing(storage.open_database(db_path)) as db:
+        for who in voters:
+            conversation = [{"role": "user", "content": f"question only {who} asked"}]
+            ids = [storage.insert_generation(db, storage.GenerationRecord(
+                model_id=m, conversation=conversation, output=f"{who}'s {m} answer", session_id=f"user:{who}/s"))
+                for m in ("model-a", "model-b")]
+            battle = storage.create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=True,
+                                           session_id=f"user:{who}/s")
+            storage.record_vote(db, battle_id=battle, winner="left", session_id=f"user:{who}/s")
+
+
 def pick_pane(page, elem_id: str, pane: int) -> None:
     """Pick pane `pane` in a Playground judge picker (`vote-a` / `vote-b`): its options start "N:"."""
     page.locator(f"#{elem_id} input").click()
     page.locator(f"#{elem_id} ul[role='listbox'] li").filter(has_text=f"{pane}:").first.click()
+
+
+def open_tab(page, name: str) -> None:
+    """Click a tab; on a phone Gradio folds the last tabs under "More tabs"."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if not tab.is_visible():
+        page.locator("button[aria-label='More tabs']").click()
+        tab = page.get_by_role("tab", name=name, exact=True).or_(
+            page.get_by_role("button", name=name, exact=True)).first
+    tab.click()
 
 
 def open_arena_settings(page) -> None:

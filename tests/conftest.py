@@ -126,6 +126,15 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture
+def fresh_app(tmp_path, bundled_gguf):
+    """A fresh `python app.py` on an empty database of its own, for one test (a first visit)."""
+    from tests.browser_support import AppProcess
+
+    with AppProcess(tmp_path / "playground.db") as app:
+        yield app
+
+
 @pytest.fixture(scope="session")
 def live_app(tmp_path_factory, bundled_gguf):
     """The real app, started once for the browser tests, on a temporary database."""

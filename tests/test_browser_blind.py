@@ -11,13 +11,12 @@ Screenshots of both tabs at 1440x900.
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
 
 from playground.prompting.plan import MODE_TITLES, MODES
-from tests.browser_support import AppProcess, open_arena_settings
+from tests.browser_support import open_arena_settings, twin_model_server
 
 pytestmark = pytest.mark.browser
 
@@ -43,11 +42,8 @@ COLLECT = """(el) => {
 
 @pytest.fixture(scope="module")
 def twin_app(tmp_path_factory, bundled_gguf):
-    models = tmp_path_factory.mktemp("twin-models")
-    os.symlink(bundled_gguf, models / f"{TWIN}.gguf")
-    app = AppProcess(tmp_path_factory.mktemp("blind") / "playground.db", extra=["--models-dir", str(models)])
-    yield app
-    app.close()
+    with twin_model_server(tmp_path_factory.mktemp("blind"), bundled_gguf, TWIN) as app:
+        yield app
 
 
 def everything(tree: dict) -> list[str]:
@@ -131,13 +127,6 @@ def test_two_sides_differ_only_in_their_answers_for_every_mode(page, twin_app, s
             page.locator(f"#arena-{side}-metrics").get_by_text("prompt").wait_for(timeout=10_000)
         if k == 0:
             page.screenshot(path=str(screenshot_dir / "arena-after-vote-1440x900.png"))
-
-
-@pytest.fixture(scope="module")
-def fresh_app(tmp_path_factory, bundled_gguf):
-    app = AppProcess(tmp_path_factory.mktemp("fresh") / "playground.db")
-    yield app
-    app.close()
 
 
 def test_fresh_install_first_leaderboard_visit_after_one_arena_vote(page, fresh_app, screenshot_dir):

@@ -16,15 +16,6 @@ expect = pytest.importorskip("playwright.sync_api").expect
 WAIT_MS = 600_000
 
 
-@pytest.fixture
-def fresh_app(tmp_path, bundled_gguf):
-    from tests.browser_support import AppProcess
-
-    app = AppProcess(tmp_path / "first.db")
-    yield app
-    app.close()
-
-
 def test_first_session(browser, fresh_app, screenshot_dir, tmp_path):
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()

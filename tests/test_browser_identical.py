@@ -4,7 +4,6 @@ model needed), and the bundled model against the same weights under another cata
 which answer the same text. Screenshots at 1440x900."""
 from __future__ import annotations
 
-import os
 import sqlite3
 from contextlib import closing
 
@@ -12,7 +11,7 @@ import pytest
 
 import storage
 from storage.assignments import assign_overlap
-from tests.browser_support import AppProcess, open_arena_settings
+from tests.browser_support import AppProcess, open_arena_settings, twin_model_server
 from tests.test_browser_blind import TWIN, pick_mode, add_models
 
 pytestmark = pytest.mark.browser
@@ -20,11 +19,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def twin_app(tmp_path_factory, bundled_gguf):
-    models = tmp_path_factory.mktemp("twin-models")
-    os.symlink(bundled_gguf, models / f"{TWIN}.gguf")
-    app = AppProcess(tmp_path_factory.mktemp("identical") / "playground.db", extra=["--models-dir", str(models)])
-    yield app
-    app.close()
+    with twin_model_server(tmp_path_factory.mktemp("identical"), bundled_gguf, TWIN) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,8 @@ pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
 
 
-@pytest.fixture
-def journey_app(tmp_path, bundled_gguf):
-    from tests.browser_support import AppProcess
-
-    app = AppProcess(tmp_path / "journey.db")
-    yield app
-    app.close()
-
-
-def test_ask_vote_rank_export_and_lab(page, journey_app, screenshot_dir, tmp_path):
-    page.goto(journey_app.url)
+def test_ask_vote_rank_export_and_lab(page, fresh_app, screenshot_dir, tmp_path):
+    page.goto(fresh_app.url)
     page.get_by_role("tab", name="Playground").click()
     page.locator("#grid-input textarea").fill("Lena has 9 stickers and gives away 4. How many are left?")
     page.locator("#grid-send").click()

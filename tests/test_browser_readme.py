@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
-from tests.browser_support import AppProcess
+from tests.browser_support import AppProcess, open_tab, sign_in, team_server
 
 pytestmark = pytest.mark.browser
 
@@ -18,25 +18,8 @@ WIDE, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def team_app(tmp_path_factory, bundled_gguf) -> Iterator[AppProcess]:
-    from playground.auth.users import write_user
-
-    folder = tmp_path_factory.mktemp("team-session")
-    users = folder / "users.txt"
-    for name, (role, password) in USERS.items():
-        write_user(users, name, role, password)
-    app = AppProcess(folder / "playground.db", extra=["--auth", str(users)])
-    yield app
-    app.close()
-
-
-def sign_in(context: Any, app: AppProcess, user: str) -> Any:
-    page = context.new_page()
-    page.goto(app.url)
-    page.get_by_label("username").fill(user)
-    page.get_by_label("password").fill(USERS[user][1])
-    page.get_by_role("button", name="Login").click()
-    page.locator("#whoami").get_by_text(f"Signed in as {user}").wait_for(timeout=60_000)
-    return page
+    with team_server(tmp_path_factory.mktemp("team-session"), USERS) as app:
+        yield app
 
 
 def shots_dir(screenshot_dir: Path) -> Path:
@@ -50,7 +33,7 @@ def test_team_sign_in_advice_per_role_and_sign_out_in_the_tab(browser, team_app,
     shots = shots_dir(screenshot_dir)
     context = browser.new_context(viewport=WIDE)
     try:
-        ben = sign_in(context, team_app, "ben")
+        ben = sign_in(context, team_app, "ben", USERS["ben"][1])
         note = ben.locator("#app-model-note")
         expect(note).to_contain_text("ask an admin of this playground for a bigger one")
         expect(note).not_to_contain_text("add a bigger one in the Models tab")
@@ -87,7 +70,7 @@ def test_team_sign_in_advice_per_role_and_sign_out_in_the_tab(browser, team_app,
 
     context = browser.new_context(viewport=WIDE)
     try:
-        ada = sign_in(context, team_app, "ada")
+        ada = sign_in(context, team_app, "ada", USERS["ada"][1])
         expect(ada.locator("#app-model-note")).to_contain_text("add a bigger one in the Models tab")
         ada.get_by_role("tab", name="Models").click()
         expect(ada.locator("#models-hub-download")).to_be_visible()
@@ -105,16 +88,6 @@ def readme_app(tmp_path_factory, bundled_gguf) -> Iterator[AppProcess]:
     app = AppProcess(tmp_path_factory.mktemp("readme") / "playground.db")
     yield app
     app.close()
-
-
-def open_tab(page: Any, name: str) -> None:
-    """Click a tab; on a phone Gradio folds the last tabs under "More tabs"."""
-    tab = page.get_by_role("tab", name=name, exact=True)
-    if not tab.is_visible():
-        page.locator("button[aria-label='More tabs']").click()
-        tab = page.get_by_role("tab", name=name, exact=True).or_(
-            page.get_by_role("button", name=name, exact=True)).first
-    tab.click()
 
 
 def recommended_hub_ids() -> list[str]:

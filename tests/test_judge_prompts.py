@@ -46,6 +46,32 @@ def test_parse_verdict(output, expected):
     assert parse_verdict(output, allow_both_bad=True) == expected
 
 
+# What real judges wrote with the general prompt (docs/benchmarks.md "Judges of three sizes"), and
+# what each rule makes of it: (output, the MT-Bench rule the app uses, the rule with the variants).
+RECORDED = [
+    ("[[B]]", "B", "B"),                                    # Qwen 1.5B and 0.5B on GSM8K Arena battles
+    ("[[[A]]]", "A", "A"),                                  # Qwen 0.5B: an extra bracket, one marker inside
+    ("[Assistant A]", UNPARSEABLE, "A"),                    # Qwen 0.5B and 1.5B on the test suite's toy battles
+    ("[Assistant A] is better.\n\nExplanation:\nAssistant A's response is more detailed and provides a clear "
+     "calculation. It starts by stating that Omar saves $15 every week, which is a straightforward and accurate "
+     "statement. Then, it calculates how many weeks it will take him to save $240 by dividing $240 by $15. "
+     "Assistant A's response is also more concise and to the point, which is a good practice in writing answers. "
+     "Assistant B's", UNPARSEABLE, "A"),                    # Qwen 1.5B, toy battle, cut at 96 tokens
+    ("[Assistant A's Answer]", UNPARSEABLE, UNPARSEABLE),   # Qwen 0.5B: the template's header, nothing else
+    ("[The Start of Assistant C's Answer]\nThe answer to the question is: 337.5", UNPARSEABLE, UNPARSEABLE),  # 135M
+    ("The answer is: 12", UNPARSEABLE, UNPARSEABLE),        # 135M: answers the question instead
+    ("[[Assistant B]]", UNPARSEABLE, "B"),
+    ("[Assistant A] is clearer than [Assistant B]", UNPARSEABLE, UNPARSEABLE),   # two sides named: no verdict
+    ("[[A]] ... [Assistant B]", "A", UNPARSEABLE),          # with variants, two different markers conflict
+]
+
+
+@pytest.mark.parametrize("output, strict, variants", RECORDED)
+def test_recorded_judge_outputs_under_both_rules(output, strict, variants):
+    assert parse_verdict(output, allow_both_bad=True) == strict
+    assert parse_verdict(output, allow_both_bad=True, variants=True) == variants
+
+
 def test_both_bad_is_unparseable_when_the_prompt_does_not_allow_it():
     assert parse_verdict("[[D]]", allow_both_bad=False) == UNPARSEABLE
     assert parse_verdict("[[A]]", allow_both_bad=False) == "A"

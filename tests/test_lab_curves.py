@@ -130,3 +130,42 @@ def test_one_colour_per_mode_in_every_lab_figure_and_the_browser_figures_hover_w
     gain = interactive.cot_gain_figure(rows)
     assert gain.data and "95% CI" in gain.data[0].hovertemplate
     assert "needs a base" in interactive.base_instruct_figure(rows).layout.annotations[0].text
+
+
+def test_every_series_of_the_icl_and_emergence_figures_has_its_own_colour_and_marker(tmp_path):
+    """Two models under few_shot, and few_shot_cot at k=0 and k=1: each line its own colour and
+    marker (the mode's hue in shades), the same in the file and in the browser figure."""
+    from dataclasses import replace
+
+    from matplotlib.colors import to_hex
+
+    from playground.lab import interactive
+    from playground.lab.plots import save_figure
+    from playground.palette import MODE_COLOURS
+
+    rows = [replace(row(model, size, True, "few_shot", min(k + i, 10)), shots=k)
+            for i, (model, size) in enumerate((("qwen-0.5b", 494_000_000), ("qwen-1.5b", 1_540_000_000)))
+            for k in (0, 1, 2, 4, 8)]
+    rows += [replace(row("qwen-0.5b", 494_000_000, True, "few_shot_cot", 3 + k), shots=k) for k in (0, 1)]
+
+    def styles(fig: Figure, axis: int = 0) -> dict[str, tuple[str, str]]:
+        return {h.get_label(): (to_hex(h.lines[0].get_color()), h.lines[0].get_marker()) for h in fig.axes[axis].containers}
+
+    def trace_styles(fig) -> dict[str, tuple[str, str]]:
+        return {t.name: (t.line.color.lower(), t.marker.symbol) for t in fig.data if t.showlegend is not False}
+
+    for drawn, browser, n_lines in ((curves_icl := plot_icl_curve(rows), interactive.icl_figure(rows), 3),
+                                    (plot_emergence(rows), interactive.emergence_figure(rows), 7)):
+        file_styles = styles(drawn)
+        assert len(file_styles) == n_lines, file_styles
+        assert len({c for c, _ in file_styles.values()}) == n_lines, file_styles     # distinct colours
+        assert len({m for _, m in file_styles.values()}) == n_lines, file_styles     # distinct markers
+        assert len(set(trace_styles(browser).values())) == n_lines
+        assert {k: c for k, (c, _) in file_styles.items()} == {k: c for k, (c, _) in trace_styles(browser).items()}
+    icl = styles(curves_icl)
+    assert icl["few_shot · qwen-0.5b"][0] == MODE_COLOURS["few_shot"].lower()    # a mode keeps its hue
+    assert icl["few_shot_cot · qwen-0.5b"][0] == MODE_COLOURS["few_shot_cot"].lower()
+    emergence = styles(plot_emergence(rows))
+    assert {"few_shot_cot k=0", "few_shot_cot k=1"} <= set(emergence)
+    save_figure(curves_icl, tmp_path / "icl.png")
+    save_figure(plot_emergence(rows), tmp_path / "emergence.png")

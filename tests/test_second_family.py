@@ -83,9 +83,10 @@ def test_the_judge_parses_this_familys_verdicts(app_ctx, qwen05, battles_db, tmp
     for row in rows:
         assert row["judge_prompt"].startswith("<|im_start|>system\nPlease act as an impartial judge")
         assert (row["label"] is None) == (row["verdict"] == "unparseable")
-    # This family often names the winner as "[Assistant A]" instead of the asked-for "[[A]]" (measured:
-    # 1 of 4 orders gave a marker at 16 tokens on a native build, 0 of 4 on the AVX2 build, also at 64
-    # tokens): exactly the outputs with one marker are parsed, the others counted as unparseable.
+    # On these toy battles this family often writes "[Assistant A]" instead of the asked-for "[[A]]"
+    # (measured: 1 of 4 orders gave a marker at 16 tokens on a native build, 0 of 4 on the AVX2 build,
+    # also at 64 tokens); on real Arena battles it writes the marker (docs/benchmarks.md "Judges of
+    # three sizes"). The parser keeps MT-Bench's rule: exactly the outputs with one marker are parsed.
     for row in rows:
         markers = {m for m in ("[[A]]", "[[B]]", "[[C]]", "[[D]]") if m in row["raw_output"]}
         assert (row["verdict"] != "unparseable") == (len(markers) == 1), row["raw_output"]

@@ -14,17 +14,16 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-import storage
-from playground.auth.users import write_user
-from tests.browser_support import REPO, AppProcess, free_port
+from tests.browser_support import REPO, AppProcess, add_votes, free_port, sign_in, team_server
 
 USERS = {"ada": ("admin", "ada-password-1"), "ann": ("annotator", "ann-password-1")}
 SECRET_ENV, SECRET_VALUE = "PLAYGROUND_TEST_SECRET", "s3cr3t-value-never-leaves"
@@ -76,20 +75,10 @@ def capture() -> Iterator[Capture]:
     server.close()
 
 
-def users_file(folder: Path) -> Path:
-    path = folder / "users.txt"
-    for name, (role, password) in USERS.items():
-        write_user(path, name, role, password)
-    return path
-
-
 @pytest.fixture(scope="module")
 def team_app(tmp_path_factory, bundled_gguf) -> Iterator[AppProcess]:
-    folder = tmp_path_factory.mktemp("team")
-    app = AppProcess(folder / "playground.db", extra=["--auth", str(users_file(folder))],
-                     env={SECRET_ENV: SECRET_VALUE})
-    yield app
-    app.close()
+    with team_server(tmp_path_factory.mktemp("team"), USERS, env={SECRET_ENV: SECRET_VALUE}) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
@@ -146,19 +135,6 @@ def remote_form_endpoint(client: Any) -> str:
         if any(p.get("label") == "Base URL" for p in info["parameters"]):
             return name
     raise AssertionError("no endpoint takes a 'Base URL'")
-
-
-def add_votes(db_path: Path) -> None:
-    """One vote by each user (session ids as the app writes them for logged-in users)."""
-    with closing(storage.open_database(db_path)) as db:
-        for who in USERS:
-            conversation = [{"role": "user", "content": f"question only {who} asked"}]
-            ids = [storage.insert_generation(db, storage.GenerationRecord(
-                model_id=m, conversation=conversation, output=f"{who}'s {m} answer", session_id=f"user:{who}/s"))
-                for m in ("model-a", "model-b")]
-            battle = storage.create_battle(db, left_generation_id=ids[0], right_generation_id=ids[1], anonymous=True,
-                                           session_id=f"user:{who}/s")
-            storage.record_vote(db, battle_id=battle, winner="left", session_id=f"user:{who}/s")
 
 
 def delivered_text(outputs: Any) -> str:
@@ -235,7 +211,7 @@ def test_annotator_calls_to_admin_handlers_are_refused(team_app, capture):
 
 
 def test_annotator_downloads_only_their_own_votes(team_app):
-    add_votes(team_app.db)
+    add_votes(team_app.db, USERS)
     no_ci = {"Bootstrap rounds": 0}
     with client_as(team_app, "ann") as client:
         board = call(client, "/leaderboard_prepare_files", *default_args(client, "/leaderboard_prepare_files", **no_ci))
@@ -308,6 +284,11 @@ def test_inline_user_password_starts_a_login_server_and_warns(tmp_path, bundled_
         assert login("s3cret-pw") == 200 and login("wrong-password") == 400
         with pytest.raises(urllib.error.HTTPError, match="401"):
             urllib.request.urlopen(app.url + "/config", timeout=60)        # no sign-in, no page
+        # The addresses are printed once the server listens, which a busy machine may print after the
+        # first answers: wait for them (up to a minute) before stopping the server.
+        deadline = time.monotonic() + 60
+        while "Teammates open" not in app.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         app.close()
     log = app.log.read_text()
@@ -331,14 +312,7 @@ def test_insecure_no_auth_starts_and_says_so_on_every_page(tmp_path, bundled_ggu
 
 
 def login(browser: Any, app: AppProcess, user: str) -> Any:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.goto(app.url)
-    page.get_by_label("username").fill(user)
-    page.get_by_label("password").fill(USERS[user][1])
-    page.get_by_role("button", name="Login").click()
-    page.locator("#whoami").get_by_text(f"Signed in as {user}").wait_for(timeout=60_000)
-    return page
+    return sign_in(browser.new_context(viewport={"width": 1400, "height": 1000}), app, user, USERS[user][1])
 
 
 ADMIN_ONLY_IDS = ("#models-rescan", "#models-hub", "#models-remote")
@@ -348,7 +322,7 @@ ADMIN_ONLY_IDS = ("#models-rescan", "#models-hub", "#models-remote")
 def test_admin_and_annotator_see_different_controls(browser, team_app, screenshot_dir):
     from playwright.sync_api import expect
 
-    add_votes(team_app.db) if not _has_votes(team_app.db) else None
+    add_votes(team_app.db, USERS) if not _has_votes(team_app.db) else None
     admin, annotator = login(browser, team_app, "ada"), login(browser, team_app, "ann")
     try:
         expect(admin.locator("#whoami")).to_contain_text("ada (admin)")

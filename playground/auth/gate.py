@@ -8,6 +8,8 @@ Gradio does and
 - on team servers:
   - strips the app's API description (every endpoint, admin ones included, with parameters and
     choices) from pages a signed-out visitor gets: they get the login form and nothing else;
+  - adds to that login form what Gradio's leaves out: when sign-in is paused (HTTP 429 from the
+    throttle) the form says why and for how long (`LOGIN_NOTICE`; Gradio's form only knows 400);
   - binds each Gradio session hash to the login that used it first, and refuses (403) any other
     login's request naming it: a copied session hash cannot vote in, read, or cancel someone
     else's round (gr.State is kept per session hash, so this ties state to its owner);
@@ -36,6 +38,42 @@ MAX_OWNED_SESSIONS = 100_000      # session hashes remembered (oldest forgotten 
 MAX_JSON_BODY = 8 * 1024 * 1024   # JSON requests read to find their session hash; larger ones are refused
 _HEARTBEAT = re.compile(rf"^{API}/heartbeat/([^/]+)/?$")
 _API_INFO = b"window.gradio_api_info = "
+# Gradio's login form reacts to 400 (wrong password) and 200 only; a 429 left it silent. This wraps
+# fetch on the signed-out page: a refused POST /login shows the server's reason above the form.
+LOGIN_NOTICE = b"""<script>(() => {
+  const realFetch = window.fetch.bind(window);
+  const show = (text) => {
+    let note = document.getElementById("login-paused");
+    if (!text) { if (note) note.remove(); return; }
+    if (!note) {
+      note = document.createElement("p");
+      note.id = "login-paused";
+      note.setAttribute("role", "alert");
+      note.style.cssText = "color:#b91c1c;background:#fef2f2;border:1px solid #fca5a5;border-radius:6px;" +
+        "padding:8px 12px;margin:8px 0;font-size:14px;";
+      const heading = document.querySelector("h2");
+      if (heading && heading.parentNode) heading.parentNode.insertBefore(note, heading.nextSibling);
+      else document.body.prepend(note);
+    }
+    note.textContent = text;
+  };
+  window.fetch = async (input, init) => {
+    const url = typeof input === "string" ? input : (input && input.url) || "";
+    const post = ((init && init.method) || (input && input.method) || "GET").toUpperCase() === "POST";
+    const answer = await realFetch(input, init);
+    if (post && /\/login\/?$/.test(new URL(url, location.href).pathname)) {
+      if (answer.status === 429) {
+        let detail = "";
+        try { detail = (await answer.clone().json()).detail || ""; } catch (e) {}
+        const wait = answer.headers.get("Retry-After");
+        show(detail || ("Too many failed sign-ins: try again in " + (wait || "a few") + " s."));
+      } else {
+        show("");
+      }
+    }
+    return answer;
+  };
+})();</script>"""
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -248,7 +286,7 @@ def page_filter(send: Send, *, strip_api_info: bool) -> Send:
         state["chunks"].append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        body = without_api_info(b"".join(state["chunks"]))
+        body = with_login_notice(without_api_info(b"".join(state["chunks"])))
         start = state["start"]
         headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
@@ -256,6 +294,12 @@ def page_filter(send: Send, *, strip_api_info: bool) -> Send:
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
     return filtered
+
+
+def with_login_notice(html: bytes) -> bytes:
+    """The signed-out page with `LOGIN_NOTICE` at the end of its head (before Gradio's own scripts run)."""
+    at = html.find(b"</head>")
+    return html + LOGIN_NOTICE if at < 0 else html[:at] + LOGIN_NOTICE + html[at:]
 
 
 def without_api_info(html: bytes) -> bytes:

@@ -14,7 +14,11 @@ A judge prompt file:
 
 The verdict is the judge's last line of defence against guessing: exactly one distinct marker
 among [[A]], [[B]], [[C]] (tie) and [[D]] (both bad, when allowed) anywhere in the output, else
-the output is `unparseable` (stored as such and counted, never guessed).
+the output is `unparseable` (stored as such and counted, never guessed). This is MT-Bench's own
+rule. Small judges sometimes write "[Assistant A]" instead; `parse_verdict(..., variants=True)`
+counts that form too (bench/judge_sizes.py reports both), but the app keeps the strict rule:
+every such output recorded so far named the answer shown first, and the pairs it would complete
+were inconsistent, i.e. position rather than judgement (docs/benchmarks.md "Judges of three sizes").
 """
 from __future__ import annotations
 
@@ -35,6 +39,9 @@ _FIELDS = frozenset({"id", "title", "description", "kind", "allow_both_bad", "ma
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MARKER_RE = re.compile(r"\[\[\s*(A|B|C|D|tie|both[ _-]?bad)\s*\]\]", re.IGNORECASE)
 _MARKER_LABEL = {"a": "A", "b": "B", "c": "tie", "tie": "tie", "d": "both_bad"}
+# The variants small judges write instead of [[A]]: "[[Assistant A]]" and "[Assistant A]" (never
+# "[Assistant A's Answer]", which echoes the template's own headers, nor a bare "[A]").
+_VARIANT_RE = re.compile(r"\[\[\s*assistant\s+(A|B)\s*\]\]|\[\s*assistant\s+(A|B)\s*\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,15 @@ class JudgePromptLibrary:
         return self.prompts[prompt_id]
 
 
-def parse_verdict(output: str, allow_both_bad: bool = True) -> str:
+def parse_verdict(output: str, allow_both_bad: bool = True, variants: bool = False) -> str:
     """A, B, tie, both_bad, or `unparseable`: none, several different markers, or [[D]] when the
-    prompt does not allow it. Never a guess from the wording."""
-    found = {_MARKER_LABEL.get(m.lower(), "both_bad") for m in _MARKER_RE.findall(output or "")}
+    prompt does not allow it. Never a guess from the wording. `variants` also counts
+    "[[Assistant A]]" and "[Assistant A]" (A or B only) as markers, under the same one-verdict
+    rule; the app does not use it (see the module docstring)."""
+    text = output or ""
+    found = {_MARKER_LABEL.get(m.lower(), "both_bad") for m in _MARKER_RE.findall(text)}
+    if variants:
+        found |= {_MARKER_LABEL[(a or b).lower()] for a, b in _VARIANT_RE.findall(text)}
     if len(found) != 1:
         return UNPARSEABLE
     label = found.pop()

@@ -26,7 +26,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from playground.lab.plots import DODGE, DPI, XPAD, save_figure
 from playground.lab.reports import SummaryRow, params_label
-from playground.palette import colour
+from playground.palette import SeriesStyle, colour, series_styles
 from playground.stats import Z95, wilson_interval
 
 ACCURACY_NOTE = "exact match by the app's extractor (harness strict/flexible: see the summary)"
@@ -60,15 +60,16 @@ def _acc_err(rows: Sequence[SummaryRow]) -> tuple[list[float], list[list[float]]
     return ys, [low, high]
 
 
-def _draw_series(top, bottom, xs: Sequence[float], series: Sequence[SummaryRow], label: str) -> None:
+def _draw_series(top, bottom, xs: Sequence[float], series: Sequence[SummaryRow], label: str,
+                 style: SeriesStyle) -> None:
     """One line on both panels: accuracy with its Wilson interval above, gold log-prob ±1.96 SE below."""
     ys, err = _acc_err(series)
-    top.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label, color=colour(label))
+    top.errorbar(xs, ys, yerr=err, marker=style.marker, capsize=4, label=label, color=style.colour)
     scored = [(x, r) for x, r in zip(xs, series, strict=True) if r.mean_logprob is not None]
     if scored:
         bottom.errorbar([x for x, _ in scored], [r.mean_logprob for _, r in scored],
-                        yerr=[Z95 * (r.logprob_se or 0.0) for _, r in scored], marker="o", capsize=4, label=label,
-                        color=colour(label))
+                        yerr=[Z95 * (r.logprob_se or 0.0) for _, r in scored], marker=style.marker, capsize=4,
+                        label=label, color=style.colour)
 
 
 def _finish_two_panels(fig: Figure, top, bottom, xlabel: str, title: str) -> Figure:
@@ -104,10 +105,11 @@ def plot_emergence(rows: Sequence[SummaryRow], title: str = "Emergence: exact ma
         bottom.set_visible(False)
         fig.suptitle(title)
         return fig
+    styles = series_styles(lines)
     for i, (label, series) in enumerate(sorted(lines.items())):
         series.sort(key=lambda r: r.n_params or 0)
         xs = [_dodge(r.n_params, i, len(lines)) for r in series]
-        _draw_series(top, bottom, xs, series, label)
+        _draw_series(top, bottom, xs, series, label, styles[label])
     _size_axis(top, [r.n_params for r in sized])
     _size_axis(bottom, [r.n_params for r in sized])
     return _finish_two_panels(fig, top, bottom, "parameters (log scale)", title)
@@ -131,9 +133,10 @@ def plot_icl_curve(rows: Sequence[SummaryRow], title: str = "In-context learning
         return fig
     ks = sorted({r.shots for v in lines.values() for r in v})
     position = {k: i for i, k in enumerate(ks)}   # even spacing: 0,1,2,4,8 read as a doubling ladder
+    styles = series_styles(lines)
     for i, (label, series) in enumerate(sorted(lines.items())):
         xs = [_dodge(position[r.shots], i, len(lines), log=False) for r in series]
-        _draw_series(top, bottom, xs, series, label)
+        _draw_series(top, bottom, xs, series, label, styles[label])
     for ax in (top, bottom):
         ax.set_xticks(range(len(ks)), [str(k) for k in ks])
         ax.grid(True, alpha=0.3)
@@ -182,12 +185,13 @@ def plot_cot_gain(rows: Sequence[SummaryRow], title: str = "Does CoT help? CoT m
         fig.suptitle(title)
         return fig
     pairs = sorted({g["pair"] for g in gains})
+    styles = series_styles(pairs)
     for i, pair in enumerate(pairs):
         series = sorted((g for g in gains if g["pair"] == pair), key=lambda g: g["n_params"])
         xs = [_dodge(g["n_params"], i, len(pairs)) for g in series]
         ys = [100 * g["difference"] for g in series]
         err = [[y - 100 * g["ci_low"] for y, g in zip(ys, series, strict=True)], [100 * g["ci_high"] - y for y, g in zip(ys, series, strict=True)]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=pair, color=colour(pair))
+        ax.errorbar(xs, ys, yerr=err, marker=styles[pair].marker, capsize=4, label=pair, color=styles[pair].colour)
     ax.axhline(0, color="grey", linewidth=1)
     _size_axis(ax, [g["n_params"] for g in gains])
     ax.set_ylim(-102, 102)

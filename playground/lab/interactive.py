@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from playground.lab.curves import base_instruct_pairs, cot_gains
 from playground.lab.reports import SummaryRow, params_label
-from playground.palette import colour
+from playground.palette import SeriesStyle, colour, series_styles
 from playground.stats import Z95
 
 HEIGHT = 420
@@ -52,12 +52,13 @@ def _lines(rows: Sequence[SummaryRow], has_value: Callable[[SummaryRow], bool]) 
     return {k: sorted(v, key=lambda r: r.n_params or 0) for k, v in sorted(lines.items())}
 
 
-def _accuracy_trace(label: str, series: Sequence[SummaryRow], xs: Sequence[float]) -> go.Scatter:
+def _accuracy_trace(label: str, series: Sequence[SummaryRow], xs: Sequence[float], style: SeriesStyle) -> go.Scatter:
     ys = [100 * (r.accuracy or 0.0) for r in series]
     lo = [100 * (r.ci_low or 0.0) for r in series]
     hi = [100 * (r.ci_high or 0.0) for r in series]
     return go.Scatter(
-        x=list(xs), y=ys, name=label, mode="lines+markers", line={"color": colour(label)},
+        x=list(xs), y=ys, name=label, mode="lines+markers", line={"color": style.colour},
+        marker={"symbol": style.symbol, "size": 8},
         error_y={"type": "data", "symmetric": False, "array": [max(0.0, h - y) for h, y in zip(hi, ys, strict=True)],
                  "arrayminus": [max(0.0, y - lw) for y, lw in zip(ys, lo, strict=True)]},
         customdata=[[f"{r.model_id} ({params_label(r.n_params)})", lw, h, r.n]
@@ -65,11 +66,12 @@ def _accuracy_trace(label: str, series: Sequence[SummaryRow], xs: Sequence[float
         hovertemplate=ACCURACY_HOVER)
 
 
-def _logprob_trace(label: str, series: Sequence[SummaryRow], xs: Sequence[float]) -> go.Scatter:
+def _logprob_trace(label: str, series: Sequence[SummaryRow], xs: Sequence[float], style: SeriesStyle) -> go.Scatter:
     ys = [r.mean_logprob for r in series]
     err = [Z95 * (r.logprob_se or 0.0) for r in series]
     return go.Scatter(
-        x=list(xs), y=ys, name=label, mode="lines+markers", line={"color": colour(label)},
+        x=list(xs), y=ys, name=label, mode="lines+markers", line={"color": style.colour},
+        marker={"symbol": style.symbol, "size": 8},
         error_y={"type": "data", "array": err},
         customdata=[[f"{r.model_id} ({params_label(r.n_params)})", y - e, y + e, r.n]
                     for r, y, e in zip(series, ys, err, strict=True)],
@@ -80,7 +82,8 @@ def accuracy_figure(rows: Sequence[SummaryRow], title: str = "Accuracy vs model 
     lines = _lines(rows, lambda r: r.accuracy is not None)
     if not lines:
         return _empty(title, "no results yet")
-    fig = go.Figure([_accuracy_trace(k, v, [r.n_params for r in v]) for k, v in lines.items()])
+    styles = series_styles(lines)
+    fig = go.Figure([_accuracy_trace(k, v, [r.n_params for r in v], styles[k]) for k, v in lines.items()])
     fig.update_yaxes(range=[-2, 102])
     return _layout(fig, title, "exact match (%), 95% Wilson CI", "parameters (log scale)")
 
@@ -89,7 +92,8 @@ def logprob_figure(rows: Sequence[SummaryRow], title: str = "Gold log-likelihood
     lines = _lines(rows, lambda r: r.mean_logprob is not None)
     if not lines:
         return _empty(title, "no log-likelihood scores yet")
-    fig = go.Figure([_logprob_trace(k, v, [r.n_params for r in v]) for k, v in lines.items()])
+    styles = series_styles(lines)
+    fig = go.Figure([_logprob_trace(k, v, [r.n_params for r in v], styles[k]) for k, v in lines.items()])
     return _layout(fig, title, "mean log p(gold token), ±1.96 SE", "parameters (log scale)")
 
 
@@ -102,12 +106,13 @@ def emergence_figure(rows: Sequence[SummaryRow],
     if not lines:
         return _empty(title, "no sized results yet")
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    styles = series_styles(lines)
     for label, series in lines.items():
         xs = [r.n_params for r in series]
-        fig.add_trace(_accuracy_trace(label, series, xs), row=1, col=1)
+        fig.add_trace(_accuracy_trace(label, series, xs, styles[label]), row=1, col=1)
         scored = [r for r in series if r.mean_logprob is not None]
         if scored:
-            trace = _logprob_trace(label, scored, [r.n_params for r in scored])
+            trace = _logprob_trace(label, scored, [r.n_params for r in scored], styles[label])
             trace.showlegend = False
             fig.add_trace(trace, row=2, col=1)
     _layout(fig, title, "", "")
@@ -129,7 +134,8 @@ def icl_figure(rows: Sequence[SummaryRow], title: str = "In-context learning: sc
     if not lines:
         return _empty(title, "needs a few-shot mode run at two or more k (e.g. k = 0,1,2,4,8)")
     ks = sorted({r.shots for v in lines.values() for r in v})
-    fig = go.Figure([_accuracy_trace(k, v, [ks.index(r.shots) for r in v]) for k, v in lines.items()])
+    styles = series_styles(lines)
+    fig = go.Figure([_accuracy_trace(k, v, [ks.index(r.shots) for r in v], styles[k]) for k, v in lines.items()])
     fig.update_xaxes(tickvals=list(range(len(ks))), ticktext=[str(k) for k in ks])
     fig.update_yaxes(range=[-2, 102])
     return _layout(fig, title, "exact match (%), 95% Wilson CI", "exemplars in the prompt (k)", log_x=False)
@@ -142,11 +148,13 @@ def cot_gain_figure(rows: Sequence[SummaryRow],
         return _empty(title, "needs a CoT mode and its direct counterpart for the same model<br>"
                              "(few_shot_cot with few_shot or zero_shot; zero_shot_cot with zero_shot)")
     fig = go.Figure()
+    styles = series_styles(g["pair"] for g in gains)
     for pair in sorted({g["pair"] for g in gains}):
         series = sorted((g for g in gains if g["pair"] == pair), key=lambda g: g["n_params"])
         ys = [100 * g["difference"] for g in series]
         fig.add_trace(go.Scatter(
-            x=[g["n_params"] for g in series], y=ys, name=pair, mode="lines+markers", line={"color": colour(pair)},
+            x=[g["n_params"] for g in series], y=ys, name=pair, mode="lines+markers", line={"color": styles[pair].colour},
+            marker={"symbol": styles[pair].symbol, "size": 8},
             error_y={"type": "data", "symmetric": False,
                      "array": [100 * g["ci_high"] - y for g, y in zip(series, ys, strict=True)],
                      "arrayminus": [y - 100 * g["ci_low"] for g, y in zip(series, ys, strict=True)]},

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from playground.lab.reports import SummaryRow, params_label
-from playground.palette import colour
+from playground.palette import series_styles
 from playground.stats import Z95
 
 FIGSIZE = (7.0, 4.5)
@@ -72,13 +72,15 @@ def plot_accuracy(rows: Sequence[SummaryRow], title: str = "Accuracy vs model si
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
     ax = fig.add_subplot()
     lines = _series(rows, lambda r: r.accuracy)
+    styles = series_styles(lines)
     for i, (label, series) in enumerate(lines.items()):
         xs = _dodged([r.n_params for r in series], i, len(lines))
         ys = [100 * (r.accuracy or 0.0) for r in series]
         # clamped: at 0% or 100% the Wilson bound equals the estimate up to rounding
         low = [max(0.0, y - 100 * (r.ci_low or 0.0)) for y, r in zip(ys, series, strict=True)]
         high = [max(0.0, 100 * (r.ci_high or 0.0) - y) for y, r in zip(ys, series, strict=True)]
-        ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4, label=label, color=colour(label))
+        ax.errorbar(xs, ys, yerr=[low, high], marker=styles[label].marker, capsize=4, label=label,
+                    color=styles[label].colour)
     if lines:
         ax.set_ylim(-2, 102)
     else:
@@ -91,11 +93,12 @@ def plot_logprob(rows: Sequence[SummaryRow], title: str = "Gold-answer log-likel
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
     ax = fig.add_subplot()
     lines = _series(rows, lambda r: r.mean_logprob)
+    styles = series_styles(lines)
     for i, (label, series) in enumerate(lines.items()):
         xs = _dodged([r.n_params for r in series], i, len(lines))
         ys = [r.mean_logprob for r in series]
         err = [Z95 * (r.logprob_se or 0.0) for r in series]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label, color=colour(label))
+        ax.errorbar(xs, ys, yerr=err, marker=styles[label].marker, capsize=4, label=label, color=styles[label].colour)
     if not lines:
         _empty(ax, "no log-likelihood scores yet")
     return _finish(fig, ax, rows, len(lines), title, "mean log p(gold token), ±1.96 SE")

@@ -52,8 +52,8 @@ def ratings_figure(board: Leaderboard) -> Figure:
 
 
 def _heatmap(board: Leaderboard, matrix: np.ndarray, title: str, fmt: str, cmap: str, vmin=None, vmax=None) -> Figure:
-    n = len(board.names)
-    labels = [short_label(name) for name in board.names]
+    n = len(matrix)  # large boards: the matrices cover the top rows only
+    labels = [short_label(name) for name in board.names[:n]]
     fig = _new_figure(min(11.0, max(5.5, 0.45 * n + 3.5)), min(10.0, max(4.5, 0.4 * n + 3)))  # capped: PNG cost
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=vmin, vmax=vmax)

@@ -42,7 +42,7 @@ def ratings_plot(board: Leaderboard) -> go.Figure:
 
 def _heatmap(board: Leaderboard, matrix: np.ndarray, title: str, fmt: str, scale: str, zmin=None, zmax=None,
              what: str = "") -> go.Figure:
-    names = list(board.names)
+    names = list(board.names[:len(matrix)])  # large boards: the matrices cover the top rows only
     z = [[None if math.isnan(v) else float(v) for v in row] for row in np.asarray(matrix, dtype=float)]
     text = [[("" if v is None else format(v, fmt)) for v in row] for row in z]
     fig = go.Figure(go.Heatmap(

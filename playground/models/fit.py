@@ -11,6 +11,12 @@ need = weights + KV cache at the chosen context length + working buffers, where
   (its default cache type), transformers the model's dtype. Widths come from the attention
   tensors' shapes (`blk.N.attn_k/v`), else from the header's head counts. Sliding-window layers
   (Gemma 3) are counted at the full context, so for those models the figure is an upper bound;
+- **repacked copies** (llama.cpp on the CPU): with AVX2, llama.cpp's CPU backend keeps a re-laid-out
+  copy ("CPU_REPACK") of every matrix it multiplies whose type has an interleaved kernel there
+  (Q4_0, Q4_K, IQ4_NL, MXFP4, rows a multiple of 8: `ggml_repack_get_optimal_repack_type` in
+  ggml-cpu/repack.cpp), beside the mapped file; the copy has the tensor's own size. The token
+  embedding is looked up (GET_ROWS), never multiplied, so it is not copied. Qwen2.5-Coder-0.5B
+  Q4_K_M: 28 MiB; its 1.5B: 597 MiB (most of its tensors are Q4_K); Q4_1 and F16: none;
 - **buffers**: llama.cpp's compute and output buffers, which grow with the vocabulary and the
   batch (`LLAMA_BUFFER_*` below, measured against llama.cpp's own log on the bundled models);
   transformers gets 10 % of the weights for activations.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -37,6 +44,10 @@ LLAMA_N_UBATCH = 512               # llama-cpp-python's default n_batch / n_ubat
 LLAMA_BUFFER_PER_UNIT = 4
 GPU_HEADROOM = 0.9                 # use at most 90 % of the free GPU memory (driver, fragmentation)
 TRANSFORMERS_ACTIVATIONS = 0.10
+# ggml types llama.cpp's CPU backend repacks on x86 with AVX2 (and not AVX-512: Q2_K is then added)
+LLAMA_AVX2_REPACKED_TYPES = frozenset({2, 12, 20, 39})     # Q4_0, Q4_K, IQ4_NL, MXFP4 (ggml_type numbers)
+LLAMA_LOOKUP_TENSORS = ("token_embd.weight", "per_layer_token_embd.weight", "position_embd.weight",
+                        "token_types.weight")              # read by GET_ROWS: never repacked
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
 _HF_BLOCK = re.compile(r"\.(?:layers|h|blocks|block)\.(\d+)\.")
 _ST_DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2,
@@ -55,6 +66,7 @@ class Shape:
     n_vocab: int
     n_embd: int
     stored_element_bytes: float     # weights_bytes / n_params (4 = fp32, 2 = fp16, ~0.6 = Q4)
+    repackable_bytes: int = 0       # tensors llama.cpp's AVX2 CPU backend keeps a repacked copy of
 
     @property
     def n_layers(self) -> int:
@@ -73,18 +85,20 @@ class Estimate:
     kv_bytes: int
     buffer_bytes: int
     source: str
+    repack_bytes: int = 0            # llama.cpp on the CPU: repacked copies beside the weights
 
     @property
     def total(self) -> int:
-        return self.weights_bytes + self.kv_bytes + self.buffer_bytes
+        return self.weights_bytes + self.repack_bytes + self.kv_bytes + self.buffer_bytes
 
     def describe(self) -> str:
-        return (f"{gb(self.total)} (weights {gb(self.weights_bytes)} + KV cache {gb(self.kv_bytes)} for "
+        repack = f" + repacked copies {gb(self.repack_bytes)}" if self.repack_bytes else ""
+        return (f"{gb(self.total)} (weights {gb(self.weights_bytes)}{repack} + KV cache {gb(self.kv_bytes)} for "
                 f"{self.n_ctx:,} tokens + buffers {gb(self.buffer_bytes)})")
 
     def to_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "n_ctx": self.n_ctx,
-                "weights_bytes": self.weights_bytes, "kv_bytes": self.kv_bytes,
+                "weights_bytes": self.weights_bytes, "repack_bytes": self.repack_bytes, "kv_bytes": self.kv_bytes,
                 "buffer_bytes": self.buffer_bytes, "total_bytes": self.total, "source": self.source}
 
 
@@ -130,7 +144,29 @@ def gguf_shape(info: Any) -> Shape:
     return Shape(source="GGUF tensor table", weights_bytes=weights, n_params=n_params,
                  layer_bytes=tuple(layers.get(i, 0) for i in range(n_layers)), kv_per_token=kv,
                  n_vocab=vocab or _int(meta("vocab_size")) or 0, n_embd=n_embd,
-                 stored_element_bytes=weights / n_params)
+                 stored_element_bytes=weights / n_params, repackable_bytes=llama_repackable_bytes(info))
+
+
+def llama_repackable_bytes(info: Any) -> int:
+    """Bytes of the tensors llama.cpp's CPU backend (x86, AVX2) copies into its CPU_REPACK buffer:
+    2-D matrices (3-D expert stacks) of a repacked type with a row count divisible by 8, other than
+    the lookup tables."""
+    total = 0
+    for (name, _, nbytes), (ggml_type, dims) in zip(info.tensors, info.layouts, strict=True):
+        if (ggml_type in LLAMA_AVX2_REPACKED_TYPES and len(dims) in (2, 3) and dims[1] % 8 == 0
+                and name not in LLAMA_LOOKUP_TENSORS):
+            total += nbytes
+    return total
+
+
+@lru_cache(maxsize=1)
+def llama_cpu_repacks() -> bool:
+    """Whether this llama.cpp build repacks on the CPU as counted above: its REPACK feature on an
+    AVX2 build (what `llama_print_system_info` reports; other CPUs repack other types, not counted)."""
+    from playground import devices
+
+    info = devices.llama_cpp_build().system_info.replace(" ", "")
+    return "REPACK=1" in info and "AVX2=1" in info
 
 
 def _header_kv_width(meta: Any, n_embd: int) -> int:
@@ -203,9 +239,11 @@ def _int(value: Any) -> int | None:
 
 # --- estimates ------------------------------------------------------------------------------------
 
-def estimate(spec: ModelSpec, backend: str, device: str, n_ctx: int, shape: Shape | None = None) -> Estimate | None:
+def estimate(spec: ModelSpec, backend: str, device: str, n_ctx: int, shape: Shape | None = None,
+             repacks: bool | None = None) -> Estimate | None:
     """Memory `spec` needs on `backend`/`device` with a context of n_ctx tokens (capped by the model);
-    None when its files are not on disk or the backend runs elsewhere (a remote server)."""
+    None when its files are not on disk or the backend runs elsewhere (a remote server). `repacks`:
+    whether llama.cpp keeps repacked copies on the CPU (None: ask this build)."""
     if backend not in ("llama_cpp", "transformers"):
         return None
     shape = shape or model_shape(spec)
@@ -213,8 +251,11 @@ def estimate(spec: ModelSpec, backend: str, device: str, n_ctx: int, shape: Shap
         return None
     ctx = min(n_ctx, spec.context_length or n_ctx) if n_ctx > 0 else (spec.context_length or 2048)
     on_gpu = device not in ("cpu", "")
+    repack = 0
     if backend == "llama_cpp":
         weights = shape.weights_bytes
+        if not on_gpu and shape.repackable_bytes and (llama_cpu_repacks() if repacks is None else repacks):
+            repack = shape.repackable_bytes
         kv = shape.kv_per_token * ctx * F16
         buffers = llama_buffer_bytes(shape)
     else:
@@ -228,7 +269,7 @@ def estimate(spec: ModelSpec, backend: str, device: str, n_ctx: int, shape: Shap
         kv = int(shape.kv_per_token * ctx * (F32 if not on_gpu else min(element, F32)))
         buffers = int(weights * TRANSFORMERS_ACTIVATIONS)
     return Estimate(model_id=spec.id, backend=backend, device=device, n_ctx=ctx, weights_bytes=int(weights),
-                    kv_bytes=int(kv), buffer_bytes=int(buffers), source=shape.source)
+                    kv_bytes=int(kv), buffer_bytes=int(buffers), source=shape.source, repack_bytes=repack)
 
 
 def llama_buffer_bytes(shape: Shape, n_ubatch: int = LLAMA_N_UBATCH) -> int:

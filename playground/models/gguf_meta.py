@@ -40,6 +40,7 @@ class GGUFInfo:
     file_size: int
     metadata: dict[str, Any]
     tensors: tuple[tuple[str, int, int], ...] = ()   # (name, elements, bytes in the file) of every tensor
+    layouts: tuple[tuple[int, tuple[int, ...]], ...] = ()   # (ggml type, dims ne0, ne1, ...), same order
 
     @property
     def is_chat(self) -> bool:
@@ -117,7 +118,7 @@ def read_gguf_info(path: str | Path, whole_size: int | None = None) -> GGUFInfo:
         for _ in range(n_kv):
             key = r.string()
             meta[key] = r.value(r.unpack("<I"), key in _KEEP_ARRAYS)
-        n_params, data_end, sizes = 0, 0, []
+        n_params, data_end, sizes, layouts = 0, 0, [], []
         for _ in range(n_tensors):
             name = r.string()
             dims = [r.unpack("<Q") for _ in range(r.unpack("<I"))]
@@ -132,6 +133,7 @@ def read_gguf_info(path: str | Path, whole_size: int | None = None) -> GGUFInfo:
                 raise ModelError(f"{p}: corrupt GGUF tensor table (type {ggml_type})") from None
             data_end = max(data_end, offset + nbytes)
             sizes.append((name, n, nbytes))
+            layouts.append((ggml_type, tuple(dims)))
         align = int(meta.get("general.alignment", 32))
         data_start = -(-f.tell() // align) * align
     if data_start + data_end > file_size:
@@ -151,7 +153,7 @@ def read_gguf_info(path: str | Path, whole_size: int | None = None) -> GGUFInfo:
         chat_template=meta.get("tokenizer.chat_template") or None,
         bos_token=token("tokenizer.ggml.bos_token_id"), eos_token=token("tokenizer.ggml.eos_token_id"),
         add_bos=bool(meta.get("tokenizer.ggml.add_bos_token", True)), file_size=file_size, metadata=meta,
-        tensors=tuple(sizes),
+        tensors=tuple(sizes), layouts=tuple(layouts),
     )
 
 

@@ -225,9 +225,10 @@ class ContestantTotals:
     ties: np.ndarray
     both_bad: np.ndarray
 
-    @property
+    @cached_property
     def win_rate(self) -> np.ndarray:
-        """(wins + ties / 2) / battles: the observed score, ties half, NaN without battles."""
+        """(wins + ties / 2) / battles: the observed score, ties half, NaN without battles (computed once:
+        a board reads it row by row)."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return (self.wins + 0.5 * self.ties) / self.battles
 
@@ -269,8 +270,13 @@ def predicted_win_matrix(ratings: np.ndarray) -> np.ndarray:
 
 
 def ci_rank(ci_low: np.ndarray, ci_high: np.ndarray) -> np.ndarray:
-    """Chatbot Arena's rank: 1 + the number of contestants whose lower bound is above my upper bound."""
+    """Chatbot Arena's rank: 1 + the number of contestants whose lower bound is above my upper bound.
+
+    Counted by binary search over the sorted lower bounds (n log n: 10,000 contestants are 10^8 pairs);
+    a NaN bound is above nothing and below nothing, as in the pairwise comparison."""
     ci_low, ci_high = np.asarray(ci_low, float), np.asarray(ci_high, float)
-    return 1 + (ci_low[None, :] > ci_high[:, None]).sum(1)
+    lows = np.sort(ci_low[~np.isnan(ci_low)])
+    above = len(lows) - np.searchsorted(lows, ci_high, side="right")
+    return 1 + np.where(np.isnan(ci_high), 0, above)
 
 

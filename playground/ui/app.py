@@ -42,6 +42,10 @@ CSS = """
    the answer on screen only (the round and the vote stay), so a person could vote on what they no
    longer see. Those rounds end with New round / Clear instead. */
 #arena-left-chat .top-panel, #arena-right-chat .top-panel, .pane-answer .top-panel { display: none; }
+/* My votes' team report (a Markdown table): words stay whole (Gradio's prose breaks them anywhere,
+   "vo/te/s" on a phone); a table wider than the screen scrolls sideways inside its block */
+#my-votes-team table { display: block; max-width: 100%; overflow-x: auto; border: none; }
+#my-votes-team th, #my-votes-team td { word-break: normal; overflow-wrap: normal; }
 """ + GRID_CSS   # passed to launch(css=...) (Gradio 6 takes page CSS there, not in Blocks)
 
 

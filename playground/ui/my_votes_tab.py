@@ -29,7 +29,7 @@ SHOWN = 200
 HEADERS = ["vote", "time (UTC)", "tab", "left", "left mode", "right", "right mode", "verdict", "question"]
 # pixels, as in the Models tab: each header on one line, and on a phone the table scrolls sideways
 # instead of breaking words into letters ("vo te")
-COLUMN_WIDTHS = ["64px", "130px", "84px", "150px", "110px", "150px", "110px", "84px", "320px"]
+COLUMN_WIDTHS = ["64px", "130px", "110px", "150px", "110px", "150px", "110px", "84px", "320px"]
 
 
 @dataclass
