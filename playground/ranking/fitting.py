@@ -322,6 +322,21 @@ def align_to_fit(sample: np.ndarray, full: np.ndarray, labels: np.ndarray, weigh
     return aligned
 
 
+def groups_across_parts(gi: np.ndarray, gj: np.ndarray, players: int, for_i: np.ndarray, for_j: np.ndarray
+                        ) -> np.ndarray:
+    """(R, G) bool: the groups whose two contestants lie in different strongly connected parts of their
+    round's "scored a point against" graph (all rounds as one block-diagonal graph, one call)."""
+    rounds = for_i.shape[0]
+    offset = (np.arange(rounds) * players)[:, None]
+    src, dst = gi + offset, gj + offset
+    forward, backward = for_i > 1e-12, for_j > 1e-12
+    rows = np.r_[src[forward], dst[backward]]
+    cols = np.r_[dst[forward], src[backward]]
+    graph = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(rounds * players,) * 2)
+    _, strong = connected_components(graph, directed=True, connection="strong")
+    return strong[src] != strong[dst]
+
+
 def rescue_shares(gi: np.ndarray, gj: np.ndarray, players: int, for_i: np.ndarray, for_j: np.ndarray) -> np.ndarray:
     """Per round and group, the share of one contestant's rescue ties its pair gets (0 where none is needed).
 
@@ -336,14 +351,7 @@ def rescue_shares(gi: np.ndarray, gj: np.ndarray, players: int, for_i: np.ndarra
     one-sided pairs of its two contestants in that round).
     """
     rounds, groups = for_i.shape
-    offset = (np.arange(rounds) * players)[:, None]
-    src, dst = (gi + offset), (gj + offset)
-    forward, backward = for_i > 1e-12, for_j > 1e-12
-    rows = np.r_[src[forward], dst[backward]]
-    cols = np.r_[dst[forward], src[backward]]
-    graph = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(rounds * players,) * 2)
-    _, strong = connected_components(graph, directed=True, connection="strong")
-    cross = strong[src] != strong[dst]
+    cross = groups_across_parts(gi, gj, players, for_i, for_j)
     if not cross.any():
         return np.zeros((rounds, groups))
     pair_id, pair_of = np.unique(gi * players + gj, return_inverse=True)  # several groups may share a pair

@@ -26,7 +26,7 @@ from playground.ranking.battles import (BOTH_BAD, ELO_PER_NAT, INIT_RATING, LEFT
                                         ContestantTotals, RankingError, _check_both_bad, _require_battles)
 from playground.ranking.bradley_terry import RESCUE_TIES, BTRatings, rescue_amount
 from playground.ranking.fitting import (LINE_SEARCH_ABOVE, NEWTON_MAX_ITER, NEWTON_MAX_STEP, NEWTON_TOL, RUNAWAY,
-                                        Cells, incidence_matrix)
+                                        Cells, groups_across_parts, incidence_matrix)
 
 CG_RTOL = 1e-9  # conjugate gradients stop when the residual is this share of the gradient
 BOOT_TOL, BOOT_RTOL = 1e-4, 0.1  # a bootstrap round: Newton until no rating moves 1e-4 log-odds (0.007 Elo points)
@@ -361,14 +361,7 @@ def pair_rescue_shares(gi: np.ndarray, gj: np.ndarray, players: int, for_i: np.n
     """`fitting.rescue_shares` when every group is its own pair (the plain fit): the same rule, without
     mapping groups to pairs (a sort of every pair per call, which was a third of a bootstrap round)."""
     rounds, groups = for_i.shape
-    offset = (np.arange(rounds) * players)[:, None]
-    src, dst = gi + offset, gj + offset
-    forward, backward = for_i > 1e-12, for_j > 1e-12
-    rows = np.r_[src[forward], dst[backward]]
-    cols = np.r_[dst[forward], src[backward]]
-    graph = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(rounds * players,) * 2)
-    _, strong = connected_components(graph, directed=True, connection="strong")
-    cross = strong[src] != strong[dst]
+    cross = groups_across_parts(gi, gj, players, for_i, for_j)
     if not cross.any():
         return np.zeros((rounds, groups))
     r, g = np.nonzero(cross)
