@@ -183,6 +183,24 @@ def ask_in_arena(page, app_url: str, question: str, max_tokens: int = 16, timeou
     tokens = page.locator("#arena-max-tokens input[type=number]")
     tokens.fill(str(max_tokens))
     tokens.press("Enter")
+    send_in_arena(page, question, timeout_ms=timeout_ms)
+
+
+def send_in_arena(page, question: str, *, new_round: bool = False, timeout_ms: int = 240_000) -> None:
+    """Ask `question` in the open Arena tab (after New round when `new_round`) and wait for both answers."""
+    if new_round:
+        page.locator("#arena-new-round").click()
+        page.locator("#arena-status").get_by_text("two new anonymous contestants").wait_for(timeout=30_000)
     page.locator("#arena-input textarea").fill(question)
     page.locator("#arena-send").click()
     page.locator("#arena-status").get_by_text("Both answers are complete").wait_for(timeout=timeout_ms)
+
+
+def expect_verdicts(page, same_answer: bool, timeout_ms: int = 10_000) -> None:
+    """The Arena's verdict buttons: all enabled, or on two identical answers only Tie and Both are bad."""
+    from playwright.sync_api import expect
+
+    for winner in ("left", "right", "tie", "both_bad"):
+        button = expect(page.locator(f"#arena-vote-{winner}"))
+        offered = not same_answer or winner in ("tie", "both_bad")
+        (button.to_be_enabled if offered else button.to_be_disabled)(timeout=timeout_ms)

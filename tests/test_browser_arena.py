@@ -9,11 +9,10 @@ import sqlite3
 from contextlib import closing
 
 import pytest
-from playwright.sync_api import expect
 
 from playground.verdicts import WINNER_LABELS
-from storage.pairs import SAME_ANSWER_NOTICE, SAME_ANSWER_VERDICTS
-from tests.browser_support import AppProcess, open_arena_settings
+from storage.pairs import SAME_ANSWER_NOTICE
+from tests.browser_support import AppProcess, expect_verdicts, open_arena_settings
 
 pytestmark = pytest.mark.browser
 
@@ -68,9 +67,7 @@ def test_arena_blind_round_vote_and_reveal(page, arena_app, screenshot_dir):
     # Two modes of one model can sample the same text: then only Tie and Both are bad are offered.
     same = SAME_ANSWER_NOTICE in page.locator("#arena-status").inner_text()
     verdict = "tie" if same else "left"
-    for w in VOTES:
-        button = expect(page.locator(f"#arena-vote-{w}"))
-        (button.to_be_enabled if not same or w in SAME_ANSWER_VERDICTS else button.to_be_disabled)(timeout=10_000)
+    expect_verdicts(page, same)
 
     page.locator("#arena-note").locator("textarea").fill("A was shorter")
     page.locator(f"#arena-vote-{verdict}").dblclick()      # a double click must store one vote

@@ -16,7 +16,7 @@ import re
 import pytest
 
 from playground.prompting.plan import MODE_TITLES, MODES
-from tests.browser_support import open_arena_settings, twin_model_server
+from tests.browser_support import open_arena_settings, send_in_arena, twin_model_server
 
 pytestmark = pytest.mark.browser
 
@@ -103,11 +103,7 @@ def test_two_sides_differ_only_in_their_answers_for_every_mode(page, twin_app, s
     for k, mode in enumerate(MODES):
         pick_mode(page, mode)
         page.locator("#arena-pool").get_by_text("2 contestants").wait_for(timeout=10_000)
-        page.locator("#arena-new-round").click()
-        page.locator("#arena-status").get_by_text("two new anonymous contestants").wait_for(timeout=30_000)
-        page.locator("#arena-input textarea").fill("Name one colour.")
-        page.locator("#arena-send").click()
-        page.locator("#arena-status").get_by_text("Both answers are complete").wait_for(timeout=240_000)
+        send_in_arena(page, "Name one colour.", new_round=True)
         sides = {side: page.locator(f"#arena-{side}").evaluate(COLLECT) for side in ("left", "right")}
         for side, seen in sides.items():
             shown = "\n".join([seen["visible"], *everything(seen["tree"])])

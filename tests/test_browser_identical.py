@@ -11,7 +11,7 @@ import pytest
 
 import storage
 from storage.assignments import assign_overlap
-from tests.browser_support import AppProcess, open_arena_settings, twin_model_server
+from tests.browser_support import AppProcess, expect_verdicts, open_arena_settings, send_in_arena, twin_model_server
 from tests.test_browser_blind import TWIN, pick_mode, add_models
 
 pytestmark = pytest.mark.browser
@@ -49,8 +49,7 @@ def test_an_assigned_battle_with_identical_answers_offers_only_tie_or_both_bad(p
     page.locator("#arena-status").get_by_text("Assigned battle").wait_for(timeout=30_000)
     status = page.locator("#arena-status").inner_text()
     assert "The two answers are identical" in status, status
-    assert page.locator("#arena-vote-left").is_disabled() and page.locator("#arena-vote-right").is_disabled()
-    assert page.locator("#arena-vote-tie").is_enabled() and page.locator("#arena-vote-both_bad").is_enabled()
+    expect_verdicts(page, same_answer=True)
     page.screenshot(path=str(screenshot_dir / "arena-identical-assigned-1440x900.png"))
     page.locator("#arena-vote-both_bad").click()
     page.locator("#arena-reveal").get_by_text("Who was who").wait_for(timeout=30_000)
@@ -73,15 +72,10 @@ def test_identical_answers_get_a_notice_and_only_tie_or_both_bad(page, twin_app,
     tokens.fill("12")
     tokens.press("Enter")
     page.locator("#arena-pool").get_by_text("2 contestants").wait_for(timeout=10_000)
-    page.locator("#arena-new-round").click()
-    page.locator("#arena-status").get_by_text("two new anonymous contestants").wait_for(timeout=30_000)
-    page.locator("#arena-input textarea").fill("Name one colour.")
-    page.locator("#arena-send").click()
-    page.locator("#arena-status").get_by_text("Both answers are complete").wait_for(timeout=240_000)
+    send_in_arena(page, "Name one colour.", new_round=True)
     status = page.locator("#arena-status").inner_text()
     assert "The two answers are identical" in status, status
-    assert page.locator("#arena-vote-left").is_disabled() and page.locator("#arena-vote-right").is_disabled()
-    assert page.locator("#arena-vote-tie").is_enabled() and page.locator("#arena-vote-both_bad").is_enabled()
+    expect_verdicts(page, same_answer=True)
     page.screenshot(path=str(screenshot_dir / "arena-identical-answers-1440x900.png"))
     page.locator("#arena-vote-tie").click()
     page.locator("#arena-reveal").get_by_text("Who was who").wait_for(timeout=30_000)
