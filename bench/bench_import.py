@@ -11,7 +11,7 @@ index, trigger or validation, in one transaction: the cost of just writing the b
 The second import of the same file (nothing added) is timed too. While the first import runs,
 ANNOTATORS threads of another process (as the web server is) vote through the app's own
 `recording.save_vote` (one vote every 0.2 s each, as people clicking): every vote must be stored with no error, and the longest wait is reported
-against the issue's bound of 5 s (the import holds the write lock only for its final copy). CPU is reported for the writing
+against a bound of 5 s, the most a person should wait for a vote (the import holds the write lock only for its final copy). CPU is reported for the writing
 process and, separately, for the parsing worker processes (storage/import_parallel.py): on a
 shared machine CPU seconds move much less than wall seconds.
 Run: python bench/bench_import.py [--battles 1000000]

@@ -9,7 +9,8 @@ run stopped at any time leaves comparable cells (the first N items of the same f
     nice -n 10 python bench/ladder.py --db /work/ladder/ladder.db      # start or continue
     python bench/ladder.py --db /work/ladder/ladder.db --plan          # what it would run, and n so far
 
-Sizes the issue asks for: >= 250 items per cell up to 0.5B, >= 100 for the 1.5B and for maj@5.
+Sizes: >= 250 items per cell up to 0.5B, >= 100 for the 1.5B and for maj@5 (a 95% interval of about
++/-6 points at 250 items, +/-10 at 100).
 On a shared 2-core machine that is many hours; the stages below reach them in the last stage.
 """
 from __future__ import annotations
